@@ -1,0 +1,190 @@
+//! What to do when DynamoDB TTL has deleted a workspace's record (pure).
+
+use crate::layout::TrashName;
+use crate::observe::Reason;
+use crate::ports::AccessPointInfo;
+use crate::record::WorkspaceRecord;
+use crate::retention::RetentionPolicy;
+
+/// What is known about an expired workspace right before acting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryFacts<'a> {
+    pub record: &'a WorkspaceRecord,
+    /// A consistent read found a record with this id again.
+    pub exists_again: bool,
+    /// Active ECS tasks using the workspace (empty when none, or when no cluster is configured).
+    pub in_use_by: &'a [String],
+    /// When the TTL deletion happened (the stream record's creation time), epoch seconds.
+    pub deleted_at: i64,
+    pub now: i64,
+    pub trash_grace_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpiryPlan {
+    /// Leave everything as it is.
+    Keep { reason: Reason },
+    /// Re-create the record (only if still absent) with this expiry, and touch nothing else.
+    PutBack {
+        reason: Reason,
+        expires_at: Option<i64>,
+    },
+    /// Delete the access point (if any), move the data to the trash, and purge it now if there
+    /// is no grace period.
+    Remove {
+        access_point_id: Option<String>,
+        trash: TrashName,
+        purge_now: bool,
+    },
+}
+
+pub fn plan_expiry(facts: &ExpiryFacts<'_>, policy: &RetentionPolicy) -> ExpiryPlan {
+    let record = facts.record;
+    if facts.exists_again {
+        return ExpiryPlan::Keep {
+            reason: Reason::Recreated,
+        };
+    }
+    if record.hold {
+        // A held record has no TTL; if one was deleted anyway, the hold wins over the deletion.
+        return ExpiryPlan::PutBack {
+            reason: Reason::SkippedHold,
+            expires_at: None,
+        };
+    }
+    if !facts.in_use_by.is_empty() {
+        return ExpiryPlan::PutBack {
+            reason: Reason::SkippedInUse,
+            expires_at: policy.expires_at(record, facts.now),
+        };
+    }
+    ExpiryPlan::Remove {
+        access_point_id: record.access_point_id.clone(),
+        trash: TrashName {
+            deleted_at: facts.deleted_at,
+            tenant: record.tenant_id.clone(),
+            workspace: record.workspace_id.clone(),
+        },
+        purge_now: facts.trash_grace_days == 0,
+    }
+}
+
+/// Whether the access point a record names may be deleted on that record's behalf. It must be on
+/// our file system (when known), and must not say it belongs to another workspace, by tag or by
+/// its root directory `…/<tenantId>/<workspaceId>`.
+pub fn access_point_belongs(
+    ap: &AccessPointInfo,
+    record: &WorkspaceRecord,
+    file_system_id: Option<&str>,
+) -> Result<(), String> {
+    if let Some(fs) = file_system_id {
+        if ap.file_system_id != fs {
+            return Err(format!(
+                "access point {} is on file system {}, not {fs}",
+                ap.id, ap.file_system_id
+            ));
+        }
+    }
+    if let Some(tagged) = ap.tags.get(crate::tasks::WORKSPACE_TAG) {
+        if tagged != record.workspace_id.as_str() {
+            return Err(format!("access point {} is tagged for workspace {tagged}", ap.id));
+        }
+        return Ok(());
+    }
+    if let Some(path) = ap.root_path.as_deref() {
+        let mut parts = path.trim_end_matches('/').rsplit('/');
+        let (leaf, parent) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if leaf != record.workspace_id.as_str() || parent != record.tenant_id.as_str() {
+            return Err(format!(
+                "access point {} has root {path}, not …/{}/{}",
+                ap.id, record.tenant_id, record.workspace_id
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{TenantId, WorkspaceId};
+    use crate::record::{SubscriptionStatus, Tier};
+    use std::collections::BTreeMap;
+
+    fn record() -> WorkspaceRecord {
+        WorkspaceRecord {
+            workspace_id: WorkspaceId::parse("ws-1").unwrap(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            user_id: None,
+            tier: Tier::Pro,
+            subscription_status: SubscriptionStatus::Active,
+            last_activity_at: 1_000,
+            expires_at: Some(2_000),
+            retention_days: None,
+            access_point_id: Some("fsap-0123".into()),
+            hold: false,
+        }
+    }
+
+    fn facts<'a>(r: &'a WorkspaceRecord, again: bool, used: &'a [String]) -> ExpiryFacts<'a> {
+        ExpiryFacts {
+            record: r,
+            exists_again: again,
+            in_use_by: used,
+            deleted_at: 5_000,
+            now: 6_000,
+            trash_grace_days: 7,
+        }
+    }
+
+    #[test]
+    fn decisions_in_priority_order() {
+        let p = RetentionPolicy::default();
+        let r = record();
+        let used = vec!["arn:task".to_string()];
+        assert_eq!(
+            plan_expiry(&facts(&r, true, &used), &p),
+            ExpiryPlan::Keep { reason: Reason::Recreated }
+        );
+        assert_eq!(
+            plan_expiry(&facts(&r, false, &used), &p),
+            ExpiryPlan::PutBack {
+                reason: Reason::SkippedInUse,
+                expires_at: Some(6_000 + 30 * 86_400)
+            }
+        );
+        let mut held = record();
+        held.hold = true;
+        assert_eq!(
+            plan_expiry(&facts(&held, false, &[]), &p),
+            ExpiryPlan::PutBack { reason: Reason::SkippedHold, expires_at: None }
+        );
+        let ExpiryPlan::Remove { access_point_id, trash, purge_now } = plan_expiry(&facts(&r, false, &[]), &p) else {
+            panic!("expected removal")
+        };
+        assert_eq!(access_point_id.as_deref(), Some("fsap-0123"));
+        assert_eq!(trash.to_string(), "5000+acme+ws-1");
+        assert!(!purge_now);
+        let mut f = facts(&r, false, &[]);
+        f.trash_grace_days = 0;
+        assert!(matches!(plan_expiry(&f, &p), ExpiryPlan::Remove { purge_now: true, .. }));
+    }
+
+    #[test]
+    fn access_point_ownership() {
+        let r = record();
+        let ap = |fs: &str, path: Option<&str>, tag: Option<&str>| AccessPointInfo {
+            id: "fsap-0123".into(),
+            file_system_id: fs.into(),
+            root_path: path.map(Into::into),
+            tags: tag.map(|t| BTreeMap::from([("workspaceId".to_string(), t.to_string())])).unwrap_or_default(),
+        };
+        assert!(access_point_belongs(&ap("fs-1", Some("/workspaces/acme/ws-1"), None), &r, Some("fs-1")).is_ok());
+        assert!(access_point_belongs(&ap("fs-1", Some("/acme/ws-1/"), Some("ws-1")), &r, None).is_ok());
+        assert!(access_point_belongs(&ap("fs-1", None, None), &r, None).is_ok());
+        assert!(access_point_belongs(&ap("fs-2", None, None), &r, Some("fs-1")).is_err());
+        assert!(access_point_belongs(&ap("fs-1", None, Some("ws-2")), &r, None).is_err());
+        assert!(access_point_belongs(&ap("fs-1", Some("/other/ws-1"), None), &r, None).is_err());
+        assert!(access_point_belongs(&ap("fs-1", Some("/"), None), &r, None).is_err());
+    }
+}

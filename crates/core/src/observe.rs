@@ -1,0 +1,163 @@
+//! Logs, audit lines and metrics. Every line is JSON on stdout (CloudWatch Logs ingests it as is).
+//! Audit lines carry `target = "audit"`, so one filter pattern finds every destructive decision.
+
+use serde::Serialize;
+use tracing_subscriber::EnvFilter;
+
+/// JSON logs at `RUST_LOG` (default `info`). Call once, first thing in `main`.
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(true)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// What was done (or, in a dry run, would have been).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    DeleteAccessPoint,
+    MoveToTrash,
+    PurgeTrashEntry,
+    PutBackRecord,
+    Skip,
+    RejectRecord,
+}
+
+/// Why. Exactly one per audit line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// DynamoDB TTL deleted the record.
+    TtlExpired,
+    /// The record exists again (re-created after the TTL delete).
+    Recreated,
+    /// A running or pending ECS task uses the workspace.
+    SkippedInUse,
+    /// The record is under hold and must never expire.
+    SkippedHold,
+    /// The access point belongs to another workspace or file system.
+    AccessPointMismatch,
+    /// Nothing was there: a redelivery, or already cleaned up.
+    AlreadyAbsent,
+    /// `TRASH_GRACE_DAYS=0`: purge without a grace period.
+    NoGracePeriod,
+    /// The record is malformed or names a hostile id; nothing was touched.
+    InvalidRecord,
+    /// The action failed; see `error`.
+    Failed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::DeleteAccessPoint => "delete_access_point",
+            Action::MoveToTrash => "move_to_trash",
+            Action::PurgeTrashEntry => "purge_trash_entry",
+            Action::PutBackRecord => "put_back_record",
+            Action::Skip => "skip",
+            Action::RejectRecord => "reject_record",
+        }
+    }
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::TtlExpired => "ttl_expired",
+            Reason::Recreated => "recreated",
+            Reason::SkippedInUse => "skipped_in_use",
+            Reason::SkippedHold => "skipped_hold",
+            Reason::AccessPointMismatch => "access_point_mismatch",
+            Reason::AlreadyAbsent => "already_absent",
+            Reason::NoGracePeriod => "no_grace_period",
+            Reason::InvalidRecord => "invalid_record",
+            Reason::Failed => "failed",
+        }
+    }
+}
+
+/// One audit line: what, to which workspace, why, and how much.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Audit {
+    pub workspace_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    pub action: String,
+    pub reason: String,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Audit {
+    pub fn new(workspace_id: impl Into<String>, action: Action, reason: Reason, dry_run: bool) -> Self {
+        Self {
+            workspace_id: workspace_id.into(),
+            action: action.as_str().into(),
+            reason: reason.as_str().into(),
+            dry_run,
+            ..Self::default()
+        }
+    }
+
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant.into());
+        self
+    }
+
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    pub fn freed(mut self, files: u64, bytes: u64) -> Self {
+        self.files = Some(files);
+        self.bytes = Some(bytes);
+        self
+    }
+
+    pub fn error(mut self, error: impl std::fmt::Display) -> Self {
+        self.error = Some(error.to_string());
+        self
+    }
+
+    /// Emits the line (warn level for failures and rejections, info otherwise).
+    pub fn emit(&self) {
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "audit",
+                    workspaceId = %self.workspace_id,
+                    tenantId = self.tenant_id.as_deref(),
+                    action = %self.action,
+                    reason = %self.reason,
+                    dryRun = self.dry_run,
+                    target = self.target.as_deref(),
+                    files = self.files,
+                    bytes = self.bytes,
+                    error = self.error.as_deref(),
+                    "audit"
+                )
+            };
+        }
+        if self.error.is_some() || self.reason == Reason::InvalidRecord.as_str() {
+            line!(warn);
+        } else {
+            line!(info);
+        }
+    }
+}
