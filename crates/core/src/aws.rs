@@ -20,15 +20,18 @@ use crate::tasks::TaskSummary;
 /// Loads the SDK configuration once (region, credentials, and `AWS_ENDPOINT_URL`, which points
 /// every client at a local emulator in tests and demos).
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(20))
-                .build(),
-        )
-        .load()
-        .await
+    sdk_config_loader().load().await
+}
+
+/// The loader behind [`load_sdk_config`], for callers that set the endpoint or credentials
+/// themselves (the CLI's flags, the tests' fault proxy).
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .build(),
+    )
 }
 
 const RETRYABLE_CODES: &[&str] = &[
@@ -54,7 +57,9 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
         SdkError::ServiceError(ctx) => {
             RETRYABLE_CODES.contains(&err.code().unwrap_or_default())
                 || ctx.raw().status().is_server_error()
@@ -137,11 +142,20 @@ impl EfsAccessPoints {
 #[async_trait]
 impl AccessPoints for EfsAccessPoints {
     async fn describe(&self, id: &str) -> Result<Option<AccessPointInfo>, ServiceError> {
-        match self.client.describe_access_points().access_point_id(id).send().await {
+        match self
+            .client
+            .describe_access_points()
+            .access_point_id(id)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.access_points().first().map(|ap| AccessPointInfo {
                 id: ap.access_point_id().unwrap_or(id).to_string(),
                 file_system_id: ap.file_system_id().unwrap_or_default().to_string(),
-                root_path: ap.root_directory().and_then(|r| r.path()).map(str::to_string),
+                root_path: ap
+                    .root_directory()
+                    .and_then(|r| r.path())
+                    .map(str::to_string),
                 tags: ap
                     .tags()
                     .iter()
@@ -154,7 +168,13 @@ impl AccessPoints for EfsAccessPoints {
     }
 
     async fn delete(&self, id: &str) -> Result<bool, ServiceError> {
-        match self.client.delete_access_point().access_point_id(id).send().await {
+        match self
+            .client
+            .delete_access_point()
+            .access_point_id(id)
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("AccessPointNotFound") => Ok(false),
             Err(e) => Err(service_error("EFS DeleteAccessPoint", e)),

@@ -41,7 +41,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     pub fn required(&self, var: &'static str) -> Result<String, ConfigError> {
-        self.get(var).ok_or_else(|| err(var, "is required but not set"))
+        self.get(var)
+            .ok_or_else(|| err(var, "is required but not set"))
     }
 
     pub fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -71,7 +72,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         if !range.contains(&value) {
             return Err(err(
                 var,
-                format!("{value} is out of range {}..={}", range.start(), range.end()),
+                format!(
+                    "{value} is out of range {}..={}",
+                    range.start(),
+                    range.end()
+                ),
             ));
         }
         Ok(value)
@@ -113,20 +118,25 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_EFS_ROOT.into()),
         );
         if !efs_root.is_absolute() {
-            return Err(err("EFS_ROOT", format!("{} is not an absolute path", efs_root.display())));
+            return Err(err(
+                "EFS_ROOT",
+                format!("{} is not an absolute path", efs_root.display()),
+            ));
         }
         let efs_file_system_id = env.get("EFS_FILE_SYSTEM_ID");
         if let Some(id) = &efs_file_system_id {
             let hex = id.strip_prefix("fs-").unwrap_or("");
             if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(err("EFS_FILE_SYSTEM_ID", format!("{id:?} is not an EFS file system id (fs-…)")));
+                return Err(err(
+                    "EFS_FILE_SYSTEM_ID",
+                    format!("{id:?} is not an EFS file system id (fs-…)"),
+                ));
             }
         }
         let retention = match env.get("RETENTION_POLICY") {
             None => RetentionPolicy::default(),
-            Some(text) => {
-                RetentionPolicy::from_json(&text).map_err(|e| err("RETENTION_POLICY", e.to_string()))?
-            }
+            Some(text) => RetentionPolicy::from_json(&text)
+                .map_err(|e| err("RETENTION_POLICY", e.to_string()))?,
         };
         Ok(Self {
             table,
@@ -136,7 +146,11 @@ impl Config {
             trash_grace_days: env.number("TRASH_GRACE_DAYS", DEFAULT_TRASH_GRACE_DAYS, 0..=3650)?,
             dry_run: env.bool("DRY_RUN", false)?,
             retention,
-            record_concurrency: env.number("RECORD_CONCURRENCY", DEFAULT_RECORD_CONCURRENCY, 1..=64)?,
+            record_concurrency: env.number(
+                "RECORD_CONCURRENCY",
+                DEFAULT_RECORD_CONCURRENCY,
+                1..=64,
+            )?,
         })
     }
 }
@@ -147,8 +161,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from(&Env(move |k: &str| map.get(k).cloned()))
     }
 
@@ -167,11 +183,26 @@ mod tests {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[], "WORKSPACE_TABLE: is required"),
             (&[("WORKSPACE_TABLE", "a b")], "WORKSPACE_TABLE: \"a b\""),
-            (&[("WORKSPACE_TABLE", "t12"), ("DRY_RUN", "yes")], "DRY_RUN: \"yes\" is not true or false"),
-            (&[("WORKSPACE_TABLE", "t12"), ("TRASH_GRACE_DAYS", "-1")], "TRASH_GRACE_DAYS: \"-1\""),
-            (&[("WORKSPACE_TABLE", "t12"), ("EFS_ROOT", "rel/path")], "EFS_ROOT: rel/path is not an absolute"),
-            (&[("WORKSPACE_TABLE", "t12"), ("EFS_FILE_SYSTEM_ID", "fsap-1")], "EFS_FILE_SYSTEM_ID"),
-            (&[("WORKSPACE_TABLE", "t12"), ("RETENTION_POLICY", "{")], "RETENTION_POLICY: EOF"),
+            (
+                &[("WORKSPACE_TABLE", "t12"), ("DRY_RUN", "yes")],
+                "DRY_RUN: \"yes\" is not true or false",
+            ),
+            (
+                &[("WORKSPACE_TABLE", "t12"), ("TRASH_GRACE_DAYS", "-1")],
+                "TRASH_GRACE_DAYS: \"-1\"",
+            ),
+            (
+                &[("WORKSPACE_TABLE", "t12"), ("EFS_ROOT", "rel/path")],
+                "EFS_ROOT: rel/path is not an absolute",
+            ),
+            (
+                &[("WORKSPACE_TABLE", "t12"), ("EFS_FILE_SYSTEM_ID", "fsap-1")],
+                "EFS_FILE_SYSTEM_ID",
+            ),
+            (
+                &[("WORKSPACE_TABLE", "t12"), ("RETENTION_POLICY", "{")],
+                "RETENTION_POLICY: EOF",
+            ),
         ];
         for (pairs, expected) in cases {
             let e = config(pairs).unwrap_err().to_string();

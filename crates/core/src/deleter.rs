@@ -86,7 +86,9 @@ fn reopen(stack: &mut [Frame], base: BorrowedFd<'_>, k: usize) -> rustix::io::Re
         };
         let child = open_dir_nofollow(parent, stack[i].name.as_c_str())?;
         if i >= keep_from {
-            let dup = child.try_clone().map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::MFILE))?;
+            let dup = child
+                .try_clone()
+                .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::MFILE))?;
             stack[i].dir = Some(Dir::new(dup)?);
             opened += 1;
         }
@@ -175,7 +177,8 @@ pub fn remove_tree_at(
                     stack.pop();
                     continue;
                 };
-                let st = match rfs::statat(dirfd, child_name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                let st = match rfs::statat(dirfd, child_name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+                {
                     Ok(st) => st,
                     Err(Errno::NOENT) => continue,
                     Err(e) => {
@@ -305,7 +308,13 @@ mod tests {
     fn remove(root: &Path, name: &str) -> RemovalReport {
         let parent = fs::File::open(root).unwrap();
         let dev = fs::metadata(root).unwrap().dev();
-        remove_tree_at(parent.as_fd(), OsStr::new(name), &root.join(name), dev, None)
+        remove_tree_at(
+            parent.as_fd(),
+            OsStr::new(name),
+            &root.join(name),
+            dev,
+            None,
+        )
     }
 
     #[test]

@@ -107,7 +107,11 @@ impl WorkspaceFs {
             Ok(fd) => Ok(Some(fd)),
             Err(Errno::NOENT) => Ok(None),
             // ELOOP/ENOTDIR: the tenant path is a symlink or a file. Refuse rather than follow.
-            Err(e) => Err(FsError::new("open tenant dir", self.root.join(tenant.as_str()), e)),
+            Err(e) => Err(FsError::new(
+                "open tenant dir",
+                self.root.join(tenant.as_str()),
+                e,
+            )),
         }
     }
 
@@ -171,7 +175,11 @@ impl WorkspaceFs {
             .map_err(|e| FsError::new("stat root", &self.root, e))?
             .st_dev;
         if st.st_dev != root_dev {
-            return Err(FsError::new("refuse (another file system)", ws_path, Errno::XDEV));
+            return Err(FsError::new(
+                "refuse (another file system)",
+                ws_path,
+                Errno::XDEV,
+            ));
         }
         let trash_path = self.trash_path();
         let trash = self.ensure_dir(&root, TRASH_DIR, &trash_path)?;

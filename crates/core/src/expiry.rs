@@ -87,7 +87,10 @@ pub fn access_point_belongs(
     }
     if let Some(tagged) = ap.tags.get(crate::tasks::WORKSPACE_TAG) {
         if tagged != record.workspace_id.as_str() {
-            return Err(format!("access point {} is tagged for workspace {tagged}", ap.id));
+            return Err(format!(
+                "access point {} is tagged for workspace {tagged}",
+                ap.id
+            ));
         }
         return Ok(());
     }
@@ -144,7 +147,9 @@ mod tests {
         let used = vec!["arn:task".to_string()];
         assert_eq!(
             plan_expiry(&facts(&r, true, &used), &p),
-            ExpiryPlan::Keep { reason: Reason::Recreated }
+            ExpiryPlan::Keep {
+                reason: Reason::Recreated
+            }
         );
         assert_eq!(
             plan_expiry(&facts(&r, false, &used), &p),
@@ -157,9 +162,17 @@ mod tests {
         held.hold = true;
         assert_eq!(
             plan_expiry(&facts(&held, false, &[]), &p),
-            ExpiryPlan::PutBack { reason: Reason::SkippedHold, expires_at: None }
+            ExpiryPlan::PutBack {
+                reason: Reason::SkippedHold,
+                expires_at: None
+            }
         );
-        let ExpiryPlan::Remove { access_point_id, trash, purge_now } = plan_expiry(&facts(&r, false, &[]), &p) else {
+        let ExpiryPlan::Remove {
+            access_point_id,
+            trash,
+            purge_now,
+        } = plan_expiry(&facts(&r, false, &[]), &p)
+        else {
             panic!("expected removal")
         };
         assert_eq!(access_point_id.as_deref(), Some("fsap-0123"));
@@ -167,7 +180,13 @@ mod tests {
         assert!(!purge_now);
         let mut f = facts(&r, false, &[]);
         f.trash_grace_days = 0;
-        assert!(matches!(plan_expiry(&f, &p), ExpiryPlan::Remove { purge_now: true, .. }));
+        assert!(matches!(
+            plan_expiry(&f, &p),
+            ExpiryPlan::Remove {
+                purge_now: true,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -177,10 +196,19 @@ mod tests {
             id: "fsap-0123".into(),
             file_system_id: fs.into(),
             root_path: path.map(Into::into),
-            tags: tag.map(|t| BTreeMap::from([("workspaceId".to_string(), t.to_string())])).unwrap_or_default(),
+            tags: tag
+                .map(|t| BTreeMap::from([("workspaceId".to_string(), t.to_string())]))
+                .unwrap_or_default(),
         };
-        assert!(access_point_belongs(&ap("fs-1", Some("/workspaces/acme/ws-1"), None), &r, Some("fs-1")).is_ok());
-        assert!(access_point_belongs(&ap("fs-1", Some("/acme/ws-1/"), Some("ws-1")), &r, None).is_ok());
+        assert!(access_point_belongs(
+            &ap("fs-1", Some("/workspaces/acme/ws-1"), None),
+            &r,
+            Some("fs-1")
+        )
+        .is_ok());
+        assert!(
+            access_point_belongs(&ap("fs-1", Some("/acme/ws-1/"), Some("ws-1")), &r, None).is_ok()
+        );
         assert!(access_point_belongs(&ap("fs-1", None, None), &r, None).is_ok());
         assert!(access_point_belongs(&ap("fs-2", None, None), &r, Some("fs-1")).is_err());
         assert!(access_point_belongs(&ap("fs-1", None, Some("ws-2")), &r, None).is_err());

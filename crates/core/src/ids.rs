@@ -21,7 +21,9 @@ pub enum IdError {
     },
     #[error("{kind} {value:?} must start with a letter or digit")]
     BadFirst { kind: &'static str, value: String },
-    #[error("{kind} {value:?} contains {ch:?}; only letters, digits, '.', '_' and '-' are allowed")]
+    #[error(
+        "{kind} {value:?} contains {ch:?}; only letters, digits, '.', '_' and '-' are allowed"
+    )]
     BadChar {
         kind: &'static str,
         value: String,
@@ -146,7 +148,10 @@ mod tests {
             assert!(err.contains(why), "{bad:?}: {err}");
         }
         let long = "a".repeat(200);
-        assert!(TenantId::parse(long).unwrap_err().to_string().contains("200 bytes"));
+        assert!(TenantId::parse(long)
+            .unwrap_err()
+            .to_string()
+            .contains("200 bytes"));
     }
 
     proptest! {

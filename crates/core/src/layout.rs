@@ -39,7 +39,11 @@ pub enum TrashNameError {
 
 impl fmt::Display for TrashName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{SEP}{}{SEP}{}", self.deleted_at, self.tenant, self.workspace)
+        write!(
+            f,
+            "{}{SEP}{}{SEP}{}",
+            self.deleted_at, self.tenant, self.workspace
+        )
     }
 }
 
@@ -101,7 +105,16 @@ mod tests {
 
     #[test]
     fn rejects_foreign_names() {
-        for bad in ["", "x+y+z", "12+acme", "12+acme+ws+extra", "12+..+ws", "-1+a+b", "12+a+b/c", "lost+found"] {
+        for bad in [
+            "",
+            "x+y+z",
+            "12+acme",
+            "12+acme+ws+extra",
+            "12+..+ws",
+            "-1+a+b",
+            "12+a+b/c",
+            "lost+found",
+        ] {
             assert!(bad.parse::<TrashName>().is_err(), "{bad}");
         }
     }

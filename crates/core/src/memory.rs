@@ -25,7 +25,11 @@ impl WorkspaceTable for MemoryTable {
 
     async fn put_if_absent(&self, item: Item) -> Result<bool, ServiceError> {
         let Some(AttributeValue::S(id)) = item.get(attr::WORKSPACE_ID).cloned() else {
-            return Err(ServiceError::new("PutItem", "item has no string workspaceId", false));
+            return Err(ServiceError::new(
+                "PutItem",
+                "item has no string workspaceId",
+                false,
+            ));
         };
         let mut items = self.items.lock().unwrap();
         if items.contains_key(&id) {

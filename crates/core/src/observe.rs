@@ -104,7 +104,12 @@ pub struct Audit {
 }
 
 impl Audit {
-    pub fn new(workspace_id: impl Into<String>, action: Action, reason: Reason, dry_run: bool) -> Self {
+    pub fn new(
+        workspace_id: impl Into<String>,
+        action: Action,
+        reason: Reason,
+        dry_run: bool,
+    ) -> Self {
         Self {
             workspace_id: workspace_id.into(),
             action: action.as_str().into(),

@@ -144,7 +144,9 @@ pub(crate) mod tests {
     fn unknown_tier_is_an_error_naming_the_record() {
         let mut pairs = base();
         pairs[2] = ("tier", s("platinum"));
-        let err = StoredRecord::from_item(item(&pairs)).unwrap_err().to_string();
+        let err = StoredRecord::from_item(item(&pairs))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("ws-1") && err.contains("platinum"), "{err}");
     }
 
@@ -152,7 +154,9 @@ pub(crate) mod tests {
     fn hostile_id_is_an_error() {
         let mut pairs = base();
         pairs[0] = ("workspaceId", s("../.."));
-        let err = StoredRecord::from_item(item(&pairs)).unwrap_err().to_string();
+        let err = StoredRecord::from_item(item(&pairs))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("must start"), "{err}");
         assert_eq!(
             StoredRecord::from_item(item(&pairs[1..])).unwrap_err(),

@@ -48,11 +48,16 @@ impl RetentionPolicy {
     fn validate(&self) -> Result<(), PolicyError> {
         for tier in [Tier::Free, Tier::Pro, Tier::Enterprise] {
             if !self.tier_days.contains_key(&tier) {
-                return Err(PolicyError(format!("tierDays has no entry for {tier:?}").to_lowercase()));
+                return Err(PolicyError(
+                    format!("tierDays has no entry for {tier:?}").to_lowercase(),
+                ));
             }
         }
         let all = self.tier_days.values().chain(self.status_cap_days.values());
-        if let Some(bad) = all.into_iter().find(|d| **d == 0 || **d > MAX_RETENTION_DAYS) {
+        if let Some(bad) = all
+            .into_iter()
+            .find(|d| **d == 0 || **d > MAX_RETENTION_DAYS)
+        {
             return Err(PolicyError(format!(
                 "retention of {bad} days is out of range 1..={MAX_RETENTION_DAYS}"
             )));
@@ -124,15 +129,30 @@ mod tests {
     #[test]
     fn json_round_trip_and_errors() {
         let text = serde_json::to_string(&RetentionPolicy::default()).unwrap();
-        assert_eq!(RetentionPolicy::from_json(&text).unwrap(), RetentionPolicy::default());
+        assert_eq!(
+            RetentionPolicy::from_json(&text).unwrap(),
+            RetentionPolicy::default()
+        );
         let missing = r#"{"tierDays": {"free": 7, "pro": 30}}"#;
-        assert!(RetentionPolicy::from_json(missing).unwrap_err().to_string().contains("enterprise"));
+        assert!(RetentionPolicy::from_json(missing)
+            .unwrap_err()
+            .to_string()
+            .contains("enterprise"));
         let zero = r#"{"tierDays": {"free": 0, "pro": 30, "enterprise": 90}}"#;
-        assert!(RetentionPolicy::from_json(zero).unwrap_err().to_string().contains("out of range"));
+        assert!(RetentionPolicy::from_json(zero)
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
         let unknown = r#"{"tierDays": {"free": 1, "pro": 1, "enterprise": 1}, "tiers": {}}"#;
-        assert!(RetentionPolicy::from_json(unknown).unwrap_err().to_string().contains("tiers"));
+        assert!(RetentionPolicy::from_json(unknown)
+            .unwrap_err()
+            .to_string()
+            .contains("tiers"));
         let bad_tier = r#"{"tierDays": {"gold": 1}}"#;
-        assert!(RetentionPolicy::from_json(bad_tier).unwrap_err().to_string().contains("gold"));
+        assert!(RetentionPolicy::from_json(bad_tier)
+            .unwrap_err()
+            .to_string()
+            .contains("gold"));
     }
 
     fn tier() -> impl Strategy<Value = Tier> {

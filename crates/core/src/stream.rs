@@ -38,8 +38,14 @@ mod tests {
         let ttl = Some(("Service", "dynamodb.amazonaws.com"));
         assert_eq!(classify("REMOVE", ttl), StreamRecordKind::TtlDelete);
         assert_eq!(classify("REMOVE", None), StreamRecordKind::UserDelete);
-        assert_eq!(classify("REMOVE", Some(("Service", "lambda.amazonaws.com"))), StreamRecordKind::UserDelete);
-        assert_eq!(classify("REMOVE", Some(("User", "dynamodb.amazonaws.com"))), StreamRecordKind::UserDelete);
+        assert_eq!(
+            classify("REMOVE", Some(("Service", "lambda.amazonaws.com"))),
+            StreamRecordKind::UserDelete
+        );
+        assert_eq!(
+            classify("REMOVE", Some(("User", "dynamodb.amazonaws.com"))),
+            StreamRecordKind::UserDelete
+        );
         assert_eq!(classify("MODIFY", ttl), StreamRecordKind::NotARemove);
         assert_eq!(classify("remove", ttl), StreamRecordKind::NotARemove);
     }

@@ -63,8 +63,12 @@ mod tests {
         TaskSummary {
             arn: arn.into(),
             last_status: status.into(),
-            tags: tag.map(|v| vec![(WORKSPACE_TAG.into(), v.into())]).unwrap_or_default(),
-            override_env: env.map(|v| vec![(WORKSPACE_ENV.into(), v.into())]).unwrap_or_default(),
+            tags: tag
+                .map(|v| vec![(WORKSPACE_TAG.into(), v.into())])
+                .unwrap_or_default(),
+            override_env: env
+                .map(|v| vec![(WORKSPACE_ENV.into(), v.into())])
+                .unwrap_or_default(),
         }
     }
 
