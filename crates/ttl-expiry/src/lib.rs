@@ -446,3 +446,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| RecordFailure::Task(e.to_string()))?
         .map_err(RecordFailure::from)
 }
+
+impl From<EventError> for lambda_runtime::Diagnostic {
+    fn from(e: EventError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "InvalidEvent".into(),
+            error_message: e.to_string(),
+        }
+    }
+}

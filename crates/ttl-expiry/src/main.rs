@@ -49,7 +49,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             function
                 .handle(event.payload, now, Some(deadline))
                 .await
-                .map_err(lambda_runtime::Error::from)
+                .map_err(lambda_runtime::Diagnostic::from)
         }
     }))
     .await

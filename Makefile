@@ -1,0 +1,95 @@
+# Workspace lifecycle governance: build, test, lint, demo, benchmark.
+# Everything runs against the local moto server; nothing here reaches a real AWS endpoint.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+MOTO_PORT ?= 5055
+MOTO := http://127.0.0.1:$(MOTO_PORT)
+FUNCTION ?= ttl-expiry
+EVENT ?= events/ttl-expiry/ttl-remove-batch.json
+
+# Loopback endpoint, dummy credentials, no instance metadata: the SDK never leaves this machine.
+export AWS_ENDPOINT_URL := $(MOTO)
+export MOTO_ENDPOINT := $(MOTO)
+export AWS_REGION := us-east-1
+export AWS_DEFAULT_REGION := us-east-1
+export AWS_ACCESS_KEY_ID := testing
+export AWS_SECRET_ACCESS_KEY := testing
+export AWS_EC2_METADATA_DISABLED := true
+export RUST_BACKTRACE := 1
+
+.PHONY: help venv tools test unit e2e lint fmt clippy build release demo invoke bench clean
+
+help:
+	@echo "make test     unit + integration tests on moto, then an end-to-end run through the Runtime API"
+	@echo "make demo     seed a fleet on moto, expire some the way DynamoDB TTL does, run ttl-expiry"
+	@echo "make lint     sam validate --lint, cfn-lint, cargo fmt --check, clippy"
+	@echo "make build    sam build (cargo lambda, arm64)"
+	@echo "make invoke   FUNCTION=ttl-expiry EVENT=events/... through cargo lambda watch/invoke"
+	@echo "make bench    cold start and memory of the release binary vs Python + boto3"
+
+$(VENV)/.test-stamp: requirements-test.txt
+	test -x $(VENV)/bin/pip || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+$(VENV)/.tools-stamp: requirements-tools.txt $(VENV)/.test-stamp
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-tools.txt
+	touch $@
+
+venv: $(VENV)/.test-stamp
+tools: $(VENV)/.tools-stamp
+
+# The test command (README, .ci/run): unit tests, integration tests on moto, end-to-end run.
+test: venv
+	scripts/moto.sh start >/dev/null
+	trap 'scripts/moto.sh stop' EXIT; \
+	  cargo nextest run --workspace --no-fail-fast && \
+	  cargo build -p ttl-expiry && \
+	  $(VENV)/bin/python scripts/e2e.py --binary target/debug/ttl-expiry
+
+unit:
+	cargo nextest run --workspace --lib --bins
+
+e2e: venv release
+	scripts/moto.sh start >/dev/null
+	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/e2e.py --binary target/release/ttl-expiry
+
+release:
+	cargo build --release -p ttl-expiry
+
+fmt:
+	cargo fmt --all --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+lint: tools fmt clippy
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH sam validate --lint --template template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
+
+build: tools
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH sam build --template template.yaml
+
+demo: venv release
+	scripts/moto.sh start >/dev/null
+	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/demo.py --binary target/release/ttl-expiry
+
+# Runs one function through the real Lambda Runtime API emulation of cargo lambda, against moto.
+invoke: tools
+	scripts/moto.sh start >/dev/null
+	mkdir -p .work/efs
+	trap 'kill %1 2>/dev/null; scripts/moto.sh stop' EXIT; \
+	  WORKSPACE_TABLE=$${WORKSPACE_TABLE:-workspaces} EFS_ROOT=$${EFS_ROOT:-$(CURDIR)/.work/efs} \
+	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda watch --only-lambda-apis --invoke-port 9050 & \
+	  sleep 2; \
+	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda invoke $(FUNCTION) --invoke-port 9050 --data-file $(EVENT)
+
+bench: venv release
+	scripts/moto.sh start >/dev/null
+	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/bench_coldstart.py --binary target/release/ttl-expiry
+
+clean:
+	cargo clean
+	rm -rf .work .aws-sam

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Start or stop the moto server used by tests, demos and benchmarks.
+#   scripts/moto.sh start   -> prints the endpoint; reuses a moto already answering on the port
+#   scripts/moto.sh stop    -> stops only a server this script started
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT="${MOTO_PORT:-5055}"
+STATE=.work
+PIDFILE="$STATE/moto-$PORT.pid"
+mkdir -p "$STATE"
+url="http://127.0.0.1:$PORT"
+
+alive() {
+  python3 - "$url" <<'PY' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1] + "/moto-api/data.json", timeout=1)
+PY
+}
+
+case "${1:-}" in
+  start)
+    if alive; then echo "$url"; exit 0; fi
+    [ -x .venv/bin/moto_server ] || { echo "moto is not installed: run 'make venv'" >&2; exit 1; }
+    nohup .venv/bin/moto_server -H 127.0.0.1 -p "$PORT" >"$STATE/moto-$PORT.log" 2>&1 &
+    echo $! >"$PIDFILE"
+    for _ in $(seq 1 100); do
+      if alive; then echo "$url"; exit 0; fi
+      sleep 0.1
+    done
+    echo "moto did not start on $url; see $STATE/moto-$PORT.log" >&2
+    exit 1
+    ;;
+  stop)
+    if [ -f "$PIDFILE" ]; then
+      kill "$(cat "$PIDFILE")" 2>/dev/null || true
+      rm -f "$PIDFILE"
+    fi
+    ;;
+  *)
+    echo "usage: $0 start|stop" >&2
+    exit 2
+    ;;
+esac
