@@ -18,6 +18,7 @@ export AWS_ACCESS_KEY_ID := testing
 export AWS_SECRET_ACCESS_KEY := testing
 export AWS_EC2_METADATA_DISABLED := true
 export RUST_BACKTRACE := 1
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help venv tools test unit e2e lint fmt clippy build release demo invoke bench clean
 

@@ -137,6 +137,8 @@ def main():
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
         "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/local",
         "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+        # Lambda sets both; boto3 reads only the second.
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_REGION", "us-east-1"),
     })
     logs = open(a.logs, "ab") if a.logs else sys.stderr
     rt.started = time.monotonic()

@@ -94,7 +94,7 @@ pub struct Audit {
     pub reason: String,
     pub dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
+    pub resource: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,8 +124,8 @@ impl Audit {
         self
     }
 
-    pub fn target(mut self, target: impl Into<String>) -> Self {
-        self.target = Some(target.into());
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
         self
     }
 
@@ -151,7 +151,7 @@ impl Audit {
                     action = %self.action,
                     reason = %self.reason,
                     dryRun = self.dry_run,
-                    target = self.target.as_deref(),
+                    resource = self.resource.as_deref(),
                     files = self.files,
                     bytes = self.bytes,
                     error = self.error.as_deref(),

@@ -146,7 +146,7 @@ impl TtlExpiry {
             Ok(r) => r,
             Err(e) => {
                 Audit::new("", Action::RejectRecord, Reason::InvalidRecord, dry_run)
-                    .target(format!("record #{index}"))
+                    .resource(format!("record #{index}"))
                     .error(format!("malformed stream record: {e}"))
                     .emit();
                 return None;
@@ -169,7 +169,7 @@ impl TtlExpiry {
                     _ => String::new(),
                 };
                 Audit::new(id, Action::RejectRecord, Reason::InvalidRecord, dry_run)
-                    .target(format!(
+                    .resource(format!(
                         "sequence {}",
                         record.change.sequence_number.as_deref().unwrap_or("?")
                     ))
@@ -282,7 +282,7 @@ impl TtlExpiry {
                         .table
                         .put_if_absent(work.stored.item_with_expiry(expires_at))
                         .await?;
-                let line = audit(Action::PutBackRecord, reason).target(in_use_by.join(","));
+                let line = audit(Action::PutBackRecord, reason).resource(in_use_by.join(","));
                 if written {
                     line.emit();
                 } else {
@@ -321,7 +321,7 @@ impl TtlExpiry {
                 dry_run,
             )
             .tenant(record.tenant_id.as_str())
-            .target(ap)
+            .resource(ap)
         };
         let Some(info) = self.access_points.describe(ap).await? else {
             audit(Reason::AlreadyAbsent).emit();
@@ -337,7 +337,7 @@ impl TtlExpiry {
                 dry_run,
             )
             .tenant(record.tenant_id.as_str())
-            .target(ap)
+            .resource(ap)
             .error(why)
             .emit();
             return Ok(());
@@ -385,7 +385,7 @@ impl TtlExpiry {
             dry_run,
         )
         .tenant(record.tenant_id.as_str())
-        .target(entry.display().to_string())
+        .resource(entry.display().to_string())
         .emit();
         Ok(())
     }
@@ -404,7 +404,7 @@ impl TtlExpiry {
             dry_run,
         )
         .tenant(record.tenant_id.as_str())
-        .target(
+        .resource(
             self.fs
                 .trash_path()
                 .join(trash.to_string())

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""make demo: a small fleet on moto, a week of idleness, DynamoDB TTL's deletions, and ttl-expiry
+(the release binary, through the Lambda Runtime API) cleaning up after them."""
+import argparse
+import os
+import time
+
+from fleet import Fleet, audit_lines, run_function
+
+
+def du(path):
+    files = size = 0
+    for dirpath, _, names in os.walk(path):
+        for n in names:
+            files += 1
+            size += os.lstat(os.path.join(dirpath, n)).st_size
+    return files, size
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    a = ap.parse_args()
+    t0 = time.time()
+    fleet = Fleet("demo")
+    print(f"== Seeding a fleet on moto ({fleet.table}, {fleet.fs_id}, EFS root {fleet.root})")
+    seeds = [
+        # tenant, workspace, tier, status, idle days, extra
+        ("acme", "acme-monorepo", "enterprise", "active", 60, {}),
+        ("acme", "acme-legal-archive", "enterprise", "active", 400, {"hold": True}),
+        ("globex", "globex-api", "pro", "active", 12, {}),
+        ("globex", "globex-spike", "pro", "active", 31, {}),
+        ("initech", "initech-tps", "free", "active", 9, {}),
+        ("initech", "initech-agent-run", "free", "active", 20, {}),
+        ("umbrella", "umbrella-ml", "pro", "cancelled", 8, {}),
+        ("hooli", "hooli-search", "free", "suspended", 4, {}),
+        ("hooli", "hooli-nucleus", "enterprise", "active", 5, {"retention_days": 3}),
+    ]
+    print(f"   {'workspace':22} {'tenant':9} {'tier':10} {'status':9} {'idle':>5}  expires")
+    for tenant, ws, tier, status, idle, extra in seeds:
+        item = fleet.workspace(tenant, ws, tier=tier, status=status, idle_days=idle, files=5, **extra)
+        exp = item.get("expiresAt", {}).get("N")
+        when = "never (hold)" if exp is None else time.strftime("%Y-%m-%d", time.gmtime(int(exp)))
+        print(f"   {ws:22} {tenant:9} {tier:10} {status:9} {idle:>4}d  {when}")
+    arn = fleet.run_task("initech-agent-run")
+    print(f"   a Fargate task is running on initech-agent-run ({arn.rsplit('/', 1)[-1]})")
+
+    print("\n== DynamoDB TTL deletes the expired records (done here by hand: moto never expires items)")
+    records = fleet.expire_due()
+    for r in records:
+        print(f"   REMOVE {r['dynamodb']['OldImage']['workspaceId']['S']}  (userIdentity: dynamodb.amazonaws.com)")
+    sizes = {r["dynamodb"]["OldImage"]["workspaceId"]["S"]: du(os.path.join(fleet.root, r["dynamodb"]["OldImage"]["tenantId"]["S"], r["dynamodb"]["OldImage"]["workspaceId"]["S"])) for r in records}
+
+    print("\n== ttl-expiry handles the stream batch (release binary, Lambda Runtime API)")
+    report, lines = run_function(a.binary, [{"Records": records}], fleet.env())
+    result = report["results"][0] if report["results"] else {"status": "no answer", "body": report}
+    print(f"   answered {result['status']} in {result.get('ms')} ms (cold start included): {result['body']}")
+    for line in audit_lines(lines):
+        what = f"{line['action']:20} {line['reason']:16} {line['workspaceId']:22}"
+        extra = line.get("resource", "")
+        if line["action"] == "move_to_trash" and line["reason"] == "ttl_expired":
+            files, size = sizes.get(line["workspaceId"], (0, 0))
+            extra = f"{files} files, {size / 1024:.0f} KiB -> .trash/{os.path.basename(extra)}"
+        print(f"   audit: {what} {extra}")
+
+    print("\n== What is left")
+    for tenant, ws, *_ in seeds:
+        present = os.path.isdir(os.path.join(fleet.root, tenant, ws))
+        rec = fleet.record(ws)
+        state = "record" if rec else "no record"
+        if rec and "expiresAt" in rec:
+            state += " until " + time.strftime("%Y-%m-%d", time.gmtime(int(rec["expiresAt"]["N"])))
+        print(f"   {ws:22} data {'in place' if present else 'in trash':9} {state}")
+    trash = fleet.trash()
+    files, size = du(os.path.join(fleet.root, ".trash"))
+    print(f"   .trash: {len(trash)} entries, {files} files, {size / 1024:.0f} KiB, restorable for 7 days")
+    print(f"\nDone in {time.time() - t0:.1f} s. Moto is stopped by make; the EFS root was {fleet.root}.")
+
+
+if __name__ == "__main__":
+    main()
