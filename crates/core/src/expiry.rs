@@ -126,6 +126,7 @@ mod tests {
             retention_days: None,
             access_point_id: Some("fsap-0123".into()),
             hold: false,
+            notice_sent_for: None,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod attr {
     pub const LAST_ACTIVITY_AT: &str = "lastActivityAt";
     pub const EXPIRES_AT: &str = "expiresAt";
     pub const HOLD: &str = "hold";
+    pub const NOTICE_SENT_FOR: &str = "noticeSentFor";
 }
 
 /// The attributes the project understands. Attributes it does not know stay in [`StoredRecord::item`].
@@ -53,6 +54,9 @@ pub struct WorkspaceRecord {
     pub access_point_id: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hold: bool,
+    /// The `expiresAt` an expiry notice was last sent for (heartbeat's own bookkeeping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_sent_for: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -106,6 +106,7 @@ mod tests {
             retention_days: None,
             access_point_id: None,
             hold: false,
+            notice_sent_for: None,
         }
     }
 
