@@ -204,6 +204,118 @@ impl Fixture {
         Config::from(&Env(move |k: &str| vars.get(k).cloned())).expect("valid config")
     }
 
+    pub fn heartbeat(&self, overrides: &[(&str, &str)]) -> heartbeat::Heartbeat {
+        let mut vars: HashMap<String, String> =
+            HashMap::from([("NOTICE_EVENT_BUS".into(), "off".into())]);
+        for (k, v) in overrides {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let settings = heartbeat::Settings::from(&Env(move |k: &str| vars.get(k).cloned()))
+            .expect("valid settings");
+        let config = self.config(overrides);
+        heartbeat::Heartbeat {
+            table: Arc::new(DynamoTable::new(
+                aws_sdk_dynamodb::Client::new(&self.sdk),
+                &config.table,
+            )),
+            tasks: config.ecs_cluster.as_ref().map(|c| {
+                Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(&self.sdk), c))
+                    as Arc<dyn lifecycle_core::ports::Tasks>
+            }),
+            notices: settings.notice_bus.as_ref().map(|bus| {
+                Arc::new(lifecycle_core::aws::EventBridgeNotices::new(
+                    aws_sdk_eventbridge::Client::new(&self.sdk),
+                    bus,
+                )) as Arc<dyn lifecycle_core::ports::Notices>
+            }),
+            config,
+            settings,
+        }
+    }
+
+    /// A new event bus whose notices land in an SQS queue the test can read: `(bus, queue url)`.
+    pub async fn notice_bus(&self) -> (String, String) {
+        let events = aws_sdk_eventbridge::Client::new(&self.sdk);
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let bus = unique("notices");
+        events
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("create bus");
+        let queue = sqs
+            .create_queue()
+            .queue_name(unique("notices"))
+            .send()
+            .await
+            .expect("create queue");
+        let url = queue.queue_url.unwrap();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        events
+            .put_rule()
+            .name("notices")
+            .event_bus_name(&bus)
+            .event_pattern(
+                r#"{"source": ["workspace.lifecycle"], "detail-type": ["Workspace Expiring"]}"#,
+            )
+            .send()
+            .await
+            .expect("put rule");
+        events
+            .put_targets()
+            .rule("notices")
+            .event_bus_name(&bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("queue")
+                    .arn(arn)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("put targets");
+        (bus, url)
+    }
+
+    /// Every message now in the queue (their bodies, parsed).
+    pub async fn drain(&self, queue_url: &str) -> Vec<Value> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let mut out = Vec::new();
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                out.push(serde_json::from_str(m.body().unwrap()).unwrap());
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
     pub fn ttl_expiry(&self, overrides: &[(&str, &str)]) -> ttl_expiry::TtlExpiry {
         let config = self.config(overrides);
         ttl_expiry::TtlExpiry {
@@ -327,6 +439,21 @@ impl Fixture {
 
     /// Starts a Fargate task that uses workspace `ws` (by tag when `by_tag`, else by environment).
     pub async fn run_task_for(&self, ws: &str, by_tag: bool) -> String {
+        let family = self.register_agent().await;
+        self.run_task(&family, ws, by_tag).await
+    }
+
+    /// Starts one task per workspace, each tagged with its workspace.
+    pub async fn run_tasks_for(&self, workspaces: &[String]) -> Vec<String> {
+        let family = self.register_agent().await;
+        let mut arns = Vec::new();
+        for ws in workspaces {
+            arns.push(self.run_task(&family, ws, true).await);
+        }
+        arns
+    }
+
+    async fn register_agent(&self) -> String {
         use aws_sdk_ecs::types::*;
         freeze_ecs_task_states();
         let family = unique("agent");
@@ -350,11 +477,16 @@ impl Fixture {
             .send()
             .await
             .expect("register task definition");
+        family
+    }
+
+    async fn run_task(&self, family: &str, ws: &str, by_tag: bool) -> String {
+        use aws_sdk_ecs::types::*;
         let mut run = self
             .ecs
             .run_task()
             .cluster(&self.cluster)
-            .task_definition(&family)
+            .task_definition(family)
             .launch_type(LaunchType::Fargate)
             .network_configuration(
                 NetworkConfiguration::builder()

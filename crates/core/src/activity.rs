@@ -70,30 +70,54 @@ pub fn parse_input(v: &Value) -> Result<HeartbeatInput, InputError> {
         return Err(bad("expected a JSON object"));
     };
     if let Some(detail_type) = obj.get("detail-type").and_then(Value::as_str) {
-        let source = obj.get("source").and_then(Value::as_str).unwrap_or_default();
+        let source = obj
+            .get("source")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         return match (source, detail_type) {
             ("aws.ecs", "ECS Task State Change") => parse_task_state_change(v),
-            ("aws.events", "Scheduled Event") => Ok(HeartbeatInput::Scheduled { at: event_time(v)? }),
-            _ => Err(bad(format!("EventBridge {source:?} / {detail_type:?} is not handled"))),
+            ("aws.events", "Scheduled Event") => {
+                Ok(HeartbeatInput::Scheduled { at: event_time(v)? })
+            }
+            _ => Err(bad(format!(
+                "EventBridge {source:?} / {detail_type:?} is not handled"
+            ))),
         };
     }
     if let Some(scope) = obj.get("recompute") {
         return match scope {
             Value::String(s) if s == "all" => Ok(HeartbeatInput::Recompute(RecomputeScope::All)),
-            Value::Array(_) => Ok(HeartbeatInput::Recompute(RecomputeScope::Ids(string_list(scope, "recompute")?))),
-            _ => Err(bad("\"recompute\" must be \"all\" or a list of workspace ids")),
+            Value::Array(_) => Ok(HeartbeatInput::Recompute(RecomputeScope::Ids(string_list(
+                scope,
+                "recompute",
+            )?))),
+            _ => Err(bad(
+                "\"recompute\" must be \"all\" or a list of workspace ids",
+            )),
         };
     }
     let at = match obj.get("at") {
         None | Some(Value::Null) => None,
-        Some(n) => Some(n.as_i64().filter(|t| *t >= 0).ok_or_else(|| bad("\"at\" must be epoch seconds"))?),
+        Some(n) => Some(
+            n.as_i64()
+                .filter(|t| *t >= 0)
+                .ok_or_else(|| bad("\"at\" must be epoch seconds"))?,
+        ),
     };
     if let Some(id) = obj.get("workspaceId") {
-        let id = id.as_str().ok_or_else(|| bad("\"workspaceId\" must be a string"))?;
-        return Ok(HeartbeatInput::Touch { ids: vec![id.to_string()], at });
+        let id = id
+            .as_str()
+            .ok_or_else(|| bad("\"workspaceId\" must be a string"))?;
+        return Ok(HeartbeatInput::Touch {
+            ids: vec![id.to_string()],
+            at,
+        });
     }
     if let Some(ids) = obj.get("workspaceIds") {
-        return Ok(HeartbeatInput::Touch { ids: string_list(ids, "workspaceIds")?, at });
+        return Ok(HeartbeatInput::Touch {
+            ids: string_list(ids, "workspaceIds")?,
+            at,
+        });
     }
     Err(bad(
         "expected {\"workspaceId\"}, {\"workspaceIds\", \"at\"?}, {\"recompute\"}, an ECS Task State Change or a Scheduled Event",
@@ -101,7 +125,9 @@ pub fn parse_input(v: &Value) -> Result<HeartbeatInput, InputError> {
 }
 
 fn parse_task_state_change(v: &Value) -> Result<HeartbeatInput, InputError> {
-    let detail = v.get("detail").ok_or_else(|| bad("ECS Task State Change without \"detail\""))?;
+    let detail = v
+        .get("detail")
+        .ok_or_else(|| bad("ECS Task State Change without \"detail\""))?;
     let arn = detail
         .get("taskArn")
         .and_then(Value::as_str)
@@ -111,8 +137,18 @@ fn parse_task_state_change(v: &Value) -> Result<HeartbeatInput, InputError> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .flat_map(|c| c.get("environment").and_then(Value::as_array).into_iter().flatten())
-        .filter_map(|kv| Some((kv.get("name")?.as_str()?.to_string(), kv.get("value")?.as_str()?.to_string())))
+        .flat_map(|c| {
+            c.get("environment")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|kv| {
+            Some((
+                kv.get("name")?.as_str()?.to_string(),
+                kv.get("value")?.as_str()?.to_string(),
+            ))
+        })
         .filter(|(k, _)| k == WORKSPACE_ENV)
         .collect();
     // Tags are not part of the event today; honour them if a future event carries them.
@@ -121,16 +157,28 @@ fn parse_task_state_change(v: &Value) -> Result<HeartbeatInput, InputError> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|kv| Some((kv.get("key")?.as_str()?.to_string(), kv.get("value")?.as_str()?.to_string())))
+        .filter_map(|kv| {
+            Some((
+                kv.get("key")?.as_str()?.to_string(),
+                kv.get("value")?.as_str()?.to_string(),
+            ))
+        })
         .collect();
     Ok(HeartbeatInput::TaskStateChange {
         task: TaskSummary {
             arn: arn.to_string(),
-            last_status: detail.get("lastStatus").and_then(Value::as_str).unwrap_or_default().to_string(),
+            last_status: detail
+                .get("lastStatus")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             tags,
             override_env,
         },
-        cluster_arn: detail.get("clusterArn").and_then(Value::as_str).map(str::to_string),
+        cluster_arn: detail
+            .get("clusterArn")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         at: event_time(v)?,
     })
 }
@@ -149,7 +197,10 @@ pub enum SkipReason {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TouchPlan {
-    Extend { last_activity_at: i64, expires_at: i64 },
+    Extend {
+        last_activity_at: i64,
+        expires_at: i64,
+    },
     Skip(SkipReason),
 }
 
@@ -166,7 +217,9 @@ pub fn plan_touch(
     }
     let last = record.last_activity_at.max(activity_at);
     let computed = policy.expires_at(record, last).expect("not held");
-    let expires_at = record.expires_at.map_or(computed, |stored| stored.max(computed));
+    let expires_at = record
+        .expires_at
+        .map_or(computed, |stored| stored.max(computed));
     // The stored expiry already honours the stored activity (it may not, after an upgrade).
     let covered = record
         .expires_at
@@ -187,7 +240,10 @@ pub fn plan_touch(
 pub enum RecomputePlan {
     Unchanged,
     /// `None` removes the expiry (held). `shortened` is audited: it is the one path that may.
-    Set { expires_at: Option<i64>, shortened: bool },
+    Set {
+        expires_at: Option<i64>,
+        shortened: bool,
+    },
 }
 
 pub fn plan_recompute(record: &WorkspaceRecord, policy: &RetentionPolicy) -> RecomputePlan {
@@ -208,14 +264,19 @@ pub fn plan_recompute(record: &WorkspaceRecord, policy: &RetentionPolicy) -> Rec
 pub fn notice_due(record: &WorkspaceRecord, now: i64, horizon_days: u32) -> Option<i64> {
     let expires = record.expires_at?;
     let horizon = now + i64::from(horizon_days) * SECONDS_PER_DAY;
-    let due = !record.hold && expires > now && expires <= horizon && record.notice_sent_for != Some(expires);
+    let due = !record.hold
+        && expires > now
+        && expires <= horizon
+        && record.notice_sent_for != Some(expires);
     due.then_some(expires)
 }
 
 /// Deduplicates ids, keeping first-seen order (duplicates in one event cost one write).
 pub fn dedup_ids(ids: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
-    ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
+    ids.into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -248,11 +309,17 @@ mod tests {
     fn parses_each_shape() {
         assert_eq!(
             parse_input(&json!({"workspaceId": "a"})).unwrap(),
-            HeartbeatInput::Touch { ids: vec!["a".into()], at: None }
+            HeartbeatInput::Touch {
+                ids: vec!["a".into()],
+                at: None
+            }
         );
         assert_eq!(
             parse_input(&json!({"workspaceIds": ["a", "b"], "at": 5})).unwrap(),
-            HeartbeatInput::Touch { ids: vec!["a".into(), "b".into()], at: Some(5) }
+            HeartbeatInput::Touch {
+                ids: vec!["a".into(), "b".into()],
+                at: Some(5)
+            }
         );
         assert_eq!(
             parse_input(&json!({"recompute": "all"})).unwrap(),
@@ -260,9 +327,18 @@ mod tests {
         );
         let sched = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
             "account": "123456789012", "time": "2026-11-24T04:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
-        assert_eq!(parse_input(&sched).unwrap(), HeartbeatInput::Scheduled { at: 1_795_492_800 });
-        for bad in [json!([]), json!({}), json!({"workspaceIds": "a"}), json!({"at": -1, "workspaceId": "a"}),
-                    json!({"recompute": 3}), json!({"detail-type": "Other", "source": "aws.ec2"})] {
+        assert_eq!(
+            parse_input(&sched).unwrap(),
+            HeartbeatInput::Scheduled { at: 1_795_492_800 }
+        );
+        for bad in [
+            json!([]),
+            json!({}),
+            json!({"workspaceIds": "a"}),
+            json!({"at": -1, "workspaceId": "a"}),
+            json!({"recompute": 3}),
+            json!({"detail-type": "Other", "source": "aws.ec2"}),
+        ] {
             assert!(parse_input(&bad).is_err(), "{bad}");
         }
     }
@@ -271,13 +347,23 @@ mod tests {
     fn parses_a_real_ecs_task_state_change() {
         let text = include_str!("../../../events/heartbeat/ecs-task-state-change.json");
         let v: Value = serde_json::from_str(text).unwrap();
-        let HeartbeatInput::TaskStateChange { task, cluster_arn, at } = parse_input(&v).unwrap() else {
+        let HeartbeatInput::TaskStateChange {
+            task,
+            cluster_arn,
+            at,
+        } = parse_input(&v).unwrap()
+        else {
             panic!("not a task state change")
         };
         assert_eq!(task.workspaces().collect::<Vec<_>>(), vec!["ws-7f3a"]);
         assert_eq!(task.last_status, "RUNNING");
         assert!(cluster_arn.unwrap().ends_with(":cluster/agents"));
-        assert_eq!(at, DateTime::parse_from_rfc3339("2026-11-24T03:58:12Z").unwrap().timestamp());
+        assert_eq!(
+            at,
+            DateTime::parse_from_rfc3339("2026-11-24T03:58:12Z")
+                .unwrap()
+                .timestamp()
+        );
     }
 
     #[test]
@@ -286,19 +372,36 @@ mod tests {
         let r = record(1_000, Some(1_000 + 30 * DAY));
         assert_eq!(
             plan_touch(&r, 10_000, &p, 300),
-            TouchPlan::Extend { last_activity_at: 10_000, expires_at: 10_000 + 30 * DAY }
+            TouchPlan::Extend {
+                last_activity_at: 10_000,
+                expires_at: 10_000 + 30 * DAY
+            }
         );
-        assert_eq!(plan_touch(&r, 1_200, &p, 300), TouchPlan::Skip(SkipReason::Coalesced));
-        assert_eq!(plan_touch(&r, 900, &p, 300), TouchPlan::Skip(SkipReason::NotNewer));
+        assert_eq!(
+            plan_touch(&r, 1_200, &p, 300),
+            TouchPlan::Skip(SkipReason::Coalesced)
+        );
+        assert_eq!(
+            plan_touch(&r, 900, &p, 300),
+            TouchPlan::Skip(SkipReason::NotNewer)
+        );
         let mut held = r.clone();
         held.hold = true;
-        assert_eq!(plan_touch(&held, 10_000, &p, 300), TouchPlan::Skip(SkipReason::Held));
+        assert_eq!(
+            plan_touch(&held, 10_000, &p, 300),
+            TouchPlan::Skip(SkipReason::Held)
+        );
         // An expired record not yet deleted by TTL is saved.
         let lapsed = record(0, Some(30 * DAY));
-        assert!(matches!(plan_touch(&lapsed, 40 * DAY, &p, 300), TouchPlan::Extend { expires_at, .. } if expires_at == 70 * DAY));
+        assert!(
+            matches!(plan_touch(&lapsed, 40 * DAY, &p, 300), TouchPlan::Extend { expires_at, .. } if expires_at == 70 * DAY)
+        );
         // A record whose stored expiry is short of its tier's (an upgrade) is extended even if recent.
         let short = record(1_000, Some(1_000 + DAY));
-        assert!(matches!(plan_touch(&short, 1_100, &p, 300), TouchPlan::Extend { .. }));
+        assert!(matches!(
+            plan_touch(&short, 1_100, &p, 300),
+            TouchPlan::Extend { .. }
+        ));
     }
 
     #[test]
@@ -307,11 +410,29 @@ mod tests {
         let mut r = record(1_000, Some(1_000 + 30 * DAY));
         assert_eq!(plan_recompute(&r, &p), RecomputePlan::Unchanged);
         r.tier = Tier::Free;
-        assert_eq!(plan_recompute(&r, &p), RecomputePlan::Set { expires_at: Some(1_000 + 7 * DAY), shortened: true });
+        assert_eq!(
+            plan_recompute(&r, &p),
+            RecomputePlan::Set {
+                expires_at: Some(1_000 + 7 * DAY),
+                shortened: true
+            }
+        );
         r.tier = Tier::Enterprise;
-        assert_eq!(plan_recompute(&r, &p), RecomputePlan::Set { expires_at: Some(1_000 + 90 * DAY), shortened: false });
+        assert_eq!(
+            plan_recompute(&r, &p),
+            RecomputePlan::Set {
+                expires_at: Some(1_000 + 90 * DAY),
+                shortened: false
+            }
+        );
         r.hold = true;
-        assert_eq!(plan_recompute(&r, &p), RecomputePlan::Set { expires_at: None, shortened: false });
+        assert_eq!(
+            plan_recompute(&r, &p),
+            RecomputePlan::Set {
+                expires_at: None,
+                shortened: false
+            }
+        );
     }
 
     #[test]
@@ -321,7 +442,11 @@ mod tests {
         r.notice_sent_for = Some(2 * DAY);
         assert_eq!(notice_due(&r, 0, 3), None);
         r.expires_at = Some(2 * DAY + 10);
-        assert_eq!(notice_due(&r, 0, 3), Some(2 * DAY + 10), "a new date makes a new notice possible");
+        assert_eq!(
+            notice_due(&r, 0, 3),
+            Some(2 * DAY + 10),
+            "a new date makes a new notice possible"
+        );
         assert_eq!(notice_due(&r, 0, 1), None, "not yet within the horizon");
         assert_eq!(notice_due(&r, 3 * DAY, 3), None, "already expired");
     }

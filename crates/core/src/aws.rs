@@ -8,12 +8,15 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_ecs::types::{DesiredStatus, TaskField};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_dynamo::Item;
 
 use crate::ids::WorkspaceId;
-use crate::ports::{AccessPointInfo, AccessPoints, ServiceError, Tasks, WorkspaceTable};
+use crate::ports::{
+    AccessPointInfo, AccessPoints, ExpiryNotice, Notices, ServiceError, Tasks, WorkspaceTable,
+};
 use crate::record::attr;
 use crate::tasks::TaskSummary;
 
@@ -108,9 +111,176 @@ impl WorkspaceTable for DynamoTable {
         Ok(out.item.map(Item::from))
     }
 
+    async fn get_many(&self, ids: &[WorkspaceId]) -> Result<Vec<Item>, ServiceError> {
+        let mut items = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_MAX) {
+            let keys: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|id| {
+                    HashMap::from([(
+                        attr::WORKSPACE_ID.to_string(),
+                        AttributeValue::S(id.to_string()),
+                    )])
+                })
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| {
+                        ServiceError::new("DynamoDB BatchGetItem", e.to_string(), false)
+                    })?,
+            );
+            let mut attempt = 0u32;
+            while let Some(keys) = request.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| service_error("DynamoDB BatchGetItem", e))?;
+                if let Some(found) = out.responses.and_then(|mut r| r.remove(&self.table)) {
+                    items.extend(found.into_iter().map(Item::from));
+                }
+                // Unprocessed keys are retried with backoff; they are never read as "absent".
+                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+                if request.is_some() {
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(ServiceError::new(
+                            "DynamoDB BatchGetItem",
+                            "keys still unprocessed after 8 attempts",
+                            true,
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    async fn extend(
+        &self,
+        id: &WorkspaceId,
+        last_activity_at: i64,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::WORKSPACE_ID, AttributeValue::S(id.to_string()))
+            .update_expression("SET #last = :last, #exp = :exp")
+            .condition_expression(
+                "attribute_exists(#id) AND (attribute_not_exists(#hold) OR #hold = :false) \
+                 AND (attribute_not_exists(#last) OR #last <= :last) \
+                 AND (attribute_not_exists(#exp) OR #exp <= :exp)",
+            )
+            .expression_attribute_names("#id", attr::WORKSPACE_ID)
+            .expression_attribute_names("#hold", attr::HOLD)
+            .expression_attribute_names("#last", attr::LAST_ACTIVITY_AT)
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_values(":last", number(last_activity_at))
+            .expression_attribute_values(":exp", number(expires_at))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        conditional(result, "DynamoDB UpdateItem")
+    }
+
+    async fn set_expiry(
+        &self,
+        id: &WorkspaceId,
+        expires_at: Option<i64>,
+        expected_last_activity: i64,
+    ) -> Result<bool, ServiceError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::WORKSPACE_ID, AttributeValue::S(id.to_string()))
+            .condition_expression("attribute_exists(#id) AND #last = :last")
+            .expression_attribute_names("#id", attr::WORKSPACE_ID)
+            .expression_attribute_names("#last", attr::LAST_ACTIVITY_AT)
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_values(":last", number(expected_last_activity));
+        update = match expires_at {
+            Some(at) => update
+                .update_expression("SET #exp = :exp")
+                .expression_attribute_values(":exp", number(at)),
+            None => update.update_expression("REMOVE #exp"),
+        };
+        conditional(update.send().await, "DynamoDB UpdateItem")
+    }
+
+    async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Item>, ServiceError> {
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .projection_expression(RECORD_PROJECTION);
+        for (name, attribute) in RECORD_PROJECTION_NAMES {
+            scan = scan.expression_attribute_names(*name, *attribute);
+        }
+        if let Some((from, to)) = expiring {
+            scan = scan
+                // #p6 is expiresAt in the projection's names.
+                .filter_expression("#p6 > :from AND #p6 <= :to")
+                .expression_attribute_values(":from", number(from))
+                .expression_attribute_values(":to", number(to));
+        }
+        let mut pages = scan.into_paginator().send();
+        let mut items = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error("DynamoDB Scan", e))?;
+            items.extend(page.items.unwrap_or_default().into_iter().map(Item::from));
+        }
+        Ok(items)
+    }
+
+    async fn claim_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<bool, ServiceError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::WORKSPACE_ID, AttributeValue::S(id.to_string()))
+            .update_expression("SET #notice = :exp")
+            .condition_expression(
+                "#exp = :exp AND (attribute_not_exists(#notice) OR #notice <> :exp) \
+                 AND (attribute_not_exists(#hold) OR #hold = :false)",
+            )
+            .expression_attribute_names("#notice", attr::NOTICE_SENT_FOR)
+            .expression_attribute_names("#exp", attr::EXPIRES_AT)
+            .expression_attribute_names("#hold", attr::HOLD)
+            .expression_attribute_values(":exp", number(expires_at))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        conditional(result, "DynamoDB UpdateItem")
+    }
+
+    async fn release_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<(), ServiceError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::WORKSPACE_ID, AttributeValue::S(id.to_string()))
+            .update_expression("REMOVE #notice")
+            .condition_expression("#notice = :exp")
+            .expression_attribute_names("#notice", attr::NOTICE_SENT_FOR)
+            .expression_attribute_values(":exp", number(expires_at))
+            .send()
+            .await;
+        conditional(result, "DynamoDB UpdateItem").map(|_| ())
+    }
+
     async fn put_if_absent(&self, item: Item) -> Result<bool, ServiceError> {
         let map: HashMap<String, AttributeValue> = item.into();
-        match self
+        let result = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -118,12 +288,46 @@ impl WorkspaceTable for DynamoTable {
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", attr::WORKSPACE_ID)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(service_error("DynamoDB PutItem", e)),
-        }
+            .await;
+        conditional(result, "DynamoDB PutItem")
+    }
+}
+
+/// BatchGetItem accepts at most this many keys per call.
+const BATCH_GET_MAX: usize = 100;
+
+/// The attributes the functions read when they scan (a projection keeps pages small).
+const RECORD_PROJECTION: &str = "#p0, #p1, #p2, #p3, #p4, #p5, #p6, #p7, #p8, #p9, #p10";
+const RECORD_PROJECTION_NAMES: &[(&str, &str)] = &[
+    ("#p0", attr::WORKSPACE_ID),
+    ("#p1", attr::TENANT_ID),
+    ("#p2", "userId"),
+    ("#p3", "tier"),
+    ("#p4", "subscriptionStatus"),
+    ("#p5", attr::LAST_ACTIVITY_AT),
+    ("#p6", attr::EXPIRES_AT),
+    ("#p7", "retentionDays"),
+    ("#p8", "accessPointId"),
+    ("#p9", attr::HOLD),
+    ("#p10", attr::NOTICE_SENT_FOR),
+];
+
+fn number(n: i64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// A conditional write: `Ok(false)` when its condition did not hold.
+fn conditional<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    operation: &'static str,
+) -> Result<bool, ServiceError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(service_error(operation, e)),
     }
 }
 
@@ -230,6 +434,89 @@ impl Tasks for EcsTasks {
             tasks.extend(out.tasks().iter().map(task_summary));
         }
         Ok(tasks)
+    }
+
+    async fn describe(
+        &self,
+        cluster: &str,
+        arn: &str,
+    ) -> Result<Option<TaskSummary>, ServiceError> {
+        let out = self
+            .client
+            .describe_tasks()
+            .cluster(cluster)
+            .tasks(arn)
+            .include(TaskField::Tags)
+            .send()
+            .await
+            .map_err(|e| service_error("ECS DescribeTasks", e))?;
+        Ok(out.tasks().first().map(task_summary))
+    }
+}
+
+/// Where expiry notices go: an EventBridge bus.
+#[derive(Debug, Clone)]
+pub struct EventBridgeNotices {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+/// The `source` of the events this project puts on a bus.
+pub const NOTICE_SOURCE: &str = "workspace.lifecycle";
+pub const NOTICE_DETAIL_TYPE: &str = "Workspace Expiring";
+/// PutEvents accepts at most this many entries per call.
+const PUT_EVENTS_MAX: usize = 10;
+
+impl EventBridgeNotices {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
+        Self {
+            client,
+            bus: bus.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Notices for EventBridgeNotices {
+    async fn publish(
+        &self,
+        notices: &[ExpiryNotice],
+    ) -> Result<Vec<Result<(), String>>, ServiceError> {
+        let mut results = Vec::with_capacity(notices.len());
+        for chunk in notices.chunks(PUT_EVENTS_MAX) {
+            let entries = chunk
+                .iter()
+                .map(|n| {
+                    PutEventsRequestEntry::builder()
+                        .source(NOTICE_SOURCE)
+                        .detail_type(NOTICE_DETAIL_TYPE)
+                        .detail(serde_json::to_string(n).expect("a notice serializes"))
+                        .event_bus_name(&self.bus)
+                        .resources(format!("workspace/{}", n.workspace_id))
+                        .build()
+                })
+                .collect::<Vec<_>>();
+            let out = self
+                .client
+                .put_events()
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| service_error("EventBridge PutEvents", e))?;
+            let answered = out.entries();
+            for i in 0..chunk.len() {
+                results.push(match answered.get(i) {
+                    Some(entry) if entry.error_code().is_none() => Ok(()),
+                    Some(entry) => Err(format!(
+                        "{}: {}",
+                        entry.error_code().unwrap_or_default(),
+                        entry.error_message().unwrap_or_default()
+                    )),
+                    None => Err("no result for this entry".to_string()),
+                });
+            }
+        }
+        Ok(results)
     }
 }
 

@@ -54,14 +54,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
-    pub fn number<T: std::str::FromStr>(
+    pub fn number<T>(
         &self,
         var: &'static str,
         default: T,
         range: std::ops::RangeInclusive<T>,
     ) -> Result<T, ConfigError>
     where
-        T: PartialOrd + std::fmt::Display + Copy,
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
     {
         let Some(text) = self.get(var) else {
             return Ok(default);

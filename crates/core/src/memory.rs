@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use serde_dynamo::{AttributeValue, Item};
 
 use crate::ids::WorkspaceId;
-use crate::ports::{AccessPointInfo, AccessPoints, ServiceError, Tasks, WorkspaceTable};
+use crate::ports::{
+    AccessPointInfo, AccessPoints, ExpiryNotice, Notices, ServiceError, Tasks, WorkspaceTable,
+};
 use crate::record::attr;
 use crate::tasks::TaskSummary;
 
@@ -38,6 +40,110 @@ impl WorkspaceTable for MemoryTable {
         items.insert(id, item);
         Ok(true)
     }
+
+    async fn get_many(&self, ids: &[WorkspaceId]) -> Result<Vec<Item>, ServiceError> {
+        let items = self.items.lock().unwrap();
+        Ok(ids
+            .iter()
+            .filter_map(|id| items.get(id.as_str()).cloned())
+            .collect())
+    }
+
+    async fn extend(
+        &self,
+        id: &WorkspaceId,
+        last: i64,
+        expires: i64,
+    ) -> Result<bool, ServiceError> {
+        let mut items = self.items.lock().unwrap();
+        let Some(item) = items.get_mut(id.as_str()) else {
+            return Ok(false);
+        };
+        let held = matches!(item.get(attr::HOLD), Some(AttributeValue::Bool(true)));
+        let at_most = |name: &str, value: i64| number(item, name).is_none_or(|n| n <= value);
+        if held || !at_most(attr::LAST_ACTIVITY_AT, last) || !at_most(attr::EXPIRES_AT, expires) {
+            return Ok(false);
+        }
+        item.insert(
+            attr::LAST_ACTIVITY_AT.into(),
+            AttributeValue::N(last.to_string()),
+        );
+        item.insert(
+            attr::EXPIRES_AT.into(),
+            AttributeValue::N(expires.to_string()),
+        );
+        Ok(true)
+    }
+
+    async fn set_expiry(
+        &self,
+        id: &WorkspaceId,
+        expires: Option<i64>,
+        expected_last: i64,
+    ) -> Result<bool, ServiceError> {
+        let mut items = self.items.lock().unwrap();
+        let Some(item) = items.get_mut(id.as_str()) else {
+            return Ok(false);
+        };
+        if number(item, attr::LAST_ACTIVITY_AT) != Some(expected_last) {
+            return Ok(false);
+        }
+        match expires {
+            Some(at) => item.insert(attr::EXPIRES_AT.into(), AttributeValue::N(at.to_string())),
+            None => item.remove(attr::EXPIRES_AT),
+        };
+        Ok(true)
+    }
+
+    async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Item>, ServiceError> {
+        let items = self.items.lock().unwrap();
+        Ok(items
+            .values()
+            .filter(|item| match expiring {
+                None => true,
+                Some((from, to)) => {
+                    number(item, attr::EXPIRES_AT).is_some_and(|e| e > from && e <= to)
+                }
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn claim_notice(&self, id: &WorkspaceId, expires: i64) -> Result<bool, ServiceError> {
+        let mut items = self.items.lock().unwrap();
+        let Some(item) = items.get_mut(id.as_str()) else {
+            return Ok(false);
+        };
+        let held = matches!(item.get(attr::HOLD), Some(AttributeValue::Bool(true)));
+        if held
+            || number(item, attr::EXPIRES_AT) != Some(expires)
+            || number(item, attr::NOTICE_SENT_FOR) == Some(expires)
+        {
+            return Ok(false);
+        }
+        item.insert(
+            attr::NOTICE_SENT_FOR.into(),
+            AttributeValue::N(expires.to_string()),
+        );
+        Ok(true)
+    }
+
+    async fn release_notice(&self, id: &WorkspaceId, expires: i64) -> Result<(), ServiceError> {
+        let mut items = self.items.lock().unwrap();
+        if let Some(item) = items.get_mut(id.as_str()) {
+            if number(item, attr::NOTICE_SENT_FOR) == Some(expires) {
+                item.remove(attr::NOTICE_SENT_FOR);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn number(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Default)]
@@ -65,5 +171,36 @@ pub struct MemoryTasks {
 impl Tasks for MemoryTasks {
     async fn active_tasks(&self) -> Result<Vec<TaskSummary>, ServiceError> {
         Ok(self.tasks.lock().unwrap().clone())
+    }
+
+    async fn describe(
+        &self,
+        _cluster: &str,
+        arn: &str,
+    ) -> Result<Option<TaskSummary>, ServiceError> {
+        Ok(self
+            .tasks
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|t| t.arn == arn)
+            .cloned())
+    }
+}
+
+/// Notices kept in memory, in the order they were published.
+#[derive(Debug, Default)]
+pub struct MemoryNotices {
+    pub sent: Mutex<Vec<ExpiryNotice>>,
+}
+
+#[async_trait]
+impl Notices for MemoryNotices {
+    async fn publish(
+        &self,
+        notices: &[ExpiryNotice],
+    ) -> Result<Vec<Result<(), String>>, ServiceError> {
+        self.sent.lock().unwrap().extend_from_slice(notices);
+        Ok(notices.iter().map(|_| Ok(())).collect())
     }
 }

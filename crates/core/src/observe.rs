@@ -28,6 +28,9 @@ pub enum Action {
     PutBackRecord,
     Skip,
     RejectRecord,
+    ExtendExpiry,
+    SetExpiry,
+    SendNotice,
 }
 
 /// Why. Exactly one per audit line.
@@ -52,6 +55,14 @@ pub enum Reason {
     InvalidRecord,
     /// The action failed; see `error`.
     Failed,
+    /// A dispatch, an ECS task event or a running task showed activity.
+    Activity,
+    /// `recompute` re-derived the expiry from the last activity (a tier or status change).
+    Recomputed,
+    /// `recompute` shortened the expiry: the one path that may.
+    RecomputeShortened,
+    /// The workspace expires within `EXPIRY_NOTICE_DAYS`.
+    ExpiringSoon,
 }
 
 impl Action {
@@ -63,6 +74,9 @@ impl Action {
             Action::PutBackRecord => "put_back_record",
             Action::Skip => "skip",
             Action::RejectRecord => "reject_record",
+            Action::ExtendExpiry => "extend_expiry",
+            Action::SetExpiry => "set_expiry",
+            Action::SendNotice => "send_notice",
         }
     }
 }
@@ -79,6 +93,10 @@ impl Reason {
             Reason::NoGracePeriod => "no_grace_period",
             Reason::InvalidRecord => "invalid_record",
             Reason::Failed => "failed",
+            Reason::Activity => "activity",
+            Reason::Recomputed => "recomputed",
+            Reason::RecomputeShortened => "recompute_shortened",
+            Reason::ExpiringSoon => "expiring_soon",
         }
     }
 }

@@ -38,6 +38,38 @@ pub trait WorkspaceTable: Send + Sync {
 
     /// Writes `item` only if no record with its id exists. `Ok(false)`: one already exists.
     async fn put_if_absent(&self, item: Item) -> Result<bool, ServiceError>;
+
+    /// Strongly consistent reads of many records (any number of ids; absent ones are left out).
+    async fn get_many(&self, ids: &[WorkspaceId]) -> Result<Vec<Item>, ServiceError>;
+
+    /// Sets `lastActivityAt` and `expiresAt`, only if the record exists, is not held, and neither
+    /// stored value is larger than the new one. `Ok(false)`: the condition failed (re-read).
+    async fn extend(
+        &self,
+        id: &WorkspaceId,
+        last_activity_at: i64,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError>;
+
+    /// Sets (or with `None` removes) `expiresAt`, only if the record exists and its
+    /// `lastActivityAt` is still `expected_last_activity` (no heartbeat raced us).
+    async fn set_expiry(
+        &self,
+        id: &WorkspaceId,
+        expires_at: Option<i64>,
+        expected_last_activity: i64,
+    ) -> Result<bool, ServiceError>;
+
+    /// Every record (all pages), or with `expiring` = `(from, to)` only records whose
+    /// `expiresAt` lies in `(from, to]`.
+    async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Item>, ServiceError>;
+
+    /// Records that a notice for `expires_at` is being sent, only if the record still expires at
+    /// exactly that time and no notice was recorded for it. `Ok(false)`: nothing to send.
+    async fn claim_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<bool, ServiceError>;
+
+    /// Undoes [`WorkspaceTable::claim_notice`] when the notice could not be sent.
+    async fn release_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<(), ServiceError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,4 +94,30 @@ pub trait Tasks: Send + Sync {
     /// Every task of the cluster that is running or about to run (desired status RUNNING), with
     /// its tags and container environment overrides. All pages; never a partial list.
     async fn active_tasks(&self) -> Result<Vec<TaskSummary>, ServiceError>;
+
+    /// One task with its tags; `None` if ECS no longer knows it.
+    async fn describe(&self, cluster: &str, arn: &str)
+        -> Result<Option<TaskSummary>, ServiceError>;
+}
+
+/// The event a customer-facing system turns into a warning before a workspace expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpiryNotice {
+    pub workspace_id: String,
+    pub tenant_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub tier: crate::record::Tier,
+    pub subscription_status: crate::record::SubscriptionStatus,
+    pub expires_at: i64,
+}
+
+#[async_trait]
+pub trait Notices: Send + Sync {
+    /// Publishes notices; one result per notice, in order (`Err` carries the reason it failed).
+    async fn publish(
+        &self,
+        notices: &[ExpiryNotice],
+    ) -> Result<Vec<Result<(), String>>, ServiceError>;
 }

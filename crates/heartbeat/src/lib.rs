@@ -1,0 +1,580 @@
+//! heartbeat: activity (a dispatch, an ECS task event, a running task) pushes a workspace's expiry
+//! forward by its tier's and subscription's retention; it never shortens one, never creates a
+//! record and never gives a held workspace an expiry. On its schedule it also sends expiry notices.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use lifecycle_core::activity::{
+    dedup_ids, notice_due, parse_input, plan_recompute, plan_touch, HeartbeatInput, InputError,
+    RecomputePlan, RecomputeScope, SkipReason, TouchPlan,
+};
+use lifecycle_core::config::{Config, ConfigError, Env};
+use lifecycle_core::observe::{Action, Audit, Reason};
+use lifecycle_core::ports::{ExpiryNotice, Notices, ServiceError, Tasks, WorkspaceTable};
+use lifecycle_core::record::attr;
+use lifecycle_core::tasks::workspaces_in_use;
+use lifecycle_core::{StoredRecord, WorkspaceId};
+use serde::Serialize;
+use serde_dynamo::Item;
+use serde_json::Value;
+use tracing::{info, warn};
+
+pub const DEFAULT_MIN_INTERVAL_SECONDS: i64 = 300;
+pub const DEFAULT_NOTICE_DAYS: u32 = 3;
+/// Re-reads after a lost conditional write before giving up on one workspace in this run.
+const MAX_ATTEMPTS: usize = 3;
+
+/// heartbeat's own settings, beside the shared [`Config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `HEARTBEAT_MIN_INTERVAL_SECONDS`: activity this close to the stored one is not written.
+    pub min_interval: i64,
+    /// `EXPIRY_NOTICE_DAYS`: how far ahead a workspace's expiry is announced.
+    pub notice_days: u32,
+    /// `NOTICE_EVENT_BUS` (`default` unless set; `off` disables notices).
+    pub notice_bus: Option<String>,
+}
+
+impl Settings {
+    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let notice_bus = match env.get("NOTICE_EVENT_BUS").as_deref() {
+            Some("off") => None,
+            Some(bus) => Some(bus.to_string()),
+            None => Some("default".to_string()),
+        };
+        Ok(Self {
+            min_interval: env.number(
+                "HEARTBEAT_MIN_INTERVAL_SECONDS",
+                DEFAULT_MIN_INTERVAL_SECONDS,
+                0..=86_400,
+            )?,
+            notice_days: env.number("EXPIRY_NOTICE_DAYS", DEFAULT_NOTICE_DAYS, 1..=365)?,
+            notice_bus,
+        })
+    }
+}
+
+pub struct Heartbeat {
+    pub table: Arc<dyn WorkspaceTable>,
+    /// `None` without `ECS_CLUSTER`: no scheduled scan of running tasks.
+    pub tasks: Option<Arc<dyn Tasks>>,
+    /// `None` when `NOTICE_EVENT_BUS=off`.
+    pub notices: Option<Arc<dyn Notices>>,
+    pub config: Config,
+    pub settings: Settings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Service(#[from] ServiceError),
+    /// Some workspaces could not be updated; the invocation fails so it is retried (safe: a
+    /// repeated heartbeat coalesces). The summary says which.
+    #[error("{failed} workspace(s) failed: {summary}")]
+    Partial { failed: usize, summary: String },
+}
+
+impl From<HeartbeatError> for lambda_runtime::Diagnostic {
+    fn from(e: HeartbeatError) -> Self {
+        let error_type = match &e {
+            HeartbeatError::Input(_) => "InvalidEvent",
+            HeartbeatError::Service(_) => "ServiceError",
+            HeartbeatError::Partial { .. } => "PartialFailure",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub dry_run: bool,
+    pub extended: Vec<Extended>,
+    pub skipped: Vec<Skipped>,
+    pub unknown: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recomputed: Vec<Recomputed>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Noticed>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<Failed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Extended {
+    pub workspace_id: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Skipped {
+    pub workspace_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recomputed {
+    pub workspace_id: String,
+    pub expires_at: Option<i64>,
+    pub shortened: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Noticed {
+    pub workspace_id: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failed {
+    pub workspace_id: String,
+    pub error: String,
+}
+
+/// What happened to one workspace.
+enum Outcome {
+    Extended(i64),
+    Skipped(&'static str),
+    Unknown,
+    Recomputed {
+        expires_at: Option<i64>,
+        shortened: bool,
+    },
+    Failed(ServiceError),
+}
+
+fn skip_code(reason: SkipReason) -> &'static str {
+    match reason {
+        SkipReason::Held => "held",
+        SkipReason::Coalesced => "coalesced",
+        SkipReason::NotNewer => "not_newer",
+    }
+}
+
+impl Heartbeat {
+    pub async fn handle(&self, event: Value, now: i64) -> Result<Summary, HeartbeatError> {
+        let mut summary = Summary {
+            dry_run: self.config.dry_run,
+            ..Summary::default()
+        };
+        match parse_input(&event)? {
+            HeartbeatInput::Touch { ids, at } => {
+                // A dispatch "in the future" is clamped: a clock skew must not buy extra retention.
+                let at = at.map_or(now, |t| t.min(now));
+                self.touch(ids, at, &mut summary).await;
+            }
+            HeartbeatInput::TaskStateChange {
+                task,
+                cluster_arn,
+                at,
+            } => {
+                let mut ids: Vec<String> = task.workspaces().map(str::to_string).collect();
+                if ids.is_empty() {
+                    // The event carries no tags: ask ECS for them.
+                    let cluster = cluster_arn.or_else(|| self.config.ecs_cluster.clone());
+                    if let (Some(tasks), Some(cluster)) = (&self.tasks, cluster) {
+                        if let Some(described) = tasks.describe(&cluster, &task.arn).await? {
+                            ids = described.workspaces().map(str::to_string).collect();
+                        }
+                    }
+                }
+                if ids.is_empty() {
+                    info!(task = %task.arn, "task names no workspace; nothing to touch");
+                }
+                self.touch(ids, at.min(now), &mut summary).await;
+            }
+            HeartbeatInput::Scheduled { at } => {
+                if let Some(tasks) = &self.tasks {
+                    let running = tasks.active_tasks().await?;
+                    let ids = workspaces_in_use(&running).into_keys().collect();
+                    self.touch(ids, at.min(now), &mut summary).await;
+                }
+                if self.notices.is_some() {
+                    self.send_notices(now, &mut summary).await?;
+                }
+            }
+            HeartbeatInput::Recompute(scope) => self.recompute(scope, &mut summary).await?,
+        }
+        info!(
+            extended = summary.extended.len(),
+            skipped = summary.skipped.len(),
+            unknown = summary.unknown.len(),
+            recomputed = summary.recomputed.len(),
+            notices = summary.notices.len(),
+            failed = summary.failed.len(),
+            "heartbeat done"
+        );
+        if !summary.failed.is_empty() {
+            return Err(HeartbeatError::Partial {
+                failed: summary.failed.len(),
+                summary: serde_json::to_string(&summary).expect("summary serializes"),
+            });
+        }
+        Ok(summary)
+    }
+
+    /// Valid, distinct ids; the invalid ones are reported and audited, never looked up.
+    fn valid_ids(&self, ids: Vec<String>, summary: &mut Summary) -> Vec<WorkspaceId> {
+        let mut valid = Vec::new();
+        for id in dedup_ids(ids) {
+            match WorkspaceId::parse(id.clone()) {
+                Ok(id) => valid.push(id),
+                Err(e) => {
+                    Audit::new(
+                        id.chars().take(160).collect::<String>(),
+                        Action::RejectRecord,
+                        Reason::InvalidRecord,
+                        self.config.dry_run,
+                    )
+                    .error(e)
+                    .emit();
+                    summary.skipped.push(Skipped {
+                        workspace_id: id,
+                        reason: "invalid_id".into(),
+                    });
+                }
+            }
+        }
+        valid
+    }
+
+    async fn touch(&self, ids: Vec<String>, at: i64, summary: &mut Summary) {
+        let ids = self.valid_ids(ids, summary);
+        if ids.is_empty() {
+            return;
+        }
+        let items = match self.table.get_many(&ids).await {
+            Ok(items) => by_id(items),
+            Err(e) => {
+                fail_all(&ids, &e, summary);
+                return;
+            }
+        };
+        let outcomes: Vec<(WorkspaceId, Outcome)> = stream::iter(ids)
+            .map(|id| {
+                let item = items.get(id.as_str()).cloned();
+                async move {
+                    let outcome = self.touch_one(&id, item, at).await;
+                    (id, outcome)
+                }
+            })
+            .buffer_unordered(self.config.record_concurrency)
+            .collect()
+            .await;
+        record_outcomes(outcomes, summary);
+    }
+
+    async fn touch_one(&self, id: &WorkspaceId, mut item: Option<Item>, at: i64) -> Outcome {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(current) = item.take() else {
+                return Outcome::Unknown;
+            };
+            let stored = match StoredRecord::from_item(current) {
+                Ok(stored) => stored,
+                Err(e) => return self.invalid(id, e),
+            };
+            let record = &stored.record;
+            let (last, expires) = match plan_touch(
+                record,
+                at,
+                &self.config.retention,
+                self.settings.min_interval,
+            ) {
+                TouchPlan::Skip(reason) => return Outcome::Skipped(skip_code(reason)),
+                TouchPlan::Extend {
+                    last_activity_at,
+                    expires_at,
+                } => (last_activity_at, expires_at),
+            };
+            let written = if self.config.dry_run {
+                true
+            } else {
+                match self.table.extend(id, last, expires).await {
+                    Ok(written) => written,
+                    Err(e) => return Outcome::Failed(e),
+                }
+            };
+            if written {
+                if record.expires_at != Some(expires) {
+                    Audit::new(
+                        id.as_str(),
+                        Action::ExtendExpiry,
+                        Reason::Activity,
+                        self.config.dry_run,
+                    )
+                    .tenant(record.tenant_id.as_str())
+                    .resource(format!(
+                        "expiresAt {} -> {expires}",
+                        record.expires_at.map_or("none".into(), |e| e.to_string())
+                    ))
+                    .emit();
+                }
+                return Outcome::Extended(expires);
+            }
+            // Someone wrote in between (another heartbeat, a hold, a deletion): read and decide again.
+            item = match self.table.get_many(std::slice::from_ref(id)).await {
+                Ok(mut items) => items.pop(),
+                Err(e) => return Outcome::Failed(e),
+            };
+        }
+        Outcome::Skipped("contended")
+    }
+
+    fn invalid(&self, id: &WorkspaceId, e: impl std::fmt::Display) -> Outcome {
+        Audit::new(
+            id.as_str(),
+            Action::RejectRecord,
+            Reason::InvalidRecord,
+            self.config.dry_run,
+        )
+        .error(e)
+        .emit();
+        Outcome::Skipped("invalid_record")
+    }
+
+    async fn recompute(
+        &self,
+        scope: RecomputeScope,
+        summary: &mut Summary,
+    ) -> Result<(), ServiceError> {
+        let items = match scope {
+            RecomputeScope::All => self.table.scan(None).await?,
+            RecomputeScope::Ids(ids) => {
+                let ids = self.valid_ids(ids, summary);
+                let items = self.table.get_many(&ids).await?;
+                let found = by_id(items.clone());
+                summary.unknown.extend(
+                    ids.iter()
+                        .filter(|id| !found.contains_key(id.as_str()))
+                        .map(|id| id.to_string()),
+                );
+                items
+            }
+        };
+        let outcomes: Vec<(WorkspaceId, Outcome)> = stream::iter(items)
+            .filter_map(|item| async move {
+                let id = match item.get(attr::WORKSPACE_ID) {
+                    Some(serde_dynamo::AttributeValue::S(s)) => {
+                        WorkspaceId::parse(s.clone()).ok()?
+                    }
+                    _ => return None,
+                };
+                Some((id, item))
+            })
+            .map(|(id, item)| async move {
+                let outcome = self.recompute_one(&id, item).await;
+                (id, outcome)
+            })
+            .buffer_unordered(self.config.record_concurrency)
+            .collect()
+            .await;
+        record_outcomes(outcomes, summary);
+        Ok(())
+    }
+
+    async fn recompute_one(&self, id: &WorkspaceId, item: Item) -> Outcome {
+        let mut item = Some(item);
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(current) = item.take() else {
+                return Outcome::Unknown;
+            };
+            let stored = match StoredRecord::from_item(current) {
+                Ok(stored) => stored,
+                Err(e) => return self.invalid(id, e),
+            };
+            let record = &stored.record;
+            let RecomputePlan::Set {
+                expires_at,
+                shortened,
+            } = plan_recompute(record, &self.config.retention)
+            else {
+                return Outcome::Skipped("unchanged");
+            };
+            let written = self.config.dry_run
+                || match self
+                    .table
+                    .set_expiry(id, expires_at, record.last_activity_at)
+                    .await
+                {
+                    Ok(written) => written,
+                    Err(e) => return Outcome::Failed(e),
+                };
+            if written {
+                let reason = if shortened {
+                    Reason::RecomputeShortened
+                } else {
+                    Reason::Recomputed
+                };
+                Audit::new(id.as_str(), Action::SetExpiry, reason, self.config.dry_run)
+                    .tenant(record.tenant_id.as_str())
+                    .resource(format!(
+                        "expiresAt {} -> {} ({:?}/{:?})",
+                        record.expires_at.map_or("none".into(), |e| e.to_string()),
+                        expires_at.map_or("none".into(), |e| e.to_string()),
+                        record.tier,
+                        record.subscription_status
+                    ))
+                    .emit();
+                return Outcome::Recomputed {
+                    expires_at,
+                    shortened,
+                };
+            }
+            item = match self.table.get_many(std::slice::from_ref(id)).await {
+                Ok(mut items) => items.pop(),
+                Err(e) => return Outcome::Failed(e),
+            };
+        }
+        Outcome::Skipped("contended")
+    }
+
+    /// Announces every workspace expiring within `EXPIRY_NOTICE_DAYS`, once per expiry date.
+    ///
+    /// A projected, filtered Scan rather than a GSI: a GSI on `expiresAt` needs a partition key,
+    /// and a constant one makes a hot partition written by every heartbeat; the scan runs at most
+    /// every 15 minutes, reads only the record attributes, and costs the same RCUs as the table's
+    /// size whatever the filter. The claim (a conditional write of `noticeSentFor`) comes before
+    /// the send, so no notice is ever sent twice; a failed send releases the claim for next time.
+    async fn send_notices(&self, now: i64, summary: &mut Summary) -> Result<(), ServiceError> {
+        let Some(notices) = &self.notices else {
+            return Ok(());
+        };
+        let horizon =
+            now + i64::from(self.settings.notice_days) * lifecycle_core::retention::SECONDS_PER_DAY;
+        let mut claimed = Vec::new();
+        for item in self.table.scan(Some((now, horizon))).await? {
+            let Ok(stored) = StoredRecord::from_item(item) else {
+                continue;
+            };
+            let record = stored.record;
+            let Some(expires_at) = notice_due(&record, now, self.settings.notice_days) else {
+                continue;
+            };
+            if !self.config.dry_run {
+                match self
+                    .table
+                    .claim_notice(&record.workspace_id, expires_at)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        summary.failed.push(Failed {
+                            workspace_id: record.workspace_id.to_string(),
+                            error: e.to_string(),
+                        });
+                        continue;
+                    }
+                }
+            }
+            claimed.push(ExpiryNotice {
+                workspace_id: record.workspace_id.to_string(),
+                tenant_id: record.tenant_id.to_string(),
+                user_id: record.user_id.clone(),
+                tier: record.tier,
+                subscription_status: record.subscription_status,
+                expires_at,
+            });
+        }
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let results = if self.config.dry_run {
+            claimed.iter().map(|_| Ok(())).collect()
+        } else {
+            match notices.publish(&claimed).await {
+                Ok(results) => results,
+                Err(e) => claimed.iter().map(|_| Err(e.to_string())).collect(),
+            }
+        };
+        for (notice, result) in claimed.into_iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    Audit::new(
+                        &notice.workspace_id,
+                        Action::SendNotice,
+                        Reason::ExpiringSoon,
+                        self.config.dry_run,
+                    )
+                    .tenant(&notice.tenant_id)
+                    .resource(format!("expiresAt {}", notice.expires_at))
+                    .emit();
+                    summary.notices.push(Noticed {
+                        workspace_id: notice.workspace_id,
+                        expires_at: notice.expires_at,
+                    });
+                }
+                Err(error) => {
+                    let id = WorkspaceId::parse(notice.workspace_id.clone()).expect("validated");
+                    if let Err(e) = self.table.release_notice(&id, notice.expires_at).await {
+                        warn!(workspaceId = %id, error = %e, "could not release a notice claim; that notice is lost");
+                    }
+                    summary.failed.push(Failed {
+                        workspace_id: notice.workspace_id,
+                        error,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn by_id(items: Vec<Item>) -> HashMap<String, Item> {
+    items
+        .into_iter()
+        .filter_map(|item| match item.get(attr::WORKSPACE_ID) {
+            Some(serde_dynamo::AttributeValue::S(id)) => Some((id.clone(), item)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn fail_all(ids: &[WorkspaceId], e: &ServiceError, summary: &mut Summary) {
+    summary.failed.extend(ids.iter().map(|id| Failed {
+        workspace_id: id.to_string(),
+        error: e.to_string(),
+    }));
+}
+
+fn record_outcomes(mut outcomes: Vec<(WorkspaceId, Outcome)>, summary: &mut Summary) {
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    for (id, outcome) in outcomes {
+        let workspace_id = id.to_string();
+        match outcome {
+            Outcome::Extended(expires_at) => summary.extended.push(Extended {
+                workspace_id,
+                expires_at,
+            }),
+            Outcome::Skipped(reason) => summary.skipped.push(Skipped {
+                workspace_id,
+                reason: reason.into(),
+            }),
+            Outcome::Unknown => summary.unknown.push(workspace_id),
+            Outcome::Recomputed {
+                expires_at,
+                shortened,
+            } => summary.recomputed.push(Recomputed {
+                workspace_id,
+                expires_at,
+                shortened,
+            }),
+            Outcome::Failed(e) => summary.failed.push(Failed {
+                workspace_id,
+                error: e.to_string(),
+            }),
+        }
+    }
+}
