@@ -47,18 +47,18 @@ test: venv
 	scripts/moto.sh start >/dev/null
 	trap 'scripts/moto.sh stop' EXIT; \
 	  cargo nextest run --workspace --no-fail-fast && \
-	  cargo build -p ttl-expiry && \
-	  $(VENV)/bin/python scripts/e2e.py --binary target/debug/ttl-expiry
+	  cargo build --bins && \
+	  $(VENV)/bin/python scripts/e2e.py --bin-dir target/debug
 
 unit:
 	cargo nextest run --workspace --lib --bins
 
 e2e: venv release
 	scripts/moto.sh start >/dev/null
-	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/e2e.py --binary target/release/ttl-expiry
+	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/e2e.py --bin-dir target/release
 
 release:
-	cargo build --release -p ttl-expiry
+	cargo build --release --bins
 
 fmt:
 	cargo fmt --all --check
@@ -75,7 +75,7 @@ build: tools
 
 demo: venv release
 	scripts/moto.sh start >/dev/null
-	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/demo.py --binary target/release/ttl-expiry
+	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/demo.py --bin-dir target/release
 
 # Runs one function through the real Lambda Runtime API emulation of cargo lambda, against moto.
 invoke: tools

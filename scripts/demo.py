@@ -19,8 +19,10 @@ def du(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
+    ap.add_argument("--bin-dir", required=True)
     a = ap.parse_args()
+    ttl_expiry = os.path.join(a.bin_dir, "ttl-expiry")
+    heartbeat = os.path.join(a.bin_dir, "heartbeat")
     t0 = time.time()
     fleet = Fleet("demo")
     print(f"== Seeding a fleet on moto ({fleet.table}, {fleet.fs_id}, EFS root {fleet.root})")
@@ -35,6 +37,7 @@ def main():
         ("umbrella", "umbrella-ml", "pro", "cancelled", 8, {}),
         ("hooli", "hooli-search", "free", "suspended", 4, {}),
         ("hooli", "hooli-nucleus", "enterprise", "active", 5, {"retention_days": 3}),
+        ("initech", "initech-report", "free", "active", 5, {}),
     ]
     print(f"   {'workspace':22} {'tenant':9} {'tier':10} {'status':9} {'idle':>5}  expires")
     for tenant, ws, tier, status, idle, extra in seeds:
@@ -45,6 +48,14 @@ def main():
     arn = fleet.run_task("initech-agent-run")
     print(f"   a Fargate task is running on initech-agent-run ({arn.rsplit('/', 1)[-1]})")
 
+    print("\n== A dispatch to globex-spike: heartbeat (release binary, Lambda Runtime API) saves it")
+    before = fleet.record("globex-spike")["expiresAt"]["N"]
+    report, _ = run_function(heartbeat, [{"workspaceId": "globex-spike"}], fleet.env(NOTICE_EVENT_BUS="off"))
+    body = report["results"][0]["body"] if report["results"] else report
+    after = fleet.record("globex-spike")["expiresAt"]["N"]
+    print(f"   expired {time.strftime('%Y-%m-%d', time.gmtime(int(before)))} (TTL had not got to it yet) -> "
+          f"now expires {time.strftime('%Y-%m-%d', time.gmtime(int(after)))}; summary: {body}")
+
     print("\n== DynamoDB TTL deletes the expired records (done here by hand: moto never expires items)")
     records = fleet.expire_due()
     for r in records:
@@ -52,7 +63,7 @@ def main():
     sizes = {r["dynamodb"]["OldImage"]["workspaceId"]["S"]: du(os.path.join(fleet.root, r["dynamodb"]["OldImage"]["tenantId"]["S"], r["dynamodb"]["OldImage"]["workspaceId"]["S"])) for r in records}
 
     print("\n== ttl-expiry handles the stream batch (release binary, Lambda Runtime API)")
-    report, lines = run_function(a.binary, [{"Records": records}], fleet.env())
+    report, lines = run_function(ttl_expiry, [{"Records": records}], fleet.env())
     result = report["results"][0] if report["results"] else {"status": "no answer", "body": report}
     print(f"   answered {result['status']} in {result.get('ms')} ms (cold start included): {result['body']}")
     for line in audit_lines(lines):
@@ -74,6 +85,15 @@ def main():
     trash = fleet.trash()
     files, size = du(os.path.join(fleet.root, ".trash"))
     print(f"   .trash: {len(trash)} entries, {files} files, {size / 1024:.0f} KiB, restorable for 7 days")
+    print("\n== The 15-minute schedule: heartbeat touches running workspaces and sends expiry notices")
+    tick = {"version": "0", "id": "demo", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": "us-east-1", "resources": [], "detail": {}}
+    report, _ = run_function(heartbeat, [tick, tick], fleet.env(NOTICE_EVENT_BUS="default"))
+    for i, result in enumerate(report["results"]):
+        body = result["body"]
+        print(f"   run {i + 1}: extended {[e['workspaceId'] for e in body.get('extended', [])]}, "
+              f"notices {[n['workspaceId'] for n in body.get('notices', [])]} (a notice goes once per expiry date)")
+
     print(f"\nDone in {time.time() - t0:.1f} s. Moto is stopped by make; the EFS root was {fleet.root}.")
 
 

@@ -6,7 +6,9 @@ import json
 import os
 import sys
 
-from fleet import Fleet, audit_lines, run_function
+import time
+
+from fleet import HERE, Fleet, audit_lines, client, run_function
 
 failures = 0
 passes = 0
@@ -23,8 +25,16 @@ def check(cond, what):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", required=True)
+    ap.add_argument("--bin-dir", required=True, help="where the function binaries are (target/debug)")
     a = ap.parse_args()
+    check_ttl_expiry(os.path.join(a.bin_dir, "ttl-expiry"))
+    check_heartbeat(os.path.join(a.bin_dir, "heartbeat"))
+    print(f"e2e: {passes} passed, {failures} failed")
+    sys.exit(1 if failures else 0)
+
+
+def check_ttl_expiry(binary):
+    print("== ttl-expiry")
 
     fleet = Fleet("e2e")
     old = fleet.workspace("acme", "ws-old", tier="free", idle_days=10)
@@ -37,7 +47,7 @@ def main():
     poison = fleet.stream_record("REMOVE", old=dict(old, workspaceId={"S": "../.."}), ttl=True)
     event = {"Records": [user_remove, poison] + records}
 
-    report, lines = run_function(a.binary, [event, event, {"not": "a stream event"}], fleet.env())
+    report, lines = run_function(binary, [event, event, {"not": "a stream event"}], fleet.env())
     results = report["results"]
     check(len(results) == 3, "three invocations answered")
     check(results[0]["status"] == "response" and results[0]["body"] == {"batchItemFailures": []},
@@ -68,12 +78,70 @@ def main():
     check(all(l.get("tenantId") for l in audits if l["action"] != "reject_record"), "audit lines name the tenant")
 
     # Bad configuration: the function refuses to start and says which variable is wrong.
-    report, lines = run_function(a.binary, [event], fleet.env(TRASH_GRACE_DAYS="seven"), timeout=5)
+    report, lines = run_function(binary, [event], fleet.env(TRASH_GRACE_DAYS="seven"), timeout=5)
     text = json.dumps(lines)
     check(not report["results"] and "TRASH_GRACE_DAYS" in text, "bad configuration stops start-up, naming the variable")
 
-    print(f"e2e: {passes} passed, {failures} failed")
-    sys.exit(1 if failures else 0)
+
+
+def check_heartbeat(binary):
+    print("== heartbeat")
+    fleet = Fleet("e2e-hb")
+    now = int(time.time())
+    fleet.workspace("acme", "ws-a", tier="pro", idle_days=29, access_point=False)     # expires in 1 day
+    fleet.workspace("acme", "ws-run", tier="free", idle_days=6, access_point=False)   # expires in 1 day
+    fleet.workspace("acme", "ws-held", tier="pro", idle_days=29, access_point=False, hold=True)
+    fleet.workspace("acme", "ws-quiet", tier="pro", idle_days=28, access_point=False)  # expires in 2 days
+    fleet.run_task("ws-run")
+    sqs, events = client("sqs"), client("events")
+    bus = f"notices-{fleet.table}"
+    events.create_event_bus(Name=bus)
+    queue = sqs.create_queue(QueueName=bus)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="n", EventBusName=bus, EventPattern=json.dumps({"source": ["workspace.lifecycle"]}))
+    events.put_targets(Rule="n", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    scheduled = {"version": "0", "id": "e2e", "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": "123456789012", "time": t, "region": "us-east-1", "resources": [], "detail": {}}
+    with open(os.path.join(HERE, "..", "events", "heartbeat", "ecs-task-state-change.json")) as f:
+        task_event = json.load(f)
+    task_event["time"] = t
+    task_event["detail"]["overrides"]["containerOverrides"][0]["environment"][0]["value"] = "ws-held"
+    invocations = [
+        {"workspaceIds": ["ws-a", "ws-a", "ws-gone", "../x"]},
+        scheduled,
+        task_event,
+        {"recompute": ["ws-a"]},
+        {"hello": "world"},
+    ]
+    report, lines = run_function(binary, invocations, fleet.env(NOTICE_EVENT_BUS=bus))
+    r = report["results"]
+    check(len(r) == 5, "five invocations answered")
+    if len(r) != 5:
+        return
+    body = r[0]["body"]
+    check([e["workspaceId"] for e in body["extended"]] == ["ws-a"] and body["unknown"] == ["ws-gone"],
+          f"dispatch: one write for a repeated id, the unknown id reported: {body}")
+    check(any(s["reason"] == "invalid_id" for s in body["skipped"]), "dispatch: a hostile id is reported")
+    check(fleet.record("ws-gone") is None, "no ghost record for the unknown id")
+    exp = int(fleet.record("ws-a")["expiresAt"]["N"])
+    check(abs(exp - (now + 30 * 86400)) < 120, "dispatch: pro workspace now expires in 30 days")
+    body = r[1]["body"]
+    check([e["workspaceId"] for e in body["extended"]] == ["ws-run"], f"schedule: the running task's workspace is extended: {body}")
+    check(r[2]["status"] == "response" and r[2]["body"]["skipped"] == [{"workspaceId": "ws-held", "reason": "held"}],
+          f"task event on a held workspace: untouched: {r[2]['body']}")
+    check("expiresAt" not in fleet.record("ws-held"), "held workspace still has no expiry")
+    check(r[3]["body"]["skipped"] == [{"workspaceId": "ws-a", "reason": "unchanged"}], "recompute: nothing to change")
+    check(r[4]["status"] == "error" and r[4]["body"]["errorType"] == "InvalidEvent", f"unknown event: a clear error: {r[4]['body']}")
+    audits = {(l["action"], l["reason"], l["workspaceId"]) for l in audit_lines(lines)}
+    check(("extend_expiry", "activity", "ws-a") in audits and ("extend_expiry", "activity", "ws-run") in audits,
+          "audit: one extend_expiry line per change")
+    check([n["workspaceId"] for n in r[1]["body"].get("notices", [])] == ["ws-quiet"],
+          "schedule: one expiry notice, for the quiet workspace only")
+    msgs = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    details = [json.loads(m["Body"])["detail"] for m in msgs]
+    check([d["workspaceId"] for d in details] == ["ws-quiet"] and details[0]["tier"] == "pro",
+          f"the notice reached the bus: {details}")
 
 
 if __name__ == "__main__":
