@@ -317,6 +317,96 @@ mod tests {
         )
     }
 
+    fn remove_parallel(root: &Path, name: &str, deadline: Option<Instant>) -> RemovalReport {
+        let parent = fs::File::open(root).unwrap();
+        let dev = fs::metadata(root).unwrap().dev();
+        let deleter = ParallelDeleter::new(8).unwrap();
+        deleter.remove_tree_at(parent.as_fd(), OsStr::new(name), &root.join(name), dev, deadline)
+    }
+
+    /// Both deleters must agree on every tree.
+    fn remove_both(make: impl Fn(&Path)) -> (RemovalReport, RemovalReport) {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        make(a.path());
+        make(b.path());
+        let seq = remove(a.path(), "t");
+        let par = remove_parallel(b.path(), "t", None);
+        assert!(!a.path().join("t").exists() && !b.path().join("t").exists());
+        (seq, par)
+    }
+
+    #[test]
+    fn parallel_matches_sequential() {
+        let (seq, par) = remove_both(|root| {
+            let top = root.join("t");
+            for i in 0..20 {
+                let d = top.join(format!("d{i}/e/f"));
+                fs::create_dir_all(&d).unwrap();
+                for j in 0..40 {
+                    fs::write(d.join(format!("f{j}")), vec![1u8; j]).unwrap();
+                }
+                symlink("/etc/passwd", d.join("link")).unwrap();
+            }
+            let ro = top.join("d3/ro");
+            fs::create_dir(&ro).unwrap();
+            fs::write(ro.join("x"), b"x").unwrap();
+            fs::set_permissions(&ro, fs::Permissions::from_mode(0o500)).unwrap();
+        });
+        assert!(seq.complete && par.complete, "{seq:?} {par:?}");
+        assert_eq!((seq.files, seq.dirs, seq.bytes), (par.files, par.dirs, par.bytes));
+        assert_eq!(par.files, 20 * 41 + 1);
+    }
+
+    #[test]
+    fn parallel_flat_directory_and_outside_targets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("precious"), b"keep").unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir(&top).unwrap();
+        for i in 0..20_000 {
+            fs::File::create(top.join(format!("f{i:05}"))).unwrap();
+        }
+        symlink(&outside, top.join("out")).unwrap();
+        let report = remove_parallel(tmp.path(), "t", None);
+        assert!(report.complete, "{report:?}");
+        assert_eq!((report.files, report.dirs), (20_001, 1));
+        assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn parallel_deadline_leaves_a_finishable_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir_all(top.join("a/b")).unwrap();
+        fs::write(top.join("a/b/f"), b"1").unwrap();
+        let first = remove_parallel(tmp.path(), "t", Some(Instant::now()));
+        assert!(first.stopped_at_deadline && !first.complete);
+        assert!(top.exists());
+        let second = remove_parallel(tmp.path(), "t", None);
+        assert!(second.complete, "{second:?}");
+        assert!(!top.exists());
+    }
+
+    #[test]
+    fn parallel_deep_tree_over_the_handle_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir(&top).unwrap();
+        let mut fd: OwnedFd = fs::File::open(&top).unwrap().into();
+        for _ in 0..1500 {
+            rfs::mkdirat(&fd, "d", Mode::RWXU).unwrap();
+            rfs::openat(&fd, "sibling", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap();
+            fd = open_dir_nofollow(fd.as_fd(), c"d").unwrap();
+        }
+        drop(fd);
+        let report = remove_parallel(tmp.path(), "t", None);
+        assert!(report.complete, "{:?}", &report.errors[..report.errors.len().min(3)]);
+        assert_eq!((report.files, report.dirs), (1500, 1501));
+    }
+
     #[test]
     fn removes_a_tree_and_counts_it() {
         let tmp = tempfile::tempdir().unwrap();
@@ -394,4 +484,299 @@ mod tests {
         let r = remove(tmp.path(), "f");
         assert_eq!((r.files, r.bytes, r.complete), (1, 3, true));
     }
+}
+
+/// A deleter that keeps many metadata calls in flight, for file systems where each call is a
+/// network round trip (EFS: ~2.7 ms a write). Directories are scanned as tasks on a dedicated
+/// thread pool; the files of a directory are unlinked in chunks by any idle worker; a directory
+/// is removed by whichever task empties it last, which then completes its parent in turn.
+pub struct ParallelDeleter {
+    pool: rayon::ThreadPool,
+    /// Directory handles held open at once; past it, subtrees are removed by the sequential
+    /// walker (which holds few), so Lambda's 1,024 descriptors are never exhausted.
+    fd_budget: usize,
+}
+
+/// Names unlinked by one task: large enough to amortise scheduling, small enough that a flat
+/// directory of 100,000 files spreads over every worker.
+const UNLINK_CHUNK: usize = 32;
+pub const DEFAULT_DELETE_WORKERS: usize = 64;
+
+/// What the tasks of one removal share.
+struct Shared<'p> {
+    top_parent: BorrowedFd<'p>,
+    dev: u64,
+    deadline: Option<Instant>,
+    open_dirs: std::sync::atomic::AtomicUsize,
+    fd_budget: usize,
+    files: std::sync::atomic::AtomicU64,
+    dirs: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    stopped: std::sync::atomic::AtomicBool,
+    report: std::sync::Mutex<RemovalReport>,
+}
+
+/// A directory being emptied. `remaining` counts its unfinished tasks (its own scan, its unlink
+/// chunks, its subdirectories); the one that brings it to zero removes it.
+struct Node {
+    fd: OwnedFd,
+    name: CString,
+    path: PathBuf,
+    parent: Option<std::sync::Arc<Node>>,
+    remaining: std::sync::atomic::AtomicUsize,
+}
+
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::Arc;
+
+impl Shared<'_> {
+    fn past_deadline(&self) -> bool {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.stopped.store(true, Relaxed);
+        }
+        self.stopped.load(Relaxed)
+    }
+
+    fn error(&self, path: &Path, err: impl std::fmt::Display) {
+        self.report.lock().unwrap().error(path, err);
+    }
+
+    /// One task of `node` is done; the last one removes the directory and completes its parent.
+    fn finish(&self, mut node: Arc<Node>) {
+        loop {
+            if node.remaining.fetch_sub(1, AcqRel) != 1 {
+                return;
+            }
+            let parent_fd = match &node.parent {
+                Some(p) => p.fd.as_fd(),
+                None => self.top_parent,
+            };
+            match rfs::unlinkat(parent_fd, node.name.as_c_str(), AtFlags::REMOVEDIR) {
+                Ok(()) | Err(Errno::NOENT) => {
+                    self.dirs.fetch_add(1, Relaxed);
+                }
+                Err(e) => self.error(&node.path, e),
+            }
+            let Some(parent) = node.parent.clone() else {
+                return;
+            };
+            self.open_dirs.fetch_sub(1, Relaxed);
+            drop(node);
+            node = parent;
+        }
+    }
+}
+
+impl ParallelDeleter {
+    pub fn new(workers: usize) -> std::io::Result<Self> {
+        let workers = workers.clamp(1, 512);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("deleter-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Self {
+            pool,
+            fd_budget: 384,
+        })
+    }
+
+    /// Like [`remove_tree_at`], with many calls in flight.
+    pub fn remove_tree_at(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        display_path: &Path,
+        dev: u64,
+        deadline: Option<Instant>,
+    ) -> RemovalReport {
+        let mut report = RemovalReport::default();
+        let Ok(cname) = CString::new(name.as_bytes()) else {
+            report.error(display_path, "name contains a NUL byte");
+            return report;
+        };
+        let st = match rfs::statat(parent, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => {
+                report.complete = true;
+                return report;
+            }
+            Err(e) => {
+                report.error(display_path, e);
+                return report;
+            }
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory || st.st_dev as u64 != dev {
+            // A file, a link, or another file system: the sequential walker decides and reports.
+            return remove_tree_at(parent, name, display_path, dev, deadline);
+        }
+        let Some(root) = open_node(parent, cname, display_path.to_path_buf(), None, &mut report) else {
+            return report;
+        };
+        let shared = Shared {
+            top_parent: parent,
+            dev,
+            deadline,
+            open_dirs: std::sync::atomic::AtomicUsize::new(1),
+            fd_budget: self.fd_budget,
+            files: Default::default(),
+            dirs: Default::default(),
+            bytes: Default::default(),
+            stopped: Default::default(),
+            report: std::sync::Mutex::new(report),
+        };
+        self.pool.scope(|s| scan(s, &shared, root));
+        let mut report = shared.report.into_inner().unwrap();
+        report.files += shared.files.into_inner();
+        report.dirs += shared.dirs.into_inner();
+        report.bytes += shared.bytes.into_inner();
+        report.stopped_at_deadline = shared.stopped.into_inner();
+        report.complete = !report.stopped_at_deadline
+            && report.errors.is_empty()
+            && matches!(
+                rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW),
+                Err(Errno::NOENT)
+            );
+        report
+    }
+}
+
+fn open_node(
+    parent: BorrowedFd<'_>,
+    name: CString,
+    path: PathBuf,
+    parent_node: Option<Arc<Node>>,
+    report: &mut RemovalReport,
+) -> Option<Arc<Node>> {
+    let frame = open_frame(parent, name, path, report)?;
+    let Frame { dir, name, path } = frame;
+    // `open_frame` wraps the handle in a `Dir`; the parallel walker wants the raw handle back.
+    let fd = dir?.fd().ok().and_then(|fd| fd.try_clone_to_owned().ok())?;
+    Some(Arc::new(Node {
+        fd,
+        name,
+        path,
+        parent: parent_node,
+        remaining: std::sync::atomic::AtomicUsize::new(1),
+    }))
+}
+
+fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
+    if shared.past_deadline() {
+        return;
+    }
+    let mut dir = match Dir::read_from(&node.fd) {
+        Ok(dir) => dir,
+        Err(e) => {
+            shared.error(&node.path, e);
+            return;
+        }
+    };
+    let mut files: Vec<CString> = Vec::new();
+    while let Some(entry) = dir.read() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                shared.error(&node.path, e);
+                break;
+            }
+        };
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let name = name.to_owned();
+        let is_dir = match entry.file_type() {
+            FileType::Directory => true,
+            FileType::Unknown => rfs::statat(&node.fd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+            _ => false,
+        };
+        if !is_dir {
+            files.push(name);
+            if files.len() == UNLINK_CHUNK {
+                spawn_unlink(s, shared, &node, std::mem::take(&mut files));
+            }
+            continue;
+        }
+        let child_path = node.path.join(OsStr::from_bytes(name.as_bytes()));
+        match rfs::statat(&node.fd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if st.st_dev as u64 != shared.dev => {
+                shared.error(&child_path, "on another file system; not crossed");
+                continue;
+            }
+            Ok(_) => {}
+            Err(Errno::NOENT) => continue,
+            Err(e) => {
+                shared.error(&child_path, e);
+                continue;
+            }
+        }
+        if shared.open_dirs.load(Relaxed) >= shared.fd_budget {
+            // Out of handle budget: this subtree goes sequentially, in this worker.
+            let report = remove_tree_at(
+                node.fd.as_fd(),
+                OsStr::from_bytes(name.as_bytes()),
+                &child_path,
+                shared.dev,
+                shared.deadline,
+            );
+            let mut total = shared.report.lock().unwrap();
+            total.files += report.files;
+            total.dirs += report.dirs;
+            total.bytes += report.bytes;
+            for e in report.errors {
+                total.error(&e.path, e.error);
+            }
+            if report.stopped_at_deadline {
+                shared.stopped.store(true, Relaxed);
+            }
+            continue;
+        }
+        let mut report = RemovalReport::default();
+        let child = open_node(node.fd.as_fd(), name, child_path, Some(node.clone()), &mut report);
+        for e in report.errors {
+            shared.error(&e.path, e.error);
+        }
+        if let Some(child) = child {
+            shared.open_dirs.fetch_add(1, Relaxed);
+            node.remaining.fetch_add(1, AcqRel);
+            s.spawn(move |s| scan(s, shared, child));
+        }
+    }
+    if !files.is_empty() {
+        spawn_unlink(s, shared, &node, files);
+    }
+    drop(dir);
+    shared.finish(node);
+}
+
+fn spawn_unlink<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: &Arc<Node>, names: Vec<CString>) {
+    node.remaining.fetch_add(1, AcqRel);
+    let node = node.clone();
+    s.spawn(move |_| {
+        for name in &names {
+            if shared.past_deadline() {
+                return;
+            }
+            // The size is read first: it is what "bytes freed" reports.
+            let size = match rfs::statat(&node.fd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st.st_size as u64,
+                Err(Errno::NOENT) => continue,
+                Err(e) => {
+                    shared.error(&node.path.join(OsStr::from_bytes(name.as_bytes())), e);
+                    continue;
+                }
+            };
+            match rfs::unlinkat(&node.fd, name.as_c_str(), AtFlags::empty()) {
+                Ok(()) => {
+                    shared.files.fetch_add(1, Relaxed);
+                    shared.bytes.fetch_add(size, Relaxed);
+                }
+                Err(Errno::NOENT) => {}
+                Err(e) => shared.error(&node.path.join(OsStr::from_bytes(name.as_bytes())), e),
+            }
+        }
+        shared.finish(node);
+    });
 }
