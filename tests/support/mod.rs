@@ -233,6 +233,61 @@ impl Fixture {
         }
     }
 
+    pub fn sweeper(&self, overrides: &[(&str, &str)]) -> efs_sweeper::Sweeper {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        for (k, v) in overrides {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let settings = efs_sweeper::Settings::from(&Env(move |k: &str| vars.get(k).cloned()))
+            .expect("valid settings");
+        let config = self.config(overrides);
+        efs_sweeper::Sweeper {
+            table: Arc::new(DynamoTable::new(
+                aws_sdk_dynamodb::Client::new(&self.sdk),
+                &config.table,
+            )),
+            access_points: Arc::new(EfsAccessPoints::new(aws_sdk_efs::Client::new(&self.sdk))),
+            fs: WorkspaceFs::new(&config.efs_root),
+            deleter: Arc::new(
+                lifecycle_core::deleter::ParallelDeleter::new(settings.delete_concurrency).unwrap(),
+            ),
+            config,
+            settings,
+        }
+    }
+
+    /// An access point for `ws` whose `createdAt` tag says it was made `age_secs` ago.
+    pub async fn create_aged_access_point(&self, tenant: &str, ws: &str, age_secs: i64) -> String {
+        let created = lifecycle_core::now_epoch() - age_secs;
+        self.efs
+            .create_access_point()
+            .file_system_id(&self.file_system_id)
+            .root_directory(
+                aws_sdk_efs::types::RootDirectory::builder()
+                    .path(format!("/workspaces/{tenant}/{ws}"))
+                    .build(),
+            )
+            .tags(
+                aws_sdk_efs::types::Tag::builder()
+                    .key("workspaceId")
+                    .value(ws)
+                    .build()
+                    .unwrap(),
+            )
+            .tags(
+                aws_sdk_efs::types::Tag::builder()
+                    .key("createdAt")
+                    .value(created.to_string())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("create access point")
+            .access_point_id
+            .unwrap()
+    }
+
     /// A new event bus whose notices land in an SQS queue the test can read: `(bus, queue url)`.
     pub async fn notice_bus(&self) -> (String, String) {
         let events = aws_sdk_eventbridge::Client::new(&self.sdk);

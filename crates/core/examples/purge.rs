@@ -15,7 +15,12 @@ fn main() {
     let mut path = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--workers" => workers = args.next().and_then(|n| n.parse().ok()).expect("--workers N"),
+            "--workers" => {
+                workers = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--workers N")
+            }
             "--sequential" => sequential = true,
             _ => path = Some(PathBuf::from(arg)),
         }
@@ -32,7 +37,10 @@ fn main() {
             .expect("thread pool")
             .remove_tree_at(parent.as_fd(), &name, &path, dev, None)
     };
-    println!("{}", serde_json::to_string(&report).expect("report serializes"));
+    println!(
+        "{}",
+        serde_json::to_string(&report).expect("report serializes")
+    );
     if !report.complete {
         std::process::exit(1);
     }

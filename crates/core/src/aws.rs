@@ -353,22 +353,25 @@ impl AccessPoints for EfsAccessPoints {
             .send()
             .await
         {
-            Ok(out) => Ok(out.access_points().first().map(|ap| AccessPointInfo {
-                id: ap.access_point_id().unwrap_or(id).to_string(),
-                file_system_id: ap.file_system_id().unwrap_or_default().to_string(),
-                root_path: ap
-                    .root_directory()
-                    .and_then(|r| r.path())
-                    .map(str::to_string),
-                tags: ap
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect::<BTreeMap<_, _>>(),
-            })),
+            Ok(out) => Ok(out.access_points().first().map(access_point_info)),
             Err(e) if e.code() == Some("AccessPointNotFound") => Ok(None),
             Err(e) => Err(service_error("EFS DescribeAccessPoints", e)),
         }
+    }
+
+    async fn list(&self, file_system_id: &str) -> Result<Vec<AccessPointInfo>, ServiceError> {
+        let mut pages = self
+            .client
+            .describe_access_points()
+            .file_system_id(file_system_id)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error("EFS DescribeAccessPoints", e))?;
+            out.extend(page.access_points().iter().map(access_point_info));
+        }
+        Ok(out)
     }
 
     async fn delete(&self, id: &str) -> Result<bool, ServiceError> {
@@ -383,6 +386,22 @@ impl AccessPoints for EfsAccessPoints {
             Err(e) if e.code() == Some("AccessPointNotFound") => Ok(false),
             Err(e) => Err(service_error("EFS DeleteAccessPoint", e)),
         }
+    }
+}
+
+fn access_point_info(ap: &aws_sdk_efs::types::AccessPointDescription) -> AccessPointInfo {
+    AccessPointInfo {
+        id: ap.access_point_id().unwrap_or_default().to_string(),
+        file_system_id: ap.file_system_id().unwrap_or_default().to_string(),
+        root_path: ap
+            .root_directory()
+            .and_then(|r| r.path())
+            .map(str::to_string),
+        tags: ap
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 

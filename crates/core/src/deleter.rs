@@ -134,7 +134,7 @@ pub fn remove_tree_at(
         }
         return report;
     }
-    if st.st_dev as u64 != dev {
+    if st.st_dev != dev {
         report.error(display_path, "on another file system; not crossed");
         return report;
     }
@@ -187,7 +187,7 @@ pub fn remove_tree_at(
                     }
                 };
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                    if st.st_dev as u64 != dev {
+                    if st.st_dev != dev {
                         report.error(&child_path, "on another file system; not crossed");
                         continue;
                     }
@@ -296,193 +296,6 @@ fn open_frame(
             report.error(&path, e);
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
-    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
-
-    fn remove(root: &Path, name: &str) -> RemovalReport {
-        let parent = fs::File::open(root).unwrap();
-        let dev = fs::metadata(root).unwrap().dev();
-        remove_tree_at(
-            parent.as_fd(),
-            OsStr::new(name),
-            &root.join(name),
-            dev,
-            None,
-        )
-    }
-
-    fn remove_parallel(root: &Path, name: &str, deadline: Option<Instant>) -> RemovalReport {
-        let parent = fs::File::open(root).unwrap();
-        let dev = fs::metadata(root).unwrap().dev();
-        let deleter = ParallelDeleter::new(8).unwrap();
-        deleter.remove_tree_at(parent.as_fd(), OsStr::new(name), &root.join(name), dev, deadline)
-    }
-
-    /// Both deleters must agree on every tree.
-    fn remove_both(make: impl Fn(&Path)) -> (RemovalReport, RemovalReport) {
-        let a = tempfile::tempdir().unwrap();
-        let b = tempfile::tempdir().unwrap();
-        make(a.path());
-        make(b.path());
-        let seq = remove(a.path(), "t");
-        let par = remove_parallel(b.path(), "t", None);
-        assert!(!a.path().join("t").exists() && !b.path().join("t").exists());
-        (seq, par)
-    }
-
-    #[test]
-    fn parallel_matches_sequential() {
-        let (seq, par) = remove_both(|root| {
-            let top = root.join("t");
-            for i in 0..20 {
-                let d = top.join(format!("d{i}/e/f"));
-                fs::create_dir_all(&d).unwrap();
-                for j in 0..40 {
-                    fs::write(d.join(format!("f{j}")), vec![1u8; j]).unwrap();
-                }
-                symlink("/etc/passwd", d.join("link")).unwrap();
-            }
-            let ro = top.join("d3/ro");
-            fs::create_dir(&ro).unwrap();
-            fs::write(ro.join("x"), b"x").unwrap();
-            fs::set_permissions(&ro, fs::Permissions::from_mode(0o500)).unwrap();
-        });
-        assert!(seq.complete && par.complete, "{seq:?} {par:?}");
-        assert_eq!((seq.files, seq.dirs, seq.bytes), (par.files, par.dirs, par.bytes));
-        assert_eq!(par.files, 20 * 41 + 1);
-    }
-
-    #[test]
-    fn parallel_flat_directory_and_outside_targets() {
-        let tmp = tempfile::tempdir().unwrap();
-        let outside = tmp.path().join("outside");
-        fs::create_dir(&outside).unwrap();
-        fs::write(outside.join("precious"), b"keep").unwrap();
-        let top = tmp.path().join("t");
-        fs::create_dir(&top).unwrap();
-        for i in 0..20_000 {
-            fs::File::create(top.join(format!("f{i:05}"))).unwrap();
-        }
-        symlink(&outside, top.join("out")).unwrap();
-        let report = remove_parallel(tmp.path(), "t", None);
-        assert!(report.complete, "{report:?}");
-        assert_eq!((report.files, report.dirs), (20_001, 1));
-        assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep");
-    }
-
-    #[test]
-    fn parallel_deadline_leaves_a_finishable_tree() {
-        let tmp = tempfile::tempdir().unwrap();
-        let top = tmp.path().join("t");
-        fs::create_dir_all(top.join("a/b")).unwrap();
-        fs::write(top.join("a/b/f"), b"1").unwrap();
-        let first = remove_parallel(tmp.path(), "t", Some(Instant::now()));
-        assert!(first.stopped_at_deadline && !first.complete);
-        assert!(top.exists());
-        let second = remove_parallel(tmp.path(), "t", None);
-        assert!(second.complete, "{second:?}");
-        assert!(!top.exists());
-    }
-
-    #[test]
-    fn parallel_deep_tree_over_the_handle_budget() {
-        let tmp = tempfile::tempdir().unwrap();
-        let top = tmp.path().join("t");
-        fs::create_dir(&top).unwrap();
-        let mut fd: OwnedFd = fs::File::open(&top).unwrap().into();
-        for _ in 0..1500 {
-            rfs::mkdirat(&fd, "d", Mode::RWXU).unwrap();
-            rfs::openat(&fd, "sibling", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap();
-            fd = open_dir_nofollow(fd.as_fd(), c"d").unwrap();
-        }
-        drop(fd);
-        let report = remove_parallel(tmp.path(), "t", None);
-        assert!(report.complete, "{:?}", &report.errors[..report.errors.len().min(3)]);
-        assert_eq!((report.files, report.dirs), (1500, 1501));
-    }
-
-    #[test]
-    fn removes_a_tree_and_counts_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let top = tmp.path().join("t");
-        fs::create_dir_all(top.join("a/b/c")).unwrap();
-        fs::write(top.join("a/f1"), b"12345").unwrap();
-        fs::write(top.join("a/b/c/f2"), b"123").unwrap();
-        let report = remove(tmp.path(), "t");
-        assert!(report.complete, "{report:?}");
-        assert_eq!((report.files, report.dirs, report.bytes), (2, 4, 8));
-        assert!(!top.exists());
-    }
-
-    #[test]
-    fn never_follows_symlinks() {
-        let tmp = tempfile::tempdir().unwrap();
-        let outside = tmp.path().join("outside");
-        fs::create_dir(&outside).unwrap();
-        fs::write(outside.join("precious"), b"keep").unwrap();
-        let top = tmp.path().join("t");
-        fs::create_dir(&top).unwrap();
-        symlink(&outside, top.join("link-dir")).unwrap();
-        symlink(outside.join("precious"), top.join("link-file")).unwrap();
-        let report = remove(tmp.path(), "t");
-        assert!(report.complete, "{report:?}");
-        assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep");
-        assert!(!top.exists());
-    }
-
-    #[test]
-    fn deep_trees_read_only_dirs_and_odd_names() {
-        let tmp = tempfile::tempdir().unwrap();
-        let top = tmp.path().join("t");
-        fs::create_dir(&top).unwrap();
-        // Deeper than PATH_MAX allows by name: built one handle at a time.
-        let mut fd: OwnedFd = fs::File::open(&top).unwrap().into();
-        for _ in 0..3000 {
-            rfs::mkdirat(&fd, "d", Mode::RWXU).unwrap();
-            fd = open_dir_nofollow(fd.as_fd(), c"d").unwrap();
-        }
-        rfs::openat(&fd, "leaf", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap();
-        drop(fd);
-        let odd = top.join(OsStr::from_bytes(b"caf\xe9"));
-        fs::create_dir(&odd).unwrap();
-        fs::write(odd.join("x"), b"x").unwrap();
-        fs::set_permissions(&odd, fs::Permissions::from_mode(0o500)).unwrap();
-        let report = remove(tmp.path(), "t");
-        assert!(report.complete, "{report:?}");
-        assert_eq!((report.dirs, report.files), (3002, 2));
-        assert!(!top.exists());
-    }
-
-    #[test]
-    fn stops_at_the_deadline_leaving_a_finishable_tree() {
-        let tmp = tempfile::tempdir().unwrap();
-        let top = tmp.path().join("t");
-        fs::create_dir_all(top.join("x")).unwrap();
-        fs::write(top.join("x/f"), b"1").unwrap();
-        let parent = fs::File::open(tmp.path()).unwrap();
-        let dev = fs::metadata(tmp.path()).unwrap().dev();
-        let past = Some(Instant::now());
-        let first = remove_tree_at(parent.as_fd(), OsStr::new("t"), &top, dev, past);
-        assert!(first.stopped_at_deadline && !first.complete);
-        assert!(top.exists());
-        let second = remove(tmp.path(), "t");
-        assert!(second.complete);
-        assert!(!top.exists());
-    }
-
-    #[test]
-    fn missing_is_complete_and_a_file_is_removed() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert!(remove(tmp.path(), "nope").complete);
-        fs::write(tmp.path().join("f"), b"abc").unwrap();
-        let r = remove(tmp.path(), "f");
-        assert_eq!((r.files, r.bytes, r.complete), (1, 3, true));
     }
 }
 
@@ -606,11 +419,12 @@ impl ParallelDeleter {
                 return report;
             }
         };
-        if FileType::from_raw_mode(st.st_mode) != FileType::Directory || st.st_dev as u64 != dev {
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory || st.st_dev != dev {
             // A file, a link, or another file system: the sequential walker decides and reports.
             return remove_tree_at(parent, name, display_path, dev, deadline);
         }
-        let Some(root) = open_node(parent, cname, display_path.to_path_buf(), None, &mut report) else {
+        let Some(root) = open_node(parent, cname, display_path.to_path_buf(), None, &mut report)
+        else {
             return report;
         };
         let shared = Shared {
@@ -701,7 +515,7 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
         }
         let child_path = node.path.join(OsStr::from_bytes(name.as_bytes()));
         match rfs::statat(&node.fd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if st.st_dev as u64 != shared.dev => {
+            Ok(st) if st.st_dev != shared.dev => {
                 shared.error(&child_path, "on another file system; not crossed");
                 continue;
             }
@@ -734,7 +548,13 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
             continue;
         }
         let mut report = RemovalReport::default();
-        let child = open_node(node.fd.as_fd(), name, child_path, Some(node.clone()), &mut report);
+        let child = open_node(
+            node.fd.as_fd(),
+            name,
+            child_path,
+            Some(node.clone()),
+            &mut report,
+        );
         for e in report.errors {
             shared.error(&e.path, e.error);
         }
@@ -751,7 +571,12 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
     shared.finish(node);
 }
 
-fn spawn_unlink<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: &Arc<Node>, names: Vec<CString>) {
+fn spawn_unlink<'s>(
+    s: &rayon::Scope<'s>,
+    shared: &'s Shared<'s>,
+    node: &Arc<Node>,
+    names: Vec<CString>,
+) {
     node.remaining.fetch_add(1, AcqRel);
     let node = node.clone();
     s.spawn(move |_| {
@@ -779,4 +604,204 @@ fn spawn_unlink<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: &Arc<Nod
         }
         shared.finish(node);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+
+    fn remove(root: &Path, name: &str) -> RemovalReport {
+        let parent = fs::File::open(root).unwrap();
+        let dev = fs::metadata(root).unwrap().dev();
+        remove_tree_at(
+            parent.as_fd(),
+            OsStr::new(name),
+            &root.join(name),
+            dev,
+            None,
+        )
+    }
+
+    fn remove_parallel(root: &Path, name: &str, deadline: Option<Instant>) -> RemovalReport {
+        let parent = fs::File::open(root).unwrap();
+        let dev = fs::metadata(root).unwrap().dev();
+        let deleter = ParallelDeleter::new(8).unwrap();
+        deleter.remove_tree_at(
+            parent.as_fd(),
+            OsStr::new(name),
+            &root.join(name),
+            dev,
+            deadline,
+        )
+    }
+
+    /// Both deleters must agree on every tree.
+    fn remove_both(make: impl Fn(&Path)) -> (RemovalReport, RemovalReport) {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        make(a.path());
+        make(b.path());
+        let seq = remove(a.path(), "t");
+        let par = remove_parallel(b.path(), "t", None);
+        assert!(!a.path().join("t").exists() && !b.path().join("t").exists());
+        (seq, par)
+    }
+
+    #[test]
+    fn parallel_matches_sequential() {
+        let (seq, par) = remove_both(|root| {
+            let top = root.join("t");
+            for i in 0..20 {
+                let d = top.join(format!("d{i}/e/f"));
+                fs::create_dir_all(&d).unwrap();
+                for j in 0..40 {
+                    fs::write(d.join(format!("f{j}")), vec![1u8; j]).unwrap();
+                }
+                symlink("/etc/passwd", d.join("link")).unwrap();
+            }
+            let ro = top.join("d3/ro");
+            fs::create_dir(&ro).unwrap();
+            fs::write(ro.join("x"), b"x").unwrap();
+            fs::set_permissions(&ro, fs::Permissions::from_mode(0o500)).unwrap();
+        });
+        assert!(seq.complete && par.complete, "{seq:?} {par:?}");
+        assert_eq!(
+            (seq.files, seq.dirs, seq.bytes),
+            (par.files, par.dirs, par.bytes)
+        );
+        assert_eq!(par.files, 20 * 41 + 1);
+    }
+
+    #[test]
+    fn parallel_flat_directory_and_outside_targets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("precious"), b"keep").unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir(&top).unwrap();
+        for i in 0..20_000 {
+            fs::File::create(top.join(format!("f{i:05}"))).unwrap();
+        }
+        symlink(&outside, top.join("out")).unwrap();
+        let report = remove_parallel(tmp.path(), "t", None);
+        assert!(report.complete, "{report:?}");
+        assert_eq!((report.files, report.dirs), (20_001, 1));
+        assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn parallel_deadline_leaves_a_finishable_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir_all(top.join("a/b")).unwrap();
+        fs::write(top.join("a/b/f"), b"1").unwrap();
+        let first = remove_parallel(tmp.path(), "t", Some(Instant::now()));
+        assert!(first.stopped_at_deadline && !first.complete);
+        assert!(top.exists());
+        let second = remove_parallel(tmp.path(), "t", None);
+        assert!(second.complete, "{second:?}");
+        assert!(!top.exists());
+    }
+
+    #[test]
+    fn parallel_deep_tree_over_the_handle_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir(&top).unwrap();
+        let mut fd: OwnedFd = fs::File::open(&top).unwrap().into();
+        for _ in 0..1500 {
+            rfs::mkdirat(&fd, "d", Mode::RWXU).unwrap();
+            rfs::openat(&fd, "sibling", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap();
+            fd = open_dir_nofollow(fd.as_fd(), c"d").unwrap();
+        }
+        drop(fd);
+        let report = remove_parallel(tmp.path(), "t", None);
+        assert!(
+            report.complete,
+            "{:?}",
+            &report.errors[..report.errors.len().min(3)]
+        );
+        assert_eq!((report.files, report.dirs), (1500, 1501));
+    }
+
+    #[test]
+    fn removes_a_tree_and_counts_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir_all(top.join("a/b/c")).unwrap();
+        fs::write(top.join("a/f1"), b"12345").unwrap();
+        fs::write(top.join("a/b/c/f2"), b"123").unwrap();
+        let report = remove(tmp.path(), "t");
+        assert!(report.complete, "{report:?}");
+        assert_eq!((report.files, report.dirs, report.bytes), (2, 4, 8));
+        assert!(!top.exists());
+    }
+
+    #[test]
+    fn never_follows_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("precious"), b"keep").unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir(&top).unwrap();
+        symlink(&outside, top.join("link-dir")).unwrap();
+        symlink(outside.join("precious"), top.join("link-file")).unwrap();
+        let report = remove(tmp.path(), "t");
+        assert!(report.complete, "{report:?}");
+        assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep");
+        assert!(!top.exists());
+    }
+
+    #[test]
+    fn deep_trees_read_only_dirs_and_odd_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir(&top).unwrap();
+        // Deeper than PATH_MAX allows by name: built one handle at a time.
+        let mut fd: OwnedFd = fs::File::open(&top).unwrap().into();
+        for _ in 0..3000 {
+            rfs::mkdirat(&fd, "d", Mode::RWXU).unwrap();
+            fd = open_dir_nofollow(fd.as_fd(), c"d").unwrap();
+        }
+        rfs::openat(&fd, "leaf", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap();
+        drop(fd);
+        let odd = top.join(OsStr::from_bytes(b"caf\xe9"));
+        fs::create_dir(&odd).unwrap();
+        fs::write(odd.join("x"), b"x").unwrap();
+        fs::set_permissions(&odd, fs::Permissions::from_mode(0o500)).unwrap();
+        let report = remove(tmp.path(), "t");
+        assert!(report.complete, "{report:?}");
+        assert_eq!((report.dirs, report.files), (3002, 2));
+        assert!(!top.exists());
+    }
+
+    #[test]
+    fn stops_at_the_deadline_leaving_a_finishable_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir_all(top.join("x")).unwrap();
+        fs::write(top.join("x/f"), b"1").unwrap();
+        let parent = fs::File::open(tmp.path()).unwrap();
+        let dev = fs::metadata(tmp.path()).unwrap().dev();
+        let past = Some(Instant::now());
+        let first = remove_tree_at(parent.as_fd(), OsStr::new("t"), &top, dev, past);
+        assert!(first.stopped_at_deadline && !first.complete);
+        assert!(top.exists());
+        let second = remove(tmp.path(), "t");
+        assert!(second.complete);
+        assert!(!top.exists());
+    }
+
+    #[test]
+    fn missing_is_complete_and_a_file_is_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(remove(tmp.path(), "nope").complete);
+        fs::write(tmp.path().join("f"), b"abc").unwrap();
+        let r = remove(tmp.path(), "f");
+        assert_eq!((r.files, r.bytes, r.complete), (1, 3, true));
+    }
 }

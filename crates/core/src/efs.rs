@@ -11,9 +11,10 @@ use std::time::Instant;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::deleter::{remove_tree_at, RemovalReport};
+use crate::deleter::{remove_tree_at, ParallelDeleter, RemovalReport};
 use crate::ids::{TenantId, WorkspaceId};
 use crate::layout::{TrashName, TRASH_DATA, TRASH_DIR, TRASH_RECORD};
+use crate::sweep::{LiveEntry, TrashEntry};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{op} {path}: {source}")]
@@ -203,6 +204,16 @@ impl WorkspaceFs {
         entry: &str,
         deadline: Option<Instant>,
     ) -> Result<RemovalReport, FsError> {
+        self.purge_trash_entry_with(None, entry, deadline)
+    }
+
+    /// [`WorkspaceFs::purge_trash_entry`] with many calls in flight when a deleter is given.
+    pub fn purge_trash_entry_with(
+        &self,
+        deleter: Option<&ParallelDeleter>,
+        entry: &str,
+        deadline: Option<Instant>,
+    ) -> Result<RemovalReport, FsError> {
         if entry.is_empty() || entry.contains('/') || entry == "." || entry == ".." {
             return Err(FsError::new("refuse trash entry", entry, Errno::INVAL));
         }
@@ -226,13 +237,162 @@ impl WorkspaceFs {
         let dev = rfs::fstat(&trash)
             .map_err(|e| FsError::new("stat trash", &trash_path, e))?
             .st_dev;
-        Ok(remove_tree_at(
-            trash.as_fd(),
-            OsStr::new(entry),
-            &trash_path.join(entry),
-            dev as u64,
-            deadline,
-        ))
+        let (name, path) = (OsStr::new(entry), trash_path.join(entry));
+        Ok(match deleter {
+            Some(d) => d.remove_tree_at(trash.as_fd(), name, &path, dev, deadline),
+            None => remove_tree_at(trash.as_fd(), name, &path, dev, deadline),
+        })
+    }
+
+    fn open_trash(&self, root: &OwnedFd) -> Result<Option<OwnedFd>, FsError> {
+        match rfs::openat(
+            root,
+            TRASH_DIR,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(FsError::new("open trash", self.trash_path(), e)),
+        }
+    }
+
+    /// Every `<tenant>/<workspace>` entry under the root (not `.trash`), with its age. A tenant
+    /// entry that is not a directory, or cannot be listed, is returned without a workspace.
+    pub fn list_live(&self) -> Result<Vec<LiveEntry>, FsError> {
+        let root = self.open_root()?;
+        let mut out = Vec::new();
+        for tenant in read_names(&root).map_err(|e| FsError::new("list root", &self.root, e))? {
+            if tenant == TRASH_DIR {
+                continue;
+            }
+            // Not a tenant's name (lost+found, .snapshot, …): reported, never entered.
+            if TenantId::parse(tenant.as_str()).is_err() {
+                out.push(LiveEntry {
+                    tenant,
+                    workspace: None,
+                    changed_at: 0,
+                });
+                continue;
+            }
+            let tenant_fd = match rfs::openat(
+                &root,
+                tenant.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(_) => {
+                    out.push(LiveEntry {
+                        tenant,
+                        workspace: None,
+                        changed_at: 0,
+                    });
+                    continue;
+                }
+            };
+            let names = read_names(&tenant_fd)
+                .map_err(|e| FsError::new("list tenant", self.root.join(&tenant), e))?;
+            for ws in names {
+                let changed_at =
+                    match rfs::statat(&tenant_fd, ws.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => st.st_mtime.max(st.st_ctime),
+                        Err(Errno::NOENT) => continue,
+                        Err(e) => {
+                            return Err(FsError::new("stat", self.root.join(&tenant).join(&ws), e))
+                        }
+                    };
+                out.push(LiveEntry {
+                    tenant: tenant.clone(),
+                    workspace: Some(ws),
+                    changed_at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The names in `.trash` (none when it does not exist yet).
+    pub fn list_trash(&self) -> Result<Vec<TrashEntry>, FsError> {
+        let root = self.open_root()?;
+        let Some(trash) = self.open_trash(&root)? else {
+            return Ok(Vec::new());
+        };
+        let names =
+            read_names(&trash).map_err(|e| FsError::new("list trash", self.trash_path(), e))?;
+        Ok(names.into_iter().map(|name| TrashEntry { name }).collect())
+    }
+
+    /// The `record.json` kept with a trash entry, if it has one.
+    pub fn read_trash_record(&self, entry: &TrashName) -> Result<Option<Vec<u8>>, FsError> {
+        let path = self.trash_path().join(entry.to_string()).join(TRASH_RECORD);
+        let root = self.open_root()?;
+        let Some(trash) = self.open_trash(&root)? else {
+            return Ok(None);
+        };
+        let entry_fd = match rfs::openat(
+            &trash,
+            entry.to_string().as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(FsError::new("open trash entry", path, e)),
+        };
+        match rfs::openat(
+            &entry_fd,
+            TRASH_RECORD,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut bytes).map_err(
+                    |e| FsError {
+                        op: "read",
+                        path: path.clone(),
+                        source: e,
+                    },
+                )?;
+                Ok(Some(bytes))
+            }
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(FsError::new("open", path, e)),
+        }
+    }
+
+    /// Moves `.trash/<entry>/data` back to `<tenant>/<workspace>` (never over anything that is
+    /// there: the rename refuses to replace) and removes the emptied entry.
+    pub fn restore_from_trash(&self, entry: &TrashName) -> Result<PathBuf, FsError> {
+        let root = self.open_root()?;
+        let entry_path = self.trash_path().join(entry.to_string());
+        let trash = self
+            .open_trash(&root)?
+            .ok_or_else(|| FsError::new("open trash", self.trash_path(), Errno::NOENT))?;
+        let entry_fd = rfs::openat(
+            &trash,
+            entry.to_string().as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| FsError::new("open trash entry", &entry_path, e))?;
+        let tenant_path = self.root.join(entry.tenant.as_str());
+        let tenant_fd = self.ensure_dir(&root, entry.tenant.as_str(), &tenant_path)?;
+        let place = tenant_path.join(entry.workspace.as_str());
+        rfs::renameat_with(
+            &entry_fd,
+            TRASH_DATA,
+            &tenant_fd,
+            entry.workspace.as_str(),
+            rfs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| FsError::new("restore (rename back)", &place, e))?;
+        for name in [TRASH_RECORD, "record.json.tmp"] {
+            let _ = rfs::unlinkat(&entry_fd, name, AtFlags::empty());
+        }
+        let _ = rfs::unlinkat(&trash, entry.to_string().as_str(), AtFlags::REMOVEDIR);
+        Ok(place)
     }
 }
 
@@ -250,4 +410,21 @@ fn write_file_at(dir: &OwnedFd, name: &str, bytes: &[u8]) -> Result<(), Errno> {
         .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
     drop(file);
     rfs::renameat(dir, tmp.as_str(), dir, name)
+}
+
+/// The names in a directory (not `.`/`..`). Non-UTF-8 names are returned lossily; they never
+/// validate as ids, so they are reported and left alone.
+fn read_names(dir: &OwnedFd) -> Result<Vec<String>, Errno> {
+    let mut names = Vec::new();
+    let mut d = rfs::Dir::read_from(dir)?;
+    while let Some(entry) = d.read() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        names.push(String::from_utf8_lossy(name).into_owned());
+    }
+    names.sort();
+    Ok(names)
 }

@@ -13,8 +13,10 @@ pub mod memory;
 pub mod observe;
 pub mod ports;
 pub mod record;
+pub mod restore;
 pub mod retention;
 pub mod stream;
+pub mod sweep;
 pub mod tasks;
 
 pub use ids::{TenantId, WorkspaceId};

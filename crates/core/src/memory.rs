@@ -160,6 +160,19 @@ impl AccessPoints for MemoryAccessPoints {
     async fn delete(&self, id: &str) -> Result<bool, ServiceError> {
         Ok(self.points.lock().unwrap().remove(id).is_some())
     }
+
+    async fn list(&self, file_system_id: &str) -> Result<Vec<AccessPointInfo>, ServiceError> {
+        let mut out: Vec<_> = self
+            .points
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|ap| ap.file_system_id == file_system_id)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Default)]

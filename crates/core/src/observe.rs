@@ -128,10 +128,20 @@ impl Audit {
         reason: Reason,
         dry_run: bool,
     ) -> Self {
+        Self::coded(workspace_id, action, reason.as_str(), dry_run)
+    }
+
+    /// An audit line with a reason code of another vocabulary (the sweeper's, the pruner's).
+    pub fn coded(
+        workspace_id: impl Into<String>,
+        action: Action,
+        reason: &str,
+        dry_run: bool,
+    ) -> Self {
         Self {
             workspace_id: workspace_id.into(),
             action: action.as_str().into(),
-            reason: reason.as_str().into(),
+            reason: reason.into(),
             dry_run,
             ..Self::default()
         }
@@ -183,4 +193,34 @@ impl Audit {
             line!(info);
         }
     }
+}
+
+/// The CloudWatch namespace of the project's metrics.
+pub const METRICS_NAMESPACE: &str = "WorkspaceLifecycle";
+
+/// One line of CloudWatch Embedded Metric Format on stdout: CloudWatch turns it into metrics
+/// (dimension `Function`) without an API call. `metrics` are `(name, value, unit)`.
+pub fn emit_metrics(function: &str, metrics: &[(&str, f64, &str)]) {
+    let definitions: Vec<_> = metrics
+        .iter()
+        .map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit}))
+        .collect();
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["Function"]],
+                "Metrics": definitions,
+            }],
+        },
+        "Function": function,
+    });
+    for (name, value, _) in metrics {
+        line[*name] = serde_json::json!(value);
+    }
+    println!("{line}");
 }

@@ -81,12 +81,42 @@ pub struct AccessPointInfo {
     pub tags: BTreeMap<String, String>,
 }
 
+/// Tag an access point may carry with its creation time (epoch seconds or RFC 3339): EFS itself
+/// reports none, and the sweeper needs an age before it deletes one.
+pub const CREATED_AT_TAG: &str = "createdAt";
+
+impl AccessPointInfo {
+    /// The workspace it serves: its `workspaceId` tag, else the last component of its root.
+    pub fn workspace(&self) -> Option<String> {
+        if let Some(ws) = self.tags.get(crate::tasks::WORKSPACE_TAG) {
+            return Some(ws.clone());
+        }
+        let path = self.root_path.as_deref()?.trim_end_matches('/');
+        path.rsplit('/')
+            .next()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
+    pub fn created_at(&self) -> Option<i64> {
+        let text = self.tags.get(CREATED_AT_TAG)?;
+        text.parse().ok().or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.timestamp())
+        })
+    }
+}
+
 #[async_trait]
 pub trait AccessPoints: Send + Sync {
     async fn describe(&self, id: &str) -> Result<Option<AccessPointInfo>, ServiceError>;
 
     /// Deletes an access point. `Ok(false)`: it was already gone, which counts as success.
     async fn delete(&self, id: &str) -> Result<bool, ServiceError>;
+
+    /// Every access point of a file system (all pages; never a partial list).
+    async fn list(&self, file_system_id: &str) -> Result<Vec<AccessPointInfo>, ServiceError>;
 }
 
 #[async_trait]

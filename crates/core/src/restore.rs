@@ -1,0 +1,110 @@
+//! Putting a trashed workspace back: its data in place and its record re-created with a fresh
+//! expiry. Refuses, changing nothing, if the place or the record is taken.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_dynamo::{AttributeValue, Item};
+
+use crate::efs::{FsError, Presence, WorkspaceFs};
+use crate::layout::TrashName;
+use crate::ports::{ServiceError, WorkspaceTable};
+use crate::record::{attr, StoredRecord};
+use crate::retention::RetentionPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("trash entry {0} has no record.json to restore from")]
+    NoRecord(String),
+    #[error("trash entry {entry}: record.json is unreadable: {message}")]
+    BadRecord { entry: String, message: String },
+    #[error("workspace {0} has a record again; refusing to overwrite it")]
+    RecordExists(String),
+    #[error("{0} is taken; refusing to restore over it")]
+    PlaceTaken(PathBuf),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    pub workspace_id: String,
+    pub tenant_id: String,
+    pub place: PathBuf,
+    pub expires_at: Option<i64>,
+    /// The access point the workspace had (deleted when it expired; the caller may re-create it).
+    pub access_point_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct KeptRecord {
+    item: Option<Item>,
+}
+
+/// Newest trash entries of a workspace first.
+pub fn entries_for(fs: &WorkspaceFs, workspace: &str) -> Result<Vec<TrashName>, FsError> {
+    let mut names: Vec<TrashName> = fs
+        .list_trash()?
+        .into_iter()
+        .filter_map(|e| e.name.parse::<TrashName>().ok())
+        .filter(|n| n.workspace.as_str() == workspace)
+        .collect();
+    names.sort_by_key(|n| std::cmp::Reverse(n.deleted_at));
+    Ok(names)
+}
+
+pub async fn restore(
+    table: &dyn WorkspaceTable,
+    fs: &WorkspaceFs,
+    entry: &TrashName,
+    policy: &RetentionPolicy,
+    now: i64,
+) -> Result<Restored, RestoreError> {
+    let name = entry.to_string();
+    let bytes = fs
+        .read_trash_record(entry)?
+        .ok_or_else(|| RestoreError::NoRecord(name.clone()))?;
+    let bad = |message: String| RestoreError::BadRecord {
+        entry: name.clone(),
+        message,
+    };
+    let kept: KeptRecord = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let item = kept
+        .item
+        .ok_or_else(|| RestoreError::NoRecord(name.clone()))?;
+    let stored = StoredRecord::from_item(item).map_err(|e| bad(e.to_string()))?;
+    let record = &stored.record;
+    if table.get(&record.workspace_id).await?.is_some() {
+        return Err(RestoreError::RecordExists(record.workspace_id.to_string()));
+    }
+    if fs.workspace_presence(&record.tenant_id, &record.workspace_id)? != Presence::Absent {
+        return Err(RestoreError::PlaceTaken(
+            fs.root()
+                .join(record.tenant_id.as_str())
+                .join(record.workspace_id.as_str()),
+        ));
+    }
+    let place = fs.restore_from_trash(entry)?;
+    // Restoring is activity: the workspace gets its full retention from now.
+    let expires_at = policy.expires_at(record, now);
+    let mut map = stored.item_with_expiry(expires_at).into_inner();
+    map.insert(
+        attr::LAST_ACTIVITY_AT.into(),
+        AttributeValue::N(now.to_string()),
+    );
+    map.remove(attr::NOTICE_SENT_FOR);
+    // The access point was deleted with the workspace; the record must not name a dead one.
+    map.remove("accessPointId");
+    if !table.put_if_absent(Item::from(map)).await? {
+        return Err(RestoreError::RecordExists(record.workspace_id.to_string()));
+    }
+    Ok(Restored {
+        workspace_id: record.workspace_id.to_string(),
+        tenant_id: record.tenant_id.to_string(),
+        place,
+        expires_at,
+        access_point_id: record.access_point_id.clone(),
+    })
+}

@@ -1,0 +1,490 @@
+//! The weekly sweep (pure): which trash entries have served their grace, which workspace
+//! directories and access points no record owns, and whether the run stays within its caps.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::ids::{TenantId, WorkspaceId};
+use crate::layout::TrashName;
+use crate::retention::SECONDS_PER_DAY;
+
+/// A directory entry `<EFS_ROOT>/<tenant>/<workspace>` as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveEntry {
+    pub tenant: String,
+    /// `None` for a tenant-level entry that could not be listed (not a directory, unreadable).
+    pub workspace: Option<String>,
+    /// Epoch seconds of the newest of mtime/ctime: a directory being set up looks young.
+    pub changed_at: i64,
+}
+
+/// An entry of `<EFS_ROOT>/.trash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrashEntry {
+    pub name: String,
+}
+
+/// A record as the sweep needs it: the tenant whose directory it owns. (A held workspace has a
+/// record like any other, so it is owned and never touched.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub tenant: String,
+}
+
+/// An access point of the file system, with the workspace it serves (tag `workspaceId`, else the
+/// last component of its root directory) and, when known, its age.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessPointEntry {
+    pub id: String,
+    pub workspace: Option<String>,
+    pub created_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepRules {
+    pub trash_grace_days: u32,
+    pub orphan_min_age_hours: u32,
+    pub max_actions: usize,
+    pub max_action_percent: u32,
+}
+
+/// Below this many candidates of a kind, only `MAX_ACTIONS` applies: one orphan among three
+/// workspaces is 33% but no sign of a misconfigured table.
+pub const MIN_POPULATION_FOR_PERCENT: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepReason {
+    TrashGraceElapsed,
+    OrphanNoRecord,
+    OrphanAccessPoint,
+    SkippedTooYoung,
+    SkippedWithinGrace,
+    SkippedInvalidName,
+    SkippedTenantMismatch,
+    SkippedAgeUnknown,
+    SkippedUnidentified,
+    SkippedCap,
+}
+
+impl SweepReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SweepReason::TrashGraceElapsed => "trash_grace_elapsed",
+            SweepReason::OrphanNoRecord => "orphan_no_record",
+            SweepReason::OrphanAccessPoint => "orphan_access_point",
+            SweepReason::SkippedTooYoung => "skipped_too_young",
+            SweepReason::SkippedWithinGrace => "skipped_within_grace",
+            SweepReason::SkippedInvalidName => "skipped_invalid_name",
+            SweepReason::SkippedTenantMismatch => "skipped_tenant_mismatch",
+            SweepReason::SkippedAgeUnknown => "skipped_age_unknown",
+            SweepReason::SkippedUnidentified => "skipped_unidentified",
+            SweepReason::SkippedCap => "skipped_cap",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SweepTarget {
+    PurgeTrash { entry: String },
+    TrashOrphan { tenant: String, workspace: String },
+    DeleteAccessPoint { id: String, workspace: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Planned {
+    #[serde(flatten)]
+    pub target: SweepTarget,
+    pub reason: SweepReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Skip {
+    pub what: String,
+    pub reason: SweepReason,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepPlan {
+    /// What to do, in order: purges, then orphan directories, then access points.
+    pub actions: Vec<Planned>,
+    pub skipped: Vec<Skip>,
+    /// Set when a cap is exceeded: then `actions` is empty and this says which cap and by how much.
+    pub cap_exceeded: Option<String>,
+}
+
+fn cap_check(kind: &str, count: usize, population: usize, rules: &SweepRules) -> Option<String> {
+    if count > rules.max_actions {
+        return Some(format!(
+            "{count} {kind} exceed MAX_ACTIONS={}",
+            rules.max_actions
+        ));
+    }
+    if population >= MIN_POPULATION_FOR_PERCENT
+        && count * 100 > population * rules.max_action_percent as usize
+    {
+        return Some(format!(
+            "{count} of {population} {kind} exceed MAX_ACTION_PERCENT={}",
+            rules.max_action_percent
+        ));
+    }
+    None
+}
+
+pub fn plan_sweep(
+    live: &[LiveEntry],
+    trash: &[TrashEntry],
+    owners: &BTreeMap<String, Owner>,
+    access_points: &[AccessPointEntry],
+    now: i64,
+    rules: &SweepRules,
+) -> SweepPlan {
+    let mut plan = SweepPlan::default();
+    let min_age = i64::from(rules.orphan_min_age_hours) * 3600;
+    let grace = i64::from(rules.trash_grace_days) * SECONDS_PER_DAY;
+
+    for entry in trash {
+        match entry.name.parse::<TrashName>() {
+            Ok(name) if now - name.deleted_at >= grace => plan.actions.push(Planned {
+                target: SweepTarget::PurgeTrash {
+                    entry: entry.name.clone(),
+                },
+                reason: SweepReason::TrashGraceElapsed,
+            }),
+            Ok(_) => plan.skipped.push(Skip {
+                what: format!(".trash/{}", entry.name),
+                reason: SweepReason::SkippedWithinGrace,
+            }),
+            Err(_) => plan.skipped.push(Skip {
+                what: format!(".trash/{}", entry.name),
+                reason: SweepReason::SkippedInvalidName,
+            }),
+        }
+    }
+
+    let mut orphan_dirs = Vec::new();
+    let mut live_workspaces = 0usize;
+    let mut dir_age: BTreeMap<&str, i64> = BTreeMap::new();
+    for entry in live {
+        let what = match &entry.workspace {
+            Some(ws) => format!("{}/{ws}", entry.tenant),
+            None => entry.tenant.clone(),
+        };
+        let Some(ws) = &entry.workspace else {
+            plan.skipped.push(Skip {
+                what,
+                reason: SweepReason::SkippedInvalidName,
+            });
+            continue;
+        };
+        if TenantId::parse(entry.tenant.as_str()).is_err()
+            || WorkspaceId::parse(ws.as_str()).is_err()
+        {
+            plan.skipped.push(Skip {
+                what,
+                reason: SweepReason::SkippedInvalidName,
+            });
+            continue;
+        }
+        live_workspaces += 1;
+        dir_age.insert(ws, entry.changed_at);
+        match owners.get(ws) {
+            Some(owner) if owner.tenant == entry.tenant => {}
+            Some(_) => plan.skipped.push(Skip {
+                what,
+                reason: SweepReason::SkippedTenantMismatch,
+            }),
+            None if now - entry.changed_at < min_age => plan.skipped.push(Skip {
+                what,
+                reason: SweepReason::SkippedTooYoung,
+            }),
+            None => orphan_dirs.push(Planned {
+                target: SweepTarget::TrashOrphan {
+                    tenant: entry.tenant.clone(),
+                    workspace: ws.clone(),
+                },
+                reason: SweepReason::OrphanNoRecord,
+            }),
+        }
+    }
+
+    // Where EFS gives no creation time, an access point is as old as its workspace's directory,
+    // or as its workspace's deletion (trash entry); otherwise its age is unknown and it is kept.
+    let trashed_at: BTreeMap<String, i64> = trash
+        .iter()
+        .filter_map(|e| e.name.parse::<TrashName>().ok())
+        .map(|n| (n.workspace.to_string(), n.deleted_at))
+        .collect();
+    let mut orphan_aps = Vec::new();
+    for ap in access_points {
+        let Some(ws) = ap
+            .workspace
+            .as_deref()
+            .filter(|w| WorkspaceId::parse(*w).is_ok())
+        else {
+            plan.skipped.push(Skip {
+                what: ap.id.clone(),
+                reason: SweepReason::SkippedUnidentified,
+            });
+            continue;
+        };
+        if owners.contains_key(ws) {
+            continue;
+        }
+        let age_from = ap
+            .created_at
+            .or_else(|| dir_age.get(ws).copied())
+            .or_else(|| trashed_at.get(ws).copied());
+        match age_from {
+            None => plan.skipped.push(Skip {
+                what: ap.id.clone(),
+                reason: SweepReason::SkippedAgeUnknown,
+            }),
+            Some(at) if now - at < min_age => plan.skipped.push(Skip {
+                what: ap.id.clone(),
+                reason: SweepReason::SkippedTooYoung,
+            }),
+            Some(_) => orphan_aps.push(Planned {
+                target: SweepTarget::DeleteAccessPoint {
+                    id: ap.id.clone(),
+                    workspace: ws.to_string(),
+                },
+                reason: SweepReason::OrphanAccessPoint,
+            }),
+        }
+    }
+
+    let over = cap_check(
+        "orphan directories",
+        orphan_dirs.len(),
+        live_workspaces,
+        rules,
+    )
+    .or_else(|| {
+        cap_check(
+            "orphan access points",
+            orphan_aps.len(),
+            access_points.len(),
+            rules,
+        )
+    });
+    plan.actions.extend(orphan_dirs);
+    plan.actions.extend(orphan_aps);
+    if let Some(why) = over {
+        // Over a cap the run acts on nothing: a wrong table or a failed listing must not look
+        // like "everything is orphaned".
+        for action in std::mem::take(&mut plan.actions) {
+            plan.skipped.push(Skip {
+                what: describe(&action.target),
+                reason: SweepReason::SkippedCap,
+            });
+        }
+        plan.cap_exceeded = Some(why);
+    }
+    plan
+}
+
+pub fn describe(target: &SweepTarget) -> String {
+    match target {
+        SweepTarget::PurgeTrash { entry } => format!(".trash/{entry}"),
+        SweepTarget::TrashOrphan { tenant, workspace } => format!("{tenant}/{workspace}"),
+        SweepTarget::DeleteAccessPoint { id, .. } => id.clone(),
+    }
+}
+
+/// Every workspace the records name, for "is this directory owned?".
+pub fn owners_from<'a>(
+    records: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> BTreeMap<String, Owner> {
+    records
+        .into_iter()
+        .map(|(ws, tenant)| {
+            (
+                ws.to_string(),
+                Owner {
+                    tenant: tenant.to_string(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The planned targets only (what a dry run and the real run must agree on).
+pub fn targets(plan: &SweepPlan) -> BTreeSet<SweepTarget> {
+    plan.actions.iter().map(|a| a.target.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const H: i64 = 3600;
+    const NOW: i64 = 1_000 * 86_400;
+
+    fn rules() -> SweepRules {
+        SweepRules {
+            trash_grace_days: 7,
+            orphan_min_age_hours: 24,
+            max_actions: 100,
+            max_action_percent: 20,
+        }
+    }
+
+    fn live(t: &str, w: &str, age_h: i64) -> LiveEntry {
+        LiveEntry {
+            tenant: t.into(),
+            workspace: Some(w.into()),
+            changed_at: NOW - age_h * H,
+        }
+    }
+
+    fn owners(list: &[(&str, &str)]) -> BTreeMap<String, Owner> {
+        owners_from(list.iter().copied())
+    }
+
+    #[test]
+    fn orphans_young_and_owned() {
+        let plan = plan_sweep(
+            &[
+                live("acme", "owned", 100),
+                live("acme", "orphan", 48),
+                live("acme", "young", 2),
+                live("other", "owned", 100),
+                live("acme", "..x", 100),
+                LiveEntry {
+                    tenant: "lost+found".into(),
+                    workspace: None,
+                    changed_at: 0,
+                },
+            ],
+            &[],
+            &owners(&[("owned", "acme")]),
+            &[],
+            NOW,
+            &rules(),
+        );
+        assert_eq!(
+            plan.actions,
+            vec![Planned {
+                target: SweepTarget::TrashOrphan {
+                    tenant: "acme".into(),
+                    workspace: "orphan".into()
+                },
+                reason: SweepReason::OrphanNoRecord,
+            }]
+        );
+        let reasons: Vec<_> = plan
+            .skipped
+            .iter()
+            .map(|s| (s.what.as_str(), s.reason))
+            .collect();
+        assert!(reasons.contains(&("acme/young", SweepReason::SkippedTooYoung)));
+        assert!(reasons.contains(&("other/owned", SweepReason::SkippedTenantMismatch)));
+        assert!(reasons.contains(&("acme/..x", SweepReason::SkippedInvalidName)));
+        assert!(reasons.contains(&("lost+found", SweepReason::SkippedInvalidName)));
+    }
+
+    #[test]
+    fn trash_by_name_time_and_access_points_by_owner_and_age() {
+        let old = format!("{}+acme+gone", NOW - 8 * 86_400);
+        let fresh = format!("{}+acme+recent", NOW - 86_400);
+        let plan = plan_sweep(
+            &[],
+            &[
+                TrashEntry { name: old.clone() },
+                TrashEntry { name: fresh },
+                TrashEntry {
+                    name: "junk".into(),
+                },
+            ],
+            &owners(&[("kept", "acme")]),
+            &[
+                AccessPointEntry {
+                    id: "fsap-1".into(),
+                    workspace: Some("gone".into()),
+                    created_at: None,
+                },
+                AccessPointEntry {
+                    id: "fsap-2".into(),
+                    workspace: Some("kept".into()),
+                    created_at: None,
+                },
+                AccessPointEntry {
+                    id: "fsap-3".into(),
+                    workspace: Some("new".into()),
+                    created_at: Some(NOW - H),
+                },
+                AccessPointEntry {
+                    id: "fsap-4".into(),
+                    workspace: Some("mystery".into()),
+                    created_at: None,
+                },
+                AccessPointEntry {
+                    id: "fsap-5".into(),
+                    workspace: None,
+                    created_at: Some(0),
+                },
+            ],
+            NOW,
+            &rules(),
+        );
+        let targets: Vec<_> = plan.actions.iter().map(|a| describe(&a.target)).collect();
+        assert_eq!(targets, vec![format!(".trash/{old}"), "fsap-1".to_string()]);
+        let reasons: BTreeMap<_, _> = plan
+            .skipped
+            .iter()
+            .map(|s| (s.what.clone(), s.reason))
+            .collect();
+        assert_eq!(reasons["fsap-3"], SweepReason::SkippedTooYoung);
+        assert_eq!(reasons["fsap-4"], SweepReason::SkippedAgeUnknown);
+        assert_eq!(reasons["fsap-5"], SweepReason::SkippedUnidentified);
+        assert_eq!(reasons[".trash/junk"], SweepReason::SkippedInvalidName);
+    }
+
+    #[test]
+    fn caps_stop_everything() {
+        let many: Vec<_> = (0..30)
+            .map(|i| live("acme", &format!("ws{i}"), 100))
+            .collect();
+        let all_owned: Vec<(String, &str)> = (0..20).map(|i| (format!("ws{i}"), "acme")).collect();
+        let owned = owners_from(all_owned.iter().map(|(w, t)| (w.as_str(), *t)));
+        let plan = plan_sweep(&many, &[], &owned, &[], NOW, &rules());
+        assert!(plan.actions.is_empty());
+        assert!(plan.cap_exceeded.unwrap().contains("10 of 30"));
+        assert_eq!(
+            plan.skipped
+                .iter()
+                .filter(|s| s.reason == SweepReason::SkippedCap)
+                .count(),
+            10
+        );
+        let mut tight = rules();
+        tight.max_actions = 2;
+        let plan = plan_sweep(&many[..3], &[], &BTreeMap::new(), &[], NOW, &tight);
+        assert!(plan.cap_exceeded.unwrap().contains("MAX_ACTIONS=2"));
+    }
+
+    proptest! {
+        /// An owned workspace is never planned for removal, whatever else is there.
+        #[test]
+        fn owned_is_never_touched(names in proptest::collection::vec("[a-c]{1,2}", 0..12), owned in proptest::collection::vec("[a-c]{1,2}", 0..12), age in 0i64..200) {
+            let entries: Vec<_> = names.iter().map(|n| live("t", n, age)).collect();
+            let owners = owners_from(owned.iter().map(|w| (w.as_str(), "t")));
+            let aps: Vec<_> = names.iter().enumerate().map(|(i, n)| AccessPointEntry { id: format!("fsap-{i}"), workspace: Some(n.clone()), created_at: Some(0) }).collect();
+            let plan = plan_sweep(&entries, &[], &owners, &aps, NOW, &rules());
+            for a in &plan.actions {
+                match &a.target {
+                    SweepTarget::TrashOrphan { workspace, .. } | SweepTarget::DeleteAccessPoint { workspace, .. } => {
+                        prop_assert!(!owners.contains_key(workspace));
+                    }
+                    SweepTarget::PurgeTrash { .. } => {}
+                }
+            }
+        }
+    }
+}

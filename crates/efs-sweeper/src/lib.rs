@@ -1,0 +1,493 @@
+//! efs-sweeper: weekly, purges trash entries whose grace has elapsed, moves workspace
+//! directories that no record owns into the trash, and deletes access points no record owns.
+//! List, plan ([`lifecycle_core::sweep::plan_sweep`]), re-check, act, report.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lifecycle_core::config::{Config, ConfigError, Env};
+use lifecycle_core::deleter::{ParallelDeleter, DEFAULT_DELETE_WORKERS};
+use lifecycle_core::efs::{FsError, MoveOutcome, WorkspaceFs};
+use lifecycle_core::layout::TrashName;
+use lifecycle_core::observe::{emit_metrics, Action, Audit};
+use lifecycle_core::ports::{AccessPoints, ServiceError, WorkspaceTable};
+use lifecycle_core::record::attr;
+use lifecycle_core::sweep::{
+    describe, owners_from, plan_sweep, AccessPointEntry, SweepPlan, SweepReason, SweepRules,
+    SweepTarget,
+};
+use lifecycle_core::{TenantId, WorkspaceId};
+use serde::Serialize;
+use serde_dynamo::AttributeValue;
+use tracing::{info, warn};
+
+/// efs-sweeper's own settings, beside the shared [`Config`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub orphan_min_age_hours: u32,
+    pub max_actions: usize,
+    pub max_action_percent: u32,
+    pub delete_concurrency: usize,
+}
+
+impl Settings {
+    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            orphan_min_age_hours: env.number("ORPHAN_MIN_AGE_HOURS", 24, 1..=8760)?,
+            max_actions: env.number("MAX_ACTIONS", 100, 0..=1_000_000)?,
+            max_action_percent: env.number("MAX_ACTION_PERCENT", 20, 0..=100)?,
+            delete_concurrency: env.number(
+                "DELETE_CONCURRENCY",
+                DEFAULT_DELETE_WORKERS,
+                1..=512,
+            )?,
+        })
+    }
+}
+
+pub struct Sweeper {
+    pub table: Arc<dyn WorkspaceTable>,
+    pub access_points: Arc<dyn AccessPoints>,
+    pub fs: WorkspaceFs,
+    pub deleter: Arc<ParallelDeleter>,
+    pub config: Config,
+    pub settings: Settings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// A listing failed: the run stops before deciding anything, because a failed read must
+    /// never look like "nothing exists" (and so "everything is orphaned").
+    #[error("listing failed, nothing was done: {0}")]
+    Service(#[from] ServiceError),
+    #[error("listing failed, nothing was done: {0}")]
+    Fs(#[from] FsError),
+    #[error("a task failed: {0}")]
+    Task(String),
+}
+
+impl From<SweepError> for lambda_runtime::Diagnostic {
+    fn from(e: SweepError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "SweepFailed".into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Done {
+    #[serde(flatten)]
+    pub target: SweepTarget,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepSummary {
+    pub dry_run: bool,
+    /// What was done (or, in a dry run, would be done).
+    pub actions: Vec<Done>,
+    /// Planned actions not taken at the last moment (re-created record, deadline, error).
+    pub not_done: Vec<Done>,
+    pub skipped: Vec<lifecycle_core::sweep::Skip>,
+    pub cap_exceeded: Option<String>,
+    pub files_freed: u64,
+    pub bytes_freed: u64,
+    pub stopped_at_deadline: bool,
+    pub duration_ms: u64,
+}
+
+impl Sweeper {
+    pub fn rules(&self) -> SweepRules {
+        SweepRules {
+            trash_grace_days: self.config.trash_grace_days,
+            orphan_min_age_hours: self.settings.orphan_min_age_hours,
+            max_actions: self.settings.max_actions,
+            max_action_percent: self.settings.max_action_percent,
+        }
+    }
+
+    /// Lists the file system, the table and the access points, and plans. Reads only.
+    pub async fn plan(&self, now: i64) -> Result<SweepPlan, SweepError> {
+        let fs = self.fs.clone();
+        let (live, trash) = tokio::task::spawn_blocking(move || {
+            Ok::<_, FsError>((fs.list_live()?, fs.list_trash()?))
+        })
+        .await
+        .map_err(|e| SweepError::Task(e.to_string()))??;
+        let records = self.table.scan(None).await?;
+        let owned: Vec<(String, String)> = records
+            .iter()
+            .filter_map(
+                |item| match (item.get(attr::WORKSPACE_ID), item.get(attr::TENANT_ID)) {
+                    (Some(AttributeValue::S(ws)), Some(AttributeValue::S(t))) => {
+                        Some((ws.clone(), t.clone()))
+                    }
+                    (Some(AttributeValue::S(ws)), _) => Some((ws.clone(), String::new())),
+                    _ => None,
+                },
+            )
+            .collect();
+        // A record without a readable tenant owns its id under no tenant: every directory of that
+        // id is then a tenant mismatch, which the planner keeps.
+        let owners = owners_from(owned.iter().map(|(w, t)| (w.as_str(), t.as_str())));
+        let access_points = match &self.config.efs_file_system_id {
+            Some(fs_id) => self
+                .access_points
+                .list(fs_id)
+                .await?
+                .into_iter()
+                .map(|ap| AccessPointEntry {
+                    workspace: ap.workspace(),
+                    created_at: ap.created_at(),
+                    id: ap.id,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(plan_sweep(
+            &live,
+            &trash,
+            &owners,
+            &access_points,
+            now,
+            &self.rules(),
+        ))
+    }
+
+    pub async fn run(
+        &self,
+        now: i64,
+        deadline: Option<Instant>,
+    ) -> Result<SweepSummary, SweepError> {
+        let started = Instant::now();
+        let plan = self.plan(now).await?;
+        Ok(self.execute(plan, now, deadline, started).await)
+    }
+
+    /// Acts on a plan: each action re-checked right before it is taken.
+    pub async fn execute(
+        &self,
+        plan: SweepPlan,
+        now: i64,
+        deadline: Option<Instant>,
+        started: Instant,
+    ) -> SweepSummary {
+        let dry_run = self.config.dry_run;
+        let mut summary = SweepSummary {
+            dry_run,
+            skipped: plan.skipped.clone(),
+            cap_exceeded: plan.cap_exceeded.clone(),
+            ..SweepSummary::default()
+        };
+        for skip in &plan.skipped {
+            if skip.reason == SweepReason::SkippedCap {
+                audit(&skip.what, None, Action::Skip, skip.reason, dry_run).emit();
+            }
+        }
+        if let Some(why) = &plan.cap_exceeded {
+            warn!(cap = %why, "cap exceeded: acting on nothing");
+        }
+        for planned in plan.actions {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                summary.stopped_at_deadline = true;
+                summary.not_done.push(Done {
+                    target: planned.target,
+                    reason: "deadline".into(),
+                    files: None,
+                    bytes: None,
+                });
+                continue;
+            }
+            match self
+                .act(&planned.target, planned.reason, now, deadline)
+                .await
+            {
+                Ok(done) => {
+                    summary.files_freed += done.files.unwrap_or(0);
+                    summary.bytes_freed += done.bytes.unwrap_or(0);
+                    if done.reason == planned.reason.as_str() {
+                        summary.actions.push(done);
+                    } else {
+                        if done.reason == "stopped_at_deadline" {
+                            summary.stopped_at_deadline = true;
+                        }
+                        summary.not_done.push(done);
+                    }
+                }
+                Err(e) => {
+                    audit(
+                        &describe(&planned.target),
+                        None,
+                        action_of(&planned.target),
+                        planned.reason,
+                        dry_run,
+                    )
+                    .error(&e)
+                    .emit();
+                    summary.not_done.push(Done {
+                        target: planned.target,
+                        reason: format!("error: {e}"),
+                        files: None,
+                        bytes: None,
+                    });
+                }
+            }
+        }
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        let count = |kind: fn(&SweepTarget) -> bool| {
+            summary.actions.iter().filter(|a| kind(&a.target)).count() as f64
+        };
+        emit_metrics(
+            "efs-sweeper",
+            &[
+                (
+                    "TrashPurged",
+                    count(|t| matches!(t, SweepTarget::PurgeTrash { .. })),
+                    "Count",
+                ),
+                (
+                    "OrphanDirectories",
+                    count(|t| matches!(t, SweepTarget::TrashOrphan { .. })),
+                    "Count",
+                ),
+                (
+                    "OrphanAccessPoints",
+                    count(|t| matches!(t, SweepTarget::DeleteAccessPoint { .. })),
+                    "Count",
+                ),
+                ("FilesFreed", summary.files_freed as f64, "Count"),
+                ("BytesFreed", summary.bytes_freed as f64, "Bytes"),
+                (
+                    "CapExceeded",
+                    if summary.cap_exceeded.is_some() {
+                        1.0
+                    } else {
+                        0.0
+                    },
+                    "Count",
+                ),
+                ("NotDone", summary.not_done.len() as f64, "Count"),
+                ("DurationMs", summary.duration_ms as f64, "Milliseconds"),
+            ],
+        );
+        info!(
+            actions = summary.actions.len(),
+            notDone = summary.not_done.len(),
+            skipped = summary.skipped.len(),
+            capExceeded = summary.cap_exceeded.is_some(),
+            bytesFreed = summary.bytes_freed,
+            dryRun = dry_run,
+            "sweep done"
+        );
+        summary
+    }
+
+    /// One planned action, after a fresh re-check where a record could have appeared.
+    async fn act(
+        &self,
+        target: &SweepTarget,
+        reason: SweepReason,
+        now: i64,
+        deadline: Option<Instant>,
+    ) -> Result<Done, String> {
+        let dry_run = self.config.dry_run;
+        let done = |reason: &str, files: Option<u64>, bytes: Option<u64>| Done {
+            target: target.clone(),
+            reason: reason.to_string(),
+            files,
+            bytes,
+        };
+        match target {
+            SweepTarget::PurgeTrash { entry } => {
+                if dry_run {
+                    audit(
+                        &describe(target),
+                        None,
+                        Action::PurgeTrashEntry,
+                        reason,
+                        true,
+                    )
+                    .emit();
+                    return Ok(done(reason.as_str(), None, None));
+                }
+                let (fs, deleter, entry) = (self.fs.clone(), self.deleter.clone(), entry.clone());
+                let report = tokio::task::spawn_blocking(move || {
+                    fs.purge_trash_entry_with(Some(&deleter), &entry, deadline)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+                let line = audit(
+                    &describe(target),
+                    None,
+                    Action::PurgeTrashEntry,
+                    reason,
+                    false,
+                )
+                .freed(report.files, report.bytes);
+                if report.complete {
+                    line.emit();
+                    Ok(done(
+                        reason.as_str(),
+                        Some(report.files),
+                        Some(report.bytes),
+                    ))
+                } else if report.stopped_at_deadline {
+                    line.error("stopped at the deadline; the next run finishes it")
+                        .emit();
+                    Ok(done(
+                        "stopped_at_deadline",
+                        Some(report.files),
+                        Some(report.bytes),
+                    ))
+                } else {
+                    let first = report
+                        .errors
+                        .first()
+                        .map(|e| format!("{}: {}", e.path.display(), e.error));
+                    line.error(format!(
+                        "{} entries left: {}",
+                        report.errors.len(),
+                        first.unwrap_or_default()
+                    ))
+                    .emit();
+                    Ok(done("incomplete", Some(report.files), Some(report.bytes)))
+                }
+            }
+            SweepTarget::TrashOrphan { tenant, workspace } => {
+                let (tenant, ws) = (
+                    TenantId::parse(tenant.as_str()).map_err(|e| e.to_string())?,
+                    WorkspaceId::parse(workspace.as_str()).map_err(|e| e.to_string())?,
+                );
+                if self
+                    .table
+                    .get(&ws)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+                {
+                    audit(
+                        workspace,
+                        Some(tenant.as_str()),
+                        Action::Skip,
+                        SweepReason::OrphanNoRecord,
+                        dry_run,
+                    )
+                    .error("a record exists again (re-check); kept")
+                    .emit();
+                    return Ok(done("recreated", None, None));
+                }
+                if dry_run {
+                    audit(
+                        workspace,
+                        Some(tenant.as_str()),
+                        Action::MoveToTrash,
+                        reason,
+                        true,
+                    )
+                    .emit();
+                    return Ok(done(reason.as_str(), None, None));
+                }
+                let name = TrashName {
+                    deleted_at: now,
+                    tenant: tenant.clone(),
+                    workspace: ws.clone(),
+                };
+                let json = serde_json::to_vec_pretty(
+                    &serde_json::json!({"deletedAt": now, "reason": reason.as_str(), "item": null}),
+                )
+                .expect("json serializes");
+                let fs = self.fs.clone();
+                let (t, w) = (tenant.clone(), ws.clone());
+                let outcome =
+                    tokio::task::spawn_blocking(move || fs.move_to_trash(&t, &w, &name, &json))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                let resource = match &outcome {
+                    MoveOutcome::Moved { entry } => entry.display().to_string(),
+                    MoveOutcome::Absent => "already absent".to_string(),
+                };
+                audit(
+                    workspace,
+                    Some(tenant.as_str()),
+                    Action::MoveToTrash,
+                    reason,
+                    false,
+                )
+                .resource(resource)
+                .emit();
+                Ok(done(reason.as_str(), None, None))
+            }
+            SweepTarget::DeleteAccessPoint { id, workspace } => {
+                let ws = WorkspaceId::parse(workspace.as_str()).map_err(|e| e.to_string())?;
+                if self
+                    .table
+                    .get(&ws)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+                {
+                    audit(
+                        workspace,
+                        None,
+                        Action::Skip,
+                        SweepReason::OrphanAccessPoint,
+                        dry_run,
+                    )
+                    .resource(id)
+                    .error("a record exists again (re-check); kept")
+                    .emit();
+                    return Ok(done("recreated", None, None));
+                }
+                let deleted = dry_run
+                    || self
+                        .access_points
+                        .delete(id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                audit(workspace, None, Action::DeleteAccessPoint, reason, dry_run)
+                    .resource(id)
+                    .emit();
+                Ok(done(
+                    if deleted {
+                        reason.as_str()
+                    } else {
+                        "already_absent"
+                    },
+                    None,
+                    None,
+                ))
+            }
+        }
+    }
+}
+
+fn action_of(target: &SweepTarget) -> Action {
+    match target {
+        SweepTarget::PurgeTrash { .. } => Action::PurgeTrashEntry,
+        SweepTarget::TrashOrphan { .. } => Action::MoveToTrash,
+        SweepTarget::DeleteAccessPoint { .. } => Action::DeleteAccessPoint,
+    }
+}
+
+fn audit(
+    what: &str,
+    tenant: Option<&str>,
+    action: Action,
+    reason: SweepReason,
+    dry_run: bool,
+) -> Audit {
+    let mut line = Audit::coded(what, action, reason.as_str(), dry_run);
+    if let Some(t) = tenant {
+        line = line.tenant(t);
+    }
+    line
+}

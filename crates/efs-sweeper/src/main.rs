@@ -1,0 +1,58 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use efs_sweeper::{Settings, Sweeper};
+use lambda_runtime::{service_fn, LambdaEvent};
+use lifecycle_core::aws::{load_sdk_config, DynamoTable, EfsAccessPoints};
+use lifecycle_core::config::{Config, Env};
+use lifecycle_core::deleter::ParallelDeleter;
+use lifecycle_core::efs::WorkspaceFs;
+use lifecycle_core::observe::init_tracing;
+use serde_json::Value;
+
+/// Time kept back from the invocation deadline to finish, report and return.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let env = Env::process();
+    let (config, settings) = match Config::from(&env).and_then(|c| Ok((c, Settings::from(&env)?))) {
+        Ok(both) => both,
+        Err(e) => {
+            tracing::error!(error = %e, "refusing to start");
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let sdk = load_sdk_config().await;
+    let deleter = Arc::new(ParallelDeleter::new(settings.delete_concurrency)?);
+    let function = Arc::new(Sweeper {
+        table: Arc::new(DynamoTable::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &config.table,
+        )),
+        access_points: Arc::new(EfsAccessPoints::new(aws_sdk_efs::Client::new(&sdk))),
+        fs: WorkspaceFs::new(&config.efs_root),
+        deleter,
+        config,
+        settings,
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let function = Arc::clone(&function);
+        async move {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let remaining = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
+            let deadline = Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN);
+            // Any event runs the sweep (the schedule's, or a manual invoke).
+            function
+                .run(lifecycle_core::now_epoch(), Some(deadline))
+                .await
+                .map_err(lambda_runtime::Diagnostic::from)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,368 @@
+//! efs-sweeper against the moto server and a real temporary EFS root.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use efs_sweeper::SweepSummary;
+use lifecycle_core::layout::TrashName;
+use lifecycle_core::sweep::SweepTarget;
+use lifecycle_integration_tests::*;
+
+const H: i64 = 3600;
+const DAY: i64 = 86_400;
+
+fn now() -> i64 {
+    lifecycle_core::now_epoch()
+}
+
+fn kinds(summary: &SweepSummary) -> Vec<String> {
+    let mut v: Vec<String> = summary
+        .actions
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                lifecycle_core::sweep::describe(&a.target),
+                a.reason
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Makes a directory look changed `secs` from now (in the future: "young" at a later `now`).
+fn set_mtime(path: &std::path::Path, at: i64) {
+    let f = fs::File::open(path).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(at as u64))
+        .unwrap();
+}
+
+fn trash_entry(
+    fx: &Fixture,
+    deleted_at: i64,
+    tenant: &str,
+    ws: &str,
+    files: usize,
+) -> std::path::PathBuf {
+    let name = TrashName {
+        deleted_at,
+        tenant: tenant.parse_id(),
+        workspace: ws.parse_ws(),
+    };
+    let entry = fx.root().join(".trash").join(name.to_string());
+    fs::create_dir_all(entry.join("data/a/b")).unwrap();
+    for i in 0..files {
+        fs::write(entry.join(format!("data/a/b/f{i}")), b"0123456789").unwrap();
+    }
+    fs::write(entry.join("record.json"), b"{\"item\": null}").unwrap();
+    entry
+}
+
+trait Ids {
+    fn parse_id(&self) -> lifecycle_core::TenantId;
+    fn parse_ws(&self) -> lifecycle_core::WorkspaceId;
+}
+impl Ids for &str {
+    fn parse_id(&self) -> lifecycle_core::TenantId {
+        lifecycle_core::TenantId::parse(*self).unwrap()
+    }
+    fn parse_ws(&self) -> lifecycle_core::WorkspaceId {
+        lifecycle_core::WorkspaceId::parse(*self).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn orphans_go_to_the_trash_and_nothing_owned_or_young_is_touched() {
+    let fx = Fixture::new().await;
+    fx.make_workspace("acme", "ws-owned");
+    fx.make_workspace("acme", "ws-orphan");
+    let young = fx.make_workspace("acme", "ws-young");
+    fx.make_workspace("acme", "ws-held");
+    fs::create_dir_all(fx.root().join("lost+found")).unwrap();
+    fx.put(&fx.record("acme", "ws-owned", None)).await;
+    let mut held = fx.record("acme", "ws-held", None);
+    held.insert("hold".into(), AttributeValue::Bool(true));
+    held.remove("expiresAt");
+    fx.put(&held).await;
+    let later = now() + 25 * H;
+    set_mtime(&young, later - H);
+    let before_owned = snapshot(&fx.workspace_dir("acme", "ws-owned"));
+
+    let summary = fx.sweeper(&[]).run(later, None).await.unwrap();
+    assert_eq!(kinds(&summary), vec!["acme/ws-orphan orphan_no_record"]);
+    assert!(!fx.workspace_dir("acme", "ws-orphan").exists());
+    let entry = fx
+        .root()
+        .join(".trash")
+        .join(format!("{later}+acme+ws-orphan"));
+    assert!(
+        entry.join("data/README.md").exists(),
+        "orphan is restorable from the trash"
+    );
+    assert!(young.exists() && fx.workspace_dir("acme", "ws-held").exists());
+    assert_eq!(
+        snapshot(&fx.workspace_dir("acme", "ws-owned")),
+        before_owned
+    );
+    let reasons: Vec<_> = summary
+        .skipped
+        .iter()
+        .map(|s| (s.what.as_str(), s.reason.as_str()))
+        .collect();
+    assert!(
+        reasons.contains(&("acme/ws-young", "skipped_too_young")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&("lost+found", "skipped_invalid_name")),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_record_recreated_between_listing_and_acting_keeps_its_data() {
+    let fx = Fixture::new().await;
+    fx.make_workspace("acme", "ws-1");
+    let sweeper = fx.sweeper(&[]);
+    let later = now() + 25 * H;
+    let plan = sweeper.plan(later).await.unwrap();
+    assert_eq!(plan.actions.len(), 1);
+    fx.put(&fx.record("acme", "ws-1", None)).await;
+    let summary = sweeper.execute(plan, later, None, Instant::now()).await;
+    assert!(summary.actions.is_empty());
+    assert_eq!(summary.not_done[0].reason, "recreated");
+    assert!(fx.workspace_dir("acme", "ws-1").exists());
+}
+
+#[tokio::test]
+async fn over_a_cap_nothing_is_done() {
+    let fx = Fixture::new().await;
+    for i in 0..12 {
+        fx.make_workspace("acme", &format!("ws-{i:02}"));
+    }
+    fx.put(&fx.record("acme", "ws-00", None)).await;
+    let old = trash_entry(&fx, now() - 30 * DAY, "acme", "ws-gone", 3);
+    let before = snapshot(fx.root());
+    let summary = fx.sweeper(&[]).run(now() + 25 * H, None).await.unwrap();
+    assert!(summary.actions.is_empty());
+    assert!(
+        summary
+            .cap_exceeded
+            .as_deref()
+            .unwrap()
+            .contains("11 of 12"),
+        "{:?}",
+        summary.cap_exceeded
+    );
+    assert_eq!(
+        summary
+            .skipped
+            .iter()
+            .filter(|s| s.reason.as_str() == "skipped_cap")
+            .count(),
+        12
+    );
+    assert_eq!(snapshot(fx.root()), before);
+    assert!(old.exists());
+    let capped = fx
+        .sweeper(&[("MAX_ACTIONS", "5"), ("MAX_ACTION_PERCENT", "100")])
+        .run(now() + 25 * H, None)
+        .await
+        .unwrap();
+    assert!(capped.cap_exceeded.unwrap().contains("MAX_ACTIONS=5"));
+}
+
+#[tokio::test]
+async fn a_wrong_table_is_an_error_not_an_empty_fleet() {
+    let fx = Fixture::new().await;
+    fx.make_workspace("acme", "ws-1");
+    let before = snapshot(fx.root());
+    let err = fx
+        .sweeper(&[("WORKSPACE_TABLE", "no-such-table")])
+        .run(now() + 25 * H, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing was done"), "{err}");
+    assert_eq!(snapshot(fx.root()), before);
+}
+
+#[tokio::test]
+async fn trash_past_grace_is_purged_and_within_grace_kept() {
+    let fx = Fixture::new().await;
+    let old = trash_entry(&fx, now() - 8 * DAY, "acme", "ws-old", 10);
+    let fresh = trash_entry(&fx, now() - 6 * DAY, "acme", "ws-fresh", 10);
+    let ro = old.join("data/a/readonly");
+    fs::create_dir(&ro).unwrap();
+    fs::write(ro.join("x"), b"x").unwrap();
+    fs::set_permissions(&ro, fs::Permissions::from_mode(0o500)).unwrap();
+    fs::write(fx.outside.path().join("precious"), b"keep").unwrap();
+    symlink(fx.outside.path(), old.join("data/link-out")).unwrap();
+    symlink(
+        fx.outside.path().join("precious"),
+        old.join("data/a/file-link"),
+    )
+    .unwrap();
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    assert_eq!(
+        kinds(&summary),
+        vec![format!(
+            ".trash/{} trash_grace_elapsed",
+            old.file_name().unwrap().to_string_lossy()
+        )]
+    );
+    assert!(!old.exists() && fresh.exists());
+    assert_eq!(
+        summary.files_freed,
+        10 + 1 + 2 + 1,
+        "files, the read-only dir's file, links, record.json"
+    );
+    assert_eq!(
+        fs::read(fx.outside.path().join("precious")).unwrap(),
+        b"keep",
+        "link target intact"
+    );
+}
+
+#[tokio::test]
+async fn a_deadline_mid_delete_is_finished_by_the_next_run() {
+    let fx = Fixture::new().await;
+    let entry = trash_entry(&fx, now() - 8 * DAY, "acme", "ws-big", 0);
+    for d in 0..40 {
+        let dir = entry.join(format!("data/d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..500 {
+            fs::File::create(dir.join(format!("f{f}"))).unwrap();
+        }
+    }
+    let sweeper = fx.sweeper(&[("DELETE_CONCURRENCY", "2")]);
+    let first = sweeper
+        .run(now(), Some(Instant::now() + Duration::from_millis(30)))
+        .await
+        .unwrap();
+    assert!(first.stopped_at_deadline, "{first:?}");
+    assert!(entry.exists(), "a consistent partial tree is left");
+    let second = sweeper.run(now(), None).await.unwrap();
+    assert!(!entry.exists());
+    assert_eq!(first.files_freed + second.files_freed, 20_001);
+}
+
+#[tokio::test]
+async fn orphan_access_points_are_deleted_and_owned_ones_kept() {
+    let fx = Fixture::new().await;
+    let orphan = fx
+        .create_aged_access_point("acme", "ws-gone", 3 * DAY)
+        .await;
+    let young = fx.create_aged_access_point("acme", "ws-new", H).await;
+    let owned = fx
+        .create_aged_access_point("acme", "ws-live", 3 * DAY)
+        .await;
+    let unknown_age = fx.create_access_point("acme", "ws-mystery").await;
+    fx.put(&fx.record("acme", "ws-live", None)).await;
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    assert_eq!(
+        kinds(&summary),
+        vec![format!("{orphan} orphan_access_point")]
+    );
+    assert!(!fx.access_point_exists(&orphan).await);
+    for kept in [&young, &owned, &unknown_age] {
+        assert!(fx.access_point_exists(kept).await, "{kept}");
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_exactly_what_the_real_run_does() {
+    let fx = Fixture::new().await;
+    fx.make_workspace("acme", "ws-orphan");
+    fx.make_workspace("globex", "ws-orphan-2");
+    fx.make_workspace("acme", "ws-owned");
+    fx.put(&fx.record("acme", "ws-owned", None)).await;
+    trash_entry(&fx, now() - 9 * DAY, "acme", "ws-old", 5);
+    let ap = fx
+        .create_aged_access_point("acme", "ws-ap-orphan", 2 * DAY)
+        .await;
+    let later = now() + 25 * H;
+    let before = snapshot(fx.root());
+    let dry = fx
+        .sweeper(&[("DRY_RUN", "true")])
+        .run(later, None)
+        .await
+        .unwrap();
+    assert_eq!(snapshot(fx.root()), before, "a dry run changes nothing");
+    assert!(fx.access_point_exists(&ap).await);
+    let real = fx.sweeper(&[]).run(later, None).await.unwrap();
+    assert_eq!(kinds(&dry), kinds(&real));
+    assert_eq!(real.actions.len(), 4, "{:?}", kinds(&real));
+    assert!(real
+        .actions
+        .iter()
+        .any(|a| matches!(&a.target, SweepTarget::DeleteAccessPoint { id, .. } if *id == ap)));
+}
+
+#[tokio::test]
+async fn restore_round_trip_is_byte_identical() {
+    let fx = Fixture::new().await;
+    let ap = fx.create_access_point("acme", "ws-1").await;
+    let dir = fx.make_workspace("acme", "ws-1");
+    fs::write(
+        dir.join("binary.bin"),
+        (0..=255u8).cycle().take(100_000).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let before = snapshot(&dir);
+    let record = fx.record("acme", "ws-1", Some(&ap));
+    let f = fx.ttl_expiry(&[]);
+    let response = f
+        .handle(batch(vec![ttl_remove(&record)]), now(), None)
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert!(!dir.exists());
+
+    let wfs = lifecycle_core::efs::WorkspaceFs::new(fx.root());
+    let table = lifecycle_core::aws::DynamoTable::new(fx.ddb.clone(), &fx.table);
+    let entries = lifecycle_core::restore::entries_for(&wfs, "ws-1").unwrap();
+    assert_eq!(entries.len(), 1);
+    let policy = lifecycle_core::retention::RetentionPolicy::default();
+    let restored = lifecycle_core::restore::restore(&table, &wfs, &entries[0], &policy, now())
+        .await
+        .unwrap();
+    assert_eq!(snapshot(&dir), before, "data back, byte for byte");
+    assert_eq!(restored.access_point_id.as_deref(), Some(ap.as_str()));
+    let item = fx.get("ws-1").await.expect("record re-created");
+    assert_eq!(item["sizeBytes"], AttributeValue::N("1234".into()));
+    let AttributeValue::N(exp) = &item["expiresAt"] else {
+        panic!()
+    };
+    assert!(
+        exp.parse::<i64>().unwrap() >= now() + 30 * DAY - 5,
+        "fresh expiry"
+    );
+    assert!(
+        lifecycle_core::restore::entries_for(&wfs, "ws-1")
+            .unwrap()
+            .is_empty(),
+        "the trash entry is gone"
+    );
+
+    // A second deletion and a workspace re-created in the meantime: restore refuses.
+    fx.ddb
+        .delete_item()
+        .table_name(&fx.table)
+        .key("workspaceId", AttributeValue::S("ws-1".into()))
+        .send()
+        .await
+        .unwrap();
+    f.handle(batch(vec![ttl_remove(&record)]), now(), None)
+        .await
+        .unwrap();
+    fx.make_workspace("acme", "ws-1");
+    let entry = &lifecycle_core::restore::entries_for(&wfs, "ws-1").unwrap()[0];
+    let err = lifecycle_core::restore::restore(&table, &wfs, entry, &policy, now())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is taken"), "{err}");
+    assert!(fx.get("ws-1").await.is_none());
+}
