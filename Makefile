@@ -28,7 +28,7 @@ help:
 	@echo "make lint     sam validate --lint, cfn-lint, cargo fmt --check, clippy"
 	@echo "make build    sam build (cargo lambda, arm64)"
 	@echo "make invoke   FUNCTION=ttl-expiry EVENT=events/... through cargo lambda watch/invoke"
-	@echo "make bench    cold start and memory of the release binary vs Python + boto3"
+	@echo "make bench    cold start vs Python + boto3; our deleter vs rm -rf under EFS-like latency"
 
 $(VENV)/.test-stamp: requirements-test.txt
 	test -x $(VENV)/bin/pip || $(PYTHON) -m venv $(VENV)
@@ -88,8 +88,11 @@ invoke: tools
 	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda invoke $(FUNCTION) --invoke-port 9050 --data-file $(EVENT)
 
 bench: venv release
+	cargo build --release --example purge -p lifecycle-core
 	scripts/moto.sh start >/dev/null
-	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/bench_coldstart.py --binary target/release/ttl-expiry
+	trap 'scripts/moto.sh stop' EXIT; \
+	  $(VENV)/bin/python scripts/bench_coldstart.py --binary target/release/ttl-expiry && \
+	  $(VENV)/bin/python scripts/bench_deleter.py --purge target/release/examples/purge
 
 clean:
 	cargo clean

@@ -94,6 +94,33 @@ def main():
         print(f"   run {i + 1}: extended {[e['workspaceId'] for e in body.get('extended', [])]}, "
               f"notices {[n['workspaceId'] for n in body.get('notices', [])]} (a notice goes once per expiry date)")
 
+    print("\n== The weekly efs-sweeper (dry run first, as the template deploys it, then for real)")
+    now = int(time.time())
+    last_month = os.path.join(fleet.root, ".trash", f"{now - 20 * 86400}+initech+initech-old-spike")
+    os.makedirs(os.path.join(last_month, "data", "node_modules", "left-pad"))
+    for i in range(200):
+        with open(os.path.join(last_month, "data", "node_modules", "left-pad", f"{i}.js"), "w") as f:
+            f.write("module.exports = s => s.padStart(10);\n" * 20)
+    stray = fleet.efs.create_access_point(
+        FileSystemId=fleet.fs_id, RootDirectory={"Path": "/workspaces/initech/initech-old-spike"},
+        Tags=[{"Key": "workspaceId", "Value": "initech-old-spike"}, {"Key": "createdAt", "Value": str(now - 40 * 86400)}])
+    os.makedirs(os.path.join(fleet.root, "globex", "globex-half-created"))
+    sweeper = os.path.join(a.bin_dir, "efs-sweeper")
+    scheduled = {"version": "0", "id": "demo", "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "region": "us-east-1", "resources": [], "detail": {}}
+    for dry in ("true", "false"):
+        report, _ = run_function(sweeper, [scheduled], fleet.env(DRY_RUN=dry), timeout=120)
+        body = report["results"][0]["body"] if report["results"] else report
+        label = "dry run" if dry == "true" else "real run"
+        acts = [f"{x['kind']} {x.get('entry') or x.get('id') or x.get('workspace')} ({x['reason']})" for x in body.get("actions", [])]
+        print(f"   {label}: {len(acts)} actions, {body.get('filesFreed', 0)} files / {body.get('bytesFreed', 0) / 1024:.0f} KiB freed")
+        for act in acts:
+            print(f"     - {act}")
+    skipped = [f"{x['what']} ({x['reason']})" for x in body.get("skipped", [])]
+    print(f"   kept: {', '.join(skipped)}")
+    print(f"   orphan access point {stray['AccessPointId']} still exists: {fleet.access_point_exists(stray['AccessPointId'])}")
+
     print(f"\nDone in {time.time() - t0:.1f} s. Moto is stopped by make; the EFS root was {fleet.root}.")
 
 

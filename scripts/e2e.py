@@ -29,6 +29,7 @@ def main():
     a = ap.parse_args()
     check_ttl_expiry(os.path.join(a.bin_dir, "ttl-expiry"))
     check_heartbeat(os.path.join(a.bin_dir, "heartbeat"))
+    check_efs_sweeper(os.path.join(a.bin_dir, "efs-sweeper"))
     print(f"e2e: {passes} passed, {failures} failed")
     sys.exit(1 if failures else 0)
 
@@ -142,6 +143,44 @@ def check_heartbeat(binary):
     details = [json.loads(m["Body"])["detail"] for m in msgs]
     check([d["workspaceId"] for d in details] == ["ws-quiet"] and details[0]["tier"] == "pro",
           f"the notice reached the bus: {details}")
+
+
+def check_efs_sweeper(binary):
+    print("== efs-sweeper")
+    fleet = Fleet("e2e-sweep")
+    now = int(time.time())
+    fleet.workspace("acme", "ws-live", idle_days=1)
+    os.makedirs(os.path.join(fleet.root, "acme", "ws-orphan", "src"))  # no record, but just made
+    old = os.path.join(fleet.root, ".trash", f"{now - 8 * 86400}+acme+ws-old")
+    fresh = os.path.join(fleet.root, ".trash", f"{now - 86400}+acme+ws-fresh")
+    for entry in (old, fresh):
+        os.makedirs(os.path.join(entry, "data", "node_modules", "x"))
+        for i in range(50):
+            with open(os.path.join(entry, "data", "node_modules", "x", f"{i}.js"), "w") as f:
+                f.write("module.exports = 1;\n")
+    orphan_ap = fleet.efs.create_access_point(
+        FileSystemId=fleet.fs_id, RootDirectory={"Path": "/workspaces/acme/ws-old"},
+        Tags=[{"Key": "workspaceId", "Value": "ws-old"}, {"Key": "createdAt", "Value": str(now - 30 * 86400)}])["AccessPointId"]
+    scheduled = json.load(open(os.path.join(HERE, "..", "events", "efs-sweeper", "scheduled.json")))
+    report, lines = run_function(binary, [scheduled], fleet.env(DRY_RUN="true"), timeout=120)
+    dry = report["results"][0]["body"] if report["results"] else {}
+    check(os.path.isdir(old) and fleet.access_point_exists(orphan_ap), "dry run: nothing changed")
+    report, lines = run_function(binary, [scheduled], fleet.env(DRY_RUN="false"), timeout=120)
+    real = report["results"][0]["body"] if report["results"] else {}
+    kinds = lambda body: sorted((a["kind"], a["reason"]) for a in body.get("actions", []))
+    check(kinds(dry) == kinds(real) == [("delete_access_point", "orphan_access_point"), ("purge_trash", "trash_grace_elapsed")],
+          f"dry run and real run agree: {kinds(real)}")
+    check(not os.path.exists(old) and os.path.isdir(fresh), "trash past grace purged, within grace kept")
+    check(real.get("filesFreed") == 50, f"files freed counted: {real.get('filesFreed')}")
+    check(not fleet.access_point_exists(orphan_ap), "orphan access point deleted")
+    check(os.path.isdir(os.path.join(fleet.root, "acme", "ws-orphan")), "a just-made orphan directory is too young to touch")
+    check(any(s["reason"] == "skipped_too_young" for s in real.get("skipped", [])), "and is reported skipped_too_young")
+    check(os.path.isdir(os.path.join(fleet.root, "acme", "ws-live")), "the owned workspace is untouched")
+    emf = [l for l in lines if "_aws" in l]
+    check(len(emf) == 1 and emf[0]["TrashPurged"] == 1 and emf[0]["CapExceeded"] == 0, "EMF metrics line emitted")
+    audits = {(l["action"], l["reason"]) for l in audit_lines(lines)}
+    check({("purge_trash_entry", "trash_grace_elapsed"), ("delete_access_point", "orphan_access_point")} <= audits,
+          "audit lines with reason codes")
 
 
 if __name__ == "__main__":
