@@ -12,6 +12,7 @@ pub mod layout;
 pub mod memory;
 pub mod observe;
 pub mod ports;
+pub mod prune;
 pub mod record;
 pub mod restore;
 pub mod retention;

@@ -1,0 +1,288 @@
+use super::*;
+use proptest::prelude::*;
+
+const DAY: i64 = SECONDS_PER_DAY;
+const NOW: i64 = 1_000 * DAY;
+
+fn d(n: u32) -> String {
+    format!("sha256:{n:064x}")
+}
+
+fn img(n: u32, tags: &[&str], age_days: i64) -> Image {
+    Image {
+        digest: d(n),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        pushed_at: NOW - age_days * DAY,
+        size: 1000 + u64::from(n),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        manifests: None,
+    }
+}
+
+fn index(n: u32, tags: &[&str], age_days: i64, children: &[u32]) -> Image {
+    Image {
+        media_type: INDEX_MEDIA_TYPES[0].into(),
+        manifests: Some(Ok(children.iter().map(|c| d(*c)).collect())),
+        ..img(n, tags, age_days)
+    }
+}
+
+fn rules() -> Rules {
+    PrunePolicy::default().rules_for("any")
+}
+
+fn reasons(plan: &RepoPlan) -> BTreeMap<String, (Verdict, PruneReason)> {
+    plan.decisions
+        .iter()
+        .map(|x| (x.digest.clone(), (x.verdict, x.reason)))
+        .collect()
+}
+
+#[test]
+fn policy_parses_merges_and_names_bad_keys() {
+    let p = PrunePolicy::from_json(
+        r#"{"default": {"keepLastTagged": 3, "taggedMaxAgeDays": 90, "protectTags": ["latest", "prod-*"]},
+            "repositories": {"agent-*": {"keepLastTagged": 5}, "agent-base": {"taggedMaxAgeDays": null}}}"#,
+    )
+    .unwrap();
+    let base = p.rules_for("agent-base");
+    assert_eq!((base.keep_last_tagged, base.tagged_max_age_days), (5, None));
+    let other = p.rules_for("control-plane");
+    assert_eq!(
+        (
+            other.keep_last_tagged,
+            other.tagged_max_age_days,
+            other.untagged_max_age_days
+        ),
+        (3, Some(90), Some(7))
+    );
+    assert!(other.protect_tags.iter().any(|t| t.matches("prod-eu")));
+    let err = PrunePolicy::from_json(r#"{"default": {"keepLast": 3}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("keepLast"), "{err}");
+    let err = PrunePolicy::from_json(r#"{"default": {"pinnedDigests": ["abc"]}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pinnedDigests"), "{err}");
+    let err = PrunePolicy::from_json(r#"{"defaults": {}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("defaults"), "{err}");
+}
+
+#[test]
+fn buildx_indexes_keep_their_children_and_go_first() {
+    // v2 (kept, newest) with arm64/amd64/attestation children; v1 (beyond keepLastTagged=1) with its own.
+    let images = vec![
+        index(1, &["v2"], 1, &[11, 12, 13]),
+        img(11, &[], 1),
+        img(12, &[], 1),
+        img(13, &[], 1),
+        index(2, &["v1"], 30, &[21, 22, 23]),
+        img(21, &[], 30),
+        img(22, &[], 30),
+        img(23, &[], 3),
+        img(30, &[], 30),
+        img(31, &[], 2),
+    ];
+    let mut r = rules();
+    r.keep_last_tagged = 1;
+    r.keep_semver_releases = 0;
+    let plan = plan_repository("repo", &images, &BTreeMap::new(), &r, NOW);
+    let got = reasons(&plan);
+    assert_eq!(got[&d(1)], (Verdict::Keep, PruneReason::KeepLastN));
+    for c in [11, 12, 13] {
+        assert_eq!(got[&d(c)], (Verdict::Keep, PruneReason::ChildOfKeptIndex));
+    }
+    assert_eq!(
+        got[&d(2)],
+        (Verdict::Delete, PruneReason::TaggedBeyondKeepLast)
+    );
+    for c in [21, 22, 23] {
+        assert_eq!(
+            got[&d(c)],
+            (Verdict::Delete, PruneReason::ChildOfDeletedIndex)
+        );
+    }
+    assert_eq!(got[&d(30)], (Verdict::Delete, PruneReason::UntaggedExpired));
+    assert_eq!(got[&d(31)], (Verdict::Keep, PruneReason::TooYoung));
+    assert_eq!(
+        plan.delete_order[0],
+        d(2),
+        "the index goes before its children"
+    );
+    assert_eq!(
+        plan.bytes_freed,
+        [2, 21, 22, 23, 30].iter().map(|n| 1000 + n).sum::<u64>()
+    );
+}
+
+#[test]
+fn shared_children_in_use_pinned_protected_semver_and_unreadable() {
+    let images = vec![
+        index(1, &["keep-me"], 1, &[10, 11]),
+        index(2, &["old"], 300, &[11, 12]),
+        img(10, &[], 300),
+        img(11, &[], 300),
+        img(12, &[], 300),
+        img(20, &[], 300),
+        img(21, &[], 300),
+        img(22, &["prod-eu"], 300),
+        img(23, &["v1.2.3"], 300),
+        img(24, &["v1.2.2"], 301),
+        img(25, &["v2.0.0-rc1"], 302),
+        img(26, &["other"], 303),
+    ];
+    let mut r = rules();
+    r.keep_last_tagged = 1;
+    r.keep_semver_releases = 1;
+    r.tagged_max_age_days = Some(90);
+    r.protect_tags.push(glob::Pattern::new("prod-*").unwrap());
+    r.pinned_digests.insert(d(21));
+    let in_use = BTreeMap::from([(d(20), InUseKind::InUseTask)]);
+    let got = reasons(&plan_repository("repo", &images, &in_use, &r, NOW));
+    assert_eq!(
+        got[&d(11)],
+        (Verdict::Keep, PruneReason::ChildOfKeptIndex),
+        "shared with a kept index"
+    );
+    assert_eq!(
+        got[&d(12)],
+        (Verdict::Delete, PruneReason::ChildOfDeletedIndex)
+    );
+    assert_eq!(got[&d(2)], (Verdict::Delete, PruneReason::TaggedExpired));
+    assert_eq!(got[&d(20)], (Verdict::Keep, PruneReason::InUseTask));
+    assert_eq!(got[&d(21)], (Verdict::Keep, PruneReason::Pinned));
+    assert_eq!(got[&d(22)], (Verdict::Keep, PruneReason::ProtectedTag));
+    assert_eq!(got[&d(23)], (Verdict::Keep, PruneReason::SemverRelease));
+    assert_eq!(got[&d(24)], (Verdict::Delete, PruneReason::TaggedExpired));
+    assert_eq!(
+        got[&d(25)].0,
+        Verdict::Delete,
+        "a pre-release is no release"
+    );
+
+    let mut broken = images.clone();
+    broken[1].manifests = Some(Err("manifest unknown".into()));
+    let got = reasons(&plan_repository("repo", &broken, &in_use, &r, NOW));
+    assert_eq!(got[&d(2)], (Verdict::Keep, PruneReason::UnreadableManifest));
+    for n in [10, 11, 12] {
+        assert_eq!(
+            got[&d(n)].0,
+            Verdict::Keep,
+            "fail closed: any untagged image may be its child"
+        );
+    }
+}
+
+#[test]
+fn image_references() {
+    let r = parse_image_ref("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/agent:1.2").unwrap();
+    assert_eq!(r, ("team/agent".into(), ImageRefTarget::Tag("1.2".into())));
+    let r = parse_image_ref(&format!(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent@{}",
+        d(5)
+    ))
+    .unwrap();
+    assert_eq!(r, ("agent".into(), ImageRefTarget::Digest(d(5))));
+    assert_eq!(
+        parse_image_ref("agent").unwrap(),
+        ("agent".into(), ImageRefTarget::Tag("latest".into()))
+    );
+    assert_eq!(
+        parse_image_ref("localhost:5000/agent:x").unwrap().0,
+        "agent"
+    );
+}
+
+fn arb_repo() -> impl Strategy<Value = (Vec<Image>, BTreeMap<String, InUseKind>, Rules)> {
+    let image = (
+        0u32..40,
+        proptest::collection::vec("latest|prod-a|v1\\.[0-3]\\.0|dev-[a-c]", 0..2),
+        0i64..60,
+        proptest::collection::vec(0u32..40, 0..4),
+        any::<bool>(),
+    );
+    (
+        proptest::collection::vec(image, 1..40),
+        proptest::collection::vec(0u32..40, 0..5),
+        proptest::collection::vec(0u32..40, 0..3),
+        0usize..5,
+        proptest::option::of(1u32..30),
+        any::<bool>(),
+    )
+        .prop_map(|(raw, used, pins, keep, untagged_age, with_unreadable)| {
+            let mut seen = BTreeSet::new();
+            let mut images: Vec<Image> = raw
+                .into_iter()
+                .filter(|(n, ..)| seen.insert(*n))
+                .map(|(n, tags, age, children, is_index)| {
+                    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+                    if is_index {
+                        index(
+                            n,
+                            &tags,
+                            age,
+                            &children.into_iter().filter(|c| *c != n).collect::<Vec<_>>(),
+                        )
+                    } else {
+                        img(n, &tags, age)
+                    }
+                })
+                .collect();
+            if with_unreadable {
+                if let Some(i) = images.iter_mut().find(|i| i.is_index()) {
+                    i.manifests = Some(Err("unreadable".into()));
+                }
+            }
+            let in_use = used
+                .into_iter()
+                .map(|n| (d(n), InUseKind::InUseTask))
+                .collect();
+            let mut r = rules();
+            r.keep_last_tagged = keep;
+            r.untagged_max_age_days = untagged_age;
+            r.tagged_max_age_days = Some(20);
+            r.protect_tags.push(glob::Pattern::new("prod-*").unwrap());
+            r.pinned_digests = pins.into_iter().map(d).collect();
+            (images, in_use, r)
+        })
+}
+
+proptest! {
+    #[test]
+    fn never_deletes_what_must_stay((images, in_use, r) in arb_repo()) {
+        let plan = plan_repository("repo", &images, &in_use, &r, NOW);
+        let deleted: BTreeSet<&str> = plan.delete_order.iter().map(String::as_str).collect();
+        for img in &images {
+            let gone = deleted.contains(img.digest.as_str());
+            prop_assert!(!(gone && in_use.contains_key(&img.digest)), "in use deleted");
+            prop_assert!(!(gone && r.pinned_digests.contains(&img.digest)), "pinned deleted");
+            prop_assert!(!(gone && img.tags.iter().any(|t| r.protect_tags.iter().any(|p| p.matches(t)))), "protected deleted");
+            if let Some(Ok(children)) = &img.manifests {
+                if !gone {
+                    for c in children {
+                        prop_assert!(!deleted.contains(c.as_str()), "child of a kept index deleted");
+                    }
+                } else {
+                    // Parents before children in the delete order.
+                    let at = plan.delete_order.iter().position(|x| *x == img.digest).unwrap();
+                    for c in children {
+                        if let Some(ci) = plan.delete_order.iter().position(|x| x == c) {
+                            prop_assert!(at < ci, "index after its child");
+                        }
+                    }
+                }
+            }
+        }
+        if images.iter().any(|i| matches!(i.manifests, Some(Err(_)))) {
+            prop_assert!(images.iter().filter(|i| i.tags.is_empty()).all(|i| !deleted.contains(i.digest.as_str())));
+        }
+        prop_assert_eq!(plan.decisions.len(), images.len());
+        // Deterministic: the same input, in another order, gives the same plan.
+        let mut reversed = images.clone();
+        reversed.reverse();
+        prop_assert_eq!(plan_repository("repo", &reversed, &in_use, &r, NOW), plan);
+    }
+}
