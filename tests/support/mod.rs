@@ -288,6 +288,189 @@ impl Fixture {
             .unwrap()
     }
 
+    pub fn pruner(&self, overrides: &[(&str, &str)]) -> ecr_pruner::Pruner {
+        let vars: HashMap<String, String> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let settings = ecr_pruner::Settings::from(&Env(move |k: &str| vars.get(k).cloned()))
+            .expect("valid settings");
+        ecr_pruner::Pruner {
+            registry: Arc::new(lifecycle_core::aws::EcrRegistry::new(
+                aws_sdk_ecr::Client::new(&self.sdk),
+            )),
+            deployments: Arc::new(lifecycle_core::aws::EcsDeployments::new(
+                aws_sdk_ecs::Client::new(&self.sdk),
+            )),
+            settings,
+        }
+    }
+
+    /// A new, empty repository with a unique name.
+    pub async fn repository(&self) -> String {
+        let name = unique("repo");
+        aws_sdk_ecr::Client::new(&self.sdk)
+            .create_repository()
+            .repository_name(&name)
+            .send()
+            .await
+            .expect("create repository");
+        name
+    }
+
+    /// Pushes one manifest (with the digest real ECR would give it: sha256 of its bytes).
+    pub async fn push(
+        &self,
+        repo: &str,
+        manifest: &Value,
+        media_type: &str,
+        tag: Option<&str>,
+    ) -> String {
+        use sha2::Digest;
+        let body = serde_json::to_string(manifest).unwrap();
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(body.as_bytes()));
+        let mut put = aws_sdk_ecr::Client::new(&self.sdk)
+            .put_image()
+            .repository_name(repo)
+            .image_manifest(&body)
+            .image_manifest_media_type(media_type)
+            .image_digest(&digest);
+        if let Some(tag) = tag {
+            put = put.image_tag(tag);
+        }
+        put.send().await.expect("put image");
+        digest
+    }
+
+    /// A single-platform image manifest (distinct per `seed`).
+    pub async fn push_image(&self, repo: &str, seed: &str, tag: Option<&str>) -> String {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 1469, "digest": format!("sha256:{:0>64}", hex_of(seed))},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 3_200_000, "digest": format!("sha256:{:1>64}", hex_of(seed))}],
+        });
+        self.push(
+            repo,
+            &manifest,
+            "application/vnd.oci.image.manifest.v1+json",
+            tag,
+        )
+        .await
+    }
+
+    /// What `docker buildx build --platform linux/amd64,linux/arm64 --push` leaves: an index, two
+    /// platform manifests and two attestation manifests. Returns (index, [children]).
+    pub async fn push_buildx(
+        &self,
+        repo: &str,
+        seed: &str,
+        tag: Option<&str>,
+    ) -> (String, Vec<String>) {
+        let amd = self.push_image(repo, &format!("{seed}-amd64"), None).await;
+        let arm = self.push_image(repo, &format!("{seed}-arm64"), None).await;
+        let att_amd = self
+            .push_image(repo, &format!("{seed}-att-amd64"), None)
+            .await;
+        let att_arm = self
+            .push_image(repo, &format!("{seed}-att-arm64"), None)
+            .await;
+        let platform = |d: &str, arch: &str| serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": 1234, "platform": {"architecture": arch, "os": "linux"}});
+        let attestation = |d: &str, of: &str| {
+            serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": 840,
+            "platform": {"architecture": "unknown", "os": "unknown"},
+            "annotations": {"vnd.docker.reference.digest": of, "vnd.docker.reference.type": "attestation-manifest"}})
+        };
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [platform(&amd, "amd64"), platform(&arm, "arm64"), attestation(&att_amd, &amd), attestation(&att_arm, &arm)],
+        });
+        let idx = self
+            .push(repo, &index, "application/vnd.oci.image.index.v1+json", tag)
+            .await;
+        (idx, vec![amd, arm, att_amd, att_arm])
+    }
+
+    /// Registers a task definition whose container runs `image`; returns its ARN.
+    pub async fn task_definition(&self, image: &str) -> String {
+        use aws_sdk_ecs::types::*;
+        self.ecs
+            .register_task_definition()
+            .family(unique("td"))
+            .requires_compatibilities(Compatibility::Fargate)
+            .network_mode(NetworkMode::Awsvpc)
+            .cpu("256")
+            .memory("512")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image(image)
+                    .memory(512)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("register task definition")
+            .task_definition
+            .unwrap()
+            .task_definition_arn
+            .unwrap()
+    }
+
+    /// Runs a task of `task_definition` in this fixture's cluster.
+    pub async fn run_task_definition(&self, task_definition: &str) -> String {
+        use aws_sdk_ecs::types::*;
+        freeze_ecs_task_states();
+        let out = self
+            .ecs
+            .run_task()
+            .cluster(&self.cluster)
+            .task_definition(task_definition)
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        AwsVpcConfiguration::builder()
+                            .subnets(default_subnet())
+                            .security_groups("sg-12345678")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("run task");
+        out.tasks()[0].task_arn().unwrap().to_string()
+    }
+
+    /// A service of `task_definition` in this fixture's cluster.
+    pub async fn service(&self, task_definition: &str) {
+        use aws_sdk_ecs::types::*;
+        self.ecs
+            .create_service()
+            .cluster(&self.cluster)
+            .service_name(unique("svc"))
+            .task_definition(task_definition)
+            .desired_count(0)
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        AwsVpcConfiguration::builder()
+                            .subnets(default_subnet())
+                            .security_groups("sg-12345678")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create service");
+    }
+
     /// A new event bus whose notices land in an SQS queue the test can read: `(bus, queue url)`.
     pub async fn notice_bus(&self) -> (String, String) {
         let events = aws_sdk_eventbridge::Client::new(&self.sdk);
@@ -576,6 +759,21 @@ impl Fixture {
         let out = run.send().await.expect("run task");
         out.tasks()[0].task_arn().unwrap().to_string()
     }
+}
+
+fn hex_of(seed: &str) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(seed.as_bytes()))[..40].to_string()
+}
+
+/// The ECR image reference of `repo` as ECS task definitions write it.
+pub fn ecr_ref(repo: &str, tag_or_digest: &str) -> String {
+    let sep = if tag_or_digest.starts_with("sha256:") {
+        "@"
+    } else {
+        ":"
+    };
+    format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{repo}{sep}{tag_or_digest}")
 }
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(100);

@@ -15,8 +15,10 @@ use serde_dynamo::Item;
 
 use crate::ids::WorkspaceId;
 use crate::ports::{
-    AccessPointInfo, AccessPoints, ExpiryNotice, Notices, ServiceError, Tasks, WorkspaceTable,
+    AccessPointInfo, AccessPoints, Deployments, ExpiryNotice, ImageDetail, ImageUse, Notices,
+    Registry, ServiceError, Tasks, WorkspaceTable,
 };
+use crate::prune::InUseKind;
 use crate::record::attr;
 use crate::tasks::TaskSummary;
 
@@ -424,9 +426,9 @@ impl EcsTasks {
 /// DescribeTasks accepts at most this many task ARNs per call.
 const DESCRIBE_TASKS_BATCH: usize = 100;
 
-#[async_trait]
-impl Tasks for EcsTasks {
-    async fn active_tasks(&self) -> Result<Vec<TaskSummary>, ServiceError> {
+impl EcsTasks {
+    /// Every task with desired status RUNNING (so PENDING ones too), described with tags.
+    async fn described_tasks(&self) -> Result<Vec<aws_sdk_ecs::types::Task>, ServiceError> {
         let mut arns = Vec::new();
         let mut pages = self
             .client
@@ -450,9 +452,41 @@ impl Tasks for EcsTasks {
                 .send()
                 .await
                 .map_err(|e| service_error("ECS DescribeTasks", e))?;
-            tasks.extend(out.tasks().iter().map(task_summary));
+            tasks.extend(out.tasks().iter().cloned());
         }
         Ok(tasks)
+    }
+
+    /// The images (and, where ECS reports it, the exact digest) of every active task.
+    pub async fn active_task_images(&self) -> Result<Vec<ImageUse>, ServiceError> {
+        let tasks = self.described_tasks().await?;
+        Ok(tasks
+            .iter()
+            .filter(|t| t.last_status() != Some("STOPPED"))
+            .flat_map(|t| {
+                let by = t.task_arn().unwrap_or_default().to_string();
+                t.containers().iter().filter_map(move |c| {
+                    Some(ImageUse {
+                        image: c.image()?.to_string(),
+                        digest: c.image_digest().map(str::to_string),
+                        kind: InUseKind::InUseTask,
+                        by: by.clone(),
+                    })
+                })
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Tasks for EcsTasks {
+    async fn active_tasks(&self) -> Result<Vec<TaskSummary>, ServiceError> {
+        Ok(self
+            .described_tasks()
+            .await?
+            .iter()
+            .map(task_summary)
+            .collect())
     }
 
     async fn describe(
@@ -556,5 +590,323 @@ pub fn task_summary(task: &aws_sdk_ecs::types::Task) -> TaskSummary {
             .flat_map(|c| c.environment())
             .filter_map(|kv| Some((kv.name()?.to_string(), kv.value()?.to_string())))
             .collect(),
+    }
+}
+
+/// ECR repositories.
+#[derive(Debug, Clone)]
+pub struct EcrRegistry {
+    client: aws_sdk_ecr::Client,
+}
+
+impl EcrRegistry {
+    pub fn new(client: aws_sdk_ecr::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// BatchGetImage and BatchDeleteImage take at most this many image ids per call.
+const ECR_BATCH: usize = 100;
+
+fn image_ids(digests: &[String]) -> Vec<aws_sdk_ecr::types::ImageIdentifier> {
+    digests
+        .iter()
+        .map(|d| {
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(d)
+                .build()
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Registry for EcrRegistry {
+    async fn repositories(&self) -> Result<Vec<String>, ServiceError> {
+        let mut pages = self.client.describe_repositories().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error("ECR DescribeRepositories", e))?;
+            out.extend(
+                page.repositories()
+                    .iter()
+                    .filter_map(|r| r.repository_name().map(str::to_string)),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError> {
+        let mut pages = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error("ECR DescribeImages", e))?;
+            for image in page.image_details() {
+                let Some(digest) = image.image_digest() else {
+                    continue;
+                };
+                out.push(ImageDetail {
+                    digest: digest.to_string(),
+                    tags: image.image_tags().to_vec(),
+                    pushed_at: image.image_pushed_at().map_or(0, |t| t.secs()),
+                    size: image.image_size_in_bytes().unwrap_or(0).max(0) as u64,
+                    media_type: image
+                        .image_manifest_media_type()
+                        .or(image.artifact_media_type())
+                        .unwrap_or_default()
+                        .to_string(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn manifests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, Result<String, String>)>, ServiceError> {
+        let mut out = Vec::with_capacity(digests.len());
+        for chunk in digests.chunks(ECR_BATCH) {
+            let got = self
+                .client
+                .batch_get_image()
+                .repository_name(repository)
+                .set_image_ids(Some(image_ids(chunk)))
+                .set_accepted_media_types(Some(
+                    crate::prune::INDEX_MEDIA_TYPES
+                        .iter()
+                        .map(|m| m.to_string())
+                        .chain([
+                            "application/vnd.oci.image.manifest.v1+json".to_string(),
+                            "application/vnd.docker.distribution.manifest.v2+json".to_string(),
+                        ])
+                        .collect(),
+                ))
+                .send()
+                .await
+                .map_err(|e| service_error("ECR BatchGetImage", e))?;
+            let mut found: HashMap<String, Result<String, String>> = HashMap::new();
+            for image in got.images() {
+                if let (Some(id), Some(manifest)) = (image.image_id(), image.image_manifest()) {
+                    if let Some(d) = id.image_digest() {
+                        found.insert(d.to_string(), Ok(manifest.to_string()));
+                    }
+                }
+            }
+            for failure in got.failures() {
+                if let Some(d) = failure.image_id().and_then(|i| i.image_digest()) {
+                    found.entry(d.to_string()).or_insert_with(|| {
+                        Err(format!(
+                            "{}: {}",
+                            failure
+                                .failure_code()
+                                .map(|c| c.as_str())
+                                .unwrap_or("Failure"),
+                            failure.failure_reason().unwrap_or_default()
+                        ))
+                    });
+                }
+            }
+            for d in chunk {
+                let result = found
+                    .remove(d)
+                    .unwrap_or_else(|| Err("not returned".to_string()));
+                out.push((d.clone(), result));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, Result<(), String>)>, ServiceError> {
+        let mut out = Vec::with_capacity(digests.len());
+        for chunk in digests.chunks(ECR_BATCH) {
+            let got = self
+                .client
+                .batch_delete_image()
+                .repository_name(repository)
+                .set_image_ids(Some(image_ids(chunk)))
+                .send()
+                .await
+                .map_err(|e| service_error("ECR BatchDeleteImage", e))?;
+            let mut failed: HashMap<String, String> = HashMap::new();
+            for failure in got.failures() {
+                if let Some(d) = failure.image_id().and_then(|i| i.image_digest()) {
+                    let code = failure
+                        .failure_code()
+                        .map(|c| c.as_str())
+                        .unwrap_or("Failure");
+                    // An image that is already gone counts as deleted.
+                    if code != "ImageNotFound" {
+                        failed.insert(
+                            d.to_string(),
+                            format!("{code}: {}", failure.failure_reason().unwrap_or_default()),
+                        );
+                    }
+                }
+            }
+            for d in chunk {
+                out.push((d.clone(), failed.remove(d).map_or(Ok(()), Err)));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What ECS runs and is set to run, in every cluster.
+#[derive(Debug, Clone)]
+pub struct EcsDeployments {
+    client: aws_sdk_ecs::Client,
+}
+
+impl EcsDeployments {
+    pub fn new(client: aws_sdk_ecs::Client) -> Self {
+        Self { client }
+    }
+
+    async fn task_definition_images(
+        &self,
+        arn: &str,
+        kind: InUseKind,
+    ) -> Result<Vec<ImageUse>, ServiceError> {
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .map_err(|e| service_error("ECS DescribeTaskDefinition", e))?;
+        Ok(out
+            .task_definition()
+            .map(|td| td.container_definitions())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c.image())
+            .map(|image| ImageUse {
+                image: image.to_string(),
+                digest: None,
+                kind,
+                by: arn.to_string(),
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Deployments for EcsDeployments {
+    async fn images_in_use(&self, keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError> {
+        let mut uses = Vec::new();
+        let mut clusters = Vec::new();
+        let mut pages = self.client.list_clusters().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            clusters.extend(
+                page.map_err(|e| service_error("ECS ListClusters", e))?
+                    .cluster_arns()
+                    .iter()
+                    .cloned(),
+            );
+        }
+        for cluster in &clusters {
+            let tasks = EcsTasks::new(self.client.clone(), cluster.clone());
+            uses.extend(tasks.active_task_images().await?);
+            let mut service_arns = Vec::new();
+            let mut pages = self
+                .client
+                .list_services()
+                .cluster(cluster)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                service_arns.extend(
+                    page.map_err(|e| service_error("ECS ListServices", e))?
+                        .service_arns()
+                        .iter()
+                        .cloned(),
+                );
+            }
+            for chunk in service_arns.chunks(10) {
+                let out = self
+                    .client
+                    .describe_services()
+                    .cluster(cluster)
+                    .set_services(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| service_error("ECS DescribeServices", e))?;
+                let mut definitions = BTreeMap::new();
+                for service in out.services() {
+                    for deployment in service.deployments() {
+                        if let Some(td) = deployment.task_definition() {
+                            definitions.insert(td.to_string(), ());
+                        }
+                    }
+                    if let Some(td) = service.task_definition() {
+                        definitions.insert(td.to_string(), ());
+                    }
+                }
+                for td in definitions.keys() {
+                    uses.extend(
+                        self.task_definition_images(td, InUseKind::InUseService)
+                            .await?,
+                    );
+                }
+            }
+        }
+        if keep_revisions > 0 {
+            let mut families = Vec::new();
+            let mut pages = self
+                .client
+                .list_task_definition_families()
+                .status(aws_sdk_ecs::types::TaskDefinitionFamilyStatus::Active)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                families.extend(
+                    page.map_err(|e| service_error("ECS ListTaskDefinitionFamilies", e))?
+                        .families()
+                        .iter()
+                        .cloned(),
+                );
+            }
+            for family in families {
+                let out = self
+                    .client
+                    .list_task_definitions()
+                    .family_prefix(&family)
+                    .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+                    .sort(aws_sdk_ecs::types::SortOrder::Desc)
+                    .max_results(keep_revisions.min(100) as i32)
+                    .send()
+                    .await
+                    .map_err(|e| service_error("ECS ListTaskDefinitions", e))?;
+                // familyPrefix matches by prefix: keep only this family's own revisions.
+                let own = out
+                    .task_definition_arns()
+                    .iter()
+                    .filter(|arn| {
+                        arn.rsplit('/')
+                            .next()
+                            .and_then(|fr| fr.rsplit_once(':'))
+                            .is_some_and(|(f, _)| f == family)
+                    })
+                    .take(keep_revisions);
+                for arn in own {
+                    uses.extend(
+                        self.task_definition_images(arn, InUseKind::InUseTaskDefinition)
+                            .await?,
+                    );
+                }
+            }
+        }
+        Ok(uses)
     }
 }

@@ -31,6 +31,7 @@ pub enum Action {
     ExtendExpiry,
     SetExpiry,
     SendNotice,
+    DeleteImage,
 }
 
 /// Why. Exactly one per audit line.
@@ -77,6 +78,7 @@ impl Action {
             Action::ExtendExpiry => "extend_expiry",
             Action::SetExpiry => "set_expiry",
             Action::SendNotice => "send_notice",
+            Action::DeleteImage => "delete_image",
         }
     }
 }

@@ -151,3 +151,52 @@ pub trait Notices: Send + Sync {
         notices: &[ExpiryNotice],
     ) -> Result<Vec<Result<(), String>>, ServiceError>;
 }
+
+/// An image as the registry lists it (index manifests are read separately).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageDetail {
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub pushed_at: i64,
+    pub size: u64,
+    pub media_type: String,
+}
+
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Every repository name (all pages).
+    async fn repositories(&self) -> Result<Vec<String>, ServiceError>;
+    /// Every image of a repository (all pages).
+    async fn images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError>;
+    /// Manifest documents by digest; per digest, the text or why it could not be read.
+    async fn manifests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, Result<String, String>)>, ServiceError>;
+    /// Deletes by digest; per digest, success or why not.
+    async fn delete(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, Result<(), String>)>, ServiceError>;
+}
+
+/// An image reference something in ECS depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUse {
+    /// As written: `registry/repo:tag` or `registry/repo@sha256:…`.
+    pub image: String,
+    /// The digest the task actually runs, when ECS reports it.
+    pub digest: Option<String>,
+    pub kind: crate::prune::InUseKind,
+    /// The task, service or task definition that uses it.
+    pub by: String,
+}
+
+#[async_trait]
+pub trait Deployments: Send + Sync {
+    /// Images of running and pending tasks and of service deployments in every cluster, and of
+    /// the newest `keep_revisions` ACTIVE revisions of every task-definition family. Never partial.
+    async fn images_in_use(&self, keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError>;
+}

@@ -55,6 +55,12 @@ pub enum InUseKind {
     InUseTaskDefinition,
 }
 
+impl InUseKind {
+    pub fn as_str(self) -> &'static str {
+        PruneReason::of(self).as_str()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PruneReason {
@@ -254,8 +260,9 @@ pub struct RepoPlan {
     pub repository: String,
     /// Every image, sorted by digest, with exactly one reason.
     pub decisions: Vec<Decision>,
-    /// The digests to delete, every index before the manifests it references.
-    pub delete_order: Vec<String>,
+    /// The digests to delete in waves: every index is in an earlier wave than the manifests it
+    /// references (ECR refuses to delete a manifest an index still references).
+    pub delete_waves: Vec<Vec<String>>,
     pub bytes_freed: u64,
 }
 
@@ -440,11 +447,14 @@ pub fn plan_repository(
             .max()
             .unwrap_or(0)
     }
-    let mut order: Vec<(usize, &str)> = deleted
-        .iter()
-        .map(|d| (depth(d, &parents, &deleted, 16), *d))
-        .collect();
-    order.sort();
+    let mut delete_waves: Vec<Vec<String>> = Vec::new();
+    for d in &deleted {
+        let level = depth(d, &parents, &deleted, 16);
+        if delete_waves.len() <= level {
+            delete_waves.resize(level + 1, Vec::new());
+        }
+        delete_waves[level].push(d.to_string());
+    }
     RepoPlan {
         repository: repository.to_string(),
         bytes_freed: decisions
@@ -452,7 +462,7 @@ pub fn plan_repository(
             .filter(|d| d.verdict == Verdict::Delete)
             .map(|d| d.size)
             .sum(),
-        delete_order: order.into_iter().map(|(_, d)| d.to_string()).collect(),
+        delete_waves,
         decisions,
     }
 }
@@ -521,6 +531,41 @@ pub fn parse_image_ref(image: &str) -> Option<(String, ImageRefTarget)> {
         _ => name,
     };
     Some((repo.to_string(), target))
+}
+
+/// The digests of `repository` that `uses` depend on, each with its strongest reason.
+pub fn in_use_in(
+    repository: &str,
+    images: &[Image],
+    uses: &[crate::ports::ImageUse],
+) -> BTreeMap<String, InUseKind> {
+    let by_tag: BTreeMap<&str, &str> = images
+        .iter()
+        .flat_map(|i| i.tags.iter().map(move |t| (t.as_str(), i.digest.as_str())))
+        .collect();
+    let mut out: BTreeMap<String, InUseKind> = BTreeMap::new();
+    for u in uses {
+        let Some((repo, target)) = parse_image_ref(&u.image) else {
+            continue;
+        };
+        if repo != repository {
+            continue;
+        }
+        let mut digests = Vec::new();
+        // The digest a task really runs, and what its reference names today: both stay.
+        if let Some(d) = &u.digest {
+            digests.push(d.clone());
+        }
+        match target {
+            ImageRefTarget::Digest(d) => digests.push(d),
+            ImageRefTarget::Tag(t) => digests.extend(by_tag.get(t.as_str()).map(|d| d.to_string())),
+        }
+        for d in digests {
+            let kind = out.entry(d).or_insert(u.kind);
+            *kind = (*kind).min(u.kind);
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

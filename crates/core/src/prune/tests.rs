@@ -108,8 +108,8 @@ fn buildx_indexes_keep_their_children_and_go_first() {
     assert_eq!(got[&d(30)], (Verdict::Delete, PruneReason::UntaggedExpired));
     assert_eq!(got[&d(31)], (Verdict::Keep, PruneReason::TooYoung));
     assert_eq!(
-        plan.delete_order[0],
-        d(2),
+        plan.delete_waves,
+        vec![vec![d(2), d(30)], vec![d(21), d(22), d(23)]],
         "the index goes before its children"
     );
     assert_eq!(
@@ -224,7 +224,7 @@ fn arb_repo() -> impl Strategy<Value = (Vec<Image>, BTreeMap<String, InUseKind>,
                             n,
                             &tags,
                             age,
-                            &children.into_iter().filter(|c| *c != n).collect::<Vec<_>>(),
+                            &children.into_iter().filter(|c| *c < n).collect::<Vec<_>>(),
                         )
                     } else {
                         img(n, &tags, age)
@@ -254,7 +254,9 @@ proptest! {
     #[test]
     fn never_deletes_what_must_stay((images, in_use, r) in arb_repo()) {
         let plan = plan_repository("repo", &images, &in_use, &r, NOW);
-        let deleted: BTreeSet<&str> = plan.delete_order.iter().map(String::as_str).collect();
+        let order: Vec<&String> = plan.delete_waves.iter().flatten().collect();
+        let wave_of = |d: &str| plan.delete_waves.iter().position(|w| w.iter().any(|x| x == d));
+        let deleted: BTreeSet<&str> = order.iter().map(|s| s.as_str()).collect();
         for img in &images {
             let gone = deleted.contains(img.digest.as_str());
             prop_assert!(!(gone && in_use.contains_key(&img.digest)), "in use deleted");
@@ -266,11 +268,11 @@ proptest! {
                         prop_assert!(!deleted.contains(c.as_str()), "child of a kept index deleted");
                     }
                 } else {
-                    // Parents before children in the delete order.
-                    let at = plan.delete_order.iter().position(|x| *x == img.digest).unwrap();
+                    // Parents in an earlier wave than their children.
+                    let at = wave_of(&img.digest).unwrap();
                     for c in children {
-                        if let Some(ci) = plan.delete_order.iter().position(|x| x == c) {
-                            prop_assert!(at < ci, "index after its child");
+                        if let Some(ci) = wave_of(c) {
+                            prop_assert!(at < ci, "index not before its child");
                         }
                     }
                 }

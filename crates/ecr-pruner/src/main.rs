@@ -1,0 +1,38 @@
+use std::sync::Arc;
+
+use ecr_pruner::{Pruner, Settings};
+use lambda_runtime::{service_fn, LambdaEvent};
+use lifecycle_core::aws::{load_sdk_config, EcrRegistry, EcsDeployments};
+use lifecycle_core::config::Env;
+use lifecycle_core::observe::init_tracing;
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let settings = match Settings::from(&Env::process()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            tracing::error!(error = %e, "refusing to start");
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let sdk = load_sdk_config().await;
+    let function = Arc::new(Pruner {
+        registry: Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk))),
+        deployments: Arc::new(EcsDeployments::new(aws_sdk_ecs::Client::new(&sdk))),
+        settings,
+    });
+    lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
+        let function = Arc::clone(&function);
+        async move {
+            // Any event runs the pruner (the daily schedule's, or a manual invoke).
+            function
+                .run(lifecycle_core::now_epoch())
+                .await
+                .map_err(lambda_runtime::Diagnostic::from)
+        }
+    }))
+    .await
+}

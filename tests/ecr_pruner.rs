@@ -1,0 +1,184 @@
+//! ecr-pruner against the moto server (digests are sha256 of the manifest bytes, as in ECR).
+
+use std::collections::BTreeSet;
+
+use lifecycle_integration_tests::*;
+
+const DAY: i64 = 86_400;
+
+fn now() -> i64 {
+    lifecycle_core::now_epoch()
+}
+
+async fn digests(fx: &Fixture, repo: &str) -> BTreeSet<String> {
+    let out = aws_sdk_ecr::Client::new(&fx.sdk)
+        .describe_images()
+        .repository_name(repo)
+        .send()
+        .await
+        .unwrap();
+    out.image_details()
+        .iter()
+        .filter_map(|i| i.image_digest().map(str::to_string))
+        .collect()
+}
+
+/// Only this test's repository, nothing protected or kept by count: what remains is what is used.
+const STRICT: &str = r#"{"default": {"keepLastTagged": 0, "protectTags": [], "keepSemverReleases": 0, "untaggedMaxAgeDays": 7}}"#;
+
+#[tokio::test]
+async fn the_platform_registry_57_images_55_orphans() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    // Two tagged single-platform images in use: one by a running task (by tag), one by a service
+    // (by digest). Eleven buildx builds (index, amd64, arm64, two attestations) nobody uses.
+    let running = fx.push_image(&repo, "prod", Some("prod-2026-01")).await;
+    let served = fx.push_image(&repo, "api", Some("api-2026-01")).await;
+    let mut orphans = BTreeSet::new();
+    for build in 0..11 {
+        let (index, children) = fx.push_buildx(&repo, &format!("build-{build}"), None).await;
+        orphans.insert(index);
+        orphans.extend(children);
+    }
+    assert_eq!(digests(&fx, &repo).await.len(), 57);
+    let td = fx.task_definition(&ecr_ref(&repo, "prod-2026-01")).await;
+    fx.run_task_definition(&td).await;
+    let td_served = fx.task_definition(&ecr_ref(&repo, &served)).await;
+    fx.service(&td_served).await;
+    let settings = [
+        ("ECR_REPOSITORIES", repo.as_str()),
+        ("PRUNE_POLICY", STRICT),
+        ("KEEP_TASK_DEFINITION_REVISIONS", "0"),
+    ];
+    let later = now() + 30 * DAY;
+
+    let dry = fx
+        .pruner(&[&settings[..], &[("DRY_RUN", "true")]].concat())
+        .run(later)
+        .await
+        .unwrap();
+    assert_eq!(
+        digests(&fx, &repo).await.len(),
+        57,
+        "a dry run deletes nothing"
+    );
+    let real = fx.pruner(&settings).run(later).await.unwrap();
+    let (d, r) = (&dry.repositories[0], &real.repositories[0]);
+    assert_eq!(
+        (&d.deleted, &d.kept),
+        (&r.deleted, &r.kept),
+        "the dry run said exactly what the real run did"
+    );
+    assert_eq!(real.deleted, 55);
+    assert_eq!(r.kept.get("in_use_task"), Some(&1));
+    assert_eq!(r.kept.get("in_use_service"), Some(&1));
+    assert_eq!(r.deleted.get("untagged_expired"), Some(&11), "the indexes");
+    assert_eq!(r.deleted.get("child_of_deleted_index"), Some(&44));
+    assert_eq!(digests(&fx, &repo).await, BTreeSet::from([running, served]));
+}
+
+#[tokio::test]
+async fn in_use_by_digest_pinned_by_task_definition_and_too_young() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let old_running = fx.push_image(&repo, "old-running", None).await;
+    let pinned_by_td = fx.push_image(&repo, "td-only", None).await;
+    let orphan = fx.push_image(&repo, "orphan", None).await;
+    let td = fx.task_definition(&ecr_ref(&repo, &old_running)).await;
+    fx.run_task_definition(&td).await;
+    fx.task_definition(&ecr_ref(&repo, &pinned_by_td)).await;
+    let settings = [
+        ("ECR_REPOSITORIES", repo.as_str()),
+        ("PRUNE_POLICY", STRICT),
+    ];
+
+    let young = fx.pruner(&settings).run(now()).await.unwrap();
+    assert_eq!(young.deleted, 0);
+    assert_eq!(young.repositories[0].kept.get("too_young"), Some(&1));
+
+    let summary = fx.pruner(&settings).run(now() + 30 * DAY).await.unwrap();
+    let r = &summary.repositories[0];
+    assert_eq!(r.kept.get("in_use_task"), Some(&1), "{r:?}");
+    assert_eq!(r.kept.get("in_use_task_definition"), Some(&1), "{r:?}");
+    assert_eq!(
+        digests(&fx, &repo).await,
+        BTreeSet::from([old_running, pinned_by_td])
+    );
+    assert!(!digests(&fx, &repo).await.contains(&orphan));
+}
+
+#[tokio::test]
+async fn an_index_sharing_children_with_a_kept_index() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let shared = fx.push_image(&repo, "shared", None).await;
+    let only_old = fx.push_image(&repo, "only-old", None).await;
+    let only_new = fx.push_image(&repo, "only-new", None).await;
+    let index = |children: &[&String]| {
+        serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": children.iter().map(|d| serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": 1})).collect::<Vec<_>>()})
+    };
+    let old = fx
+        .push(
+            &repo,
+            &index(&[&shared, &only_old]),
+            "application/vnd.oci.image.index.v1+json",
+            None,
+        )
+        .await;
+    let new = fx
+        .push(
+            &repo,
+            &index(&[&shared, &only_new]),
+            "application/vnd.oci.image.index.v1+json",
+            Some("latest"),
+        )
+        .await;
+    let policy = r#"{"default": {"untaggedMaxAgeDays": 7}}"#;
+    let summary = fx
+        .pruner(&[("ECR_REPOSITORIES", &repo), ("PRUNE_POLICY", policy)])
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(summary.deleted, 2, "{summary:?}");
+    assert_eq!(
+        digests(&fx, &repo).await,
+        BTreeSet::from([new, shared, only_new])
+    );
+    assert!(!digests(&fx, &repo).await.contains(&old));
+}
+
+#[tokio::test]
+async fn a_cap_trips_and_a_failed_listing_deletes_nothing() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    for i in 0..6 {
+        fx.push_image(&repo, &format!("img-{i}"), None).await;
+    }
+    let settings = [
+        ("ECR_REPOSITORIES", repo.as_str()),
+        ("PRUNE_POLICY", STRICT),
+        ("MAX_ACTIONS", "3"),
+    ];
+    let summary = fx.pruner(&settings).run(now() + 30 * DAY).await.unwrap();
+    assert!(summary.repositories[0]
+        .cap_exceeded
+        .as_deref()
+        .unwrap()
+        .contains("MAX_ACTIONS=3"));
+    assert_eq!(summary.deleted, 0);
+    assert_eq!(digests(&fx, &repo).await.len(), 6);
+
+    let proxy = FaultProxy::start(&["ListTasks=5xx:1.0"]);
+    let faulty = Fixture::with_endpoint(&proxy.endpoint).await;
+    let err = faulty
+        .pruner(&[
+            ("ECR_REPOSITORIES", repo.as_str()),
+            ("PRUNE_POLICY", STRICT),
+        ])
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing was deleted"), "{err}");
+    assert_eq!(digests(&fx, &repo).await.len(), 6);
+}
