@@ -88,10 +88,12 @@ invoke: tools
 	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda invoke $(FUNCTION) --invoke-port 9050 --data-file $(EVENT)
 
 bench: venv release
-	cargo build --release --example purge -p lifecycle-core
+	cargo build --release --example purge --example plan_bench -p lifecycle-core
+	target/release/examples/plan_bench
 	scripts/moto.sh start >/dev/null
 	trap 'scripts/moto.sh stop' EXIT; \
 	  $(VENV)/bin/python scripts/bench_coldstart.py --binary target/release/ttl-expiry && \
+	  $(VENV)/bin/python scripts/bench_pruner.py --binary target/release/ecr-pruner && \
 	  $(VENV)/bin/python scripts/bench_deleter.py --purge target/release/examples/purge
 
 clean:

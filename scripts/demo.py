@@ -2,10 +2,11 @@
 """make demo: a small fleet on moto, a week of idleness, DynamoDB TTL's deletions, and ttl-expiry
 (the release binary, through the Lambda Runtime API) cleaning up after them."""
 import argparse
+import json
 import os
 import time
 
-from fleet import Fleet, audit_lines, run_function
+from fleet import Fleet, audit_lines, client, run_function
 
 
 def du(path):
@@ -120,6 +121,29 @@ def main():
     skipped = [f"{x['what']} ({x['reason']})" for x in body.get("skipped", [])]
     print(f"   kept: {', '.join(skipped)}")
     print(f"   orphan access point {stray['AccessPointId']} still exists: {fleet.access_point_exists(stray['AccessPointId'])}")
+
+    print("\n== The daily ecr-pruner on the platform's registry (57 images, 55 orphans)")
+    repo = f"outpost-control-plane-{fleet.table[-8:]}"
+    client("ecr").create_repository(repositoryName=repo)
+    running = fleet.push_image(repo, "prod", tag="prod-2026-01")
+    served = fleet.push_image(repo, "api", tag="sha-3f9c2a1")
+    for build in range(11):
+        fleet.push_buildx(repo, f"build-{build}")
+    fleet.run_task_with_image(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{repo}:prod-2026-01")
+    fleet.run_task_with_image(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{repo}@{served}")
+    print(f"   {repo}: {len(client('ecr').describe_images(repositoryName=repo)['imageDetails'])} images; "
+          "two tagged images run in ECS, eleven buildx builds (index + amd64 + arm64 + 2 attestations) do not")
+    pruner = os.path.join(a.bin_dir, "ecr-pruner")
+    policy = json.dumps({"default": {"keepLastTagged": 0, "protectTags": ["latest"], "untaggedMaxAgeDays": 0}})
+    for dry in ("true", "false"):
+        report, _ = run_function(pruner, [tick], {"ECR_REPOSITORIES": repo, "PRUNE_POLICY": policy, "DRY_RUN": dry,
+                                                  "KEEP_TASK_DEFINITION_REVISIONS": "0"}, timeout=120)
+        body = report["results"][0]["body"] if report["results"] else report
+        r = body["repositories"][0]
+        label = "dry run" if dry == "true" else "real run"
+        print(f"   {label}: delete {r['deleted']}, keep {r['kept']}, {r['bytesFreed'] / 1e6:.1f} MB freed")
+    left = client("ecr").describe_images(repositoryName=repo)["imageDetails"]
+    print(f"   left: {sorted(t for i in left for t in i.get('imageTags', []))} (indexes went before their children)")
 
     print(f"\nDone in {time.time() - t0:.1f} s. Moto is stopped by make; the EFS root was {fleet.root}.")
 

@@ -30,6 +30,7 @@ def main():
     check_ttl_expiry(os.path.join(a.bin_dir, "ttl-expiry"))
     check_heartbeat(os.path.join(a.bin_dir, "heartbeat"))
     check_efs_sweeper(os.path.join(a.bin_dir, "efs-sweeper"))
+    check_ecr_pruner(os.path.join(a.bin_dir, "ecr-pruner"))
     print(f"e2e: {passes} passed, {failures} failed")
     sys.exit(1 if failures else 0)
 
@@ -181,6 +182,34 @@ def check_efs_sweeper(binary):
     audits = {(l["action"], l["reason"]) for l in audit_lines(lines)}
     check({("purge_trash_entry", "trash_grace_elapsed"), ("delete_access_point", "orphan_access_point")} <= audits,
           "audit lines with reason codes")
+
+
+def check_ecr_pruner(binary):
+    print("== ecr-pruner")
+    fleet = Fleet("e2e-prune")
+    repo = f"agent-{fleet.table[-8:]}"
+    client("ecr").create_repository(repositoryName=repo)
+    old = [fleet.push_image(repo, f"old-{i}", tag=f"build-{i}") for i in range(3)]
+    time.sleep(1.1)  # ECR push times have one-second resolution: make the multi-arch build the newest
+    index, children = fleet.push_buildx(repo, "multi", tag="build-9")
+    fleet.run_task_with_image(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{repo}:build-0")
+    policy = json.dumps({"default": {"keepLastTagged": 1, "protectTags": [], "keepSemverReleases": 0}})
+    env = {"ECR_REPOSITORIES": repo, "PRUNE_POLICY": policy, "KEEP_TASK_DEFINITION_REVISIONS": "0"}
+    scheduled = json.load(open(os.path.join(HERE, "..", "events", "ecr-pruner", "scheduled.json")))
+    report, _ = run_function(binary, [scheduled], dict(env, DRY_RUN="true"), timeout=120)
+    dry = report["results"][0]["body"] if report["results"] else {}
+    report, lines = run_function(binary, [scheduled], dict(env, DRY_RUN="false"), timeout=120)
+    real = report["results"][0]["body"] if report["results"] else {}
+    left = {i["imageDigest"] for i in client("ecr").describe_images(repositoryName=repo)["imageDetails"]}
+    r = real.get("repositories", [{}])[0]
+    check(r.get("deleted") == {"tagged_beyond_keep_last": 2}, f"two tagged images beyond keepLastTagged=1 deleted: {r.get('deleted')}")
+    check(left == {old[0], index, *children}, "kept: the one in use (by tag) and the newest build with its four children")
+    check(r.get("kept", {}).get("in_use_task") == 1 and r.get("kept", {}).get("child_of_kept_index") == 4, f"reasons: {r.get('kept')}")
+    check(dry.get("repositories", [{}])[0].get("deleted") == r.get("deleted"), "the dry run said the same")
+    audits = [l for l in lines if l.get("target") == "audit" and l.get("action") == "delete_image"]
+    check(len(audits) == 2 and all(a["repository"] == repo for a in audits), "one audit line per deleted image")
+    report, _ = run_function(binary, [scheduled], dict(env, PRUNE_POLICY='{"default": {"keepLast": 1}}'), timeout=5)
+    check(not report["results"], "a bad PRUNE_POLICY stops start-up")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Shared helpers for the end-to-end check, the demo and the benchmarks: set up the table, file
 system and cluster on moto, seed workspaces, expire records the way DynamoDB TTL does, and run a
 function binary through the local Runtime API (scripts/runtime_api.py)."""
+import hashlib
 import json
 import os
 import subprocess
@@ -95,6 +96,48 @@ class Fleet:
             networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": ["sg-12345678"]}},
             tags=[{"key": "workspaceId", "value": ws}])
         return out["tasks"][0]["taskArn"]
+
+    def push_image(self, repo, seed, tag=None, size=3_200_000):
+        """A single-platform manifest, digest = sha256 of its bytes (as ECR computes it)."""
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 1469,
+                               "digest": "sha256:" + hashlib.sha256(f"c-{seed}".encode()).hexdigest()},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": size,
+                                "digest": "sha256:" + hashlib.sha256(f"l-{seed}".encode()).hexdigest()}]}
+        return self._put(repo, manifest, "application/vnd.oci.image.manifest.v1+json", tag)
+
+    def push_buildx(self, repo, seed, tag=None):
+        """An index with amd64 and arm64 images and their two attestation manifests."""
+        children = [self.push_image(repo, f"{seed}-{k}") for k in ("amd64", "arm64", "att-amd64", "att-arm64")]
+        manifests = [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": 1000,
+                      "platform": {"architecture": a, "os": "linux"}} for d, a in zip(children[:2], ("amd64", "arm64"))]
+        manifests += [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": 800,
+                       "platform": {"architecture": "unknown", "os": "unknown"},
+                       "annotations": {"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": of}}
+                      for d, of in zip(children[2:], children[:2])]
+        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
+        return self._put(repo, index, "application/vnd.oci.image.index.v1+json", tag), children
+
+    def _put(self, repo, manifest, media_type, tag):
+        body = json.dumps(manifest)
+        digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+        kw = {"repositoryName": repo, "imageManifest": body, "imageManifestMediaType": media_type, "imageDigest": digest}
+        if tag:
+            kw["imageTag"] = tag
+        client("ecr").put_image(**kw)
+        return digest
+
+    def run_task_with_image(self, image):
+        """A running Fargate task whose container runs `image`."""
+        moto_post("/moto-api/state-manager/set-transition",
+                  {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1000000}})
+        family = f"svc-{uuid.uuid4().hex[:6]}"
+        self.ecs.register_task_definition(
+            family=family, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            containerDefinitions=[{"name": "app", "image": image, "memory": 512}])
+        subnet = self.ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+        self.ecs.run_task(cluster=self.cluster, taskDefinition=family, launchType="FARGATE",
+                          networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": ["sg-12345678"]}})
 
     def record(self, ws):
         return self.ddb.get_item(TableName=self.table, Key={"workspaceId": {"S": ws}}, ConsistentRead=True).get("Item")

@@ -354,7 +354,7 @@ pub fn plan_repository(
         let age = now - img.pushed_at;
         let expired = rules
             .tagged_max_age_days
-            .is_some_and(|d| age > i64::from(d) * SECONDS_PER_DAY);
+            .is_some_and(|d| age >= i64::from(d) * SECONDS_PER_DAY);
         let d = img.digest.as_str();
         let verdict = if release_keep.contains(d) {
             keep(SemverRelease)
@@ -504,7 +504,7 @@ fn propagate_keeps<'a>(
 fn untagged_by_age(img: &Image, rules: &Rules, now: i64) -> (Verdict, PruneReason) {
     match rules.untagged_max_age_days {
         None => (Verdict::Keep, PruneReason::NoAgeLimit),
-        Some(days) if now - img.pushed_at > i64::from(days) * SECONDS_PER_DAY => {
+        Some(days) if now - img.pushed_at >= i64::from(days) * SECONDS_PER_DAY => {
             (Verdict::Delete, PruneReason::UntaggedExpired)
         }
         Some(_) => (Verdict::Keep, PruneReason::TooYoung),
