@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_ecs::types::{DesiredStatus, TaskField};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -71,7 +71,27 @@ where
         }
         _ => false,
     };
-    ServiceError::new(operation, DisplayErrorContext(&err).to_string(), retryable)
+    let message = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        // No service error: the transport's cause chain, without the Debug dump.
+        _ => source_chain(&err),
+    };
+    ServiceError::new(operation, message, retryable)
+}
+
+/// `error: cause: cause …` on one line.
+fn source_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
 }
 
 /// The workspace table in DynamoDB.

@@ -201,8 +201,13 @@ impl Audit {
 pub const METRICS_NAMESPACE: &str = "WorkspaceLifecycle";
 
 /// One line of CloudWatch Embedded Metric Format on stdout: CloudWatch turns it into metrics
-/// (dimension `Function`) without an API call. `metrics` are `(name, value, unit)`.
+/// (dimension `Function`) without an API call. `metrics` are `(name, value, unit)`. Emitted only
+/// when running in Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set).
 pub fn emit_metrics(function: &str, metrics: &[(&str, f64, &str)]) {
+    // Only inside Lambda: from the CLI or a test, stdout belongs to the caller.
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+        return;
+    }
     let definitions: Vec<_> = metrics
         .iter()
         .map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit}))

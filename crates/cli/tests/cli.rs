@@ -1,0 +1,179 @@
+//! The `lifecycle` binary against the moto server and a real temporary EFS root.
+
+use std::process::Command;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use lifecycle_integration_tests::*;
+use serde_json::Value;
+
+fn lifecycle(fx: &Fixture, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", moto_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("WORKSPACE_TABLE", &fx.table)
+        .env("EFS_ROOT", fx.root())
+        .env("EFS_FILE_SYSTEM_ID", &fx.file_system_id)
+        .env("ECS_CLUSTER", &fx.cluster)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run lifecycle");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_of(fx: &Fixture, args: &[&str]) -> Value {
+    let (code, out, err) = lifecycle(fx, &[args, &["--json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+async fn seed(fx: &Fixture) {
+    let now = lifecycle_core::now_epoch();
+    for (ws, tier, status, exp) in [
+        ("ws-free", "free", "active", now - 60),
+        ("ws-pro", "pro", "active", now + 3 * 3600),
+        ("ws-ent", "enterprise", "cancelled", now + 3 * 86_400),
+        ("ws-sus", "pro", "suspended", now + 30 * 86_400),
+    ] {
+        let mut item = fx.record("acme", ws, None);
+        item.insert("tier".into(), AttributeValue::S(tier.into()));
+        item.insert(
+            "subscriptionStatus".into(),
+            AttributeValue::S(status.into()),
+        );
+        item.insert("expiresAt".into(), AttributeValue::N(exp.to_string()));
+        fx.put(&item).await;
+        fx.make_workspace("acme", ws);
+    }
+    let mut held = fx.record("globex", "ws-held", None);
+    held.remove("expiresAt");
+    held.insert("hold".into(), AttributeValue::Bool(true));
+    fx.put(&held).await;
+}
+
+#[tokio::test]
+async fn status_counts_the_seeded_fleet() {
+    let fx = Fixture::new().await;
+    seed(&fx).await;
+    let status = json_of(&fx, &["status"]);
+    assert_eq!(status["workspaces"], 5);
+    assert_eq!(
+        status["byTier"],
+        serde_json::json!({"enterprise": 1, "free": 1, "pro": 3})
+    );
+    assert_eq!(
+        status["byStatus"],
+        serde_json::json!({"active": 3, "cancelled": 1, "suspended": 1})
+    );
+    assert_eq!(
+        status["expiringWithin24h"], 2,
+        "ws-free (overdue) and ws-pro"
+    );
+    assert_eq!(status["expiringWithin7d"], 3);
+    assert_eq!(status["held"], 1);
+    assert_eq!(status["trash"]["entries"], 0);
+}
+
+#[tokio::test]
+async fn expire_then_restore_round_trip_is_byte_identical() {
+    let fx = Fixture::new().await;
+    seed(&fx).await;
+    let ap = fx.create_access_point("acme", "ws-free").await;
+    fx.ddb
+        .update_item()
+        .table_name(&fx.table)
+        .key("workspaceId", AttributeValue::S("ws-free".into()))
+        .update_expression("SET accessPointId = :ap")
+        .expression_attribute_values(":ap", AttributeValue::S(ap.clone()))
+        .send()
+        .await
+        .unwrap();
+    let before = snapshot(&fx.workspace_dir("acme", "ws-free"));
+    let expired = json_of(&fx, &["expire"]);
+    assert_eq!(expired["expired"], serde_json::json!(["ws-free"]));
+    assert!(!fx.workspace_dir("acme", "ws-free").exists());
+    assert!(fx.get("ws-free").await.is_none());
+    assert!(!fx.access_point_exists(&ap).await);
+
+    let restored = json_of(&fx, &["restore", "ws-free"]);
+    assert_eq!(snapshot(&fx.workspace_dir("acme", "ws-free")), before);
+    let item = fx.get("ws-free").await.expect("record re-created");
+    let new_ap = restored["accessPointId"].as_str().unwrap();
+    assert_eq!(item["accessPointId"], AttributeValue::S(new_ap.into()));
+    assert!(fx.access_point_exists(new_ap).await);
+    let (code, _, err) = lifecycle(&fx, &["restore", "ws-free"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no trash entry") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn plan_is_stable_and_apply_does_exactly_the_plan() {
+    let fx = Fixture::new().await;
+    seed(&fx).await;
+    let old = lifecycle_core::now_epoch() - 10 * 86_400;
+    std::fs::create_dir_all(
+        fx.root()
+            .join(".trash")
+            .join(format!("{old}+acme+ws-gone"))
+            .join("data"),
+    )
+    .unwrap();
+    let (code, first, _) = lifecycle(&fx, &["plan", "sweep"]);
+    assert_eq!(code, 0);
+    let (_, second, _) = lifecycle(&fx, &["plan", "sweep"]);
+    assert_eq!(first, second, "plan output is stable");
+    assert!(
+        first.contains("trash_grace_elapsed") && first.contains("total: 1 actions"),
+        "{first}"
+    );
+    let plan = json_of(&fx, &["plan", "sweep"]);
+    let applied = json_of(&fx, &["apply", "sweep", "--yes"]);
+    let planned: Vec<&Value> = plan["actions"].as_array().unwrap().iter().collect();
+    let done: Vec<&Value> = applied["actions"].as_array().unwrap().iter().collect();
+    assert_eq!(planned.len(), done.len());
+    for (p, d) in planned.iter().zip(&done) {
+        assert_eq!(
+            (&p["kind"], &p["entry"], &p["reason"]),
+            (&d["kind"], &d["entry"], &d["reason"])
+        );
+    }
+    assert!(!fx
+        .root()
+        .join(".trash")
+        .join(format!("{old}+acme+ws-gone"))
+        .exists());
+}
+
+#[tokio::test]
+async fn touch_and_clear_errors() {
+    let fx = Fixture::new().await;
+    seed(&fx).await;
+    let touched = json_of(&fx, &["touch", "ws-pro"]);
+    assert_eq!(touched["extended"][0]["workspaceId"], "ws-pro");
+
+    let (code, _, err) = lifecycle(&fx, &["touch", "ws-missing"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no workspace ws-missing"), "{err}");
+    let (code, _, err) = lifecycle(&fx, &["plan", "sweep", "--bogus"]);
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, _, err) = lifecycle(&fx, &["--endpoint-url", "http://127.0.0.1:1", "status"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Connection refused") && err.lines().count() == 1,
+        "{err}"
+    );
+    let (code, _, err) = lifecycle(&fx, &["apply", "sweep"]);
+    let _ = code;
+    assert!(err.is_empty() || err.contains("--yes"), "{err}");
+}
