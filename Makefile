@@ -77,15 +77,11 @@ demo: venv release
 	scripts/moto.sh start >/dev/null
 	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/demo.py --bin-dir target/release
 
-# Runs one function through the real Lambda Runtime API emulation of cargo lambda, against moto.
+# Runs one function with cargo lambda watch (real Lambda Runtime API) against moto; cargo lambda invoke sends EVENT.
 invoke: tools
 	scripts/moto.sh start >/dev/null
-	mkdir -p .work/efs
-	trap 'kill %1 2>/dev/null; scripts/moto.sh stop' EXIT; \
-	  WORKSPACE_TABLE=$${WORKSPACE_TABLE:-workspaces} EFS_ROOT=$${EFS_ROOT:-$(CURDIR)/.work/efs} \
-	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda watch --only-lambda-apis --invoke-port 9050 & \
-	  sleep 2; \
-	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda invoke $(FUNCTION) --invoke-port 9050 --data-file $(EVENT)
+	trap 'scripts/moto.sh stop' EXIT; \
+	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python scripts/invoke_local.py --function $(FUNCTION) --event $(EVENT)
 
 bench: venv release
 	cargo build --release --example purge --example plan_bench -p lifecycle-core

@@ -4,6 +4,7 @@
 import argparse
 import json
 import os
+import subprocess
 import time
 
 from fleet import Fleet, audit_lines, client, run_function
@@ -144,6 +145,11 @@ def main():
         print(f"   {label}: delete {r['deleted']}, keep {r['kept']}, {r['bytesFreed'] / 1e6:.1f} MB freed")
     left = client("ecr").describe_images(repositoryName=repo)["imageDetails"]
     print(f"   left: {sorted(t for i in left for t in i.get('imageTags', []))} (indexes went before their children)")
+
+    print("\n== lifecycle status (the operator's view, same adapters as the functions)")
+    out = subprocess.run([os.path.join(a.bin_dir, "lifecycle"), "status"], env=dict(os.environ, **fleet.env(), RUST_LOG="off"),
+                         capture_output=True, text=True)
+    print("   " + (out.stdout or out.stderr).rstrip().replace("\n", "\n   "))
 
     print(f"\nDone in {time.time() - t0:.1f} s. Moto is stopped by make; the EFS root was {fleet.root}.")
 

@@ -12,8 +12,12 @@ url="http://127.0.0.1:$PORT"
 
 alive() {
   python3 - "$url" <<'PY' 2>/dev/null
-import sys, urllib.request
-urllib.request.urlopen(sys.argv[1] + "/moto-api/data.json", timeout=1)
+import sys, urllib.error, urllib.request
+# Any HTTP answer means a server is up (a cheap path: the data dump grows with the state).
+try:
+    urllib.request.urlopen(sys.argv[1] + "/moto-api/state-manager/get-transition?model_name=ecs::task", timeout=2)
+except urllib.error.HTTPError:
+    pass
 PY
 }
 
