@@ -177,23 +177,7 @@ async fn ecs_task_state_change_touches_by_env_or_by_described_tags() {
 }
 
 fn chrono_like(epoch: i64) -> String {
-    // RFC 3339 without pulling a date crate into the tests: days from civil (Howard Hinnant).
-    let (days, secs) = (epoch.div_euclid(DAY), epoch.rem_euclid(DAY));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    lifecycle_core::rfc3339(epoch)
 }
 
 #[tokio::test]

@@ -270,21 +270,7 @@ fn print_json_or(json: bool, value: &Value, table: impl FnOnce()) {
 }
 
 fn date(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let (z, secs) = (days + 719_468, epoch.rem_euclid(86_400));
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    lifecycle_core::format_epoch(epoch)
 }
 
 fn human(bytes: u64) -> String {

@@ -30,3 +30,26 @@ pub fn now_epoch() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// `2026-11-24 04:00 UTC` for epoch seconds (for people: reports, the CLI, the demo).
+pub fn format_epoch(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| epoch.to_string())
+}
+
+/// RFC 3339 (`2026-11-24T04:00:00Z`), as EventBridge writes an event's time.
+pub fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// Start-up: the configuration, or a one-line error naming the variable and exit code 2.
+pub fn config_or_exit<T>(result: Result<T, config::ConfigError>) -> T {
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "refusing to start");
+        eprintln!("{e}");
+        std::process::exit(2);
+    })
+}

@@ -10,14 +10,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let settings = match Settings::from(&Env::process()) {
-        Ok(settings) => settings,
-        Err(e) => {
-            tracing::error!(error = %e, "refusing to start");
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let settings = lifecycle_core::config_or_exit(Settings::from(&Env::process()));
     let sdk = load_sdk_config().await;
     let function = Arc::new(Pruner {
         registry: Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk))),

@@ -17,14 +17,9 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let env = Env::process();
-    let (config, settings) = match Config::from(&env).and_then(|c| Ok((c, Settings::from(&env)?))) {
-        Ok(both) => both,
-        Err(e) => {
-            tracing::error!(error = %e, "refusing to start");
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let (config, settings) = lifecycle_core::config_or_exit(
+        Config::from(&env).and_then(|c| Ok((c, Settings::from(&env)?))),
+    );
     let sdk = load_sdk_config().await;
     let deleter = Arc::new(ParallelDeleter::new(settings.delete_concurrency)?);
     let function = Arc::new(Sweeper {

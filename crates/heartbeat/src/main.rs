@@ -12,14 +12,9 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let env = Env::process();
-    let (config, settings) = match Config::from(&env).and_then(|c| Ok((c, Settings::from(&env)?))) {
-        Ok(both) => both,
-        Err(e) => {
-            tracing::error!(error = %e, "refusing to start");
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let (config, settings) = lifecycle_core::config_or_exit(
+        Config::from(&env).and_then(|c| Ok((c, Settings::from(&env)?))),
+    );
     // Clients are built once, outside the handler, and reused by every invocation.
     let sdk = load_sdk_config().await;
     let tasks = config.ecs_cluster.as_ref().map(|cluster| {

@@ -16,14 +16,7 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            tracing::error!(error = %e, "refusing to start");
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let config = lifecycle_core::config_or_exit(Config::from_env());
     // Clients are built once, outside the handler, and reused by every invocation.
     let sdk = load_sdk_config().await;
     let tasks = config.ecs_cluster.as_ref().map(|cluster| {
