@@ -455,3 +455,93 @@ impl From<EventError> for lambda_runtime::Diagnostic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifecycle_core::config::Env;
+    use lifecycle_core::memory::{MemoryAccessPoints, MemoryTable, MemoryTasks};
+    use lifecycle_core::ports::AccessPointInfo;
+    use lifecycle_core::tasks::TaskSummary;
+    use serde_json::json;
+
+    fn image(ws: &str, extra: Value) -> Value {
+        let mut image = json!({
+            "workspaceId": {"S": ws}, "tenantId": {"S": "acme"}, "tier": {"S": "free"},
+            "subscriptionStatus": {"S": "active"}, "lastActivityAt": {"N": "1000"}, "expiresAt": {"N": "2000"},
+        });
+        image
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        image
+    }
+
+    fn ttl_remove(seq: &str, old: Value) -> Value {
+        json!({"eventID": seq, "eventName": "REMOVE", "awsRegion": "us-east-1",
+               "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+               "dynamodb": {"ApproximateCreationDateTime": 5000, "OldImage": old, "SequenceNumber": seq,
+                            "SizeBytes": 1, "StreamViewType": "NEW_AND_OLD_IMAGES"}})
+    }
+
+    /// The handler over the in-memory fakes: the same decisions without the emulator.
+    #[tokio::test]
+    async fn expires_keeps_in_use_and_holds_with_fakes() {
+        let root = tempfile::tempdir().unwrap();
+        for ws in ["ws-old", "ws-busy", "ws-held"] {
+            std::fs::create_dir_all(root.path().join("acme").join(ws)).unwrap();
+        }
+        let root_path = root.path().display().to_string();
+        let config = Config::from(&Env(move |k: &str| match k {
+            "WORKSPACE_TABLE" => Some("workspaces".into()),
+            "EFS_ROOT" => Some(root_path.clone()),
+            _ => None,
+        }))
+        .unwrap();
+        let table = Arc::new(MemoryTable::default());
+        let access_points = Arc::new(MemoryAccessPoints::default());
+        access_points.points.lock().unwrap().insert(
+            "fsap-1".into(),
+            AccessPointInfo {
+                id: "fsap-1".into(),
+                file_system_id: "fs-1".into(),
+                root_path: Some("/acme/ws-old".into()),
+                tags: Default::default(),
+            },
+        );
+        let tasks = Arc::new(MemoryTasks::default());
+        tasks.tasks.lock().unwrap().push(TaskSummary {
+            arn: "task-1".into(),
+            last_status: "RUNNING".into(),
+            tags: vec![("workspaceId".into(), "ws-busy".into())],
+            override_env: vec![],
+        });
+        let function = TtlExpiry {
+            table: table.clone(),
+            access_points: access_points.clone(),
+            tasks: Some(tasks),
+            fs: WorkspaceFs::new(root.path()),
+            config,
+        };
+        let event = json!({"Records": [
+            ttl_remove("1", image("ws-old", json!({"accessPointId": {"S": "fsap-1"}}))),
+            ttl_remove("2", image("ws-busy", json!({}))),
+            ttl_remove("3", image("ws-held", json!({"hold": {"BOOL": true}}))),
+        ]});
+        let response = function.handle(event, 10_000, None).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+        assert!(access_points.points.lock().unwrap().is_empty());
+        assert!(root.path().join(".trash/5000+acme+ws-old/data").is_dir());
+        let items = table.items.lock().unwrap();
+        assert_eq!(
+            items["ws-busy"].get("expiresAt"),
+            Some(&serde_dynamo::AttributeValue::N(
+                (10_000 + 7 * 86_400).to_string()
+            ))
+        );
+        assert!(items["ws-held"].get("expiresAt").is_none());
+        assert!(
+            root.path().join("acme/ws-busy").is_dir() && root.path().join("acme/ws-held").is_dir()
+        );
+    }
+}
