@@ -147,7 +147,7 @@ def main():
     print(f"   left: {sorted(t for i in left for t in i.get('imageTags', []))} (indexes went before their children)")
 
     print("\n== lifecycle status (the operator's view, same adapters as the functions)")
-    out = subprocess.run([os.path.join(a.bin_dir, "lifecycle"), "status"], env=dict(os.environ, **fleet.env(), RUST_LOG="off"),
+    out = subprocess.run([os.path.join(a.bin_dir, "lifecycle"), "status"], env=dict(os.environ, **fleet.env(RUST_LOG="off")),
                          capture_output=True, text=True)
     print("   " + (out.stdout or out.stderr).rstrip().replace("\n", "\n   "))
 
