@@ -182,3 +182,54 @@ async fn a_cap_trips_and_a_failed_listing_deletes_nothing() {
     assert!(err.to_string().contains("nothing was deleted"), "{err}");
     assert_eq!(digests(&fx, &repo).await.len(), 6);
 }
+
+#[tokio::test]
+async fn throttled_deletes_are_retried_and_persistent_failures_reported() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    for i in 0..3 {
+        fx.push_image(&repo, &format!("img-{i}"), None).await;
+    }
+    // Four throttles: the SDK's three attempts fail once, the pruner's own retry succeeds.
+    let proxy = FaultProxy::start(&["BatchDeleteImage=throttle:first4"]);
+    let faulty = Fixture::with_endpoint(&proxy.endpoint).await;
+    // One cluster only: the shared emulator holds every other test's clusters too.
+    let settings = [
+        ("ECR_REPOSITORIES", repo.as_str()),
+        ("PRUNE_POLICY", STRICT),
+        ("KEEP_TASK_DEFINITION_REVISIONS", "0"),
+        ("ECS_CLUSTERS", faulty.cluster.as_str()),
+    ];
+    let summary = faulty
+        .pruner(&settings)
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(summary.deleted, 3, "{summary:?}");
+    assert!(summary.repositories[0].failed.is_empty());
+    assert_eq!(proxy.counts()[0].2, 4);
+
+    for i in 3..5 {
+        fx.push_image(&repo, &format!("img-{i}"), None).await;
+    }
+    proxy.set_rules(&["BatchDeleteImage=5xx:1.0"]);
+    let summary = faulty
+        .pruner(&settings)
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(summary.deleted, 0);
+    assert_eq!(
+        summary.repositories[0].failed.len(),
+        2,
+        "each image reported"
+    );
+    assert!(
+        summary.repositories[0].failed[0]
+            .error
+            .contains("ServiceUnavailable"),
+        "{:?}",
+        summary.repositories[0].failed
+    );
+    assert_eq!(digests(&fx, &repo).await.len(), 2);
+}

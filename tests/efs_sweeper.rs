@@ -366,3 +366,24 @@ async fn restore_round_trip_is_byte_identical() {
     assert!(err.to_string().contains("is taken"), "{err}");
     assert!(fx.get("ws-1").await.is_none());
 }
+
+#[tokio::test]
+async fn a_failing_listing_is_retried_then_stops_the_sweep() {
+    let proxy = FaultProxy::start(&["access-points=5xx:first2"]);
+    let fx = Fixture::with_endpoint(&proxy.endpoint).await;
+    let orphan = fx
+        .create_aged_access_point("acme", "ws-gone", 3 * DAY)
+        .await;
+    let old = trash_entry(&fx, now() - 9 * DAY, "acme", "ws-old", 2);
+    // Two 5xx answers are absorbed by the SDK's retries.
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    assert_eq!(summary.actions.len(), 2, "{summary:?}");
+    assert!(!fx.access_point_exists(&orphan).await && !old.exists());
+
+    // A listing that keeps failing stops the run before anything is decided.
+    let again = trash_entry(&fx, now() - 9 * DAY, "acme", "ws-old-2", 2);
+    proxy.set_rules(&["DynamoDB_20120810.Scan=throttle:1.0"]);
+    let err = fx.sweeper(&[]).run(now(), None).await.unwrap_err();
+    assert!(err.to_string().contains("ThrottlingException"), "{err}");
+    assert!(again.exists(), "nothing was purged");
+}

@@ -299,9 +299,7 @@ impl Fixture {
             registry: Arc::new(lifecycle_core::aws::EcrRegistry::new(
                 aws_sdk_ecr::Client::new(&self.sdk),
             )),
-            deployments: Arc::new(lifecycle_core::aws::EcsDeployments::new(
-                aws_sdk_ecs::Client::new(&self.sdk),
-            )),
+            deployments: Arc::new(settings.inventory(aws_sdk_ecs::Client::new(&self.sdk))),
             settings,
         }
     }

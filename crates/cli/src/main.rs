@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use clap::{Parser, Subcommand};
-use lifecycle_core::aws::{
-    sdk_config_loader, DynamoTable, EcrRegistry, EcsDeployments, EcsTasks, EfsAccessPoints,
-};
+use lifecycle_core::aws::{sdk_config_loader, DynamoTable, EcrRegistry, EcsTasks, EfsAccessPoints};
 use lifecycle_core::config::{Config, Env};
 use lifecycle_core::deleter::ParallelDeleter;
 use lifecycle_core::efs::WorkspaceFs;
@@ -170,7 +168,7 @@ impl Ctx {
         settings.dry_run = dry_run;
         Ok(ecr_pruner::Pruner {
             registry: Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&self.sdk))),
-            deployments: Arc::new(EcsDeployments::new(aws_sdk_ecs::Client::new(&self.sdk))),
+            deployments: Arc::new(settings.inventory(aws_sdk_ecs::Client::new(&self.sdk))),
             settings,
         })
     }

@@ -782,15 +782,25 @@ impl Registry for EcrRegistry {
     }
 }
 
-/// What ECS runs and is set to run, in every cluster.
+/// What ECS runs and is set to run, in every cluster (or only the ones named).
 #[derive(Debug, Clone)]
 pub struct EcsDeployments {
     client: aws_sdk_ecs::Client,
+    clusters: Option<Vec<String>>,
 }
 
 impl EcsDeployments {
     pub fn new(client: aws_sdk_ecs::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            clusters: None,
+        }
+    }
+
+    /// Looks only at these clusters: for accounts where the registry serves no other cluster.
+    pub fn only_clusters(mut self, clusters: Vec<String>) -> Self {
+        self.clusters = Some(clusters);
+        self
     }
 
     async fn task_definition_images(
@@ -825,9 +835,9 @@ impl EcsDeployments {
 impl Deployments for EcsDeployments {
     async fn images_in_use(&self, keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError> {
         let mut uses = Vec::new();
-        let mut clusters = Vec::new();
+        let mut clusters = self.clusters.clone().unwrap_or_default();
         let mut pages = self.client.list_clusters().into_paginator().send();
-        while let Some(page) = pages.next().await {
+        while let Some(page) = pages.next().await.filter(|_| self.clusters.is_none()) {
             clusters.extend(
                 page.map_err(|e| service_error("ECS ListClusters", e))?
                     .cluster_arns()

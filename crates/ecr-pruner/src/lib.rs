@@ -25,6 +25,8 @@ pub struct Settings {
     pub max_actions: usize,
     pub max_action_percent: u32,
     pub dry_run: bool,
+    /// `ECS_CLUSTERS`: only these clusters count for "in use" (default: every cluster).
+    pub ecs_clusters: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -53,7 +55,25 @@ impl Settings {
             max_actions: env.number("MAX_ACTIONS", 1000, 0..=1_000_000)?,
             max_action_percent: env.number("MAX_ACTION_PERCENT", 100, 0..=100)?,
             dry_run: env.bool("DRY_RUN", false)?,
+            ecs_clusters: env.get("ECS_CLUSTERS").map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }),
         })
+    }
+}
+
+impl Settings {
+    /// The ECS inventory these settings ask for (every cluster unless `ECS_CLUSTERS` names some).
+    pub fn inventory(&self, client: aws_sdk_ecs::Client) -> lifecycle_core::aws::EcsDeployments {
+        let inventory = lifecycle_core::aws::EcsDeployments::new(client);
+        match &self.ecs_clusters {
+            Some(clusters) => inventory.only_clusters(clusters.clone()),
+            None => inventory,
+        }
     }
 }
 

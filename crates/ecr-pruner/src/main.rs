@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use ecr_pruner::{Pruner, Settings};
 use lambda_runtime::{service_fn, LambdaEvent};
-use lifecycle_core::aws::{load_sdk_config, EcrRegistry, EcsDeployments};
+use lifecycle_core::aws::{load_sdk_config, EcrRegistry};
 use lifecycle_core::config::Env;
 use lifecycle_core::observe::init_tracing;
 use serde_json::Value;
@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = load_sdk_config().await;
     let function = Arc::new(Pruner {
         registry: Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk))),
-        deployments: Arc::new(EcsDeployments::new(aws_sdk_ecs::Client::new(&sdk))),
+        deployments: Arc::new(settings.inventory(aws_sdk_ecs::Client::new(&sdk))),
         settings,
     });
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
