@@ -97,30 +97,28 @@ fn reopen(stack: &mut [Frame], base: BorrowedFd<'_>, k: usize) -> rustix::io::Re
     Ok(opened)
 }
 
-/// Removes `name` inside the directory `parent` (and everything below it) without following
-/// symlinks or crossing onto another file system (device `dev`). Returns what was freed; entry
-/// errors are collected, not fatal.
-pub fn remove_tree_at(
-    parent: BorrowedFd<'_>,
-    name: &OsStr,
-    display_path: &Path,
-    dev: u64,
-    deadline: Option<Instant>,
-) -> RemovalReport {
+/// What the top of a removal is: a directory to walk, or already dealt with (missing, a file or a
+/// link removed as such, another file system or a bad name reported).
+enum Top {
+    Walk(CString),
+    Done(RemovalReport),
+}
+
+fn top_directory(parent: BorrowedFd<'_>, name: &OsStr, display_path: &Path, dev: u64) -> Top {
     let mut report = RemovalReport::default();
     let Ok(cname) = CString::new(name.as_bytes()) else {
         report.error(display_path, "name contains a NUL byte");
-        return report;
+        return Top::Done(report);
     };
     let st = match rfs::statat(parent, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
         Err(Errno::NOENT) => {
             report.complete = true;
-            return report;
+            return Top::Done(report);
         }
         Err(e) => {
             report.error(display_path, e);
-            return report;
+            return Top::Done(report);
         }
     };
     if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
@@ -132,12 +130,29 @@ pub fn remove_tree_at(
             }
             Err(e) => report.error(display_path, e),
         }
-        return report;
+        return Top::Done(report);
     }
     if st.st_dev != dev {
         report.error(display_path, "on another file system; not crossed");
-        return report;
+        return Top::Done(report);
     }
+    Top::Walk(cname)
+}
+
+/// Removes `name` inside the directory `parent` (and everything below it) without following
+/// symlinks or crossing onto another file system (device `dev`). Returns what was freed; entry
+/// errors are collected, not fatal.
+pub fn remove_tree_at(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    display_path: &Path,
+    dev: u64,
+    deadline: Option<Instant>,
+) -> RemovalReport {
+    let (cname, mut report) = match top_directory(parent, name, display_path, dev) {
+        Top::Walk(cname) => (cname, RemovalReport::default()),
+        Top::Done(report) => return report,
+    };
     let mut stack: Vec<Frame> = Vec::new();
     match open_frame(parent, cname, display_path.to_path_buf(), &mut report) {
         Some(frame) => stack.push(frame),
@@ -403,26 +418,10 @@ impl ParallelDeleter {
         dev: u64,
         deadline: Option<Instant>,
     ) -> RemovalReport {
-        let mut report = RemovalReport::default();
-        let Ok(cname) = CString::new(name.as_bytes()) else {
-            report.error(display_path, "name contains a NUL byte");
-            return report;
+        let (cname, mut report) = match top_directory(parent, name, display_path, dev) {
+            Top::Walk(cname) => (cname, RemovalReport::default()),
+            Top::Done(report) => return report,
         };
-        let st = match rfs::statat(parent, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            Err(Errno::NOENT) => {
-                report.complete = true;
-                return report;
-            }
-            Err(e) => {
-                report.error(display_path, e);
-                return report;
-            }
-        };
-        if FileType::from_raw_mode(st.st_mode) != FileType::Directory || st.st_dev != dev {
-            // A file, a link, or another file system: the sequential walker decides and reports.
-            return remove_tree_at(parent, name, display_path, dev, deadline);
-        }
         let Some(root) = open_node(parent, cname, display_path.to_path_buf(), None, &mut report)
         else {
             return report;
