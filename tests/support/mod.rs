@@ -91,6 +91,20 @@ pub fn freeze_ecs_task_states() {
     assert!((200..300).contains(&status), "{status} {body}");
 }
 
+/// The awsvpc network every test task and service runs in (moto's default VPC).
+fn fargate_network() -> aws_sdk_ecs::types::NetworkConfiguration {
+    use aws_sdk_ecs::types::{AwsVpcConfiguration, NetworkConfiguration};
+    NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            AwsVpcConfiguration::builder()
+                .subnets(default_subnet())
+                .security_groups("sg-12345678")
+                .build()
+                .expect("subnets are set"),
+        )
+        .build()
+}
+
 /// A subnet of moto's default VPC (ECS `run_task` with awsvpc needs one).
 pub fn default_subnet() -> String {
     let (status, body) = http_typed(
@@ -426,17 +440,7 @@ impl Fixture {
             .cluster(&self.cluster)
             .task_definition(task_definition)
             .launch_type(LaunchType::Fargate)
-            .network_configuration(
-                NetworkConfiguration::builder()
-                    .awsvpc_configuration(
-                        AwsVpcConfiguration::builder()
-                            .subnets(default_subnet())
-                            .security_groups("sg-12345678")
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
+            .network_configuration(fargate_network())
             .send()
             .await
             .expect("run task");
@@ -453,17 +457,7 @@ impl Fixture {
             .task_definition(task_definition)
             .desired_count(0)
             .launch_type(LaunchType::Fargate)
-            .network_configuration(
-                NetworkConfiguration::builder()
-                    .awsvpc_configuration(
-                        AwsVpcConfiguration::builder()
-                            .subnets(default_subnet())
-                            .security_groups("sg-12345678")
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
+            .network_configuration(fargate_network())
             .send()
             .await
             .expect("create service");
@@ -724,17 +718,7 @@ impl Fixture {
             .cluster(&self.cluster)
             .task_definition(family)
             .launch_type(LaunchType::Fargate)
-            .network_configuration(
-                NetworkConfiguration::builder()
-                    .awsvpc_configuration(
-                        AwsVpcConfiguration::builder()
-                            .subnets(default_subnet())
-                            .security_groups("sg-12345678")
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            );
+            .network_configuration(fargate_network());
         if by_tag {
             run = run.tags(Tag::builder().key("workspaceId").value(ws).build());
         } else {

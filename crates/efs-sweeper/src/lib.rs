@@ -366,13 +366,7 @@ impl Sweeper {
                     TenantId::parse(tenant.as_str()).map_err(|e| e.to_string())?,
                     WorkspaceId::parse(workspace.as_str()).map_err(|e| e.to_string())?,
                 );
-                if self
-                    .table
-                    .get(&ws)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .is_some()
-                {
+                if self.has_record(&ws).await? {
                     audit(
                         workspace,
                         Some(tenant.as_str()),
@@ -428,13 +422,7 @@ impl Sweeper {
             }
             SweepTarget::DeleteAccessPoint { id, workspace } => {
                 let ws = WorkspaceId::parse(workspace.as_str()).map_err(|e| e.to_string())?;
-                if self
-                    .table
-                    .get(&ws)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .is_some()
-                {
+                if self.has_record(&ws).await? {
                     audit(
                         workspace,
                         None,
@@ -467,6 +455,18 @@ impl Sweeper {
                 ))
             }
         }
+    }
+}
+
+impl Sweeper {
+    /// The fresh re-check right before acting: a consistent read of the workspace's record.
+    async fn has_record(&self, ws: &WorkspaceId) -> Result<bool, String> {
+        Ok(self
+            .table
+            .get(ws)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some())
     }
 }
 

@@ -324,8 +324,8 @@ impl Heartbeat {
                 return Outcome::Extended(expires);
             }
             // Someone wrote in between (another heartbeat, a hold, a deletion): read and decide again.
-            item = match self.table.get_many(std::slice::from_ref(id)).await {
-                Ok(mut items) => items.pop(),
+            item = match self.table.get(id).await {
+                Ok(item) => item,
                 Err(e) => return Outcome::Failed(e),
             };
         }
@@ -432,8 +432,8 @@ impl Heartbeat {
                     shortened,
                 };
             }
-            item = match self.table.get_many(std::slice::from_ref(id)).await {
-                Ok(mut items) => items.pop(),
+            item = match self.table.get(id).await {
+                Ok(item) => item,
                 Err(e) => return Outcome::Failed(e),
             };
         }
