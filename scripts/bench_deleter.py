@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make bench (deleter): our parallel deleter against `rm -rf` and Python's shutil.rmtree, on the
-same generated tree, under ../shared/tools/efs-latency (EFS-like metadata latency) and on plain
+same generated tree, under tools/efs-latency (EFS-like metadata latency) and on plain
 disk, all measured in this run. Checks from the shim's report that every contender's calls were
 counted (a contender that bypassed libc would look unfairly fast) before printing ratios."""
 import argparse
@@ -14,7 +14,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SHIM_SRC = os.path.join(ROOT, "..", "shared", "tools", "efs-latency", "efs_latency.c")
+SHIM_SRC = os.path.join(ROOT, "tools", "efs-latency", "efs_latency.c")
 
 
 def build_shim():

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make bench (pruner API calls): 1,000 images to delete in one repository on moto; the release
-ecr-pruner runs through the Runtime API with ../shared/tools/fault-proxy in front of moto, whose
+ecr-pruner runs through the Runtime API with tools/fault-proxy in front of moto, whose
 per-rule counters (zero-latency rules, one per operation) count every API call it makes."""
 import argparse
 import json
@@ -12,7 +12,7 @@ import urllib.request
 from fleet import ENDPOINT, Fleet, client, run_function
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROXY = os.path.join(HERE, "..", "..", "shared", "tools", "fault-proxy", "fault_proxy.py")
+PROXY = os.path.join(HERE, "..", "tools", "fault-proxy", "fault_proxy.py")
 OPS = ["DescribeRepositories", "DescribeImages", "BatchGetImage", "BatchDeleteImage", "ListClusters", "ListTasks",
        "DescribeTasks", "ListServices", "DescribeServices", "ListTaskDefinitionFamilies", "ListTaskDefinitions",
        "DescribeTaskDefinition"]

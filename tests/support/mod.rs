@@ -819,7 +819,7 @@ pub fn sequence_of(record: &Value) -> String {
         .to_string()
 }
 
-/// `../shared/tools/fault-proxy` in front of moto, for one test. Killed on drop.
+/// `tools/fault-proxy` (the project's own) in front of moto, for one test. Killed on drop.
 pub struct FaultProxy {
     child: Child,
     pub endpoint: String,
@@ -827,8 +827,7 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(rules: &[&str]) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/tools/fault-proxy/fault_proxy.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/fault-proxy/fault_proxy.py");
         let mut cmd = Command::new("python3");
         cmd.arg(script)
             .args(["--upstream", &moto_endpoint(), "--port", "0", "--seed", "7"]);
