@@ -47,11 +47,12 @@ fn trash_entry(
     ws: &str,
     files: usize,
 ) -> std::path::PathBuf {
-    let name = TrashName {
+    let name = TrashName::new(
         deleted_at,
-        tenant: tenant.parse_id(),
-        workspace: ws.parse_ws(),
-    };
+        tenant.parse_id(),
+        ws.parse_ws(),
+        lifecycle_core::layout::fresh_nonce(),
+    );
     let entry = fx.root().join(".trash").join(name.to_string());
     fs::create_dir_all(entry.join("data/a/b")).unwrap();
     for i in 0..files {
@@ -94,10 +95,17 @@ async fn orphans_go_to_the_trash_and_nothing_owned_or_young_is_touched() {
     let summary = fx.sweeper(&[]).run(later, None).await.unwrap();
     assert_eq!(kinds(&summary), vec!["acme/ws-orphan orphan_no_record"]);
     assert!(!fx.workspace_dir("acme", "ws-orphan").exists());
-    let entry = fx
-        .root()
-        .join(".trash")
-        .join(format!("{later}+acme+ws-orphan"));
+    let prefix = format!("{later}+acme+ws-orphan+");
+    let entry = fs::read_dir(fx.root().join(".trash"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .expect("the orphan's trash entry");
     assert!(
         entry.join("data/README.md").exists(),
         "orphan is restorable from the trash"
@@ -138,16 +146,17 @@ async fn a_record_recreated_between_listing_and_acting_keeps_its_data() {
 }
 
 #[tokio::test]
-async fn over_a_cap_nothing_is_done() {
+async fn over_a_cap_nothing_of_that_kind_is_done() {
     let fx = Fixture::new().await;
     for i in 0..12 {
         fx.make_workspace("acme", &format!("ws-{i:02}"));
     }
     fx.put(&fx.record("acme", "ws-00", None)).await;
     let old = trash_entry(&fx, now() - 30 * DAY, "acme", "ws-gone", 3);
-    let before = snapshot(fx.root());
+    let live_before: Vec<_> = (0..12)
+        .map(|i| snapshot(&fx.workspace_dir("acme", &format!("ws-{i:02}"))))
+        .collect();
     let summary = fx.sweeper(&[]).run(now() + 25 * H, None).await.unwrap();
-    assert!(summary.actions.is_empty());
     assert!(
         summary
             .cap_exceeded
@@ -163,16 +172,102 @@ async fn over_a_cap_nothing_is_done() {
             .iter()
             .filter(|s| s.reason.as_str() == "skipped_cap")
             .count(),
-        12
+        11
     );
-    assert_eq!(snapshot(fx.root()), before);
-    assert!(old.exists());
+    let live_after: Vec<_> = (0..12)
+        .map(|i| snapshot(&fx.workspace_dir("acme", &format!("ws-{i:02}"))))
+        .collect();
+    assert_eq!(live_after, live_before, "no orphan directory was moved");
+    // Purges have their own cap, which this run is within.
+    assert!(!old.exists());
     let capped = fx
         .sweeper(&[("MAX_ACTIONS", "5"), ("MAX_ACTION_PERCENT", "100")])
         .run(now() + 25 * H, None)
         .await
         .unwrap();
     assert!(capped.cap_exceeded.unwrap().contains("MAX_ACTIONS=5"));
+}
+
+#[tokio::test]
+async fn purges_over_their_cap_purge_nothing() {
+    let fx = Fixture::new().await;
+    let entries: Vec<_> = (0..30)
+        .map(|i| trash_entry(&fx, now() - 30 * DAY, "acme", &format!("gone-{i}"), 1))
+        .collect();
+    let summary = fx
+        .sweeper(&[("MAX_ACTIONS", "5")])
+        .run(now(), None)
+        .await
+        .unwrap();
+    assert!(summary.actions.is_empty(), "{:?}", summary.actions);
+    assert!(summary
+        .cap_exceeded
+        .unwrap()
+        .contains("30 trash purges exceed MAX_ACTIONS=5"));
+    assert!(entries.iter().all(|e| e.exists()));
+    // A wrong clock makes everything look due: the share of the trash stops it.
+    let summary = fx
+        .sweeper(&[("MAX_ACTIONS", "1000")])
+        .run(now(), None)
+        .await
+        .unwrap();
+    assert!(summary
+        .cap_exceeded
+        .unwrap()
+        .contains("MAX_PURGE_PERCENT=75"));
+    assert!(entries.iter().all(|e| e.exists()));
+}
+
+#[tokio::test]
+async fn a_trash_entry_whose_workspace_has_a_record_and_no_data_is_never_purged() {
+    let fx = Fixture::new().await;
+    let entry = trash_entry(&fx, now() - 30 * DAY, "acme", "ws-back", 2);
+    fx.put(&fx.record("acme", "ws-back", None)).await;
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    assert!(entry.exists(), "the record's only data is kept");
+    assert_eq!(summary.not_done.len(), 1, "{summary:?}");
+    assert_eq!(summary.not_done[0].reason, "record_exists_without_data");
+    // Once the workspace has live data again, the old generation in the trash may go.
+    fx.make_workspace("acme", "ws-back");
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    assert!(!entry.exists(), "{summary:?}");
+}
+
+#[tokio::test]
+async fn an_orphan_directory_a_task_uses_is_never_trashed() {
+    let fx = Fixture::new().await;
+    fx.make_workspace("acme", "ws-tagged");
+    fx.make_workspace("acme", "ws-mounted");
+    let ap = fx.create_access_point("acme", "ws-mounted").await;
+    fx.run_task_for("ws-tagged", true).await;
+    fx.run_task_mounting(&ap).await;
+    let summary = fx.sweeper(&[]).run(now() + 25 * H, None).await.unwrap();
+    assert!(fx.workspace_dir("acme", "ws-tagged").exists());
+    assert!(fx.workspace_dir("acme", "ws-mounted").exists());
+    let reasons: Vec<_> = summary
+        .skipped
+        .iter()
+        .map(|s| (s.what.as_str(), s.reason.as_str()))
+        .collect();
+    assert!(
+        reasons.contains(&("acme/ws-tagged", "skipped_in_use")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&("acme/ws-mounted", "skipped_in_use")),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_task_listing_stops_the_sweep() {
+    let proxy = FaultProxy::start(&["DescribeTasks=partial:1.0"]);
+    let fx = Fixture::with_endpoint(&proxy.endpoint).await;
+    fx.make_workspace("acme", "ws-busy");
+    fx.run_task_for("ws-busy", true).await;
+    let err = fx.sweeper(&[]).run(now() + 25 * H, None).await.unwrap_err();
+    assert!(err.to_string().contains("DescribeTasks"), "{err}");
+    assert!(fx.workspace_dir("acme", "ws-busy").exists());
 }
 
 #[tokio::test]

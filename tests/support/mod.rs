@@ -261,6 +261,10 @@ impl Fixture {
                 &config.table,
             )),
             access_points: Arc::new(EfsAccessPoints::new(aws_sdk_efs::Client::new(&self.sdk))),
+            tasks: config.ecs_cluster.as_ref().map(|c| {
+                Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(&self.sdk), c))
+                    as Arc<dyn lifecycle_core::ports::Tasks>
+            }),
             fs: WorkspaceFs::new(&config.efs_root),
             deleter: Arc::new(
                 lifecycle_core::deleter::ParallelDeleter::new(settings.delete_concurrency).unwrap(),
@@ -681,6 +685,62 @@ impl Fixture {
             arns.push(self.run_task(&family, ws, true).await);
         }
         arns
+    }
+
+    /// Starts a task that names no workspace but mounts `access_point` through an EFS volume of
+    /// its task definition.
+    pub async fn run_task_mounting(&self, access_point: &str) -> String {
+        use aws_sdk_ecs::types::*;
+        freeze_ecs_task_states();
+        let family = unique("mounter");
+        self.ecs
+            .register_task_definition()
+            .family(&family)
+            .requires_compatibilities(Compatibility::Fargate)
+            .network_mode(NetworkMode::Awsvpc)
+            .cpu("256")
+            .memory("512")
+            .volumes(
+                Volume::builder()
+                    .name("workspace")
+                    .efs_volume_configuration(
+                        EfsVolumeConfiguration::builder()
+                            .file_system_id(&self.file_system_id)
+                            .transit_encryption(EfsTransitEncryption::Enabled)
+                            .authorization_config(
+                                EfsAuthorizationConfig::builder()
+                                    .access_point_id(access_point)
+                                    .build(),
+                            )
+                            .build()
+                            .expect("file system id is set"),
+                    )
+                    .build(),
+            )
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("agent")
+                    .image(format!(
+                        "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent@sha256:{}",
+                        "a".repeat(64)
+                    ))
+                    .memory(512)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("register task definition");
+        let out = self
+            .ecs
+            .run_task()
+            .cluster(&self.cluster)
+            .task_definition(&family)
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(fargate_network())
+            .send()
+            .await
+            .expect("run task");
+        out.tasks()[0].task_arn().unwrap().to_string()
     }
 
     async fn register_agent(&self) -> String {

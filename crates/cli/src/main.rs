@@ -153,6 +153,10 @@ impl Ctx {
         Ok(efs_sweeper::Sweeper {
             table: self.table(&config),
             access_points: Arc::new(EfsAccessPoints::new(aws_sdk_efs::Client::new(&self.sdk))),
+            tasks: config.ecs_cluster.as_ref().map(|c| {
+                Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(&self.sdk), c))
+                    as Arc<dyn lifecycle_core::ports::Tasks>
+            }),
             fs: WorkspaceFs::new(&config.efs_root),
             deleter: Arc::new(ParallelDeleter::new(settings.delete_concurrency)?),
             config,

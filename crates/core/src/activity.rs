@@ -166,6 +166,7 @@ fn parse_task_state_change(v: &Value) -> Result<HeartbeatInput, InputError> {
         .collect();
     Ok(HeartbeatInput::TaskStateChange {
         task: TaskSummary {
+            efs_mounts: vec![],
             arn: arn.to_string(),
             last_status: detail
                 .get("lastStatus")

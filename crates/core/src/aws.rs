@@ -20,7 +20,7 @@ use crate::ports::{
 };
 use crate::prune::InUseKind;
 use crate::record::attr;
-use crate::tasks::TaskSummary;
+use crate::tasks::{EfsMount, TaskSummary};
 
 /// Loads the SDK configuration once (region, credentials, and `AWS_ENDPOINT_URL`, which points
 /// every client at a local emulator in tests and demos).
@@ -432,6 +432,9 @@ fn access_point_info(ap: &aws_sdk_efs::types::AccessPointDescription) -> AccessP
 pub struct EcsTasks {
     client: aws_sdk_ecs::Client,
     cluster: String,
+    /// Task definition ARN -> its EFS volumes. A revision never changes, so this lives as long as
+    /// the process (warm invocations skip DescribeTaskDefinition).
+    mounts: std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<EfsMount>>>>,
 }
 
 impl EcsTasks {
@@ -439,42 +442,120 @@ impl EcsTasks {
         Self {
             client,
             cluster: cluster.into(),
+            mounts: Default::default(),
         }
     }
 }
 
 /// DescribeTasks accepts at most this many task ARNs per call.
 const DESCRIBE_TASKS_BATCH: usize = 100;
+/// Attempts at reading elements an answer listed under `failures` before the read fails.
+const PARTIAL_ATTEMPTS: u32 = 4;
 
 impl EcsTasks {
-    /// Every task with desired status RUNNING (so PENDING ones too), described with tags.
+    /// Every task that runs or may still run: desired status RUNNING (so PENDING ones too), and
+    /// those told to stop whose containers have not stopped yet. Described with tags; any task
+    /// the answer lists under `failures` is asked again, and if it still cannot be read the whole
+    /// listing fails: a task we could not read may be the one using the workspace.
     async fn described_tasks(&self) -> Result<Vec<aws_sdk_ecs::types::Task>, ServiceError> {
         let mut arns = Vec::new();
-        let mut pages = self
-            .client
-            .list_tasks()
-            .cluster(&self.cluster)
-            .desired_status(DesiredStatus::Running)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| service_error("ECS ListTasks", e))?;
-            arns.extend(page.task_arns().iter().cloned());
+        for desired in [DesiredStatus::Running, DesiredStatus::Stopped] {
+            let mut pages = self
+                .client
+                .list_tasks()
+                .cluster(&self.cluster)
+                .desired_status(desired)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| service_error("ECS ListTasks", e))?;
+                arns.extend(page.task_arns().iter().cloned());
+            }
         }
+        arns.sort();
+        arns.dedup();
         let mut tasks = Vec::with_capacity(arns.len());
         for chunk in arns.chunks(DESCRIBE_TASKS_BATCH) {
+            tasks.extend(self.describe_all(chunk).await?);
+        }
+        Ok(tasks)
+    }
+
+    /// DescribeTasks for up to 100 ARNs, asking again for the ones answered as `failures`.
+    async fn describe_all(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<aws_sdk_ecs::types::Task>, ServiceError> {
+        let mut pending = arns.to_vec();
+        let mut tasks = Vec::with_capacity(arns.len());
+        for attempt in 0..PARTIAL_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
             let out = self
                 .client
                 .describe_tasks()
                 .cluster(&self.cluster)
-                .set_tasks(Some(chunk.to_vec()))
+                .set_tasks(Some(pending.clone()))
                 .include(TaskField::Tags)
                 .send()
                 .await
                 .map_err(|e| service_error("ECS DescribeTasks", e))?;
+            let answered: Vec<&str> = out.tasks().iter().filter_map(|t| t.task_arn()).collect();
+            pending.retain(|arn| !answered.contains(&arn.as_str()));
             tasks.extend(out.tasks().iter().cloned());
+            if pending.is_empty() {
+                return Ok(tasks);
+            }
         }
-        Ok(tasks)
+        Err(ServiceError::new(
+            "ECS DescribeTasks",
+            format!(
+                "{} task(s) could not be described after {PARTIAL_ATTEMPTS} attempts (first: {})",
+                pending.len(),
+                pending[0]
+            ),
+            true,
+        ))
+    }
+
+    /// The EFS volumes of a task definition (cached; a failed read is an error, never "none").
+    async fn efs_mounts(&self, task_definition: &str) -> Result<Vec<EfsMount>, ServiceError> {
+        if let Some(m) = self.mounts.lock().unwrap().get(task_definition) {
+            return Ok(m.clone());
+        }
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map_err(|e| service_error("ECS DescribeTaskDefinition", e))?;
+        let Some(td) = out.task_definition() else {
+            return Err(ServiceError::new(
+                "ECS DescribeTaskDefinition",
+                format!("no task definition in the answer for {task_definition}"),
+                true,
+            ));
+        };
+        let mounts: Vec<EfsMount> = td
+            .volumes()
+            .iter()
+            .filter_map(|v| v.efs_volume_configuration())
+            .map(|efs| EfsMount {
+                file_system_id: efs.file_system_id().to_string(),
+                access_point_id: efs
+                    .authorization_config()
+                    .and_then(|a| a.access_point_id())
+                    .map(str::to_string),
+                root_directory: efs.root_directory().map(str::to_string),
+            })
+            .collect();
+        self.mounts
+            .lock()
+            .unwrap()
+            .insert(task_definition.to_string(), mounts.clone());
+        Ok(mounts)
     }
 
     /// The images (and, where ECS reports it, the exact digest) of every active task.
@@ -501,12 +582,18 @@ impl EcsTasks {
 #[async_trait]
 impl Tasks for EcsTasks {
     async fn active_tasks(&self) -> Result<Vec<TaskSummary>, ServiceError> {
-        Ok(self
-            .described_tasks()
-            .await?
-            .iter()
-            .map(task_summary)
-            .collect())
+        let mut out = Vec::new();
+        for task in self.described_tasks().await? {
+            if task.last_status() == Some("STOPPED") {
+                continue;
+            }
+            let mut summary = task_summary(&task);
+            if let Some(td) = task.task_definition_arn() {
+                summary.efs_mounts = self.efs_mounts(td).await?;
+            }
+            out.push(summary);
+        }
+        Ok(out)
     }
 
     async fn describe(
@@ -602,6 +689,7 @@ pub fn task_summary(task: &aws_sdk_ecs::types::Task) -> TaskSummary {
             .iter()
             .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
             .collect(),
+        efs_mounts: Vec::new(),
         override_env: task
             .overrides()
             .map(|o| o.container_overrides())

@@ -13,7 +13,7 @@ use rustix::io::Errno;
 
 use crate::deleter::{remove_tree_at, ParallelDeleter, RemovalReport};
 use crate::ids::{TenantId, WorkspaceId};
-use crate::layout::{TrashName, TRASH_DATA, TRASH_DIR, TRASH_RECORD};
+use crate::layout::{TrashName, PURGING_PREFIX, TRASH_DATA, TRASH_DIR, TRASH_RECORD};
 use crate::sweep::{LiveEntry, TrashEntry};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,19 @@ impl FsError {
             )
         )
     }
+
+    pub fn is_not_found(&self) -> bool {
+        self.source.raw_os_error() == Some(Errno::NOENT.raw_os_error())
+    }
+
+    /// A symlink or a file where a directory must be: refused, and refusing again will not
+    /// change (not worth a retry; an operator looks at it).
+    pub fn is_refused_link(&self) -> bool {
+        matches!(
+            self.source.raw_os_error().map(Errno::from_raw_os_error),
+            Some(Errno::LOOP | Errno::NOTDIR)
+        )
+    }
 }
 
 /// What is at a workspace's path.
@@ -64,8 +77,16 @@ pub enum Presence {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MoveOutcome {
-    Moved { entry: PathBuf },
+    Moved {
+        entry: PathBuf,
+    },
+    /// Nothing at the workspace's path, and no entry of this name: nothing to move.
     Absent,
+    /// The entry exists already (an earlier attempt published it); the live path, if anything is
+    /// there, is left alone: it appeared after the move.
+    AlreadyInTrash {
+        entry: PathBuf,
+    },
 }
 
 /// The EFS mount rooted at `EFS_ROOT`.
@@ -153,8 +174,12 @@ impl WorkspaceFs {
         .map_err(|e| FsError::new("open", path, e))
     }
 
-    /// Atomically renames the workspace directory to `.trash/<name>/data` and writes the record
-    /// that owned it beside it. Running it again after success finds nothing to move.
+    /// Moves the workspace directory into the trash as `.trash/<name>/data` with the record that
+    /// owned it beside it as `record.json`. The entry is assembled under `.staging+<name>` and
+    /// published by one rename, so the data and its record enter the trash together; the data
+    /// itself moves by one rename on the same file system, so it is at all times either fully in
+    /// place or fully in the trash. Running it again after success, or after a crash at any
+    /// step, finishes the same entry and moves nothing else.
     pub fn move_to_trash(
         &self,
         tenant: &TenantId,
@@ -163,14 +188,30 @@ impl WorkspaceFs {
         record_json: &[u8],
     ) -> Result<MoveOutcome, FsError> {
         let root = self.open_root()?;
-        let Some(tenant_fd) = self.open_tenant(&root, tenant)? else {
-            return Ok(MoveOutcome::Absent);
-        };
+        let trash_path = self.trash_path();
+        let entry_name = name.to_string();
+        let entry_path = trash_path.join(&entry_name);
+        if let Some(trash) = self.open_trash(&root)? {
+            match rfs::statat(&trash, entry_name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(_) => return Ok(MoveOutcome::AlreadyInTrash { entry: entry_path }),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(FsError::new("stat trash entry", entry_path, e)),
+            }
+        }
+        let tenant_fd = self.open_tenant(&root, tenant)?;
         let ws_path = self.root.join(tenant.as_str()).join(workspace.as_str());
-        let st = match rfs::statat(&tenant_fd, workspace.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            Err(Errno::NOENT) => return Ok(MoveOutcome::Absent),
-            Err(e) => return Err(FsError::new("stat workspace", ws_path, e)),
+        let st = match &tenant_fd {
+            None => None,
+            Some(fd) => match rfs::statat(fd, workspace.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Some(st),
+                Err(Errno::NOENT) => None,
+                Err(e) => return Err(FsError::new("stat workspace", ws_path, e)),
+            },
+        };
+        let (Some(tenant_fd), Some(st)) = (tenant_fd, st) else {
+            // Nothing live: an earlier attempt may have moved the data and stopped before
+            // publishing the entry.
+            return self.publish_staged(&root, name);
         };
         let root_dev = rfs::fstat(&root)
             .map_err(|e| FsError::new("stat root", &self.root, e))?
@@ -182,20 +223,85 @@ impl WorkspaceFs {
                 Errno::XDEV,
             ));
         }
-        let trash_path = self.trash_path();
         let trash = self.ensure_dir(&root, TRASH_DIR, &trash_path)?;
-        let entry_name = name.to_string();
-        let entry_path = trash_path.join(&entry_name);
-        let entry = self.ensure_dir(&trash, &entry_name, &entry_path)?;
-        write_file_at(&entry, TRASH_RECORD, record_json)
-            .map_err(|e| FsError::new("write record", entry_path.join(TRASH_RECORD), e))?;
-        // The one step that matters: a single rename on the same file system, so the data is at
-        // all times either fully in place or fully in the trash.
-        match rfs::renameat(&tenant_fd, workspace.as_str(), &entry, TRASH_DATA) {
-            Ok(()) => Ok(MoveOutcome::Moved { entry: entry_path }),
-            Err(Errno::NOENT) => Ok(MoveOutcome::Absent),
-            Err(e) => Err(FsError::new("rename into trash", ws_path, e)),
+        let staging_name = name.staging();
+        let staging_path = trash_path.join(&staging_name);
+        let staging = self.ensure_dir(&trash, &staging_name, &staging_path)?;
+        write_file_at(&staging, TRASH_RECORD, record_json)
+            .map_err(|e| FsError::new("write record", staging_path.join(TRASH_RECORD), e))?;
+        match rfs::renameat_with(
+            &tenant_fd,
+            workspace.as_str(),
+            &staging,
+            TRASH_DATA,
+            rfs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => {}
+            Err(Errno::NOENT) => return self.publish_staged(&root, name),
+            Err(e) => return Err(FsError::new("rename into trash", ws_path, e)),
         }
+        rfs::renameat_with(
+            &trash,
+            staging_name.as_str(),
+            &trash,
+            entry_name.as_str(),
+            rfs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| FsError::new("publish trash entry", &entry_path, e))?;
+        Ok(MoveOutcome::Moved { entry: entry_path })
+    }
+
+    /// Publishes `.staging+<name>` as `<name>` if it holds moved data; otherwise nothing was moved.
+    fn publish_staged(&self, root: &OwnedFd, name: &TrashName) -> Result<MoveOutcome, FsError> {
+        let Some(trash) = self.open_trash(root)? else {
+            return Ok(MoveOutcome::Absent);
+        };
+        let staging_name = name.staging();
+        let staging_path = self.trash_path().join(&staging_name);
+        let staging = match rfs::openat(
+            &trash,
+            staging_name.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(MoveOutcome::Absent),
+            Err(e) => return Err(FsError::new("open staging entry", staging_path, e)),
+        };
+        match rfs::statat(&staging, TRASH_DATA, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => {}
+            Err(Errno::NOENT) => return Ok(MoveOutcome::Absent),
+            Err(e) => return Err(FsError::new("stat staged data", staging_path, e)),
+        }
+        let entry_name = name.to_string();
+        let entry_path = self.trash_path().join(&entry_name);
+        rfs::renameat_with(
+            &trash,
+            staging_name.as_str(),
+            &trash,
+            entry_name.as_str(),
+            rfs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| FsError::new("publish trash entry", &entry_path, e))?;
+        Ok(MoveOutcome::Moved { entry: entry_path })
+    }
+
+    /// Replaces the `record.json` of a trash entry (written atomically, never through a link).
+    pub fn write_trash_record(&self, entry: &TrashName, record_json: &[u8]) -> Result<(), FsError> {
+        let root = self.open_root()?;
+        let entry_path = self.trash_path().join(entry.to_string());
+        let trash = self
+            .open_trash(&root)?
+            .ok_or_else(|| FsError::new("open trash", self.trash_path(), Errno::NOENT))?;
+        let entry_fd = rfs::openat(
+            &trash,
+            entry.to_string().as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| FsError::new("open trash entry", &entry_path, e))?;
+        write_file_at(&entry_fd, TRASH_RECORD, record_json)
+            .map_err(|e| FsError::new("write record", entry_path.join(TRASH_RECORD), e))
     }
 
     /// Removes `.trash/<entry>` and everything in it; stops at `deadline`, to be finished later.
@@ -237,7 +343,31 @@ impl WorkspaceFs {
         let dev = rfs::fstat(&trash)
             .map_err(|e| FsError::new("stat trash", &trash_path, e))?
             .st_dev;
-        let (name, path) = (OsStr::new(entry), trash_path.join(entry));
+        // Committed to deletion: the entry leaves the names a restore looks at before anything in
+        // it is removed (a purge that stops at the deadline resumes under this name).
+        let purging = if entry.starts_with(PURGING_PREFIX) {
+            entry.to_string()
+        } else {
+            let purging = format!("{PURGING_PREFIX}{entry}");
+            match rfs::renameat_with(
+                &trash,
+                entry,
+                &trash,
+                purging.as_str(),
+                rfs::RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => {}
+                Err(Errno::NOENT) => {
+                    return Ok(RemovalReport {
+                        complete: true,
+                        ..RemovalReport::default()
+                    })
+                }
+                Err(e) => return Err(FsError::new("rename for purge", trash_path.join(entry), e)),
+            }
+            purging
+        };
+        let (name, path) = (OsStr::new(purging.as_str()), trash_path.join(&purging));
         Ok(match deleter {
             Some(d) => d.remove_tree_at(trash.as_fd(), name, &path, dev, deadline),
             None => remove_tree_at(trash.as_fd(), name, &path, dev, deadline),

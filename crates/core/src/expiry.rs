@@ -1,23 +1,32 @@
 //! What to do when DynamoDB TTL has deleted a workspace's record (pure).
 
+use crate::ids::{TenantId, WorkspaceId};
 use crate::layout::TrashName;
 use crate::observe::Reason;
 use crate::ports::AccessPointInfo;
 use crate::record::WorkspaceRecord;
-use crate::retention::RetentionPolicy;
+use crate::retention::{RetentionPolicy, SECONDS_PER_DAY};
 
 /// What is known about an expired workspace right before acting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpiryFacts<'a> {
-    pub record: &'a WorkspaceRecord,
+    pub workspace: &'a WorkspaceId,
+    pub tenant: &'a TenantId,
+    /// The record as the stream's old image holds it, or why it could not be read (an unknown
+    /// tier, an out-of-range override): an unreadable record is still a record.
+    pub record: Result<&'a WorkspaceRecord, &'a str>,
+    /// The old image says "hold", or says something about a hold that cannot be read.
+    pub hold: bool,
+    pub access_point_id: Option<&'a str>,
     /// A consistent read found a record with this id again.
     pub exists_again: bool,
-    /// Active ECS tasks using the workspace (empty when none, or when no cluster is configured).
+    /// Active ECS tasks using the workspace (empty when none, or when the guard is off).
     pub in_use_by: &'a [String],
     /// When the TTL deletion happened (the stream record's creation time), epoch seconds.
     pub deleted_at: i64,
     pub now: i64,
-    pub trash_grace_days: u32,
+    /// Makes the trash entry's name unique and the same on every retry of this stream record.
+    pub nonce: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,23 +38,21 @@ pub enum ExpiryPlan {
         reason: Reason,
         expires_at: Option<i64>,
     },
-    /// Delete the access point (if any), move the data to the trash, and purge it now if there
-    /// is no grace period.
+    /// Move the data to the trash (with the record beside it), then delete the access point (if
+    /// any): the reversible step first, the irreversible one last.
     Remove {
         access_point_id: Option<String>,
         trash: TrashName,
-        purge_now: bool,
     },
 }
 
 pub fn plan_expiry(facts: &ExpiryFacts<'_>, policy: &RetentionPolicy) -> ExpiryPlan {
-    let record = facts.record;
     if facts.exists_again {
         return ExpiryPlan::Keep {
             reason: Reason::Recreated,
         };
     }
-    if record.hold {
+    if facts.hold {
         // A held record has no TTL; if one was deleted anyway, the hold wins over the deletion.
         return ExpiryPlan::PutBack {
             reason: Reason::SkippedHold,
@@ -53,19 +60,29 @@ pub fn plan_expiry(facts: &ExpiryFacts<'_>, policy: &RetentionPolicy) -> ExpiryP
         };
     }
     if !facts.in_use_by.is_empty() {
+        let expires_at = match facts.record {
+            Ok(record) => policy.expires_at(record, facts.now),
+            // Its tier cannot be read: the longest retention of any tier, so it cannot lapse
+            // while it is used and an operator has time to repair it.
+            Err(_) => Some(
+                facts
+                    .now
+                    .saturating_add(i64::from(policy.longest_days()) * SECONDS_PER_DAY),
+            ),
+        };
         return ExpiryPlan::PutBack {
             reason: Reason::SkippedInUse,
-            expires_at: policy.expires_at(record, facts.now),
+            expires_at,
         };
     }
     ExpiryPlan::Remove {
-        access_point_id: record.access_point_id.clone(),
-        trash: TrashName {
-            deleted_at: facts.deleted_at,
-            tenant: record.tenant_id.clone(),
-            workspace: record.workspace_id.clone(),
-        },
-        purge_now: facts.trash_grace_days == 0,
+        access_point_id: facts.access_point_id.map(str::to_string),
+        trash: TrashName::new(
+            facts.deleted_at,
+            facts.tenant.clone(),
+            facts.workspace.clone(),
+            facts.nonce.to_string(),
+        ),
     }
 }
 
@@ -132,12 +149,16 @@ mod tests {
 
     fn facts<'a>(r: &'a WorkspaceRecord, again: bool, used: &'a [String]) -> ExpiryFacts<'a> {
         ExpiryFacts {
-            record: r,
+            workspace: &r.workspace_id,
+            tenant: &r.tenant_id,
+            record: Ok(r),
+            hold: r.hold,
+            access_point_id: r.access_point_id.as_deref(),
             exists_again: again,
             in_use_by: used,
             deleted_at: 5_000,
             now: 6_000,
-            trash_grace_days: 7,
+            nonce: "0123456789abcdef",
         }
     }
 
@@ -171,20 +192,35 @@ mod tests {
         let ExpiryPlan::Remove {
             access_point_id,
             trash,
-            purge_now,
         } = plan_expiry(&facts(&r, false, &[]), &p)
         else {
             panic!("expected removal")
         };
         assert_eq!(access_point_id.as_deref(), Some("fsap-0123"));
-        assert_eq!(trash.to_string(), "5000+acme+ws-1");
-        assert!(!purge_now);
-        let mut f = facts(&r, false, &[]);
-        f.trash_grace_days = 0;
+        assert_eq!(trash.to_string(), "5000+acme+ws-1+0123456789abcdef");
+    }
+
+    #[test]
+    fn an_unreadable_record_in_use_is_put_back_for_the_longest_retention() {
+        let p = RetentionPolicy::default();
+        let r = record();
+        let used = vec!["arn:task".to_string()];
+        let mut f = facts(&r, false, &used);
+        f.record = Err("unknown tier gold");
+        assert_eq!(
+            plan_expiry(&f, &p),
+            ExpiryPlan::PutBack {
+                reason: Reason::SkippedInUse,
+                expires_at: Some(6_000 + 90 * 86_400)
+            }
+        );
+        f.in_use_by = &[];
+        assert!(matches!(plan_expiry(&f, &p), ExpiryPlan::Remove { .. }));
+        f.hold = true;
         assert!(matches!(
             plan_expiry(&f, &p),
-            ExpiryPlan::Remove {
-                purge_now: true,
+            ExpiryPlan::PutBack {
+                expires_at: None,
                 ..
             }
         ));

@@ -21,6 +21,7 @@ pub mod sweep;
 pub mod tasks;
 
 pub use ids::{TenantId, WorkspaceId};
+
 pub use record::{StoredRecord, SubscriptionStatus, Tier, WorkspaceRecord};
 
 /// Seconds since the Unix epoch, now.
@@ -45,6 +46,24 @@ pub fn rfc3339(epoch: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Lambda never runs an invocation longer than this.
+const MAX_INVOCATION: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The instant to stop at, from the invocation's deadline (epoch milliseconds, as the Runtime API
+/// sends it) less `margin`. Never panics: a deadline in the past gives "now", and a hostile or
+/// absurd one is capped at Lambda's 15 minutes.
+pub fn deadline_from(deadline_epoch_ms: u64, margin: std::time::Duration) -> std::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let remaining = std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+        .min(MAX_INVOCATION)
+        .saturating_sub(margin);
+    let now = std::time::Instant::now();
+    now.checked_add(remaining).unwrap_or(now)
+}
+
 /// Start-up: the configuration, or a one-line error naming the variable and exit code 2.
 pub fn config_or_exit<T>(result: Result<T, config::ConfigError>) -> T {
     result.unwrap_or_else(|e| {
@@ -52,4 +71,17 @@ pub fn config_or_exit<T>(result: Result<T, config::ConfigError>) -> T {
         eprintln!("{e}");
         std::process::exit(2);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn deadlines_never_panic_and_stay_within_an_invocation() {
+        for ms in [0, 1, u64::MAX / 2, u64::MAX] {
+            let at = super::deadline_from(ms, Duration::from_secs(10));
+            assert!(at <= Instant::now() + Duration::from_secs(15 * 60));
+        }
+    }
 }

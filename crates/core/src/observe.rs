@@ -32,6 +32,10 @@ pub enum Action {
     SetExpiry,
     SendNotice,
     DeleteImage,
+    /// Data moved back out of the trash because its record appeared during the move.
+    MoveBack,
+    /// The old image written into a trash entry that had none (the sweeper was first).
+    CompleteTrashRecord,
 }
 
 /// Why. Exactly one per audit line.
@@ -64,6 +68,13 @@ pub enum Reason {
     RecomputeShortened,
     /// The workspace expires within `EXPIRY_NOTICE_DAYS`.
     ExpiringSoon,
+    /// A symlink or a file stands where a tenant or workspace directory must be: never followed,
+    /// not retried; an operator looks at it.
+    RefusedSymlink,
+    /// A record for the workspace appeared while its data was being moved.
+    RecordAppeared,
+    /// The sweeper trashed the directory first (as an orphan); its entry now has the record.
+    TrashedFirstBySweeper,
 }
 
 impl Action {
@@ -79,6 +90,8 @@ impl Action {
             Action::SetExpiry => "set_expiry",
             Action::SendNotice => "send_notice",
             Action::DeleteImage => "delete_image",
+            Action::MoveBack => "move_back",
+            Action::CompleteTrashRecord => "complete_trash_record",
         }
     }
 }
@@ -99,6 +112,9 @@ impl Reason {
             Reason::Recomputed => "recomputed",
             Reason::RecomputeShortened => "recompute_shortened",
             Reason::ExpiringSoon => "expiring_soon",
+            Reason::RefusedSymlink => "refused_symlink",
+            Reason::RecordAppeared => "record_appeared",
+            Reason::TrashedFirstBySweeper => "trashed_first_by_sweeper",
         }
     }
 }
@@ -189,7 +205,12 @@ impl Audit {
                 )
             };
         }
-        if self.error.is_some() || self.reason == Reason::InvalidRecord.as_str() {
+        let warn = [
+            Reason::InvalidRecord,
+            Reason::RefusedSymlink,
+            Reason::RecordAppeared,
+        ];
+        if self.error.is_some() || warn.iter().any(|r| self.reason == r.as_str()) {
             line!(warn);
         } else {
             line!(info);

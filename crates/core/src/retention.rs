@@ -81,6 +81,15 @@ impl RetentionPolicy {
         Some(capped)
     }
 
+    /// The longest retention of any tier: what a record whose tier cannot be read gets.
+    pub fn longest_days(&self) -> u32 {
+        self.tier_days
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(MAX_RETENTION_DAYS)
+    }
+
     /// `expiresAt` for a record whose last activity was at `last_activity_at`; `None` when held.
     pub fn expires_at(&self, record: &WorkspaceRecord, last_activity_at: i64) -> Option<i64> {
         self.retention_days(record)

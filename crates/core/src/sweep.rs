@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::ids::{TenantId, WorkspaceId};
-use crate::layout::TrashName;
+use crate::layout::{TrashName, PURGING_PREFIX, STAGING_PREFIX};
 use crate::retention::SECONDS_PER_DAY;
+use crate::tasks::{InUse, WorkspaceRef};
 
 /// A directory entry `<EFS_ROOT>/<tenant>/<workspace>` as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +42,17 @@ pub struct AccessPointEntry {
     pub created_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepRules {
     pub trash_grace_days: u32,
     pub orphan_min_age_hours: u32,
     pub max_actions: usize,
     pub max_action_percent: u32,
+    /// Purges are irreversible: at most this percent of the trash's entries in one run (a clock
+    /// gone wrong or `TRASH_GRACE_DAYS=0` makes every entry look due).
+    pub max_purge_percent: u32,
+    /// The file system the workspaces live on (for tasks that mount a directory of it).
+    pub file_system_id: Option<String>,
 }
 
 /// Below this many candidates of a kind, only `MAX_ACTIONS` applies: one orphan among three
@@ -66,6 +72,10 @@ pub enum SweepReason {
     SkippedAgeUnknown,
     SkippedUnidentified,
     SkippedCap,
+    SkippedInUse,
+    SkippedStaging,
+    /// A purge that stopped (deadline, error) after it renamed the entry: finished now.
+    PurgeResumed,
 }
 
 impl SweepReason {
@@ -81,6 +91,9 @@ impl SweepReason {
             SweepReason::SkippedAgeUnknown => "skipped_age_unknown",
             SweepReason::SkippedUnidentified => "skipped_unidentified",
             SweepReason::SkippedCap => "skipped_cap",
+            SweepReason::SkippedInUse => "skipped_in_use",
+            SweepReason::SkippedStaging => "skipped_staging",
+            SweepReason::PurgeResumed => "purge_resumed",
         }
     }
 }
@@ -113,23 +126,24 @@ pub struct SweepPlan {
     /// What to do, in order: purges, then orphan directories, then access points.
     pub actions: Vec<Planned>,
     pub skipped: Vec<Skip>,
-    /// Set when a cap is exceeded: then `actions` is empty and this says which cap and by how much.
+    /// Set when a cap is exceeded: then nothing of that kind is in `actions`, and this says
+    /// which caps and by how much.
     pub cap_exceeded: Option<String>,
 }
 
-fn cap_check(kind: &str, count: usize, population: usize, rules: &SweepRules) -> Option<String> {
-    if count > rules.max_actions {
-        return Some(format!(
-            "{count} {kind} exceed MAX_ACTIONS={}",
-            rules.max_actions
-        ));
+fn cap_check(
+    kind: &str,
+    count: usize,
+    population: usize,
+    max_actions: usize,
+    (percent_var, max_percent): (&str, u32),
+) -> Option<String> {
+    if count > max_actions {
+        return Some(format!("{count} {kind} exceed MAX_ACTIONS={max_actions}"));
     }
-    if population >= MIN_POPULATION_FOR_PERCENT
-        && count * 100 > population * rules.max_action_percent as usize
-    {
+    if population >= MIN_POPULATION_FOR_PERCENT && count * 100 > population * max_percent as usize {
         return Some(format!(
-            "{count} of {population} {kind} exceed MAX_ACTION_PERCENT={}",
-            rules.max_action_percent
+            "{count} of {population} {kind} exceed {percent_var}={max_percent}"
         ));
     }
     None
@@ -140,6 +154,7 @@ pub fn plan_sweep(
     trash: &[TrashEntry],
     owners: &BTreeMap<String, Owner>,
     access_points: &[AccessPointEntry],
+    in_use: &InUse,
     now: i64,
     rules: &SweepRules,
 ) -> SweepPlan {
@@ -147,20 +162,42 @@ pub fn plan_sweep(
     let min_age = i64::from(rules.orphan_min_age_hours) * 3600;
     let grace = i64::from(rules.trash_grace_days) * SECONDS_PER_DAY;
 
+    let mut resumed = Vec::new();
+    let mut purges = Vec::new();
+    let mut trash_entries = 0usize;
     for entry in trash {
+        let what = format!(".trash/{}", entry.name);
+        if entry.name.starts_with(PURGING_PREFIX) {
+            // Already committed to deletion by an earlier run (which was capped then).
+            resumed.push(Planned {
+                target: SweepTarget::PurgeTrash {
+                    entry: entry.name.clone(),
+                },
+                reason: SweepReason::PurgeResumed,
+            });
+            continue;
+        }
+        if entry.name.starts_with(STAGING_PREFIX) {
+            plan.skipped.push(Skip {
+                what,
+                reason: SweepReason::SkippedStaging,
+            });
+            continue;
+        }
+        trash_entries += 1;
         match entry.name.parse::<TrashName>() {
-            Ok(name) if now - name.deleted_at >= grace => plan.actions.push(Planned {
+            Ok(name) if now.saturating_sub(name.deleted_at) >= grace => purges.push(Planned {
                 target: SweepTarget::PurgeTrash {
                     entry: entry.name.clone(),
                 },
                 reason: SweepReason::TrashGraceElapsed,
             }),
             Ok(_) => plan.skipped.push(Skip {
-                what: format!(".trash/{}", entry.name),
+                what,
                 reason: SweepReason::SkippedWithinGrace,
             }),
             Err(_) => plan.skipped.push(Skip {
-                what: format!(".trash/{}", entry.name),
+                what,
                 reason: SweepReason::SkippedInvalidName,
             }),
         }
@@ -192,11 +229,28 @@ pub fn plan_sweep(
         }
         live_workspaces += 1;
         dir_age.insert(ws, entry.changed_at);
+        let serving: Vec<String> = access_points
+            .iter()
+            .filter(|ap| ap.workspace.as_deref() == Some(ws.as_str()))
+            .map(|ap| ap.id.clone())
+            .collect();
+        let users = in_use.users(
+            WorkspaceRef {
+                workspace: ws,
+                tenant: Some(entry.tenant.as_str()),
+                access_points: &serving,
+            },
+            rules.file_system_id.as_deref(),
+        );
         match owners.get(ws) {
             Some(owner) if owner.tenant == entry.tenant => {}
             Some(_) => plan.skipped.push(Skip {
                 what,
                 reason: SweepReason::SkippedTenantMismatch,
+            }),
+            None if !users.is_empty() => plan.skipped.push(Skip {
+                what,
+                reason: SweepReason::SkippedInUse,
             }),
             None if now - entry.changed_at < min_age => plan.skipped.push(Skip {
                 what,
@@ -258,32 +312,42 @@ pub fn plan_sweep(
         }
     }
 
-    let over = cap_check(
-        "orphan directories",
-        orphan_dirs.len(),
-        live_workspaces,
-        rules,
-    )
-    .or_else(|| {
-        cap_check(
+    // Each kind is capped on its own: over its cap, nothing of that kind is done, and the run
+    // says so. A wrong table or a failed listing must not look like "everything is orphaned",
+    // nor a wrong clock like "everything is past its grace".
+    let purge_percent = ("MAX_PURGE_PERCENT", rules.max_purge_percent);
+    let action_percent = ("MAX_ACTION_PERCENT", rules.max_action_percent);
+    let kinds = [
+        ("trash purges", purges, trash_entries, purge_percent),
+        (
+            "orphan directories",
+            orphan_dirs,
+            live_workspaces,
+            action_percent,
+        ),
+        (
             "orphan access points",
-            orphan_aps.len(),
+            orphan_aps,
             access_points.len(),
-            rules,
-        )
-    });
-    plan.actions.extend(orphan_dirs);
-    plan.actions.extend(orphan_aps);
-    if let Some(why) = over {
-        // Over a cap the run acts on nothing: a wrong table or a failed listing must not look
-        // like "everything is orphaned".
-        for action in std::mem::take(&mut plan.actions) {
-            plan.skipped.push(Skip {
-                what: describe(&action.target),
-                reason: SweepReason::SkippedCap,
-            });
+            action_percent,
+        ),
+    ];
+    let mut exceeded = Vec::new();
+    plan.actions.extend(resumed);
+    for (kind, actions, population, percent) in kinds {
+        match cap_check(kind, actions.len(), population, rules.max_actions, percent) {
+            None => plan.actions.extend(actions),
+            Some(why) => {
+                plan.skipped.extend(actions.into_iter().map(|a| Skip {
+                    what: describe(&a.target),
+                    reason: SweepReason::SkippedCap,
+                }));
+                exceeded.push(why);
+            }
         }
-        plan.cap_exceeded = Some(why);
+    }
+    if !exceeded.is_empty() {
+        plan.cap_exceeded = Some(exceeded.join("; "));
     }
     plan
 }
@@ -332,6 +396,8 @@ mod tests {
             orphan_min_age_hours: 24,
             max_actions: 100,
             max_action_percent: 20,
+            max_purge_percent: 100,
+            file_system_id: None,
         }
     }
 
@@ -365,6 +431,7 @@ mod tests {
             &[],
             &owners(&[("owned", "acme")]),
             &[],
+            &InUse::default(),
             NOW,
             &rules(),
         );
@@ -430,6 +497,7 @@ mod tests {
                     created_at: Some(0),
                 },
             ],
+            &InUse::default(),
             NOW,
             &rules(),
         );
@@ -453,7 +521,7 @@ mod tests {
             .collect();
         let all_owned: Vec<(String, &str)> = (0..20).map(|i| (format!("ws{i}"), "acme")).collect();
         let owned = owners_from(all_owned.iter().map(|(w, t)| (w.as_str(), *t)));
-        let plan = plan_sweep(&many, &[], &owned, &[], NOW, &rules());
+        let plan = plan_sweep(&many, &[], &owned, &[], &InUse::default(), NOW, &rules());
         assert!(plan.actions.is_empty());
         assert!(plan.cap_exceeded.unwrap().contains("10 of 30"));
         assert_eq!(
@@ -465,8 +533,142 @@ mod tests {
         );
         let mut tight = rules();
         tight.max_actions = 2;
-        let plan = plan_sweep(&many[..3], &[], &BTreeMap::new(), &[], NOW, &tight);
+        let plan = plan_sweep(
+            &many[..3],
+            &[],
+            &BTreeMap::new(),
+            &[],
+            &InUse::default(),
+            NOW,
+            &tight,
+        );
         assert!(plan.cap_exceeded.unwrap().contains("MAX_ACTIONS=2"));
+    }
+
+    #[test]
+    fn purges_are_capped_by_count_and_by_share_of_the_trash() {
+        let due: Vec<_> = (0..300)
+            .map(|i| TrashEntry {
+                name: format!("{}+acme+ws{i}", NOW - 30 * 86_400),
+            })
+            .collect();
+        let mut tight = rules();
+        tight.max_actions = 5;
+        let plan = plan_sweep(
+            &[],
+            &due,
+            &BTreeMap::new(),
+            &[],
+            &InUse::default(),
+            NOW,
+            &tight,
+        );
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions.len());
+        assert!(plan
+            .cap_exceeded
+            .unwrap()
+            .contains("300 trash purges exceed MAX_ACTIONS=5"));
+        let mut share = rules();
+        share.max_actions = 1_000;
+        share.max_purge_percent = 50;
+        let plan = plan_sweep(
+            &[],
+            &due,
+            &BTreeMap::new(),
+            &[],
+            &InUse::default(),
+            NOW,
+            &share,
+        );
+        assert!(plan.actions.is_empty());
+        assert!(plan.cap_exceeded.unwrap().contains("MAX_PURGE_PERCENT=50"));
+    }
+
+    #[test]
+    fn one_kind_over_its_cap_does_not_stop_the_others() {
+        let due = [TrashEntry {
+            name: format!("{}+acme+gone", NOW - 30 * 86_400),
+        }];
+        let orphans: Vec<_> = (0..3)
+            .map(|i| live("acme", &format!("o{i}"), 100))
+            .collect();
+        let mut tight = rules();
+        tight.max_actions = 2;
+        let plan = plan_sweep(
+            &orphans,
+            &due,
+            &BTreeMap::new(),
+            &[],
+            &InUse::default(),
+            NOW,
+            &tight,
+        );
+        assert_eq!(plan.actions.len(), 1);
+        assert!(matches!(
+            plan.actions[0].target,
+            SweepTarget::PurgeTrash { .. }
+        ));
+        assert!(plan.cap_exceeded.unwrap().contains("orphan directories"));
+    }
+
+    #[test]
+    fn orphan_directories_in_use_are_kept_and_resumed_purges_are_finished() {
+        use crate::tasks::{EfsMount, TaskSummary};
+        let in_use = InUse::from_tasks(&[
+            TaskSummary {
+                arn: "t-tag".into(),
+                last_status: "RUNNING".into(),
+                tags: vec![("workspaceId".into(), "busy".into())],
+                ..TaskSummary::default()
+            },
+            TaskSummary {
+                arn: "t-ap".into(),
+                last_status: "RUNNING".into(),
+                efs_mounts: vec![EfsMount {
+                    file_system_id: "fs-1".into(),
+                    access_point_id: Some("fsap-9".into()),
+                    root_directory: None,
+                }],
+                ..TaskSummary::default()
+            },
+        ]);
+        let plan = plan_sweep(
+            &[
+                live("acme", "busy", 100),
+                live("acme", "mounted", 100),
+                live("acme", "idle", 100),
+            ],
+            &[
+                TrashEntry {
+                    name: ".purging+1+acme+x".into(),
+                },
+                TrashEntry {
+                    name: ".staging+1+acme+y+0123456789abcdef".into(),
+                },
+            ],
+            &BTreeMap::new(),
+            &[AccessPointEntry {
+                id: "fsap-9".into(),
+                workspace: Some("mounted".into()),
+                created_at: Some(NOW),
+            }],
+            &in_use,
+            NOW,
+            &rules(),
+        );
+        let targets: Vec<_> = plan.actions.iter().map(|a| describe(&a.target)).collect();
+        assert_eq!(targets, vec![".trash/.purging+1+acme+x", "acme/idle"]);
+        let reasons: BTreeMap<_, _> = plan
+            .skipped
+            .iter()
+            .map(|s| (s.what.clone(), s.reason))
+            .collect();
+        assert_eq!(reasons["acme/busy"], SweepReason::SkippedInUse);
+        assert_eq!(reasons["acme/mounted"], SweepReason::SkippedInUse);
+        assert_eq!(
+            reasons[".trash/.staging+1+acme+y+0123456789abcdef"],
+            SweepReason::SkippedStaging
+        );
     }
 
     proptest! {
@@ -476,7 +678,7 @@ mod tests {
             let entries: Vec<_> = names.iter().map(|n| live("t", n, age)).collect();
             let owners = owners_from(owned.iter().map(|w| (w.as_str(), "t")));
             let aps: Vec<_> = names.iter().enumerate().map(|(i, n)| AccessPointEntry { id: format!("fsap-{i}"), workspace: Some(n.clone()), created_at: Some(0) }).collect();
-            let plan = plan_sweep(&entries, &[], &owners, &aps, NOW, &rules());
+            let plan = plan_sweep(&entries, &[], &owners, &aps, &InUse::default(), NOW, &rules());
             for a in &plan.actions {
                 match &a.target {
                     SweepTarget::TrashOrphan { workspace, .. } | SweepTarget::DeleteAccessPoint { workspace, .. } => {

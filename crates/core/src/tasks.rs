@@ -1,5 +1,7 @@
 //! Which workspaces ECS tasks are using. A task names its workspace with the tag `workspaceId`
-//! or the container override environment variable `WORKSPACE_ID`.
+//! or the container override environment variable `WORKSPACE_ID`, or mounts it through an EFS
+//! volume of its task definition (an access point, or a root directory inside the workspace).
+//! [`InUse`] is the one in-use check every destructive path asks.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +19,21 @@ pub struct TaskSummary {
     pub tags: Vec<(String, String)>,
     /// `(name, value)` of every container override environment variable.
     pub override_env: Vec<(String, String)>,
+    /// The EFS volumes of its task definition (a task cannot override volumes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub efs_mounts: Vec<EfsMount>,
+}
+
+/// An EFS volume a task mounts: through an access point, or at a directory of the file system.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EfsMount {
+    pub file_system_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_point_id: Option<String>,
+    /// The directory mounted (relative to the access point's root when one is used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_directory: Option<String>,
 }
 
 impl TaskSummary {
@@ -39,6 +56,111 @@ impl TaskSummary {
     pub fn is_active(&self) -> bool {
         self.last_status != "STOPPED"
     }
+}
+
+/// What a workspace is known by, for the in-use check: its id, its directory (tenant), and the
+/// access points that serve it (the record's, and any the caller found tagged or rooted for it).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkspaceRef<'a> {
+    pub workspace: &'a str,
+    pub tenant: Option<&'a str>,
+    pub access_points: &'a [String],
+}
+
+/// The active tasks of a cluster, indexed for "who uses this workspace?". Built once per batch or
+/// run from a complete listing (the adapter fails rather than return a partial one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InUse {
+    by_workspace: BTreeMap<String, Vec<String>>,
+    by_access_point: BTreeMap<String, Vec<String>>,
+    /// `(file system, directory without trailing slash)` mounted without an access point.
+    by_directory: Vec<(String, String, String)>,
+    /// `false` when no cluster is configured (the guard was explicitly switched off).
+    pub guarded: bool,
+}
+
+impl InUse {
+    /// No in-use guard: nothing is known to be in use (`ECS_CLUSTER=none`).
+    pub fn unguarded() -> Self {
+        Self::default()
+    }
+
+    pub fn from_tasks(tasks: &[TaskSummary]) -> Self {
+        let mut index = Self {
+            guarded: true,
+            ..Self::default()
+        };
+        for task in tasks.iter().filter(|t| t.is_active()) {
+            for ws in task.workspaces() {
+                push_unique(
+                    index.by_workspace.entry(ws.to_string()).or_default(),
+                    &task.arn,
+                );
+            }
+            for mount in &task.efs_mounts {
+                match &mount.access_point_id {
+                    Some(ap) => push_unique(
+                        index.by_access_point.entry(ap.clone()).or_default(),
+                        &task.arn,
+                    ),
+                    None => index.by_directory.push((
+                        mount.file_system_id.clone(),
+                        normalize_dir(mount.root_directory.as_deref().unwrap_or("/")),
+                        task.arn.clone(),
+                    )),
+                }
+            }
+        }
+        index
+    }
+
+    /// The tasks using a workspace: by tag or environment, through one of its access points, or
+    /// by mounting its directory (or a directory inside it) on `file_system_id`. A task that
+    /// mounts a parent directory (the file system's root, a tenant) is not counted: it names no
+    /// workspace, and counting it would keep every workspace alive while it runs.
+    pub fn users(&self, ws: WorkspaceRef<'_>, file_system_id: Option<&str>) -> Vec<String> {
+        let mut users = self
+            .by_workspace
+            .get(ws.workspace)
+            .cloned()
+            .unwrap_or_default();
+        for ap in ws.access_points {
+            for arn in self.by_access_point.get(ap).into_iter().flatten() {
+                push_unique(&mut users, arn);
+            }
+        }
+        if let Some(tenant) = ws.tenant {
+            let dir = format!("/{tenant}/{}", ws.workspace);
+            for (fs, mounted, arn) in &self.by_directory {
+                let same_fs = file_system_id.is_none_or(|id| id == fs);
+                let inside = mounted == &dir || mounted.starts_with(&format!("{dir}/"));
+                if same_fs && inside {
+                    push_unique(&mut users, arn);
+                }
+            }
+        }
+        users
+    }
+
+    /// Every workspace id named by a task's tag or environment (heartbeat's scan).
+    pub fn named_workspaces(&self) -> impl Iterator<Item = &str> {
+        self.by_workspace.keys().map(String::as_str)
+    }
+}
+
+fn push_unique(list: &mut Vec<String>, arn: &str) {
+    if !list.iter().any(|a| a == arn) {
+        list.push(arn.to_string());
+    }
+}
+
+/// `/acme//ws/` and `acme/ws` both mean `/acme/ws`.
+fn normalize_dir(path: &str) -> String {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
 }
 
 /// Workspace id -> the active tasks using it.
@@ -69,7 +191,56 @@ mod tests {
             override_env: env
                 .map(|v| vec![(WORKSPACE_ENV.into(), v.into())])
                 .unwrap_or_default(),
+            efs_mounts: vec![],
         }
+    }
+
+    fn mounting(arn: &str, status: &str, ap: Option<&str>, dir: Option<&str>) -> TaskSummary {
+        TaskSummary {
+            efs_mounts: vec![EfsMount {
+                file_system_id: "fs-1".into(),
+                access_point_id: ap.map(Into::into),
+                root_directory: dir.map(Into::into),
+            }],
+            ..task(arn, status, None, None)
+        }
+    }
+
+    #[test]
+    fn mounts_count_through_access_points_and_directories_inside_the_workspace() {
+        let in_use = InUse::from_tasks(&[
+            mounting("t1", "RUNNING", Some("fsap-1"), None),
+            mounting("t2", "RUNNING", None, Some("/acme/ws-dir/")),
+            mounting("t3", "RUNNING", None, Some("acme//ws-sub/src")),
+            mounting("t4", "RUNNING", None, Some("/")),
+            mounting("t5", "STOPPED", Some("fsap-2"), None),
+            mounting("t6", "RUNNING", None, Some("/acme/ws-dirx")),
+        ]);
+        let aps = ["fsap-1".to_string()];
+        let users = |ws, aps: &[String]| {
+            in_use.users(
+                WorkspaceRef {
+                    workspace: ws,
+                    tenant: Some("acme"),
+                    access_points: aps,
+                },
+                Some("fs-1"),
+            )
+        };
+        assert_eq!(users("ws-ap", &aps), vec!["t1"]);
+        assert_eq!(users("ws-dir", &[]), vec!["t2"]);
+        assert_eq!(users("ws-sub", &[]), vec!["t3"]);
+        assert!(users("ws-other", &["fsap-2".to_string()]).is_empty());
+        assert!(in_use
+            .users(
+                WorkspaceRef {
+                    workspace: "ws-dir",
+                    tenant: Some("acme"),
+                    access_points: &[],
+                },
+                Some("fs-2"),
+            )
+            .is_empty());
     }
 
     #[test]

@@ -7,15 +7,18 @@ use std::time::Instant;
 
 use lifecycle_core::config::{Config, ConfigError, Env};
 use lifecycle_core::deleter::{ParallelDeleter, DEFAULT_DELETE_WORKERS};
+use lifecycle_core::efs::Presence;
 use lifecycle_core::efs::{FsError, MoveOutcome, WorkspaceFs};
 use lifecycle_core::layout::TrashName;
+use lifecycle_core::layout::{fresh_nonce, PURGING_PREFIX};
 use lifecycle_core::observe::{emit_metrics, Action, Audit};
-use lifecycle_core::ports::{AccessPoints, ServiceError, WorkspaceTable};
+use lifecycle_core::ports::{AccessPoints, ServiceError, Tasks, WorkspaceTable};
 use lifecycle_core::record::attr;
 use lifecycle_core::sweep::{
     describe, owners_from, plan_sweep, AccessPointEntry, SweepPlan, SweepReason, SweepRules,
     SweepTarget,
 };
+use lifecycle_core::tasks::{InUse, WorkspaceRef};
 use lifecycle_core::{TenantId, WorkspaceId};
 use serde::Serialize;
 use serde_dynamo::AttributeValue;
@@ -27,6 +30,7 @@ pub struct Settings {
     pub orphan_min_age_hours: u32,
     pub max_actions: usize,
     pub max_action_percent: u32,
+    pub max_purge_percent: u32,
     pub delete_concurrency: usize,
 }
 
@@ -36,6 +40,11 @@ impl Settings {
             orphan_min_age_hours: env.number("ORPHAN_MIN_AGE_HOURS", 24, 1..=8760)?,
             max_actions: env.number("MAX_ACTIONS", 100, 0..=1_000_000)?,
             max_action_percent: env.number("MAX_ACTION_PERCENT", 20, 0..=100)?,
+            max_purge_percent: env.number(
+                "MAX_PURGE_PERCENT",
+                DEFAULT_MAX_PURGE_PERCENT,
+                0..=100,
+            )?,
             delete_concurrency: env.number(
                 "DELETE_CONCURRENCY",
                 DEFAULT_DELETE_WORKERS,
@@ -45,9 +54,15 @@ impl Settings {
     }
 }
 
+/// A weekly run with a 7-day grace finds about half the trash due; all of it says the clock or
+/// `TRASH_GRACE_DAYS` is wrong.
+pub const DEFAULT_MAX_PURGE_PERCENT: u32 = 75;
+
 pub struct Sweeper {
     pub table: Arc<dyn WorkspaceTable>,
     pub access_points: Arc<dyn AccessPoints>,
+    /// `None` when `ECS_CLUSTER` is `none`: the in-use guard was explicitly switched off.
+    pub tasks: Option<Arc<dyn Tasks>>,
     pub fs: WorkspaceFs,
     pub deleter: Arc<ParallelDeleter>,
     pub config: Config,
@@ -110,6 +125,16 @@ impl Sweeper {
             orphan_min_age_hours: self.settings.orphan_min_age_hours,
             max_actions: self.settings.max_actions,
             max_action_percent: self.settings.max_action_percent,
+            max_purge_percent: self.settings.max_purge_percent,
+            file_system_id: self.config.efs_file_system_id.clone(),
+        }
+    }
+
+    /// One complete listing of the cluster's active tasks (a failed or partial one is an error).
+    async fn in_use(&self) -> Result<InUse, ServiceError> {
+        match &self.tasks {
+            Some(tasks) => Ok(InUse::from_tasks(&tasks.active_tasks().await?)),
+            None => Ok(InUse::unguarded()),
         }
     }
 
@@ -151,11 +176,13 @@ impl Sweeper {
                 .collect(),
             None => Vec::new(),
         };
+        let in_use = self.in_use().await?;
         Ok(plan_sweep(
             &live,
             &trash,
             &owners,
             &access_points,
+            &in_use,
             now,
             &self.rules(),
         ))
@@ -306,6 +333,12 @@ impl Sweeper {
         };
         match target {
             SweepTarget::PurgeTrash { entry } => {
+                if let Some(why) = self.owned_trash_entry(entry).await? {
+                    audit(&describe(target), None, Action::Skip, reason, dry_run)
+                        .error(&why)
+                        .emit();
+                    return Ok(done("record_exists_without_data", None, None));
+                }
                 if dry_run {
                     audit(
                         &describe(target),
@@ -378,6 +411,20 @@ impl Sweeper {
                     .emit();
                     return Ok(done("recreated", None, None));
                 }
+                // A fresh listing right before the move: a task may have started since the plan.
+                let users = self.users_now(&tenant, &ws).await?;
+                if !users.is_empty() {
+                    audit(
+                        workspace,
+                        Some(tenant.as_str()),
+                        Action::Skip,
+                        SweepReason::SkippedInUse,
+                        dry_run,
+                    )
+                    .resource(users.join(","))
+                    .emit();
+                    return Ok(done(SweepReason::SkippedInUse.as_str(), None, None));
+                }
                 if dry_run {
                     audit(
                         workspace,
@@ -389,11 +436,7 @@ impl Sweeper {
                     .emit();
                     return Ok(done(reason.as_str(), None, None));
                 }
-                let name = TrashName {
-                    deleted_at: now,
-                    tenant: tenant.clone(),
-                    workspace: ws.clone(),
-                };
+                let name = TrashName::new(now, tenant.clone(), ws.clone(), fresh_nonce());
                 let json = serde_json::to_vec_pretty(
                     &serde_json::json!({"deletedAt": now, "reason": reason.as_str(), "item": null}),
                 )
@@ -406,7 +449,9 @@ impl Sweeper {
                         .map_err(|e| e.to_string())?
                         .map_err(|e| e.to_string())?;
                 let resource = match &outcome {
-                    MoveOutcome::Moved { entry } => entry.display().to_string(),
+                    MoveOutcome::Moved { entry } | MoveOutcome::AlreadyInTrash { entry } => {
+                        entry.display().to_string()
+                    }
                     MoveOutcome::Absent => "already absent".to_string(),
                 };
                 audit(
@@ -459,6 +504,60 @@ impl Sweeper {
 }
 
 impl Sweeper {
+    /// The tasks using a workspace now (a fresh listing), through its tag, environment, access
+    /// points or directory.
+    async fn users_now(&self, tenant: &TenantId, ws: &WorkspaceId) -> Result<Vec<String>, String> {
+        let in_use = self.in_use().await.map_err(|e| e.to_string())?;
+        let serving: Vec<String> = match &self.config.efs_file_system_id {
+            Some(fs_id) => self
+                .access_points
+                .list(fs_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|ap| ap.workspace().as_deref() == Some(ws.as_str()))
+                .map(|ap| ap.id)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(in_use.users(
+            WorkspaceRef {
+                workspace: ws.as_str(),
+                tenant: Some(tenant.as_str()),
+                access_points: &serving,
+            },
+            self.config.efs_file_system_id.as_deref(),
+        ))
+    }
+
+    /// Right before a purge: a trash entry whose workspace has a record again and no live
+    /// directory is that record's only data (a move that raced a re-creation, or a record put
+    /// back by hand). It is never purged; the run reports it (`NotDone`, which an alarm watches).
+    async fn owned_trash_entry(&self, entry: &str) -> Result<Option<String>, String> {
+        let Ok(name) = entry
+            .strip_prefix(PURGING_PREFIX)
+            .unwrap_or(entry)
+            .parse::<TrashName>()
+        else {
+            return Ok(None);
+        };
+        if !self.has_record(&name.workspace).await? {
+            return Ok(None);
+        }
+        let fs = self.fs.clone();
+        let (tenant, ws) = (name.tenant.clone(), name.workspace.clone());
+        let presence = tokio::task::spawn_blocking(move || fs.workspace_presence(&tenant, &ws))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok((presence == Presence::Absent).then(|| {
+            format!(
+                "workspace {} has a record and no live directory: this entry may be its only data; kept",
+                name.workspace
+            )
+        }))
+    }
+
     /// The fresh re-check right before acting: a consistent read of the workspace's record.
     async fn has_record(&self, ws: &WorkspaceId) -> Result<bool, String> {
         Ok(self

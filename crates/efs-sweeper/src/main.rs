@@ -1,13 +1,14 @@
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use efs_sweeper::{Settings, Sweeper};
 use lambda_runtime::{service_fn, LambdaEvent};
-use lifecycle_core::aws::{load_sdk_config, DynamoTable, EfsAccessPoints};
+use lifecycle_core::aws::{load_sdk_config, DynamoTable, EcsTasks, EfsAccessPoints};
 use lifecycle_core::config::{Config, Env};
 use lifecycle_core::deleter::ParallelDeleter;
 use lifecycle_core::efs::WorkspaceFs;
 use lifecycle_core::observe::init_tracing;
+use lifecycle_core::ports::Tasks;
 use serde_json::Value;
 
 /// Time kept back from the invocation deadline to finish, report and return.
@@ -28,6 +29,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             &config.table,
         )),
         access_points: Arc::new(EfsAccessPoints::new(aws_sdk_efs::Client::new(&sdk))),
+        tasks: config.ecs_cluster.as_ref().map(|cluster| {
+            Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(&sdk), cluster)) as Arc<dyn Tasks>
+        }),
         fs: WorkspaceFs::new(&config.efs_root),
         deleter,
         config,
@@ -36,12 +40,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let function = Arc::clone(&function);
         async move {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            let remaining = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-            let deadline = Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN);
+            let deadline = lifecycle_core::deadline_from(event.context.deadline, DEADLINE_MARGIN);
             // Any event runs the sweep (the schedule's, or a manual invoke).
             function
                 .run(lifecycle_core::now_epoch(), Some(deadline))

@@ -6,22 +6,26 @@
 //! then acted on, with one audit line per action.
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
+use futures::FutureExt;
 use lifecycle_core::config::Config;
 use lifecycle_core::efs::{FsError, MoveOutcome, Presence, WorkspaceFs};
 use lifecycle_core::expiry::{access_point_belongs, plan_expiry, ExpiryFacts, ExpiryPlan};
-use lifecycle_core::layout::TrashName;
+use lifecycle_core::layout::{nonce_for, TrashName};
 use lifecycle_core::observe::{Action, Audit, Reason};
 use lifecycle_core::ports::{AccessPoints, ServiceError, Tasks, WorkspaceTable};
+use lifecycle_core::record::{attr, WorkspaceRecord};
 use lifecycle_core::stream::{classify, StreamRecordKind};
-use lifecycle_core::tasks::workspaces_in_use;
-use lifecycle_core::StoredRecord;
-use serde::Serialize;
+use lifecycle_core::tasks::{InUse, WorkspaceRef};
+use lifecycle_core::{StoredRecord, TenantId, WorkspaceId};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::{AttributeValue, Item};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn, Instrument};
@@ -30,7 +34,7 @@ use tracing::{debug, info, warn, Instrument};
 pub struct TtlExpiry {
     pub table: Arc<dyn WorkspaceTable>,
     pub access_points: Arc<dyn AccessPoints>,
-    /// `None` when `ECS_CLUSTER` is not set: no in-use guard.
+    /// `None` when `ECS_CLUSTER` is `none`: the in-use guard was explicitly switched off.
     pub tasks: Option<Arc<dyn Tasks>>,
     pub fs: WorkspaceFs,
     pub config: Config,
@@ -53,6 +57,10 @@ enum RecordFailure {
     Task(String),
     #[error("an earlier record of the same workspace failed in this batch")]
     EarlierFailed,
+    #[error("not started before the invocation's deadline")]
+    Deadline,
+    #[error("panicked: {0}")]
+    Panic(String),
 }
 
 impl RecordFailure {
@@ -60,29 +68,73 @@ impl RecordFailure {
         match self {
             RecordFailure::Service(e) => e.retryable,
             RecordFailure::Fs(e) => e.is_retryable(),
-            RecordFailure::Task(_) | RecordFailure::EarlierFailed => true,
+            _ => true,
         }
     }
 }
 
-/// A TTL deletion ready to act on.
+/// A TTL deletion ready to act on: its ids are valid; the rest of the record may not be.
 struct Expired {
     index: usize,
     sequence: Option<String>,
-    stored: StoredRecord,
+    workspace: WorkspaceId,
+    tenant: TenantId,
+    /// The old image as the stream delivered it (every attribute, readable or not).
+    item: Item,
+    /// The typed record, or why it could not be read.
+    record: Result<WorkspaceRecord, String>,
     deleted_at: i64,
+}
+
+impl Expired {
+    /// A hold, or an unreadable `hold` attribute: either way, not positively "not held".
+    fn held(&self) -> bool {
+        match self.item.get(attr::HOLD) {
+            None | Some(AttributeValue::Bool(false)) | Some(AttributeValue::Null(_)) => false,
+            Some(_) => true,
+        }
+    }
+
+    fn access_point_id(&self) -> Option<String> {
+        match self.item.get("accessPointId") {
+            Some(AttributeValue::S(ap)) if !ap.is_empty() => Some(ap.clone()),
+            _ => None,
+        }
+    }
+
+    /// The trash entry's nonce: the same on every delivery of this stream record.
+    fn nonce(&self) -> String {
+        nonce_for(&format!(
+            "{}:{}",
+            self.sequence.as_deref().unwrap_or(""),
+            self.deleted_at
+        ))
+    }
+
+    /// The old image with `expiresAt` replaced (or removed), every other attribute kept.
+    fn item_with_expiry(&self, expires_at: Option<i64>) -> Item {
+        let mut map = self.item.clone().into_inner();
+        match expires_at {
+            Some(at) => map.insert(attr::EXPIRES_AT.into(), AttributeValue::N(at.to_string())),
+            None => map.remove(attr::EXPIRES_AT),
+        };
+        Item::from(map)
+    }
 }
 
 /// What the trash keeps beside the data, so `lifecycle restore` can put the record back.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TrashRecord<'a> {
+struct TrashRecord {
     deleted_at: i64,
-    reason: &'static str,
-    item: &'a serde_dynamo::Item,
+    reason: String,
+    item: Option<Item>,
+    /// Why the record could not be read, when it could not (restore then needs an operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    invalid: Option<String>,
 }
 
-type InUse = BTreeMap<String, Vec<String>>;
+type InUseCell = OnceCell<Result<InUse, ServiceError>>;
 
 impl TtlExpiry {
     /// Handles one batch. Records that failed are returned in `batchItemFailures` (by sequence
@@ -108,7 +160,7 @@ impl TtlExpiry {
         let mut groups: Vec<Vec<Expired>> = Vec::new();
         let mut group_of: BTreeMap<String, usize> = BTreeMap::new();
         for work in expired {
-            let id = work.stored.record.workspace_id.to_string();
+            let id = work.workspace.to_string();
             let g = *group_of.entry(id).or_insert_with(|| {
                 groups.push(Vec::new());
                 groups.len() - 1
@@ -116,7 +168,7 @@ impl TtlExpiry {
             groups[g].push(work);
         }
 
-        let in_use: OnceCell<Result<InUse, ServiceError>> = OnceCell::new();
+        let in_use: InUseCell = OnceCell::new();
         let mut failures: Vec<(usize, Option<String>)> = stream::iter(groups)
             .map(|group| self.handle_group(group, now, deadline, &in_use))
             .buffer_unordered(self.config.record_concurrency)
@@ -139,7 +191,7 @@ impl TtlExpiry {
         Ok(response)
     }
 
-    /// Parses and classifies one raw record; `Some` only for a well-formed TTL deletion.
+    /// Parses and classifies one raw record; `Some` for a TTL deletion whose ids are valid.
     fn triage(&self, index: usize, raw: &Value, now: i64) -> Option<Expired> {
         let dry_run = self.config.dry_run;
         let record: EventRecord = match serde_json::from_value(raw.clone()) {
@@ -161,28 +213,59 @@ impl TtlExpiry {
             debug!(event = %record.event_name, ?kind, sequence = ?record.change.sequence_number, "ignored: not a TTL deletion");
             return None;
         }
-        let stored = match StoredRecord::from_item(record.change.old_image.clone()) {
-            Ok(stored) => stored,
-            Err(e) => {
-                let id = match record.change.old_image.get("workspaceId") {
-                    Some(serde_dynamo::AttributeValue::S(s)) => s.chars().take(160).collect(),
-                    _ => String::new(),
-                };
-                Audit::new(id, Action::RejectRecord, Reason::InvalidRecord, dry_run)
-                    .resource(format!(
-                        "sequence {}",
-                        record.change.sequence_number.as_deref().unwrap_or("?")
-                    ))
-                    .error(e)
-                    .emit();
-                return None;
-            }
+        let item = record.change.old_image.clone();
+        let text = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(s)) => Some(s.clone()),
+            _ => None,
         };
+        let ids = (
+            text(attr::WORKSPACE_ID).map(WorkspaceId::parse),
+            text(attr::TENANT_ID).map(TenantId::parse),
+        );
+        let (Some(Ok(workspace)), Some(Ok(tenant))) = ids else {
+            // Without valid ids nothing can be located safely: touch nothing, keep the image in
+            // the audit line (the log is where it survives), and never block the shard.
+            let id: String = text(attr::WORKSPACE_ID)
+                .unwrap_or_default()
+                .chars()
+                .take(160)
+                .collect();
+            let image = serde_json::to_string(&item).unwrap_or_default();
+            Audit::new(id, Action::RejectRecord, Reason::InvalidRecord, dry_run)
+                .resource(format!(
+                    "sequence {}",
+                    record.change.sequence_number.as_deref().unwrap_or("?")
+                ))
+                .error(format!(
+                    "workspaceId or tenantId missing or invalid; old image: {}",
+                    image.chars().take(4_000).collect::<String>()
+                ))
+                .emit();
+            return None;
+        };
+        let parsed = StoredRecord::from_item(item.clone())
+            .map(|s| s.record)
+            .map_err(|e| e.to_string());
+        if let Err(e) = &parsed {
+            // Still a record: the in-use guard applies, and its image goes to the trash with it.
+            Audit::new(
+                workspace.as_str(),
+                Action::Skip,
+                Reason::InvalidRecord,
+                dry_run,
+            )
+            .tenant(tenant.as_str())
+            .error(format!("{e}; handled as a record whose tier is unknown"))
+            .emit();
+        }
         let created = record.change.approximate_creation_date_time.timestamp();
         Some(Expired {
             index,
             sequence: record.change.sequence_number.clone(),
-            stored,
+            workspace,
+            tenant,
+            item,
+            record: parsed,
             deleted_at: if created > 0 { created } else { now },
         })
     }
@@ -193,153 +276,234 @@ impl TtlExpiry {
         group: Vec<Expired>,
         now: i64,
         deadline: Option<Instant>,
-        in_use: &OnceCell<Result<InUse, ServiceError>>,
+        in_use: &InUseCell,
     ) -> Vec<(usize, Option<String>)> {
         let mut failed = Vec::new();
         for work in group {
             let span = tracing::info_span!(
                 "record",
                 sequence = work.sequence.as_deref().unwrap_or("?"),
-                workspaceId = %work.stored.record.workspace_id,
+                workspaceId = %work.workspace,
             );
-            if !failed.is_empty() {
-                warn!(parent: &span, error = %RecordFailure::EarlierFailed, "record deferred");
-                failed.push((work.index, work.sequence));
-                continue;
-            }
-            let result = self
-                .expire(&work, now, deadline, in_use)
-                .instrument(span.clone())
-                .await;
-            if let Err(e) = result {
-                let r = &work.stored.record;
-                Audit::new(
-                    r.workspace_id.as_str(),
-                    Action::Skip,
-                    Reason::Failed,
-                    self.config.dry_run,
-                )
-                .tenant(r.tenant_id.as_str())
-                .error(&e)
-                .emit();
-                warn!(parent: &span, retryable = e.retryable(), error = %e, "record failed; reported for retry");
-                failed.push((work.index, work.sequence));
+            let result = if !failed.is_empty() {
+                Err(RecordFailure::EarlierFailed)
+            } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                Err(RecordFailure::Deadline)
+            } else {
+                // A panic is this record's failure, never the batch's or the process's.
+                AssertUnwindSafe(self.expire(&work, now, in_use).instrument(span.clone()))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| Err(RecordFailure::Panic(panic_message(&panic))))
+            };
+            match result {
+                Ok(()) => {}
+                Err(RecordFailure::Fs(e)) if e.is_refused_link() => {
+                    // Permanent: retrying cannot change it, and the data behind a link is not ours.
+                    Audit::new(
+                        work.workspace.as_str(),
+                        Action::Skip,
+                        Reason::RefusedSymlink,
+                        self.config.dry_run,
+                    )
+                    .tenant(work.tenant.as_str())
+                    .error(&e)
+                    .emit();
+                }
+                Err(e) => {
+                    Audit::new(
+                        work.workspace.as_str(),
+                        Action::Skip,
+                        Reason::Failed,
+                        self.config.dry_run,
+                    )
+                    .tenant(work.tenant.as_str())
+                    .error(&e)
+                    .emit();
+                    warn!(parent: &span, retryable = e.retryable(), error = %e, "record failed; reported for retry");
+                    failed.push((work.index, work.sequence));
+                }
             }
         }
         failed
     }
 
+    /// The tasks using this workspace, from one listing of the cluster per batch.
     async fn in_use_by(
         &self,
-        workspace: &str,
-        in_use: &OnceCell<Result<InUse, ServiceError>>,
+        work: &Expired,
+        in_use: &InUseCell,
     ) -> Result<Vec<String>, ServiceError> {
         let Some(tasks) = &self.tasks else {
             return Ok(Vec::new());
         };
-        // One ECS scan per batch, shared by every record that needs it.
-        let map = in_use
-            .get_or_init(|| async { tasks.active_tasks().await.map(|t| workspaces_in_use(&t)) })
+        let index = in_use
+            .get_or_init(|| async { tasks.active_tasks().await.map(|t| InUse::from_tasks(&t)) })
             .await
             .as_ref()
             .map_err(Clone::clone)?;
-        Ok(map.get(workspace).cloned().unwrap_or_default())
+        let access_points: Vec<String> = work.access_point_id().into_iter().collect();
+        Ok(index.users(
+            WorkspaceRef {
+                workspace: work.workspace.as_str(),
+                tenant: Some(work.tenant.as_str()),
+                access_points: &access_points,
+            },
+            self.config.efs_file_system_id.as_deref(),
+        ))
+    }
+
+    async fn record_exists(&self, work: &Expired) -> Result<bool, RecordFailure> {
+        Ok(self.table.get(&work.workspace).await?.is_some())
+    }
+
+    fn audit(&self, work: &Expired, action: Action, reason: Reason) -> Audit {
+        Audit::new(work.workspace.as_str(), action, reason, self.config.dry_run)
+            .tenant(work.tenant.as_str())
     }
 
     async fn expire(
         &self,
         work: &Expired,
         now: i64,
-        deadline: Option<Instant>,
-        in_use: &OnceCell<Result<InUse, ServiceError>>,
+        in_use: &InUseCell,
     ) -> Result<(), RecordFailure> {
-        let record = &work.stored.record;
         let dry_run = self.config.dry_run;
-        let audit = |action, reason| {
-            Audit::new(record.workspace_id.as_str(), action, reason, dry_run)
-                .tenant(record.tenant_id.as_str())
-        };
-
-        let exists_again = self.table.get(&record.workspace_id).await?.is_some();
-        let in_use_by = if exists_again || record.hold {
+        let exists_again = self.record_exists(work).await?;
+        let hold = work.held();
+        let in_use_by = if exists_again || hold {
             Vec::new()
         } else {
-            self.in_use_by(record.workspace_id.as_str(), in_use).await?
+            self.in_use_by(work, in_use).await?
         };
+        let access_point_id = work.access_point_id();
+        let nonce = work.nonce();
         let facts = ExpiryFacts {
-            record,
+            workspace: &work.workspace,
+            tenant: &work.tenant,
+            record: work.record.as_ref().map_err(String::as_str),
+            hold,
+            access_point_id: access_point_id.as_deref(),
             exists_again,
             in_use_by: &in_use_by,
             deleted_at: work.deleted_at,
             now,
-            trash_grace_days: self.config.trash_grace_days,
+            nonce: &nonce,
         };
         match plan_expiry(&facts, &self.config.retention) {
-            ExpiryPlan::Keep { reason } => audit(Action::Skip, reason).emit(),
+            ExpiryPlan::Keep { reason } => {
+                // An earlier delivery of this record may have moved the data before the record
+                // came back: the data goes back with it.
+                let trash = self.entry_name(work);
+                self.move_back(work, &trash).await?;
+                self.audit(work, Action::Skip, reason).emit();
+            }
             ExpiryPlan::PutBack { reason, expires_at } => {
                 let written = dry_run
                     || self
                         .table
-                        .put_if_absent(work.stored.item_with_expiry(expires_at))
+                        .put_if_absent(work.item_with_expiry(expires_at))
                         .await?;
-                let line = audit(Action::PutBackRecord, reason).resource(in_use_by.join(","));
                 if written {
-                    line.emit();
+                    self.audit(work, Action::PutBackRecord, reason)
+                        .resource(in_use_by.join(","))
+                        .emit();
                 } else {
                     // Someone re-created it between our read and our write: theirs wins.
-                    audit(Action::Skip, Reason::Recreated).emit();
+                    self.audit(work, Action::Skip, Reason::Recreated).emit();
                 }
             }
             ExpiryPlan::Remove {
                 access_point_id,
                 trash,
-                purge_now,
             } => {
-                if let Some(ap) = access_point_id {
-                    self.delete_access_point(record, &ap).await?;
+                if !self.move_to_trash(work, &trash).await? {
+                    return Ok(());
                 }
-                self.move_to_trash(work, &trash).await?;
-                if purge_now {
-                    self.purge(record, &trash, deadline).await?;
+                if let Some(ap) = access_point_id {
+                    // The irreversible step last, after its own fresh re-check; a record that
+                    // appeared by now gets its data back too.
+                    if !dry_run && self.record_exists(work).await? {
+                        self.move_back(work, &trash).await?;
+                        self.audit(work, Action::Skip, Reason::Recreated)
+                            .resource(ap)
+                            .emit();
+                        return Ok(());
+                    }
+                    self.delete_access_point(work, &ap).await?;
                 }
             }
         }
         Ok(())
     }
 
-    async fn delete_access_point(
-        &self,
-        record: &lifecycle_core::WorkspaceRecord,
-        ap: &str,
-    ) -> Result<(), RecordFailure> {
+    fn entry_name(&self, work: &Expired) -> TrashName {
+        TrashName::new(
+            work.deleted_at,
+            work.tenant.clone(),
+            work.workspace.clone(),
+            work.nonce(),
+        )
+    }
+
+    /// Moves this record's trash entry back to the live path if it holds the data and nothing
+    /// is there. `Ok(true)` when it did.
+    async fn move_back(&self, work: &Expired, trash: &TrashName) -> Result<bool, RecordFailure> {
+        if self.config.dry_run {
+            return Ok(false);
+        }
+        let fs = self.fs.clone();
+        let (tenant, workspace, entry) =
+            (work.tenant.clone(), work.workspace.clone(), trash.clone());
+        let moved = blocking(move || {
+            if fs.workspace_presence(&tenant, &workspace)? != Presence::Absent {
+                return Ok(false);
+            }
+            match fs.restore_from_trash(&entry) {
+                Ok(_) => Ok(true),
+                Err(e) if e.is_not_found() => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        if moved {
+            self.audit(work, Action::MoveBack, Reason::RecordAppeared)
+                .resource(
+                    self.fs
+                        .trash_path()
+                        .join(trash.to_string())
+                        .display()
+                        .to_string(),
+                )
+                .emit();
+        }
+        Ok(moved)
+    }
+
+    async fn delete_access_point(&self, work: &Expired, ap: &str) -> Result<(), RecordFailure> {
         let dry_run = self.config.dry_run;
         let audit = |reason| {
-            Audit::new(
-                record.workspace_id.as_str(),
-                Action::DeleteAccessPoint,
-                reason,
-                dry_run,
-            )
-            .tenant(record.tenant_id.as_str())
-            .resource(ap)
+            self.audit(work, Action::DeleteAccessPoint, reason)
+                .resource(ap)
         };
         let Some(info) = self.access_points.describe(ap).await? else {
             audit(Reason::AlreadyAbsent).emit();
             return Ok(());
         };
-        if let Err(why) =
-            access_point_belongs(&info, record, self.config.efs_file_system_id.as_deref())
-        {
-            Audit::new(
-                record.workspace_id.as_str(),
-                Action::Skip,
-                Reason::AccessPointMismatch,
-                dry_run,
-            )
-            .tenant(record.tenant_id.as_str())
-            .resource(ap)
-            .error(why)
-            .emit();
+        let ownership = match &work.record {
+            Ok(record) => {
+                access_point_belongs(&info, record, self.config.efs_file_system_id.as_deref())
+            }
+            Err(_) => Err(
+                "the record cannot be read, so the access point is not known to be its own"
+                    .to_string(),
+            ),
+        };
+        if let Err(why) = ownership {
+            self.audit(work, Action::Skip, Reason::AccessPointMismatch)
+                .resource(ap)
+                .error(why)
+                .emit();
             return Ok(());
         }
         let deleted = dry_run || self.access_points.delete(ap).await?;
@@ -352,90 +516,125 @@ impl TtlExpiry {
         Ok(())
     }
 
-    async fn move_to_trash(&self, work: &Expired, trash: &TrashName) -> Result<(), RecordFailure> {
-        let record = &work.stored.record;
+    /// Moves the data to the trash with its record, re-checking the record right before the move
+    /// and once more after it (moving the data back if a record appeared). `Ok(false)`: a record
+    /// exists again and the data is (back) in place.
+    async fn move_to_trash(
+        &self,
+        work: &Expired,
+        trash: &TrashName,
+    ) -> Result<bool, RecordFailure> {
         let dry_run = self.config.dry_run;
-        let fs = self.fs.clone();
-        let (tenant, workspace) = (record.tenant_id.clone(), record.workspace_id.clone());
         let entry = self.fs.trash_path().join(trash.to_string());
-        let moved = if dry_run {
+        if dry_run {
+            let fs = self.fs.clone();
+            let (tenant, workspace) = (work.tenant.clone(), work.workspace.clone());
             let presence = blocking(move || fs.workspace_presence(&tenant, &workspace)).await?;
-            presence != Presence::Absent
-        } else {
-            let json = serde_json::to_vec_pretty(&TrashRecord {
-                deleted_at: work.deleted_at,
-                reason: Reason::TtlExpired.as_str(),
-                item: &work.stored.item,
-            })
-            .expect("an item always serializes");
-            let trash = trash.clone();
-            let outcome =
-                blocking(move || fs.move_to_trash(&tenant, &workspace, &trash, &json)).await?;
-            matches!(outcome, MoveOutcome::Moved { .. })
-        };
-        let reason = if moved {
-            Reason::TtlExpired
-        } else {
-            Reason::AlreadyAbsent
-        };
-        Audit::new(
-            record.workspace_id.as_str(),
-            Action::MoveToTrash,
-            reason,
-            dry_run,
-        )
-        .tenant(record.tenant_id.as_str())
-        .resource(entry.display().to_string())
-        .emit();
-        Ok(())
+            let reason = if presence == Presence::Absent {
+                Reason::AlreadyAbsent
+            } else {
+                Reason::TtlExpired
+            };
+            self.audit(work, Action::MoveToTrash, reason)
+                .resource(entry.display().to_string())
+                .emit();
+            return Ok(true);
+        }
+        if self.record_exists(work).await? {
+            self.audit(work, Action::Skip, Reason::Recreated).emit();
+            return Ok(false);
+        }
+        let json = trash_record_json(work, Reason::TtlExpired);
+        let fs = self.fs.clone();
+        let (tenant, workspace, name) =
+            (work.tenant.clone(), work.workspace.clone(), trash.clone());
+        let outcome = blocking(move || fs.move_to_trash(&tenant, &workspace, &name, &json)).await?;
+        match outcome {
+            MoveOutcome::Moved { entry } => {
+                if self.record_exists(work).await? {
+                    self.move_back(work, trash).await?;
+                    return Ok(false);
+                }
+                self.audit(work, Action::MoveToTrash, Reason::TtlExpired)
+                    .resource(entry.display().to_string())
+                    .emit();
+            }
+            MoveOutcome::AlreadyInTrash { entry } => {
+                self.audit(work, Action::MoveToTrash, Reason::AlreadyAbsent)
+                    .resource(entry.display().to_string())
+                    .emit();
+            }
+            MoveOutcome::Absent => self.complete_sweepers_entry(work).await?,
+        }
+        Ok(true)
     }
 
-    async fn purge(
-        &self,
-        record: &lifecycle_core::WorkspaceRecord,
-        trash: &TrashName,
-        deadline: Option<Instant>,
-    ) -> Result<(), RecordFailure> {
-        let dry_run = self.config.dry_run;
-        let line = Audit::new(
-            record.workspace_id.as_str(),
-            Action::PurgeTrashEntry,
-            Reason::NoGracePeriod,
-            dry_run,
-        )
-        .tenant(record.tenant_id.as_str())
-        .resource(
-            self.fs
-                .trash_path()
-                .join(trash.to_string())
-                .display()
-                .to_string(),
-        );
-        if dry_run {
-            line.emit();
-            return Ok(());
-        }
+    /// Nothing was live: if the sweeper moved the directory to the trash as an orphan before this
+    /// record arrived, its entry has no record; write this one into it so it can be restored.
+    async fn complete_sweepers_entry(&self, work: &Expired) -> Result<(), RecordFailure> {
         let fs = self.fs.clone();
-        let name = trash.to_string();
-        let report = blocking(move || fs.purge_trash_entry(&name, deadline)).await?;
-        let line = line.freed(report.files, report.bytes);
-        if report.complete {
-            line.emit();
-        } else {
-            // What is left stays in the trash, where the sweeper finishes it; not a record failure.
-            let why = if report.stopped_at_deadline {
-                "stopped at the deadline; the sweeper finishes it".to_string()
-            } else {
-                format!(
-                    "{} entries could not be removed: {:?}",
-                    report.errors.len(),
-                    report.errors.first()
+        let (tenant, workspace) = (work.tenant.clone(), work.workspace.clone());
+        let json = trash_record_json(work, Reason::TtlExpired);
+        let completed = blocking(move || {
+            let mut candidates: Vec<TrashName> = fs
+                .list_trash()?
+                .into_iter()
+                .filter_map(|e| e.name.parse::<TrashName>().ok())
+                .filter(|n| n.tenant == tenant && n.workspace == workspace)
+                .collect();
+            candidates.sort_by_key(|n| std::cmp::Reverse(n.deleted_at));
+            for name in candidates {
+                let Some(bytes) = fs.read_trash_record(&name)? else {
+                    continue;
+                };
+                let kept: Option<TrashRecord> = serde_json::from_slice(&bytes).ok();
+                if kept.is_some_and(|k| k.item.is_none()) {
+                    fs.write_trash_record(&name, &json)?;
+                    return Ok(Some(name));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+        match completed {
+            Some(name) => self
+                .audit(
+                    work,
+                    Action::CompleteTrashRecord,
+                    Reason::TrashedFirstBySweeper,
                 )
-            };
-            line.error(why).emit();
+                .resource(
+                    self.fs
+                        .trash_path()
+                        .join(name.to_string())
+                        .display()
+                        .to_string(),
+                )
+                .emit(),
+            None => self
+                .audit(work, Action::MoveToTrash, Reason::AlreadyAbsent)
+                .emit(),
         }
         Ok(())
     }
+}
+
+fn trash_record_json(work: &Expired, reason: Reason) -> Vec<u8> {
+    serde_json::to_vec_pretty(&TrashRecord {
+        deleted_at: work.deleted_at,
+        reason: reason.as_str().to_string(),
+        item: Some(work.item.clone()),
+        invalid: work.record.as_ref().err().cloned(),
+    })
+    .expect("an item always serializes")
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
 }
 
 async fn blocking<T: Send + 'static>(
@@ -514,7 +713,7 @@ mod tests {
             arn: "task-1".into(),
             last_status: "RUNNING".into(),
             tags: vec![("workspaceId".into(), "ws-busy".into())],
-            override_env: vec![],
+            ..TaskSummary::default()
         });
         let function = TtlExpiry {
             table: table.clone(),
@@ -531,7 +730,18 @@ mod tests {
         let response = function.handle(event, 10_000, None).await.unwrap();
         assert!(response.batch_item_failures.is_empty());
         assert!(access_points.points.lock().unwrap().is_empty());
-        assert!(root.path().join(".trash/5000+acme+ws-old/data").is_dir());
+        let entries: Vec<String> = std::fs::read_dir(root.path().join(".trash"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert!(entries[0].starts_with("5000+acme+ws-old+"));
+        assert!(root
+            .path()
+            .join(".trash")
+            .join(&entries[0])
+            .join("data")
+            .is_dir());
         let items = table.items.lock().unwrap();
         assert_eq!(
             items["ws-busy"].get("expiresAt"),

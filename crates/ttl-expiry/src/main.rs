@@ -1,5 +1,5 @@
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use lifecycle_core::aws::{load_sdk_config, DynamoTable, EcsTasks, EfsAccessPoints};
@@ -35,9 +35,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let function = Arc::clone(&function);
         async move {
-            let remaining =
-                Duration::from_millis(event.context.deadline.saturating_sub(now_millis()));
-            let deadline = Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN);
+            let deadline = lifecycle_core::deadline_from(event.context.deadline, DEADLINE_MARGIN);
             let now = lifecycle_core::now_epoch();
             function
                 .handle(event.payload, now, Some(deadline))
@@ -46,11 +44,4 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
-}
-
-fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
