@@ -421,9 +421,16 @@ async fn restore_round_trip_is_byte_identical() {
     let entries = lifecycle_core::restore::entries_for(&wfs, "ws-1").unwrap();
     assert_eq!(entries.len(), 1);
     let policy = lifecycle_core::retention::RetentionPolicy::default();
-    let restored = lifecycle_core::restore::restore(&table, &wfs, &entries[0], &policy, now())
-        .await
-        .unwrap();
+    let restored = lifecycle_core::restore::restore(
+        &table,
+        &wfs,
+        &entries[0],
+        &policy,
+        &Default::default(),
+        now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(snapshot(&dir), before, "data back, byte for byte");
     assert_eq!(restored.access_point_id.as_deref(), Some(ap.as_str()));
     let item = fx.get("ws-1").await.expect("record re-created");
@@ -455,9 +462,10 @@ async fn restore_round_trip_is_byte_identical() {
         .unwrap();
     fx.make_workspace("acme", "ws-1");
     let entry = &lifecycle_core::restore::entries_for(&wfs, "ws-1").unwrap()[0];
-    let err = lifecycle_core::restore::restore(&table, &wfs, entry, &policy, now())
-        .await
-        .unwrap_err();
+    let err =
+        lifecycle_core::restore::restore(&table, &wfs, entry, &policy, &Default::default(), now())
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("is taken"), "{err}");
     assert!(fx.get("ws-1").await.is_none());
 }
@@ -481,4 +489,80 @@ async fn a_failing_listing_is_retried_then_stops_the_sweep() {
     let err = fx.sweeper(&[]).run(now(), None).await.unwrap_err();
     assert!(err.to_string().contains("ThrottlingException"), "{err}");
     assert!(again.exists(), "nothing was purged");
+}
+
+#[tokio::test]
+async fn restore_refuses_an_entry_whose_record_names_another_workspace() {
+    let fx = Fixture::new().await;
+    let entry = trash_entry(&fx, now() - DAY, "acme", "ws-a", 1);
+    let mut item = fx.record("globex", "ws-b", None);
+    item.remove("expiresAt");
+    let kept = serde_json::json!({"deletedAt": now() - DAY, "reason": "ttl_expired",
+        "item": serde_dynamo::Item::from(item)});
+    fs::write(
+        entry.join("record.json"),
+        serde_json::to_vec(&kept).unwrap(),
+    )
+    .unwrap();
+    let wfs = lifecycle_core::efs::WorkspaceFs::new(fx.root());
+    let table = lifecycle_core::aws::DynamoTable::new(fx.ddb.clone(), &fx.table);
+    let name = &lifecycle_core::restore::entries_for(&wfs, "ws-a").unwrap()[0];
+    let policy = lifecycle_core::retention::RetentionPolicy::default();
+    let err =
+        lifecycle_core::restore::restore(&table, &wfs, name, &policy, &Default::default(), now())
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("globex/ws-b"), "{err}");
+    assert!(entry.join("data").exists());
+    assert!(!fx.workspace_dir("acme", "ws-a").exists());
+    assert!(fx.get("ws-a").await.is_none() && fx.get("ws-b").await.is_none());
+}
+
+#[tokio::test]
+async fn an_orphan_entry_is_restorable_with_what_the_operator_supplies() {
+    let fx = Fixture::new().await;
+    let entry = trash_entry(&fx, now() - DAY, "acme", "ws-orphaned", 2);
+    let wfs = lifecycle_core::efs::WorkspaceFs::new(fx.root());
+    let table = lifecycle_core::aws::DynamoTable::new(fx.ddb.clone(), &fx.table);
+    let name = lifecycle_core::restore::entries_for(&wfs, "ws-orphaned").unwrap()[0].clone();
+    let policy = lifecycle_core::retention::RetentionPolicy::default();
+    let err =
+        lifecycle_core::restore::restore(&table, &wfs, &name, &policy, &Default::default(), now())
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("supply the tier"), "{err}");
+    assert!(entry.exists());
+    let supplied = lifecycle_core::restore::Supplied {
+        tier: Some(lifecycle_core::Tier::Pro),
+        subscription_status: Some(lifecycle_core::SubscriptionStatus::Active),
+        user_id: None,
+    };
+    lifecycle_core::restore::restore(&table, &wfs, &name, &policy, &supplied, now())
+        .await
+        .unwrap();
+    assert!(fx
+        .workspace_dir("acme", "ws-orphaned")
+        .join("a/b/f0")
+        .exists());
+    let item = fx.get("ws-orphaned").await.unwrap();
+    assert_eq!(item["tenantId"], AttributeValue::S("acme".into()));
+    assert_eq!(item["tier"], AttributeValue::S("pro".into()));
+}
+
+#[tokio::test]
+async fn an_entry_being_purged_is_never_restored() {
+    let fx = Fixture::new().await;
+    let entry = trash_entry(&fx, now() - DAY, "acme", "ws-p", 1);
+    let purging = entry.with_file_name(format!(
+        ".purging+{}",
+        entry.file_name().unwrap().to_string_lossy()
+    ));
+    fs::rename(&entry, &purging).unwrap();
+    let wfs = lifecycle_core::efs::WorkspaceFs::new(fx.root());
+    assert!(lifecycle_core::restore::entries_for(&wfs, "ws-p")
+        .unwrap()
+        .is_empty());
+    // The next sweep finishes it whatever its age: it was committed to deletion.
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    assert!(!purging.exists(), "{summary:?}");
 }

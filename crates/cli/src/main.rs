@@ -64,7 +64,18 @@ enum Command {
         yes: bool,
     },
     /// Put a trashed workspace back: data, record (fresh expiry) and access point.
-    Restore { workspace_id: String },
+    Restore {
+        workspace_id: String,
+        /// The tier, where the trash kept no record (an orphan) or one that cannot be read.
+        #[arg(long, value_parser = parse_tier)]
+        tier: Option<lifecycle_core::Tier>,
+        /// The subscription status, in the same cases.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<lifecycle_core::SubscriptionStatus>,
+        /// The user, in the same cases.
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Workspaces by tier and status, what expires soon, holds, trash, orphans.
     Status,
     /// What a heartbeat does: push the workspace's expiry forward.
@@ -221,7 +232,19 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Apply { what, yes } => apply(&ctx, what, yes, cli.json, now).await?,
-        Command::Restore { workspace_id } => restore(&ctx, &workspace_id, cli.json, now).await?,
+        Command::Restore {
+            workspace_id,
+            tier,
+            status,
+            user,
+        } => {
+            let supplied = lifecycle_core::restore::Supplied {
+                tier,
+                subscription_status: status,
+                user_id: user,
+            };
+            restore(&ctx, &workspace_id, &supplied, cli.json, now).await?
+        }
         Command::Status => status(&ctx, cli.json, now).await?,
         Command::Touch { workspace_id } => {
             let config = ctx.config()?;
@@ -429,7 +452,23 @@ async fn apply(ctx: &Ctx, what: Job, yes: bool, json: bool, now: i64) -> Result<
     Ok(())
 }
 
-async fn restore(ctx: &Ctx, workspace_id: &str, json: bool, now: i64) -> Result<()> {
+fn parse_tier(text: &str) -> Result<lifecycle_core::Tier, String> {
+    serde_json::from_value(serde_json::Value::String(text.into()))
+        .map_err(|_| format!("{text:?} is not free, pro or enterprise"))
+}
+
+fn parse_status(text: &str) -> Result<lifecycle_core::SubscriptionStatus, String> {
+    serde_json::from_value(serde_json::Value::String(text.into()))
+        .map_err(|_| format!("{text:?} is not active, suspended or cancelled"))
+}
+
+async fn restore(
+    ctx: &Ctx,
+    workspace_id: &str,
+    supplied: &lifecycle_core::restore::Supplied,
+    json: bool,
+    now: i64,
+) -> Result<()> {
     let config = ctx.config()?;
     let ws = WorkspaceId::parse(workspace_id)?;
     let fs = WorkspaceFs::new(&config.efs_root);
@@ -445,9 +484,15 @@ async fn restore(ctx: &Ctx, workspace_id: &str, json: bool, now: i64) -> Result<
             )
         })?;
     let table = ctx.table(&config);
-    let restored =
-        lifecycle_core::restore::restore(table.as_ref(), &fs, entry, &config.retention, now)
-            .await?;
+    let restored = lifecycle_core::restore::restore(
+        table.as_ref(),
+        &fs,
+        entry,
+        &config.retention,
+        supplied,
+        now,
+    )
+    .await?;
     // The access point was deleted with the workspace: make a new one like it, and record it.
     let mut access_point = None;
     if let (Some(_), Some(fs_id)) = (&restored.access_point_id, &config.efs_file_system_id) {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_dynamo::{AttributeValue, Item};
 
 use crate::efs::{FsError, Presence, WorkspaceFs};
@@ -14,8 +14,19 @@ use crate::retention::RetentionPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    #[error("trash entry {0} has no record.json to restore from")]
+    #[error(
+        "trash entry {0} has no record to restore from (the sweeper trashed it as an orphan); \
+         supply the tier and subscription status to create one"
+    )]
     NoRecord(String),
+    #[error(
+        "trash entry {entry} is named for {named} but its record.json is for {recorded}; refusing"
+    )]
+    NameMismatch {
+        entry: String,
+        named: String,
+        recorded: String,
+    },
     #[error("trash entry {entry}: record.json is unreadable: {message}")]
     BadRecord { entry: String, message: String },
     #[error("workspace {0} has a record again; refusing to overwrite it")]
@@ -43,6 +54,35 @@ struct KeptRecord {
     item: Option<Item>,
 }
 
+/// What an operator supplies where the kept record is missing or unreadable: each value given
+/// replaces the kept one (a record the sweeper never had, a tier the code does not know).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Supplied {
+    pub tier: Option<crate::record::Tier>,
+    pub subscription_status: Option<crate::record::SubscriptionStatus>,
+    pub user_id: Option<String>,
+}
+
+impl Supplied {
+    fn apply(&self, map: &mut std::collections::HashMap<String, AttributeValue>) {
+        fn text(v: impl Serialize) -> String {
+            serde_json::to_value(v)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        }
+        if let Some(tier) = &self.tier {
+            map.insert("tier".into(), AttributeValue::S(text(tier)));
+        }
+        if let Some(status) = &self.subscription_status {
+            map.insert("subscriptionStatus".into(), AttributeValue::S(text(status)));
+        }
+        if let Some(user) = &self.user_id {
+            map.insert("userId".into(), AttributeValue::S(user.clone()));
+        }
+    }
+}
+
 /// Newest trash entries of a workspace first.
 pub fn entries_for(fs: &WorkspaceFs, workspace: &str) -> Result<Vec<TrashName>, FsError> {
     let mut names: Vec<TrashName> = fs
@@ -60,6 +100,7 @@ pub async fn restore(
     fs: &WorkspaceFs,
     entry: &TrashName,
     policy: &RetentionPolicy,
+    supplied: &Supplied,
     now: i64,
 ) -> Result<Restored, RestoreError> {
     let name = entry.to_string();
@@ -71,10 +112,47 @@ pub async fn restore(
         message,
     };
     let kept: KeptRecord = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    let item = kept
-        .item
-        .ok_or_else(|| RestoreError::NoRecord(name.clone()))?;
-    let stored = StoredRecord::from_item(item).map_err(|e| bad(e.to_string()))?;
+    let mut map = match kept.item {
+        Some(item) => item.into_inner(),
+        // No record was kept: one is made from the entry's name and what the operator supplies.
+        None if supplied.tier.is_some() && supplied.subscription_status.is_some() => {
+            std::collections::HashMap::from([
+                (
+                    attr::WORKSPACE_ID.to_string(),
+                    AttributeValue::S(entry.workspace.to_string()),
+                ),
+                (
+                    attr::TENANT_ID.to_string(),
+                    AttributeValue::S(entry.tenant.to_string()),
+                ),
+                (
+                    attr::LAST_ACTIVITY_AT.to_string(),
+                    AttributeValue::N(now.to_string()),
+                ),
+            ])
+        }
+        None => return Err(RestoreError::NoRecord(name.clone())),
+    };
+    // The entry's name says where the data came from; a record.json that says otherwise was
+    // tampered with or misplaced, and restoring would put data and record in different places.
+    let text = |key: &str| match map.get(key) {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => String::from("<missing>"),
+    };
+    let (recorded_ws, recorded_tenant) = (text(attr::WORKSPACE_ID), text(attr::TENANT_ID));
+    if recorded_ws != entry.workspace.as_str() || recorded_tenant != entry.tenant.as_str() {
+        return Err(RestoreError::NameMismatch {
+            entry: name.clone(),
+            named: format!("{}/{}", entry.tenant, entry.workspace),
+            recorded: format!("{recorded_tenant}/{recorded_ws}"),
+        });
+    }
+    supplied.apply(&mut map);
+    let stored = StoredRecord::from_item(Item::from(map)).map_err(|e| {
+        bad(format!(
+            "{e} (supply the tier and subscription status to repair it)"
+        ))
+    })?;
     let record = &stored.record;
     if table.get(&record.workspace_id).await?.is_some() {
         return Err(RestoreError::RecordExists(record.workspace_id.to_string()));
