@@ -566,3 +566,43 @@ async fn an_entry_being_purged_is_never_restored() {
     let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
     assert!(!purging.exists(), "{summary:?}");
 }
+
+#[tokio::test]
+async fn an_abandoned_half_move_is_finished_never_deleted() {
+    let fx = Fixture::new().await;
+    let trash = fx.root().join(".trash");
+    let with_data = format!(".staging+{}+acme+ws-half+0123456789abcdef", now() - 3 * DAY);
+    fs::create_dir_all(trash.join(&with_data).join("data/src")).unwrap();
+    fs::write(trash.join(&with_data).join("data/src/f"), b"keep").unwrap();
+    fs::write(
+        trash.join(&with_data).join("record.json"),
+        b"{\"item\": null}",
+    )
+    .unwrap();
+    let lone = format!(".staging+{}+acme+ws-none+0123456789abcdef", now() - 3 * DAY);
+    fs::create_dir_all(trash.join(&lone)).unwrap();
+    fs::write(trash.join(&lone).join("record.json"), b"{\"item\": null}").unwrap();
+    let recent = format!(".staging+{}+acme+ws-busy+0123456789abcdef", now() - 3600);
+    fs::create_dir_all(trash.join(&recent).join("data")).unwrap();
+
+    let dry = fx
+        .sweeper(&[("DRY_RUN", "true")])
+        .run(now(), None)
+        .await
+        .unwrap();
+    assert_eq!(dry.actions.len(), 2, "{dry:?}");
+    assert!(trash.join(&with_data).exists() && trash.join(&lone).exists());
+
+    fx.sweeper(&[]).run(now(), None).await.unwrap();
+    let published = trash.join(with_data.trim_start_matches(".staging+"));
+    assert_eq!(fs::read(published.join("data/src/f")).unwrap(), b"keep");
+    assert!(!trash.join(&with_data).exists());
+    assert!(
+        !trash.join(&lone).exists(),
+        "a lone record with no data is removed"
+    );
+    assert!(
+        trash.join(&recent).join("data").exists(),
+        "a recent one may still be in progress"
+    );
+}

@@ -318,6 +318,7 @@ fn print_sweep_plan(plan: &lifecycle_core::sweep::SweepPlan) {
     for a in &plan.actions {
         let kind = match &a.target {
             lifecycle_core::sweep::SweepTarget::PurgeTrash { .. } => "purge_trash",
+            lifecycle_core::sweep::SweepTarget::FinishStaged { .. } => "finish_staged",
             lifecycle_core::sweep::SweepTarget::TrashOrphan { .. } => "move_to_trash",
             lifecycle_core::sweep::SweepTarget::DeleteAccessPoint { .. } => "delete_access_point",
         };

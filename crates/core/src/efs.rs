@@ -251,6 +251,38 @@ impl WorkspaceFs {
         Ok(MoveOutcome::Moved { entry: entry_path })
     }
 
+    /// Finishes an entry whose move stopped half-way: publishes `.staging+<name>` as `<name>` when
+    /// it holds the data; when it holds only the record (the data never moved), removes it
+    /// (never recursively: anything else in it makes this fail and leaves it for an operator).
+    pub fn finish_staged(&self, name: &TrashName) -> Result<MoveOutcome, FsError> {
+        let root = self.open_root()?;
+        let outcome = self.publish_staged(&root, name)?;
+        if outcome == MoveOutcome::Absent {
+            if let Some(trash) = self.open_trash(&root)? {
+                let staging_name = name.staging();
+                let staging_path = self.trash_path().join(&staging_name);
+                if let Ok(staging) = rfs::openat(
+                    &trash,
+                    staging_name.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    for file in [TRASH_RECORD, "record.json.tmp"] {
+                        match rfs::unlinkat(&staging, file, AtFlags::empty()) {
+                            Ok(()) | Err(Errno::NOENT) => {}
+                            Err(e) => {
+                                return Err(FsError::new("discard staging", &staging_path, e))
+                            }
+                        }
+                    }
+                    rfs::unlinkat(&trash, staging_name.as_str(), AtFlags::REMOVEDIR)
+                        .map_err(|e| FsError::new("discard staging", &staging_path, e))?;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
     /// Publishes `.staging+<name>` as `<name>` if it holds moved data; otherwise nothing was moved.
     fn publish_staged(&self, root: &OwnedFd, name: &TrashName) -> Result<MoveOutcome, FsError> {
         let Some(trash) = self.open_trash(root)? else {

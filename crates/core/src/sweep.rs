@@ -59,6 +59,10 @@ pub struct SweepRules {
 /// workspaces is 33% but no sign of a misconfigured table.
 pub const MIN_POPULATION_FOR_PERCENT: usize = 10;
 
+/// Seconds after which a `.staging+` entry is finished by the sweeper: longer than a stream
+/// record can be retried (24 hours).
+pub const STAGING_ABANDONED_AFTER: i64 = 2 * SECONDS_PER_DAY;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SweepReason {
@@ -76,6 +80,8 @@ pub enum SweepReason {
     SkippedStaging,
     /// A purge that stopped (deadline, error) after it renamed the entry: finished now.
     PurgeResumed,
+    /// A move into the trash stopped half-way long enough ago that nothing is still doing it.
+    StagingAbandoned,
 }
 
 impl SweepReason {
@@ -94,6 +100,7 @@ impl SweepReason {
             SweepReason::SkippedInUse => "skipped_in_use",
             SweepReason::SkippedStaging => "skipped_staging",
             SweepReason::PurgeResumed => "purge_resumed",
+            SweepReason::StagingAbandoned => "staging_abandoned",
         }
     }
 }
@@ -101,9 +108,22 @@ impl SweepReason {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SweepTarget {
-    PurgeTrash { entry: String },
-    TrashOrphan { tenant: String, workspace: String },
-    DeleteAccessPoint { id: String, workspace: String },
+    PurgeTrash {
+        entry: String,
+    },
+    /// A `.staging+` entry whose move stopped half-way: published (data and record) or, when the
+    /// data never moved, its lone record removed. Never deletes data.
+    FinishStaged {
+        entry: String,
+    },
+    TrashOrphan {
+        tenant: String,
+        workspace: String,
+    },
+    DeleteAccessPoint {
+        id: String,
+        workspace: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -177,11 +197,23 @@ pub fn plan_sweep(
             });
             continue;
         }
-        if entry.name.starts_with(STAGING_PREFIX) {
-            plan.skipped.push(Skip {
-                what,
-                reason: SweepReason::SkippedStaging,
-            });
+        if let Some(staged) = entry.name.strip_prefix(STAGING_PREFIX) {
+            // ttl-expiry retries a record for up to a day (the stream's retention): only an
+            // entry older than that is surely abandoned.
+            match staged.parse::<TrashName>() {
+                Ok(name) if now.saturating_sub(name.deleted_at) >= STAGING_ABANDONED_AFTER => {
+                    resumed.push(Planned {
+                        target: SweepTarget::FinishStaged {
+                            entry: staged.to_string(),
+                        },
+                        reason: SweepReason::StagingAbandoned,
+                    })
+                }
+                _ => plan.skipped.push(Skip {
+                    what,
+                    reason: SweepReason::SkippedStaging,
+                }),
+            }
             continue;
         }
         trash_entries += 1;
@@ -355,6 +387,7 @@ pub fn plan_sweep(
 pub fn describe(target: &SweepTarget) -> String {
     match target {
         SweepTarget::PurgeTrash { entry } => format!(".trash/{entry}"),
+        SweepTarget::FinishStaged { entry } => format!(".trash/{STAGING_PREFIX}{entry}"),
         SweepTarget::TrashOrphan { tenant, workspace } => format!("{tenant}/{workspace}"),
         SweepTarget::DeleteAccessPoint { id, .. } => id.clone(),
     }
@@ -657,7 +690,14 @@ mod tests {
             &rules(),
         );
         let targets: Vec<_> = plan.actions.iter().map(|a| describe(&a.target)).collect();
-        assert_eq!(targets, vec![".trash/.purging+1+acme+x", "acme/idle"]);
+        assert_eq!(
+            targets,
+            vec![
+                ".trash/.purging+1+acme+x",
+                ".trash/.staging+1+acme+y+0123456789abcdef",
+                "acme/idle"
+            ]
+        );
         let reasons: BTreeMap<_, _> = plan
             .skipped
             .iter()
@@ -665,10 +705,6 @@ mod tests {
             .collect();
         assert_eq!(reasons["acme/busy"], SweepReason::SkippedInUse);
         assert_eq!(reasons["acme/mounted"], SweepReason::SkippedInUse);
-        assert_eq!(
-            reasons[".trash/.staging+1+acme+y+0123456789abcdef"],
-            SweepReason::SkippedStaging
-        );
     }
 
     proptest! {
@@ -684,7 +720,7 @@ mod tests {
                     SweepTarget::TrashOrphan { workspace, .. } | SweepTarget::DeleteAccessPoint { workspace, .. } => {
                         prop_assert!(!owners.contains_key(workspace));
                     }
-                    SweepTarget::PurgeTrash { .. } => {}
+                    SweepTarget::PurgeTrash { .. } | SweepTarget::FinishStaged { .. } => {}
                 }
             }
         }

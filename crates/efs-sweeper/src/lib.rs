@@ -394,6 +394,30 @@ impl Sweeper {
                     Ok(done("incomplete", Some(report.files), Some(report.bytes)))
                 }
             }
+            SweepTarget::FinishStaged { entry } => {
+                let name: TrashName = entry
+                    .parse()
+                    .map_err(|e: lifecycle_core::layout::TrashNameError| e.to_string())?;
+                if dry_run {
+                    audit(&describe(target), None, Action::MoveToTrash, reason, true).emit();
+                    return Ok(done(reason.as_str(), None, None));
+                }
+                let fs = self.fs.clone();
+                let outcome = tokio::task::spawn_blocking(move || fs.finish_staged(&name))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                let resource = match &outcome {
+                    MoveOutcome::Moved { entry } | MoveOutcome::AlreadyInTrash { entry } => {
+                        entry.display().to_string()
+                    }
+                    MoveOutcome::Absent => "no data had moved; its lone record removed".into(),
+                };
+                audit(&describe(target), None, Action::MoveToTrash, reason, false)
+                    .resource(resource)
+                    .emit();
+                Ok(done(reason.as_str(), None, None))
+            }
             SweepTarget::TrashOrphan { tenant, workspace } => {
                 let (tenant, ws) = (
                     TenantId::parse(tenant.as_str()).map_err(|e| e.to_string())?,
@@ -572,6 +596,7 @@ impl Sweeper {
 fn action_of(target: &SweepTarget) -> Action {
     match target {
         SweepTarget::PurgeTrash { .. } => Action::PurgeTrashEntry,
+        SweepTarget::FinishStaged { .. } => Action::MoveToTrash,
         SweepTarget::TrashOrphan { .. } => Action::MoveToTrash,
         SweepTarget::DeleteAccessPoint { .. } => Action::DeleteAccessPoint,
     }
