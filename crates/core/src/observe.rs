@@ -64,6 +64,9 @@ pub enum Reason {
     RecomputeShortened,
     /// The workspace expires within `EXPIRY_NOTICE_DAYS`.
     ExpiringSoon,
+    /// The record cannot be read but the workspace is in use: kept alive for the policy's
+    /// longest retention until an operator fixes the record.
+    InvalidRecordInUse,
 }
 
 impl Action {
@@ -99,6 +102,7 @@ impl Reason {
             Reason::Recomputed => "recomputed",
             Reason::RecomputeShortened => "recompute_shortened",
             Reason::ExpiringSoon => "expiring_soon",
+            Reason::InvalidRecordInUse => "invalid_record_in_use",
         }
     }
 }

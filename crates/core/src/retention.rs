@@ -65,6 +65,12 @@ impl RetentionPolicy {
         Ok(())
     }
 
+    /// The longest retention any record can get from the policy (no status cap raises it): what a
+    /// workspace in use whose record cannot be read is kept alive for.
+    pub fn longest_days(&self) -> u32 {
+        self.tier_days.values().copied().max().unwrap_or(MAX_RETENTION_DAYS)
+    }
+
     /// Days a workspace is kept after its last activity; `None` when it is held (never expires).
     pub fn retention_days(&self, record: &WorkspaceRecord) -> Option<u32> {
         if record.hold {
@@ -125,6 +131,7 @@ mod tests {
         r.subscription_status = SubscriptionStatus::Cancelled;
         assert_eq!(p.retention_days(&r), Some(7));
         assert_eq!(p.expires_at(&r, 100), Some(100 + 7 * SECONDS_PER_DAY));
+        assert_eq!(p.longest_days(), 90);
     }
 
     #[test]
