@@ -489,15 +489,24 @@ async fn a_recompute_planned_before_an_upgrade_or_a_hold_never_lands() {
     let fx = Fixture::new().await;
     let now = lifecycle_core::now_epoch();
     // Both look like free workspaces idle for 10 days: recompute plans an expiry 3 days ago.
-    let free = with(&record(&fx, "ws-up", now, 10 * DAY), &[("tier", Some(s("free")))]);
-    let held_later = with(&record(&fx, "ws-hold", now, 10 * DAY), &[("tier", Some(s("free")))]);
+    let free = with(
+        &record(&fx, "ws-up", now, 10 * DAY),
+        &[("tier", Some(s("free")))],
+    );
+    let held_later = with(
+        &record(&fx, "ws-hold", now, 10 * DAY),
+        &[("tier", Some(s("free")))],
+    );
     fx.put(&free).await;
     fx.put(&held_later).await;
     // Meanwhile the control plane upgrades one to enterprise and places a hold on the other.
     let upgraded = with(&free, &[("tier", Some(s("enterprise")))]);
     let held = with(
         &held_later,
-        &[("hold", Some(AttributeValue::Bool(true))), ("expiresAt", None)],
+        &[
+            ("hold", Some(AttributeValue::Bool(true))),
+            ("expiresAt", None),
+        ],
     );
     let mut hb = fx.heartbeat(&[]);
     hb.table = Arc::new(ChangedBeforeWrite::new(&fx, vec![upgraded, held.clone()]));
@@ -508,7 +517,11 @@ async fn a_recompute_planned_before_an_upgrade_or_a_hold_never_lands() {
         Some(now - 10 * DAY + 90 * DAY),
         "planned on the read after the upgrade: {summary:?}"
     );
-    assert_eq!(fx.get("ws-hold").await.unwrap(), held, "a held record gets no expiry");
+    assert_eq!(
+        fx.get("ws-hold").await.unwrap(),
+        held,
+        "a held record gets no expiry"
+    );
 }
 
 #[tokio::test]
@@ -527,7 +540,9 @@ async fn an_extension_planned_before_a_downgrade_never_lands() {
     let mut hb = fx.heartbeat(&[]);
     hb.table = Arc::new(ChangedBeforeWrite::new(&fx, vec![downgraded]));
 
-    hb.handle(json!({"workspaceId": "ws-1"}), now).await.unwrap();
+    hb.handle(json!({"workspaceId": "ws-1"}), now)
+        .await
+        .unwrap();
     let item = fx.get("ws-1").await.unwrap();
     assert_eq!(item["tier"], s("free"));
     assert_eq!(
@@ -561,10 +576,16 @@ async fn an_unreadable_record_in_use_is_kept_alive_and_reported_after_the_valid_
     let longest = 90 * DAY;
     // About to lapse, in use, and unreadable for three different reasons; one held; one fine.
     let lapsing = |ws: &str| with(&record(&fx, ws, now, 29 * DAY), &[]);
-    fx.put(&with(&lapsing("ws-platinum"), &[("tier", Some(s("platinum")))]))
-        .await;
-    fx.put(&with(&lapsing("ws-negative"), &[("retentionDays", Some(n(-1)))]))
-        .await;
+    fx.put(&with(
+        &lapsing("ws-platinum"),
+        &[("tier", Some(s("platinum")))],
+    ))
+    .await;
+    fx.put(&with(
+        &lapsing("ws-negative"),
+        &[("retentionDays", Some(n(-1)))],
+    ))
+    .await;
     fx.put(&with(&lapsing("ws-zero"), &[("retentionDays", Some(n(0)))]))
         .await;
     let held = with(
@@ -577,9 +598,15 @@ async fn an_unreadable_record_in_use_is_kept_alive_and_reported_after_the_valid_
     );
     fx.put(&held).await;
     fx.put(&lapsing("ws-ok")).await;
-    let ids: Vec<String> = ["ws-platinum", "ws-negative", "ws-zero", "ws-held-bad", "ws-ok"]
-        .map(String::from)
-        .to_vec();
+    let ids: Vec<String> = [
+        "ws-platinum",
+        "ws-negative",
+        "ws-zero",
+        "ws-held-bad",
+        "ws-ok",
+    ]
+    .map(String::from)
+    .to_vec();
     fx.run_tasks_for(&ids).await;
     let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": chrono_like(now), "detail": {}});
 
@@ -612,7 +639,11 @@ async fn an_unreadable_record_in_use_is_kept_alive_and_reported_after_the_valid_
             "{ws} kept alive for the longest retention"
         );
     }
-    assert_eq!(fx.get("ws-held-bad").await.unwrap(), held, "held: no expiry");
+    assert_eq!(
+        fx.get("ws-held-bad").await.unwrap(),
+        held,
+        "held: no expiry"
+    );
 }
 
 #[tokio::test]
@@ -622,7 +653,8 @@ async fn a_failed_put_events_call_fails_only_its_own_notices() {
     let (bus, queue) = fx.notice_bus().await;
     let now = lifecycle_core::now_epoch();
     for i in 0..15 {
-        fx.put(&record(&fx, &format!("ws-{i:02}"), now, 28 * DAY)).await;
+        fx.put(&record(&fx, &format!("ws-{i:02}"), now, 28 * DAY))
+            .await;
     }
     let hb = fx.heartbeat(&[("NOTICE_EVENT_BUS", &bus)]);
     let tick = |at: i64| json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": chrono_like(at), "detail": {}});

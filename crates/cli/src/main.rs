@@ -127,9 +127,10 @@ struct Ctx {
 impl Ctx {
     fn env(&self) -> Env<impl Fn(&str) -> Option<String> + '_> {
         Env(move |k: &str| {
-            self.vars.get(k).cloned().or_else(|| {
-                std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
-            })
+            self.vars
+                .get(k)
+                .cloned()
+                .or_else(|| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned()))
         })
     }
 

@@ -340,8 +340,10 @@ fn unchanged_since(
             Some(value) => {
                 let value_placeholder = format!(":o{i}");
                 clauses.push(format!("{placeholder} = {value_placeholder}"));
-                update = update
-                    .expression_attribute_values(value_placeholder, AttributeValue::from(value.clone()));
+                update = update.expression_attribute_values(
+                    value_placeholder,
+                    AttributeValue::from(value.clone()),
+                );
             }
             None => clauses.push(format!("attribute_not_exists({placeholder})")),
         }
@@ -1026,10 +1028,7 @@ mod tests {
         let arn = "arn:aws:ecs:us-east-1:123456789012:task/agents/abc";
         let task = Task::builder().task_arn(arn).last_status("RUNNING").build();
         let failure = |reason: &str| Failure::builder().arn(arn).reason(reason).build();
-        assert_eq!(
-            described_one(arn, &[task], &[]).unwrap().unwrap().arn,
-            arn
-        );
+        assert_eq!(described_one(arn, &[task], &[]).unwrap().unwrap().arn, arn);
         assert_eq!(described_one(arn, &[], &[failure("MISSING")]), Ok(None));
         for answer in [vec![failure("ACCESS_DENIED")], vec![]] {
             let e = described_one(arn, &[], &answer).unwrap_err();
@@ -1074,7 +1073,10 @@ mod tests {
         );
         let input = update.as_input();
         let condition = input.get_condition_expression().clone().unwrap();
-        assert!(condition.starts_with("(attribute_exists(#id)) AND "), "{condition}");
+        assert!(
+            condition.starts_with("(attribute_exists(#id)) AND "),
+            "{condition}"
+        );
         let names = input.get_expression_attribute_names().clone().unwrap();
         let values = input.get_expression_attribute_values().clone().unwrap();
         for (i, (name, value)) in Observed::plan_inputs(&item).values().iter().enumerate() {

@@ -262,9 +262,7 @@ impl Config {
 
 /// `ECS_CLUSTER`: required, so the in-use guard is never off by omission; `none` turns it off,
 /// which is logged as a warning at every start.
-fn ecs_cluster<F: Fn(&str) -> Option<String>>(
-    env: &Env<F>,
-) -> Result<Option<String>, ConfigError> {
+fn ecs_cluster<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<String>, ConfigError> {
     let Some(cluster) = env.get("ECS_CLUSTER")? else {
         return Err(err(
             "ECS_CLUSTER",
@@ -392,7 +390,9 @@ mod tests {
         assert_eq!(e.var, "ECS_CLUSTER");
         assert!(e.to_string().contains("none"), "{e}");
         assert_eq!(
-            config(&with(&[("ECS_CLUSTER", "none")])).unwrap().ecs_cluster,
+            config(&with(&[("ECS_CLUSTER", "none")]))
+                .unwrap()
+                .ecs_cluster,
             None
         );
         assert_eq!(
@@ -493,7 +493,10 @@ mod tests {
             }
         }));
         let read = read.into_inner().unwrap();
-        assert!(read.iter().all(|k| SHARED_VARS.contains(&k.as_str())), "{read:?}");
+        assert!(
+            read.iter().all(|k| SHARED_VARS.contains(&k.as_str())),
+            "{read:?}"
+        );
         assert_eq!(read.len(), SHARED_VARS.len(), "{read:?}");
     }
 

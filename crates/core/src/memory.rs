@@ -39,7 +39,11 @@ impl MemoryTable {
         absent: T,
         write: impl FnOnce(&mut HashMap<String, AttributeValue>) -> T,
     ) -> T {
-        let change = self.changes_before_write.lock().unwrap().remove(id.as_str());
+        let change = self
+            .changes_before_write
+            .lock()
+            .unwrap()
+            .remove(id.as_str());
         let mut items = self.items.lock().unwrap();
         if let Some(item) = change {
             items.insert(id.to_string(), item);

@@ -254,8 +254,7 @@ impl Observed {
 fn same_value(a: &AttributeValue, b: &AttributeValue) -> bool {
     match (a, b) {
         (AttributeValue::N(x), AttributeValue::N(y)) => {
-            x == y
-                || matches!((x.parse::<f64>(), y.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+            x == y || matches!((x.parse::<f64>(), y.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
         }
         _ => a == b,
     }
@@ -350,7 +349,10 @@ pub(crate) mod tests {
                 .map(|_| ())
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("ws-1") && err.contains(expected), "{name}: {err}");
+            assert!(
+                err.contains("ws-1") && err.contains(expected),
+                "{name}: {err}"
+            );
         }
         let mut pairs = base();
         pairs.push(("retentionDays", n(3650)));

@@ -68,7 +68,11 @@ impl RetentionPolicy {
     /// The longest retention any record can get from the policy (no status cap raises it): what a
     /// workspace in use whose record cannot be read is kept alive for.
     pub fn longest_days(&self) -> u32 {
-        self.tier_days.values().copied().max().unwrap_or(MAX_RETENTION_DAYS)
+        self.tier_days
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(MAX_RETENTION_DAYS)
     }
 
     /// Days a workspace is kept after its last activity; `None` when it is held (never expires).

@@ -234,7 +234,9 @@ impl Heartbeat {
                                 ids = described.workspaces().map(str::to_string).collect();
                             }
                         }
-                        _ => warn!(task = %task.arn, "ECS_CLUSTER=none: the task cannot be described"),
+                        _ => {
+                            warn!(task = %task.arn, "ECS_CLUSTER=none: the task cannot be described")
+                        }
                     }
                 }
                 if ids.is_empty() {
@@ -339,7 +341,13 @@ impl Heartbeat {
     }
 
     /// Reads, plans and writes conditioned on what was read; a lost race re-reads and re-plans.
-    async fn touch_one(&self, id: &WorkspaceId, mut item: Option<Item>, at: i64, now: i64) -> Outcome {
+    async fn touch_one(
+        &self,
+        id: &WorkspaceId,
+        mut item: Option<Item>,
+        at: i64,
+        now: i64,
+    ) -> Outcome {
         for _ in 0..MAX_ATTEMPTS {
             let Some(current) = item.take() else {
                 return Outcome::Unknown;
@@ -430,7 +438,11 @@ impl Heartbeat {
             })
         };
         let Some(lifetime) = Lifetime::read(item) else {
-            self.reject(id.as_str(), &e, "its times or hold are unreadable too: not extended");
+            self.reject(
+                id.as_str(),
+                &e,
+                "its times or hold are unreadable too: not extended",
+            );
             return invalid(None);
         };
         let (last, expires) = match plan_keep_alive(
@@ -460,7 +472,11 @@ impl Heartbeat {
             Err(write_error) => Attempt::Done(Outcome::Failed(write_error)),
             Ok(false) => Attempt::Stale,
             Ok(true) => {
-                self.reject(id.as_str(), &e, "in use: kept alive for the longest retention");
+                self.reject(
+                    id.as_str(),
+                    &e,
+                    "in use: kept alive for the longest retention",
+                );
                 Audit::new(
                     id.as_str(),
                     Action::ExtendExpiry,
@@ -791,5 +807,244 @@ fn record_outcomes(mut outcomes: Vec<(WorkspaceId, Outcome)>, summary: &mut Summ
                 kept_alive_until,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The handler over the in-memory fakes, whose conditional writes evaluate the same
+    //! conditions as DynamoDB's, with the record changed between the handler's read and write.
+
+    use super::*;
+    use lifecycle_core::memory::{MemoryNotices, MemoryTable};
+    use lifecycle_core::retention::{RetentionPolicy, SECONDS_PER_DAY as DAY};
+    use lifecycle_core::{SubscriptionStatus, Tier, WorkspaceRecord};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn heartbeat(table: Arc<MemoryTable>, notices: Option<Arc<MemoryNotices>>) -> Heartbeat {
+        let env = Env(|k: &str| match k {
+            "WORKSPACE_TABLE" => Some("workspaces".into()),
+            "ECS_CLUSTER" => Some("none".into()),
+            _ => None,
+        });
+        Heartbeat {
+            table,
+            tasks: None,
+            notices: notices.map(|n| n as Arc<dyn Notices>),
+            config: Config::from(&env).unwrap(),
+            settings: Settings::from(&env).unwrap(),
+        }
+    }
+
+    fn item(record: &WorkspaceRecord) -> Item {
+        serde_dynamo::to_item(record).unwrap()
+    }
+
+    fn stored(table: &MemoryTable) -> WorkspaceRecord {
+        let items = table.items.lock().unwrap();
+        StoredRecord::from_item(items["ws"].clone()).unwrap().record
+    }
+
+    fn tier() -> impl Strategy<Value = Tier> {
+        prop_oneof![Just(Tier::Free), Just(Tier::Pro), Just(Tier::Enterprise)]
+    }
+    fn status() -> impl Strategy<Value = SubscriptionStatus> {
+        prop_oneof![
+            Just(SubscriptionStatus::Active),
+            Just(SubscriptionStatus::Suspended),
+            Just(SubscriptionStatus::Cancelled)
+        ]
+    }
+
+    const T0: i64 = 1_700_000_000;
+
+    fn record() -> impl Strategy<Value = WorkspaceRecord> {
+        (
+            tier(),
+            status(),
+            proptest::option::of(1u32..400),
+            proptest::bool::weighted(0.2),
+            0i64..60 * DAY,
+            proptest::option::of(-100 * DAY..200 * DAY),
+        )
+            .prop_map(|(tier, status, retention, hold, last, expires)| {
+                let last = T0 + last;
+                WorkspaceRecord {
+                    workspace_id: WorkspaceId::parse("ws").unwrap(),
+                    tenant_id: lifecycle_core::TenantId::parse("acme").unwrap(),
+                    user_id: None,
+                    tier,
+                    subscription_status: status,
+                    last_activity_at: last,
+                    expires_at: expires.map(|e| (last + e).max(0)),
+                    retention_days: retention,
+                    access_point_id: None,
+                    hold,
+                    notice_sent_for: None,
+                }
+            })
+    }
+
+    /// What another writer (the control plane, another heartbeat) may change meanwhile.
+    fn change() -> impl Strategy<
+        Value = (
+            Option<Tier>,
+            Option<SubscriptionStatus>,
+            Option<Option<u32>>,
+            Option<bool>,
+            Option<i64>,
+            bool,
+        ),
+    > {
+        (
+            proptest::option::of(tier()),
+            proptest::option::of(status()),
+            proptest::option::of(proptest::option::of(1u32..400)),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(-5 * DAY..5 * DAY),
+            any::<bool>(),
+        )
+    }
+
+    fn changed(
+        r: &WorkspaceRecord,
+        (tier, status, retention, hold, moved, drop_expiry): (
+            Option<Tier>,
+            Option<SubscriptionStatus>,
+            Option<Option<u32>>,
+            Option<bool>,
+            Option<i64>,
+            bool,
+        ),
+    ) -> WorkspaceRecord {
+        let mut r = r.clone();
+        r.tier = tier.unwrap_or(r.tier);
+        r.subscription_status = status.unwrap_or(r.subscription_status);
+        r.retention_days = retention.unwrap_or(r.retention_days);
+        if let Some(hold) = hold {
+            r.hold = hold;
+        }
+        if let Some(d) = moved {
+            r.last_activity_at += d;
+            r.expires_at = r.expires_at.map(|e| (e + d).max(0));
+        }
+        // A hold placed by the control plane takes the expiry away with it.
+        if drop_expiry || (hold == Some(true)) {
+            r.expires_at = None;
+        }
+        r
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    proptest! {
+        /// No conditional write can lower an expiry or give a held record one: whatever changes
+        /// between the read and the write, a heartbeat never leaves an expiry below the one the
+        /// other writer left, and a held record keeps the expiry the other writer left it.
+        #[test]
+        fn a_heartbeat_never_lowers_an_expiry_or_gives_a_held_record_one(
+            before in record(), change in change(), at in -40 * DAY..40 * DAY,
+        ) {
+            let after = changed(&before, change);
+            let table = Arc::new(MemoryTable::default());
+            table.items.lock().unwrap().insert("ws".into(), item(&before));
+            table.change_before_next_write(item(&after));
+            let now = before.last_activity_at + 40 * DAY;
+            let _ = run(heartbeat(table.clone(), None).handle(json!({"workspaceIds": ["ws"], "at": now + at}), now));
+            let wrote = table.changes_before_write.lock().unwrap().is_empty();
+            let end = stored(&table);
+            let base = if wrote { &after } else { &before };
+            if base.hold {
+                prop_assert_eq!(end.expires_at, base.expires_at, "a held record keeps what it had");
+            }
+            if let Some(e) = base.expires_at {
+                prop_assert!(end.expires_at.is_some_and(|x| x >= e), "never lowered: {:?} < {}", end.expires_at, e);
+            }
+            // Nothing but the two times ever changes, and they change only as the record now says.
+            prop_assert_eq!((end.tier, end.subscription_status, end.retention_days, end.hold), (base.tier, base.subscription_status, base.retention_days, base.hold));
+            if end.expires_at != base.expires_at {
+                let policy = RetentionPolicy::default();
+                prop_assert_eq!(end.expires_at, policy.expires_at(&end, end.last_activity_at).max(base.expires_at));
+            }
+        }
+
+        /// A recompute lands only on the record it planned on: after a change meanwhile, the
+        /// expiry is the one the changed record calls for (never one planned before an upgrade),
+        /// and a record held meanwhile never gets one.
+        #[test]
+        fn a_recompute_lands_only_on_what_it_read(before in record(), change in change()) {
+            let after = changed(&before, change);
+            let table = Arc::new(MemoryTable::default());
+            table.items.lock().unwrap().insert("ws".into(), item(&before));
+            table.change_before_next_write(item(&after));
+            let _ = run(heartbeat(table.clone(), None).handle(json!({"recompute": "all"}), T0));
+            let wrote = table.changes_before_write.lock().unwrap().is_empty();
+            let end = stored(&table);
+            let base = if wrote { &after } else { &before };
+            let policy = RetentionPolicy::default();
+            let target = policy.expires_at(base, base.last_activity_at);
+            prop_assert!(
+                end.expires_at == base.expires_at || end.expires_at == target,
+                "{:?} is neither what the record had ({:?}) nor what it calls for ({:?})",
+                end.expires_at, base.expires_at, target
+            );
+            if base.hold {
+                prop_assert!(end.expires_at.is_none() || end.expires_at == base.expires_at);
+            }
+            if wrote {
+                prop_assert_eq!(end.expires_at, target, "re-read and re-planned");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bus_that_refuses_one_notice_fails_only_that_one() {
+        let table = Arc::new(MemoryTable::default());
+        let now = T0;
+        for ws in ["ws-a", "ws-b", "ws-c"] {
+            let mut r = WorkspaceRecord {
+                workspace_id: WorkspaceId::parse(ws).unwrap(),
+                tenant_id: lifecycle_core::TenantId::parse("acme").unwrap(),
+                user_id: None,
+                tier: Tier::Pro,
+                subscription_status: SubscriptionStatus::Active,
+                last_activity_at: now - 28 * DAY,
+                expires_at: Some(now + 2 * DAY),
+                retention_days: None,
+                access_point_id: None,
+                hold: false,
+                notice_sent_for: None,
+            };
+            r.user_id = Some("u".into());
+            table.items.lock().unwrap().insert(ws.into(), item(&r));
+        }
+        let notices = Arc::new(MemoryNotices::default());
+        notices.refuse.lock().unwrap().insert("ws-b".into());
+        let hb = heartbeat(table.clone(), Some(notices.clone()));
+        let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": lifecycle_core::rfc3339(now), "detail": {}});
+        let err = hb.handle(tick.clone(), now).await.unwrap_err();
+        assert!(
+            matches!(err, HeartbeatError::Partial { failed: 1, .. }),
+            "{err}"
+        );
+        notices.refuse.lock().unwrap().clear();
+        let summary = hb.handle(tick, now).await.unwrap();
+        assert_eq!(summary.notices.len(), 1);
+        let mut sent: Vec<_> = notices
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.workspace_id.clone())
+            .collect();
+        sent.sort();
+        assert_eq!(sent, vec!["ws-a", "ws-b", "ws-c"], "each exactly once");
     }
 }
