@@ -330,6 +330,56 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn observed_values_match_as_dynamodb_compares() {
+        let stored = item(&base());
+        let observed = Observed::plan_inputs(&stored);
+        assert!(observed.matches(&stored));
+        let absent = |name: &str| {
+            observed
+                .values()
+                .iter()
+                .any(|(n, v)| *n == name && v.is_none())
+        };
+        assert!(absent("hold") && absent("retentionDays"));
+        // Numbers compare by value; anything else exactly, and a different type never matches.
+        let mut same = base();
+        same[4] = ("lastActivityAt", AttributeValue::N("1700000000.0".into()));
+        assert!(observed.matches(&item(&same)));
+        for (i, changed) in [
+            (2, s("enterprise")),
+            (3, s("cancelled")),
+            (4, n(1_700_000_001)),
+            (5, s("1702592000")),
+        ] {
+            let mut pairs = base();
+            pairs[i].1 = changed;
+            assert!(!observed.matches(&item(&pairs)), "{:?}", pairs[i]);
+        }
+        let mut held = base();
+        held.push(("hold", AttributeValue::Bool(false)));
+        assert!(!observed.matches(&item(&held)), "absent is not false");
+    }
+
+    #[test]
+    fn lifetime_reads_times_of_a_record_that_does_not_parse() {
+        let mut pairs = base();
+        pairs[2] = ("tier", s("platinum"));
+        assert_eq!(
+            Lifetime::read(&item(&pairs)),
+            Some(Lifetime {
+                last_activity_at: 1_700_000_000,
+                expires_at: 1_702_592_000,
+                hold: false
+            })
+        );
+        pairs.push(("hold", s("yes")));
+        assert_eq!(Lifetime::read(&item(&pairs)), None, "a hold we cannot read");
+        let mut pairs = base();
+        pairs[5] = ("expiresAt", n(-1));
+        assert_eq!(Lifetime::read(&item(&pairs)), None);
+    }
+
+    #[test]
     fn out_of_range_values_make_the_record_invalid_naming_the_field() {
         let cases: &[(&str, AttributeValue, &str)] = &[
             ("retentionDays", n(0), "retentionDays"),

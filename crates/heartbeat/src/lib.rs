@@ -1004,6 +1004,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn settings_read_only_their_declared_variables_and_refuse_blanks() {
+        let read = std::sync::Mutex::new(Vec::new());
+        Settings::from(&Env(|k: &str| {
+            read.lock().unwrap().push(k.to_string());
+            None
+        }))
+        .unwrap();
+        let read = read.into_inner().unwrap();
+        assert!(
+            read.iter().all(|k| Settings::VARS.contains(&k.as_str())),
+            "{read:?}"
+        );
+        let blank = Settings::from(&Env(|k: &str| (k == "NOTICE_EVENT_BUS").then(String::new)));
+        assert_eq!(blank.unwrap_err().var, "NOTICE_EVENT_BUS");
+        let off = Settings::from(&Env(|k: &str| {
+            (k == "NOTICE_EVENT_BUS").then(|| "off".into())
+        }));
+        assert_eq!(off.unwrap().notice_bus, None);
+    }
+
     #[tokio::test]
     async fn a_bus_that_refuses_one_notice_fails_only_that_one() {
         let table = Arc::new(MemoryTable::default());
