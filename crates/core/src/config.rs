@@ -41,7 +41,10 @@ pub const NO_CLUSTER: &str = "none";
 /// Reads variables through a lookup function, so tests need not touch the process environment.
 pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
 
-impl Env<fn(&str) -> Option<String>> {
+/// The process environment's lookup.
+pub type ProcessEnv = Env<fn(&str) -> Option<String>>;
+
+impl ProcessEnv {
     pub fn process() -> Self {
         // Lossy, so a value that is not UTF-8 fails its setting's check instead of looking unset.
         Env(|k| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned()))
@@ -49,9 +52,7 @@ impl Env<fn(&str) -> Option<String>> {
 }
 
 /// The process environment, after [`Env::check`] against the variables the function knows.
-pub fn process_env(
-    known: &[&[&'static str]],
-) -> Result<Env<fn(&str) -> Option<String>>, ConfigError> {
+pub fn process_env(known: &[&[&'static str]]) -> Result<ProcessEnv, ConfigError> {
     let names: Vec<String> = std::env::vars_os()
         .map(|(k, _)| k.to_string_lossy().into_owned())
         .collect();

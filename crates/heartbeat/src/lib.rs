@@ -886,17 +886,18 @@ mod tests {
             })
     }
 
+    /// A new tier, status, override, hold; times moved by; the expiry removed.
+    type Change = (
+        Option<Tier>,
+        Option<SubscriptionStatus>,
+        Option<Option<u32>>,
+        Option<bool>,
+        Option<i64>,
+        bool,
+    );
+
     /// What another writer (the control plane, another heartbeat) may change meanwhile.
-    fn change() -> impl Strategy<
-        Value = (
-            Option<Tier>,
-            Option<SubscriptionStatus>,
-            Option<Option<u32>>,
-            Option<bool>,
-            Option<i64>,
-            bool,
-        ),
-    > {
+    fn change() -> impl Strategy<Value = Change> {
         (
             proptest::option::of(tier()),
             proptest::option::of(status()),
@@ -909,14 +910,7 @@ mod tests {
 
     fn changed(
         r: &WorkspaceRecord,
-        (tier, status, retention, hold, moved, drop_expiry): (
-            Option<Tier>,
-            Option<SubscriptionStatus>,
-            Option<Option<u32>>,
-            Option<bool>,
-            Option<i64>,
-            bool,
-        ),
+        (tier, status, retention, hold, moved, drop_expiry): Change,
     ) -> WorkspaceRecord {
         let mut r = r.clone();
         r.tier = tier.unwrap_or(r.tier);
