@@ -559,14 +559,13 @@ impl Tasks for EcsTasks {
             .send()
             .await
             .map_err(|e| service_error("ECS DescribeTasks", e))?;
-        described_one(arn, out.tasks(), out.failures())
+        described_one(out.tasks(), out.failures())
     }
 }
 
 /// The one task a DescribeTasks answer describes. Only `MISSING` means "ECS no longer knows
 /// it"; any other failure, or an answer with neither the task nor a failure, is a failed read.
 fn described_one(
-    _arn: &str,
     tasks: &[aws_sdk_ecs::types::Task],
     failures: &[aws_sdk_ecs::types::Failure],
 ) -> Result<Option<TaskSummary>, ServiceError> {
@@ -1028,13 +1027,13 @@ mod tests {
         let arn = "arn:aws:ecs:us-east-1:123456789012:task/agents/abc";
         let task = Task::builder().task_arn(arn).last_status("RUNNING").build();
         let failure = |reason: &str| Failure::builder().arn(arn).reason(reason).build();
-        assert_eq!(described_one(arn, &[task], &[]).unwrap().unwrap().arn, arn);
-        assert_eq!(described_one(arn, &[], &[failure("MISSING")]), Ok(None));
+        assert_eq!(described_one(&[task], &[]).unwrap().unwrap().arn, arn);
+        assert_eq!(described_one(&[], &[failure("MISSING")]), Ok(None));
         for answer in [vec![failure("ACCESS_DENIED")], vec![]] {
-            let e = described_one(arn, &[], &answer).unwrap_err();
+            let e = described_one(&[], &answer).unwrap_err();
             assert_eq!(e.operation, "ECS DescribeTasks");
         }
-        assert!(described_one(arn, &[], &[failure("ACCESS_DENIED")])
+        assert!(described_one(&[], &[failure("ACCESS_DENIED")])
             .unwrap_err()
             .message
             .contains("ACCESS_DENIED"));
