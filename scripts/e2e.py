@@ -83,6 +83,13 @@ def check_ttl_expiry(binary):
     report, lines = run_function(binary, [event], fleet.env(TRASH_GRACE_DAYS="seven"), timeout=5)
     text = json.dumps(lines)
     check(not report["results"] and "TRASH_GRACE_DAYS" in text, "bad configuration stops start-up, naming the variable")
+    # A guard never switches off silently: a misspelling, a blank value, a missing ECS_CLUSTER.
+    for env, var, what in [(fleet.env(DRYRUN="true"), "DRY_RUN", "a misspelled DRY_RUN"),
+                           (fleet.env(ECS_CLUSTER="  "), "ECS_CLUSTER", "a blank ECS_CLUSTER"),
+                           ({k: v for k, v in fleet.env().items() if k != "ECS_CLUSTER"}, "ECS_CLUSTER",
+                            "no ECS_CLUSTER (none must be said)")]:
+        report, lines = run_function(binary, [event], env, timeout=5)
+        check(not report["results"] and var in json.dumps(lines), f"{what} stops start-up, naming {var}")
 
 
 

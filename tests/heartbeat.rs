@@ -1,10 +1,15 @@
 //! heartbeat against the moto server.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use heartbeat::HeartbeatError;
+use lifecycle_core::ports::{ServiceError, WorkspaceTable};
+use lifecycle_core::record::Observed;
+use lifecycle_core::WorkspaceId;
 use lifecycle_integration_tests::*;
+use serde_dynamo::Item;
 use serde_json::{json, Value};
 
 const DAY: i64 = 86_400;
@@ -288,7 +293,7 @@ async fn one_notice_per_expiry_and_a_new_one_after_extension() {
     let mut held = record(&fx, "ws-held", now, 28 * DAY);
     held.insert("hold".into(), AttributeValue::Bool(true));
     fx.put(&held).await;
-    let hb = fx.heartbeat(&[("NOTICE_EVENT_BUS", &bus), ("ECS_CLUSTER", "")]);
+    let hb = fx.heartbeat(&[("NOTICE_EVENT_BUS", &bus), ("ECS_CLUSTER", "none")]);
     let tick = |at: i64| json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": chrono_like(at), "detail": {}});
 
     assert_eq!(hb.handle(tick(now), now).await.unwrap().notices.len(), 1);
@@ -368,5 +373,348 @@ async fn throttling_is_retried_by_the_sdk_and_surfaced_when_it_persists() {
     assert_eq!(
         num(&fx.get("ws-2").await.unwrap(), "expiresAt"),
         Some(now - DAY + 30 * DAY)
+    );
+}
+
+/// The table as the function sees it, except that the control plane changes a record (replaces it
+/// with the item given for its id) right before the function's first conditional write to it: the
+/// widest possible race between the function's read and its write, without timing.
+struct ChangedBeforeWrite {
+    inner: lifecycle_core::aws::DynamoTable,
+    raw: aws_sdk_dynamodb::Client,
+    table: String,
+    pending: std::sync::Mutex<HashMap<String, HashMap<String, AttributeValue>>>,
+}
+
+impl ChangedBeforeWrite {
+    fn new(fx: &Fixture, changes: Vec<HashMap<String, AttributeValue>>) -> Self {
+        let pending = changes
+            .into_iter()
+            .map(|item| match &item["workspaceId"] {
+                AttributeValue::S(id) => (id.clone(), item),
+                _ => unreachable!(),
+            })
+            .collect();
+        Self {
+            inner: lifecycle_core::aws::DynamoTable::new(fx.ddb.clone(), &fx.table),
+            raw: fx.ddb.clone(),
+            table: fx.table.clone(),
+            pending: std::sync::Mutex::new(pending),
+        }
+    }
+
+    async fn change(&self, id: &WorkspaceId) {
+        let item = self.pending.lock().unwrap().remove(id.as_str());
+        if let Some(item) = item {
+            self.raw
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .expect("control plane write");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkspaceTable for ChangedBeforeWrite {
+    async fn get(&self, id: &WorkspaceId) -> Result<Option<Item>, ServiceError> {
+        self.inner.get(id).await
+    }
+    async fn put_if_absent(&self, item: Item) -> Result<bool, ServiceError> {
+        self.inner.put_if_absent(item).await
+    }
+    async fn get_many(&self, ids: &[WorkspaceId]) -> Result<Vec<Item>, ServiceError> {
+        self.inner.get_many(ids).await
+    }
+    async fn extend(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        last_activity_at: i64,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError> {
+        self.change(id).await;
+        self.inner
+            .extend(id, observed, last_activity_at, expires_at)
+            .await
+    }
+    async fn set_expiry(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        expires_at: Option<i64>,
+    ) -> Result<bool, ServiceError> {
+        self.change(id).await;
+        self.inner.set_expiry(id, observed, expires_at).await
+    }
+    async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Item>, ServiceError> {
+        self.inner.scan(expiring).await
+    }
+    async fn claim_notice(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError> {
+        self.change(id).await;
+        self.inner.claim_notice(id, observed, expires_at).await
+    }
+    async fn release_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<(), ServiceError> {
+        self.inner.release_notice(id, expires_at).await
+    }
+}
+
+fn with(
+    item: &HashMap<String, AttributeValue>,
+    changes: &[(&str, Option<AttributeValue>)],
+) -> HashMap<String, AttributeValue> {
+    let mut item = item.clone();
+    for (name, value) in changes {
+        match value {
+            Some(v) => item.insert(name.to_string(), v.clone()),
+            None => item.remove(*name),
+        };
+    }
+    item
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+#[tokio::test]
+async fn a_recompute_planned_before_an_upgrade_or_a_hold_never_lands() {
+    let fx = Fixture::new().await;
+    let now = lifecycle_core::now_epoch();
+    // Both look like free workspaces idle for 10 days: recompute plans an expiry 3 days ago.
+    let free = with(
+        &record(&fx, "ws-up", now, 10 * DAY),
+        &[("tier", Some(s("free")))],
+    );
+    let held_later = with(
+        &record(&fx, "ws-hold", now, 10 * DAY),
+        &[("tier", Some(s("free")))],
+    );
+    fx.put(&free).await;
+    fx.put(&held_later).await;
+    // Meanwhile the control plane upgrades one to enterprise and places a hold on the other.
+    let upgraded = with(&free, &[("tier", Some(s("enterprise")))]);
+    let held = with(
+        &held_later,
+        &[
+            ("hold", Some(AttributeValue::Bool(true))),
+            ("expiresAt", None),
+        ],
+    );
+    let mut hb = fx.heartbeat(&[]);
+    hb.table = Arc::new(ChangedBeforeWrite::new(&fx, vec![upgraded, held.clone()]));
+
+    let summary = hb.handle(json!({"recompute": "all"}), now).await.unwrap();
+    assert_eq!(
+        num(&fx.get("ws-up").await.unwrap(), "expiresAt"),
+        Some(now - 10 * DAY + 90 * DAY),
+        "planned on the read after the upgrade: {summary:?}"
+    );
+    assert_eq!(
+        fx.get("ws-hold").await.unwrap(),
+        held,
+        "a held record gets no expiry"
+    );
+}
+
+#[tokio::test]
+async fn an_extension_planned_before_a_downgrade_never_lands() {
+    let fx = Fixture::new().await;
+    let now = lifecycle_core::now_epoch();
+    let enterprise = with(
+        &record(&fx, "ws-1", now, 10 * DAY),
+        &[
+            ("tier", Some(s("enterprise"))),
+            ("expiresAt", Some(n(now - 10 * DAY + 90 * DAY))),
+        ],
+    );
+    fx.put(&enterprise).await;
+    let downgraded = with(&enterprise, &[("tier", Some(s("free")))]);
+    let mut hb = fx.heartbeat(&[]);
+    hb.table = Arc::new(ChangedBeforeWrite::new(&fx, vec![downgraded]));
+
+    hb.handle(json!({"workspaceId": "ws-1"}), now)
+        .await
+        .unwrap();
+    let item = fx.get("ws-1").await.unwrap();
+    assert_eq!(item["tier"], s("free"));
+    assert_eq!(
+        (num(&item, "lastActivityAt"), num(&item, "expiresAt")),
+        (Some(now), Some(now - 10 * DAY + 90 * DAY)),
+        "free now: the stored expiry stays, no 90 days from now"
+    );
+}
+
+#[tokio::test]
+async fn a_notice_claimed_on_a_stale_read_is_re_read_and_carries_the_new_tier() {
+    let fx = Fixture::new().await;
+    let (bus, queue) = fx.notice_bus().await;
+    let now = lifecycle_core::now_epoch();
+    let soon = record(&fx, "ws-soon", now, 28 * DAY); // pro, expires in 2 days
+    fx.put(&soon).await;
+    let upgraded = with(&soon, &[("tier", Some(s("enterprise")))]);
+    let mut hb = fx.heartbeat(&[("NOTICE_EVENT_BUS", &bus)]);
+    hb.table = Arc::new(ChangedBeforeWrite::new(&fx, vec![upgraded]));
+    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": chrono_like(now), "detail": {}});
+    hb.handle(tick, now).await.unwrap();
+    let sent = fx.drain(&queue).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["detail"]["tier"], "enterprise");
+}
+
+#[tokio::test]
+async fn an_unreadable_record_in_use_is_kept_alive_and_reported_after_the_valid_work() {
+    let fx = Fixture::new().await;
+    let now = lifecycle_core::now_epoch();
+    let longest = 90 * DAY;
+    // About to lapse, in use, and unreadable for three different reasons; one held; one fine.
+    let lapsing = |ws: &str| with(&record(&fx, ws, now, 29 * DAY), &[]);
+    fx.put(&with(
+        &lapsing("ws-platinum"),
+        &[("tier", Some(s("platinum")))],
+    ))
+    .await;
+    fx.put(&with(
+        &lapsing("ws-negative"),
+        &[("retentionDays", Some(n(-1)))],
+    ))
+    .await;
+    fx.put(&with(&lapsing("ws-zero"), &[("retentionDays", Some(n(0)))]))
+        .await;
+    let held = with(
+        &lapsing("ws-held-bad"),
+        &[
+            ("tier", Some(s("platinum"))),
+            ("hold", Some(AttributeValue::Bool(true))),
+            ("expiresAt", None),
+        ],
+    );
+    fx.put(&held).await;
+    fx.put(&lapsing("ws-ok")).await;
+    let ids: Vec<String> = [
+        "ws-platinum",
+        "ws-negative",
+        "ws-zero",
+        "ws-held-bad",
+        "ws-ok",
+    ]
+    .map(String::from)
+    .to_vec();
+    fx.run_tasks_for(&ids).await;
+    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": chrono_like(now), "detail": {}});
+
+    let err = fx.heartbeat(&[]).handle(tick, now).await.unwrap_err();
+    let HeartbeatError::Partial { summary, .. } = &err else {
+        panic!("{err}")
+    };
+    let summary: Value = serde_json::from_str(summary).unwrap();
+    let mut invalid: Vec<&str> = summary["invalid"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{summary}"))
+        .iter()
+        .map(|i| i["workspaceId"].as_str().unwrap())
+        .collect();
+    invalid.sort();
+    assert_eq!(
+        invalid,
+        vec!["ws-held-bad", "ws-negative", "ws-platinum", "ws-zero"]
+    );
+    assert_eq!(summary["extended"][0]["workspaceId"], "ws-ok", "{summary}");
+    assert_eq!(
+        num(&fx.get("ws-ok").await.unwrap(), "expiresAt"),
+        Some(now + 30 * DAY)
+    );
+    for ws in ["ws-platinum", "ws-negative", "ws-zero"] {
+        let item = fx.get(ws).await.unwrap();
+        assert_eq!(
+            num(&item, "expiresAt"),
+            Some(now + longest),
+            "{ws} kept alive for the longest retention"
+        );
+    }
+    assert_eq!(
+        fx.get("ws-held-bad").await.unwrap(),
+        held,
+        "held: no expiry"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_put_events_call_fails_only_its_own_notices() {
+    let proxy = FaultProxy::start(&[]);
+    let fx = Fixture::with_endpoint(&proxy.endpoint).await;
+    let (bus, queue) = fx.notice_bus().await;
+    let now = lifecycle_core::now_epoch();
+    for i in 0..15 {
+        fx.put(&record(&fx, &format!("ws-{i:02}"), now, 28 * DAY))
+            .await;
+    }
+    let hb = fx.heartbeat(&[("NOTICE_EVENT_BUS", &bus)]);
+    let tick = |at: i64| json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": chrono_like(at), "detail": {}});
+    // 15 notices go as 10 + 5: the first call succeeds, the second fails (after the SDK's retries).
+    proxy.set_rules(&["PutEvents=5xx:after1"]);
+    let err = hb.handle(tick(now), now).await.unwrap_err();
+    let HeartbeatError::Partial { failed, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(failed, 5);
+    let first = fx.drain(&queue).await;
+    assert_eq!(first.len(), 10);
+
+    proxy.set_rules(&[]);
+    let summary = hb.handle(tick(now + 900), now + 900).await.unwrap();
+    assert_eq!(summary.notices.len(), 5, "only the five that failed");
+    let second = fx.drain(&queue).await;
+    let mut all: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|m| m["detail"]["workspaceId"].as_str().unwrap().to_string())
+        .collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 15, "each notice exactly once");
+    assert_eq!(first.len() + second.len(), 15);
+}
+
+#[tokio::test]
+async fn unprocessed_keys_are_a_failed_read_never_unknown() {
+    let proxy = FaultProxy::start(&["BatchGetItem=partial:first1"]);
+    let fx = Fixture::with_endpoint(&proxy.endpoint).await;
+    let now = lifecycle_core::now_epoch();
+    fx.put(&record(&fx, "ws-1", now, DAY)).await;
+    fx.put(&record(&fx, "ws-2", now, DAY)).await;
+    let hb = fx.heartbeat(&[]);
+    // Once: retried, both found.
+    let summary = hb
+        .handle(json!({"workspaceIds": ["ws-1", "ws-2"]}), now)
+        .await
+        .unwrap();
+    assert_eq!(summary.extended.len(), 2, "{summary:?}");
+    assert!(summary.unknown.is_empty());
+    assert_eq!(proxy.counts()[0].2, 1);
+
+    // Always: a failed read, never "no such workspace".
+    proxy.set_rules(&["BatchGetItem=partial:1.0"]);
+    let err = hb
+        .handle(json!({"workspaceIds": ["ws-1", "ws-2"]}), now + DAY)
+        .await
+        .unwrap_err();
+    let HeartbeatError::Partial { failed, summary } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(failed, 2, "{summary}");
+    assert!(summary.contains("unprocessed"), "{summary}");
+    assert!(!summary.contains("\"unknown\":[\"ws"), "{summary}");
+    assert!(proxy.counts()[0].2 > 1);
+    assert_eq!(
+        num(&fx.get("ws-1").await.unwrap(), "lastActivityAt"),
+        Some(now)
     );
 }

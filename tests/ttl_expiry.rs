@@ -4,7 +4,11 @@ use std::fs;
 use std::os::unix::fs::symlink;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use lifecycle_core::ports::{ServiceError, WorkspaceTable};
+use lifecycle_core::record::Observed;
+use lifecycle_core::WorkspaceId;
 use lifecycle_integration_tests::*;
+use serde_dynamo::Item;
 use serde_json::{json, Value};
 
 fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
@@ -534,73 +538,81 @@ async fn a_record_recreated_after_the_move_gets_its_data_back() {
     assert!(trash_entries(&fx).is_empty(), "{:?}", trash_entries(&fx));
 }
 
-/// The table as the function sees it, except that a record is re-created right after the
-/// `at`-th consistent read returns: the world changing between a check and an act.
-struct RecreatedAfterRead {
-    inner: std::sync::Arc<dyn lifecycle_core::ports::WorkspaceTable>,
+/// The table as the function sees it, with one thing the world does at a chosen moment.
+struct Hooked {
+    inner: std::sync::Arc<dyn WorkspaceTable>,
     reads: std::sync::atomic::AtomicU32,
-    at: u32,
-    item: serde_dynamo::Item,
+    hook: Hook,
+}
+
+enum Hook {
+    /// The record is re-created right after the `at`-th consistent read returns: the world
+    /// changing between a check and an act.
+    RecreateAfterRead { at: u32, item: serde_dynamo::Item },
+    /// A read of this workspace panics (an injected bug).
+    PanicFor(&'static str),
+}
+
+impl Hooked {
+    fn around(table: std::sync::Arc<dyn WorkspaceTable>, hook: Hook) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            inner: table,
+            reads: Default::default(),
+            hook,
+        })
+    }
 }
 
 #[async_trait::async_trait]
-impl lifecycle_core::ports::WorkspaceTable for RecreatedAfterRead {
-    async fn get(
-        &self,
-        id: &lifecycle_core::WorkspaceId,
-    ) -> Result<Option<serde_dynamo::Item>, lifecycle_core::ports::ServiceError> {
+impl WorkspaceTable for Hooked {
+    async fn get(&self, id: &WorkspaceId) -> Result<Option<Item>, ServiceError> {
+        if let Hook::PanicFor(ws) = &self.hook {
+            assert_ne!(id.as_str(), *ws, "injected panic");
+        }
         let answer = self.inner.get(id).await;
-        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.at {
-            self.inner.put_if_absent(self.item.clone()).await?;
+        let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if let Hook::RecreateAfterRead { at, item } = &self.hook {
+            if n == *at {
+                self.inner.put_if_absent(item.clone()).await?;
+            }
         }
         answer
     }
-    async fn put_if_absent(
-        &self,
-        item: serde_dynamo::Item,
-    ) -> Result<bool, lifecycle_core::ports::ServiceError> {
+    async fn put_if_absent(&self, item: Item) -> Result<bool, ServiceError> {
         self.inner.put_if_absent(item).await
     }
-    async fn get_many(
-        &self,
-        ids: &[lifecycle_core::WorkspaceId],
-    ) -> Result<Vec<serde_dynamo::Item>, lifecycle_core::ports::ServiceError> {
+    async fn get_many(&self, ids: &[WorkspaceId]) -> Result<Vec<Item>, ServiceError> {
         self.inner.get_many(ids).await
     }
     async fn extend(
         &self,
-        id: &lifecycle_core::WorkspaceId,
+        id: &WorkspaceId,
+        observed: &Observed,
         last: i64,
         exp: i64,
-    ) -> Result<bool, lifecycle_core::ports::ServiceError> {
-        self.inner.extend(id, last, exp).await
+    ) -> Result<bool, ServiceError> {
+        self.inner.extend(id, observed, last, exp).await
     }
     async fn set_expiry(
         &self,
-        id: &lifecycle_core::WorkspaceId,
+        id: &WorkspaceId,
+        observed: &Observed,
         exp: Option<i64>,
-        last: i64,
-    ) -> Result<bool, lifecycle_core::ports::ServiceError> {
-        self.inner.set_expiry(id, exp, last).await
+    ) -> Result<bool, ServiceError> {
+        self.inner.set_expiry(id, observed, exp).await
     }
-    async fn scan(
-        &self,
-        expiring: Option<(i64, i64)>,
-    ) -> Result<Vec<serde_dynamo::Item>, lifecycle_core::ports::ServiceError> {
+    async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Item>, ServiceError> {
         self.inner.scan(expiring).await
     }
     async fn claim_notice(
         &self,
-        id: &lifecycle_core::WorkspaceId,
+        id: &WorkspaceId,
+        observed: &Observed,
         exp: i64,
-    ) -> Result<bool, lifecycle_core::ports::ServiceError> {
-        self.inner.claim_notice(id, exp).await
+    ) -> Result<bool, ServiceError> {
+        self.inner.claim_notice(id, observed, exp).await
     }
-    async fn release_notice(
-        &self,
-        id: &lifecycle_core::WorkspaceId,
-        exp: i64,
-    ) -> Result<(), lifecycle_core::ports::ServiceError> {
+    async fn release_notice(&self, id: &WorkspaceId, exp: i64) -> Result<(), ServiceError> {
         self.inner.release_notice(id, exp).await
     }
 }
@@ -615,12 +627,13 @@ async fn a_record_recreated_between_the_check_and_the_move_keeps_its_data() {
         let before = snapshot(&fx.make_workspace("acme", "ws-race"));
         let rec = fx.record("acme", "ws-race", Some(&ap));
         let mut f = fx.ttl_expiry(&[]);
-        f.table = std::sync::Arc::new(RecreatedAfterRead {
-            inner: f.table.clone(),
-            reads: Default::default(),
-            at,
-            item: serde_dynamo::Item::from(rec.clone()),
-        });
+        f.table = Hooked::around(
+            f.table.clone(),
+            Hook::RecreateAfterRead {
+                at,
+                item: Item::from(rec.clone()),
+            },
+        );
         assert!(handle(&f, batch(vec![ttl_remove(&rec)])).await.is_empty());
         assert!(fx.get("ws-race").await.is_some());
         assert_eq!(
@@ -690,75 +703,7 @@ async fn a_panic_in_one_record_is_that_record_failure() {
     let boom = ttl_remove(&fx.record("acme", "ws-boom", None));
     let boom_seq = sequence_of(&boom);
     let mut f = fx.ttl_expiry(&[]);
-    f.table = std::sync::Arc::new(PanicsFor {
-        inner: f.table.clone(),
-        workspace: "ws-boom",
-    });
+    f.table = Hooked::around(f.table.clone(), Hook::PanicFor("ws-boom"));
     assert_eq!(handle(&f, batch(vec![fine, boom])).await, vec![boom_seq]);
     assert!(!fx.workspace_dir("acme", "ws-fine").exists());
-}
-
-/// Panics when asked about one workspace (an injected bug).
-struct PanicsFor {
-    inner: std::sync::Arc<dyn lifecycle_core::ports::WorkspaceTable>,
-    workspace: &'static str,
-}
-
-#[async_trait::async_trait]
-impl lifecycle_core::ports::WorkspaceTable for PanicsFor {
-    async fn get(
-        &self,
-        id: &lifecycle_core::WorkspaceId,
-    ) -> Result<Option<serde_dynamo::Item>, lifecycle_core::ports::ServiceError> {
-        assert_ne!(id.as_str(), self.workspace, "injected panic");
-        self.inner.get(id).await
-    }
-    async fn put_if_absent(
-        &self,
-        item: serde_dynamo::Item,
-    ) -> Result<bool, lifecycle_core::ports::ServiceError> {
-        self.inner.put_if_absent(item).await
-    }
-    async fn get_many(
-        &self,
-        ids: &[lifecycle_core::WorkspaceId],
-    ) -> Result<Vec<serde_dynamo::Item>, lifecycle_core::ports::ServiceError> {
-        self.inner.get_many(ids).await
-    }
-    async fn extend(
-        &self,
-        id: &lifecycle_core::WorkspaceId,
-        last: i64,
-        exp: i64,
-    ) -> Result<bool, lifecycle_core::ports::ServiceError> {
-        self.inner.extend(id, last, exp).await
-    }
-    async fn set_expiry(
-        &self,
-        id: &lifecycle_core::WorkspaceId,
-        exp: Option<i64>,
-        last: i64,
-    ) -> Result<bool, lifecycle_core::ports::ServiceError> {
-        self.inner.set_expiry(id, exp, last).await
-    }
-    async fn scan(
-        &self,
-        expiring: Option<(i64, i64)>,
-    ) -> Result<Vec<serde_dynamo::Item>, lifecycle_core::ports::ServiceError> {
-        self.inner.scan(expiring).await
-    }
-    async fn claim_notice(
-        &self,
-        id: &lifecycle_core::WorkspaceId,
-        exp: i64,
-    ) -> Result<bool, lifecycle_core::ports::ServiceError> {
-        self.inner.claim_notice(id, exp).await
-    }
-    async fn release_notice(
-        &self,
-        id: &lifecycle_core::WorkspaceId,
-        exp: i64,
-    ) -> Result<(), lifecycle_core::ports::ServiceError> {
-        self.inner.release_notice(id, exp).await
-    }
 }

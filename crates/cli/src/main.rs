@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use clap::{Parser, Subcommand};
 use lifecycle_core::aws::{sdk_config_loader, DynamoTable, EcrRegistry, EcsTasks, EfsAccessPoints};
-use lifecycle_core::config::{Config, Env};
+use lifecycle_core::config::{Config, Env, NO_CLUSTER, SHARED_VARS};
 use lifecycle_core::deleter::ParallelDeleter;
 use lifecycle_core::efs::WorkspaceFs;
 use lifecycle_core::layout::TrashName;
@@ -137,11 +137,34 @@ struct Ctx {
 
 impl Ctx {
     fn env(&self) -> Env<impl Fn(&str) -> Option<String> + '_> {
-        Env(move |k: &str| self.vars.get(k).cloned().or_else(|| std::env::var(k).ok()))
+        Env(move |k: &str| {
+            self.vars
+                .get(k)
+                .cloned()
+                .or_else(|| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned()))
+        })
     }
 
+    /// The configuration for a command that deletes: `ECS_CLUSTER` is required (or `none`), as
+    /// for the functions.
     fn config(&self) -> Result<Config> {
         Ok(Config::from(&self.env())?)
+    }
+
+    /// The configuration for a command that deletes nothing: without `ECS_CLUSTER` it runs with
+    /// no in-use guard, which only reading and restoring do not need.
+    fn read_config(&self) -> Result<Config> {
+        let env = self.env();
+        if (env.0)("ECS_CLUSTER").is_none() {
+            return Ok(Config::from(&Env(|k: &str| {
+                if k == "ECS_CLUSTER" {
+                    Some(NO_CLUSTER.to_string())
+                } else {
+                    (env.0)(k)
+                }
+            }))?);
+        }
+        Ok(Config::from(&env)?)
     }
 
     fn table(&self, config: &Config) -> Arc<DynamoTable> {
@@ -158,7 +181,11 @@ impl Ctx {
     }
 
     fn sweeper(&self, dry_run: bool) -> Result<efs_sweeper::Sweeper> {
-        let mut config = self.config()?;
+        let mut config = if dry_run {
+            self.read_config()?
+        } else {
+            self.config()?
+        };
         config.dry_run = dry_run;
         let settings = efs_sweeper::Settings::from(&self.env())?;
         Ok(efs_sweeper::Sweeper {
@@ -200,6 +227,20 @@ async fn run(cli: Cli) -> Result<()> {
     if let Some(profile) = &cli.profile {
         loader = loader.profile_name(profile);
     }
+    // The same start-up check as the functions': a misspelled or blank setting stops here.
+    let names: Vec<String> = std::env::vars_os()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
+    Env::process().check(
+        names.iter().map(String::as_str),
+        &[
+            SHARED_VARS,
+            heartbeat::Settings::VARS,
+            efs_sweeper::Settings::VARS,
+            ecr_pruner::Settings::VARS,
+        ]
+        .concat(),
+    )?;
     let mut vars = HashMap::new();
     if let Some(t) = &cli.table {
         vars.insert("WORKSPACE_TABLE".to_string(), t.clone());
@@ -247,12 +288,12 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Status => status(&ctx, cli.json, now).await?,
         Command::Touch { workspace_id } => {
-            let config = ctx.config()?;
+            let config = ctx.read_config()?;
             let settings = heartbeat::Settings::from(&Env(|k: &str| {
                 if k == "NOTICE_EVENT_BUS" {
                     Some("off".into())
                 } else {
-                    std::env::var(k).ok()
+                    std::env::var_os(k).map(|v| v.to_string_lossy().into_owned())
                 }
             }))?;
             let hb = heartbeat::Heartbeat {
@@ -470,7 +511,7 @@ async fn restore(
     json: bool,
     now: i64,
 ) -> Result<()> {
-    let config = ctx.config()?;
+    let config = ctx.read_config()?;
     let ws = WorkspaceId::parse(workspace_id)?;
     let fs = WorkspaceFs::new(&config.efs_root);
     let entries = lifecycle_core::restore::entries_for(&fs, ws.as_str())?;
@@ -562,7 +603,7 @@ async fn restore(
 }
 
 async fn status(ctx: &Ctx, json: bool, now: i64) -> Result<()> {
-    let config = ctx.config()?;
+    let config = ctx.read_config()?;
     let table = ctx.table(&config);
     let items = table.scan(None).await?;
     let mut by_tier: BTreeMap<String, usize> = BTreeMap::new();

@@ -7,7 +7,17 @@ use lifecycle_integration_tests::*;
 use serde_json::Value;
 
 fn lifecycle(fx: &Fixture, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lifecycle"))
+    lifecycle_with(fx, args, &[])
+}
+
+/// `lifecycle` with some variables changed (`None` removes one).
+fn lifecycle_with(
+    fx: &Fixture,
+    args: &[&str],
+    changes: &[(&str, Option<&str>)],
+) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lifecycle"));
+    command
         .args(args)
         .env("AWS_ENDPOINT_URL", moto_endpoint())
         .env("AWS_REGION", "us-east-1")
@@ -18,9 +28,14 @@ fn lifecycle(fx: &Fixture, args: &[&str]) -> (i32, String, String) {
         .env("EFS_ROOT", fx.root())
         .env("EFS_FILE_SYSTEM_ID", &fx.file_system_id)
         .env("ECS_CLUSTER", &fx.cluster)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("run lifecycle");
+        .env("RUST_LOG", "off");
+    for (var, value) in changes {
+        match value {
+            Some(v) => command.env(var, v),
+            None => command.env_remove(var),
+        };
+    }
+    let out = command.output().expect("run lifecycle");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -176,4 +191,26 @@ async fn touch_and_clear_errors() {
     let (code, _, err) = lifecycle(&fx, &["apply", "sweep"]);
     let _ = code;
     assert!(err.is_empty() || err.contains("--yes"), "{err}");
+}
+
+#[tokio::test]
+async fn commands_that_delete_need_ecs_cluster_and_settings_are_checked() {
+    let fx = Fixture::new().await;
+    seed(&fx).await;
+    let no_cluster = [("ECS_CLUSTER", None)];
+    let (code, _, err) = lifecycle_with(&fx, &["status"], &no_cluster);
+    assert_eq!(code, 0, "reading needs no in-use guard: {err}");
+    let (code, _, err) = lifecycle_with(&fx, &["expire"], &no_cluster);
+    assert_ne!(code, 0);
+    assert!(err.contains("ECS_CLUSTER") && err.contains("none"), "{err}");
+    assert!(fx.get("ws-free").await.is_some(), "nothing expired");
+    let (code, _, err) = lifecycle_with(&fx, &["status"], &[("DRYRUN", Some("true"))]);
+    assert_ne!(code, 0);
+    assert!(err.contains("did you mean DRY_RUN"), "{err}");
+    let (code, _, err) = lifecycle_with(&fx, &["status"], &[("ECS_CLUSTER", Some(" "))]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("ECS_CLUSTER") && err.contains("blank"),
+        "{err}"
+    );
 }

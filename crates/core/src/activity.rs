@@ -4,7 +4,7 @@ use chrono::DateTime;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::record::WorkspaceRecord;
+use crate::record::{Lifetime, WorkspaceRecord};
 use crate::retention::{RetentionPolicy, SECONDS_PER_DAY};
 use crate::tasks::{TaskSummary, WORKSPACE_ENV};
 
@@ -237,6 +237,29 @@ pub fn plan_touch(
     }
 }
 
+/// Keeps a workspace in use alive when its record cannot be read (an unknown tier, an override
+/// out of range): its expiry becomes at least `now` + the policy's longest retention, never
+/// shorter than stored, so it does not lapse while an operator fixes the record. Held: nothing.
+pub fn plan_keep_alive(
+    lifetime: &Lifetime,
+    activity_at: i64,
+    now: i64,
+    policy: &RetentionPolicy,
+    min_interval: i64,
+) -> TouchPlan {
+    if lifetime.hold {
+        return TouchPlan::Skip(SkipReason::Held);
+    }
+    let longest = now.saturating_add(i64::from(policy.longest_days()) * SECONDS_PER_DAY);
+    if lifetime.expires_at >= longest.saturating_sub(min_interval) {
+        return TouchPlan::Skip(SkipReason::Coalesced);
+    }
+    TouchPlan::Extend {
+        last_activity_at: lifetime.last_activity_at.max(activity_at),
+        expires_at: lifetime.expires_at.max(longest),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecomputePlan {
     Unchanged,
@@ -403,6 +426,40 @@ mod tests {
             plan_touch(&short, 1_100, &p, 300),
             TouchPlan::Extend { .. }
         ));
+    }
+
+    #[test]
+    fn an_unreadable_record_in_use_is_kept_for_the_longest_retention() {
+        let p = RetentionPolicy::default();
+        let lapsing = Lifetime {
+            last_activity_at: 1_000,
+            expires_at: 2_000,
+            hold: false,
+        };
+        assert_eq!(
+            plan_keep_alive(&lapsing, 5_000, 6_000, &p, 300),
+            TouchPlan::Extend {
+                last_activity_at: 5_000,
+                expires_at: 6_000 + 90 * DAY
+            }
+        );
+        let far = Lifetime {
+            expires_at: 6_000 + 400 * DAY,
+            ..lapsing
+        };
+        assert_eq!(
+            plan_keep_alive(&far, 5_000, 6_000, &p, 300),
+            TouchPlan::Skip(SkipReason::Coalesced),
+            "never shortened"
+        );
+        let held = Lifetime {
+            hold: true,
+            ..lapsing
+        };
+        assert_eq!(
+            plan_keep_alive(&held, 5_000, 6_000, &p, 300),
+            TouchPlan::Skip(SkipReason::Held)
+        );
     }
 
     #[test]

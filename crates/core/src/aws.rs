@@ -19,7 +19,7 @@ use crate::ports::{
     Registry, ServiceError, Tasks, WorkspaceTable,
 };
 use crate::prune::InUseKind;
-use crate::record::attr;
+use crate::record::{attr, Observed};
 use crate::tasks::{EfsMount, TaskSummary};
 
 /// Loads the SDK configuration once (region, credentials, and `AWS_ENDPOINT_URL`, which points
@@ -187,55 +187,58 @@ impl WorkspaceTable for DynamoTable {
     async fn extend(
         &self,
         id: &WorkspaceId,
+        observed: &Observed,
         last_activity_at: i64,
         expires_at: i64,
     ) -> Result<bool, ServiceError> {
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(attr::WORKSPACE_ID, AttributeValue::S(id.to_string()))
             .update_expression("SET #last = :last, #exp = :exp")
-            .condition_expression(
-                "attribute_exists(#id) AND (attribute_not_exists(#hold) OR #hold = :false) \
-                 AND (attribute_not_exists(#last) OR #last <= :last) \
-                 AND (attribute_not_exists(#exp) OR #exp <= :exp)",
-            )
             .expression_attribute_names("#id", attr::WORKSPACE_ID)
             .expression_attribute_names("#hold", attr::HOLD)
             .expression_attribute_names("#last", attr::LAST_ACTIVITY_AT)
             .expression_attribute_names("#exp", attr::EXPIRES_AT)
             .expression_attribute_values(":last", number(last_activity_at))
             .expression_attribute_values(":exp", number(expires_at))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .send()
-            .await;
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        let result = unchanged_since(
+            update,
+            "attribute_exists(#id) AND (attribute_not_exists(#hold) OR #hold = :false) \
+             AND (attribute_not_exists(#last) OR #last <= :last) \
+             AND (attribute_not_exists(#exp) OR #exp <= :exp)",
+            observed,
+        )
+        .send()
+        .await;
         conditional(result, "DynamoDB UpdateItem")
     }
 
     async fn set_expiry(
         &self,
         id: &WorkspaceId,
+        observed: &Observed,
         expires_at: Option<i64>,
-        expected_last_activity: i64,
     ) -> Result<bool, ServiceError> {
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(attr::WORKSPACE_ID, AttributeValue::S(id.to_string()))
-            .condition_expression("attribute_exists(#id) AND #last = :last")
             .expression_attribute_names("#id", attr::WORKSPACE_ID)
-            .expression_attribute_names("#last", attr::LAST_ACTIVITY_AT)
-            .expression_attribute_names("#exp", attr::EXPIRES_AT)
-            .expression_attribute_values(":last", number(expected_last_activity));
+            .expression_attribute_names("#exp", attr::EXPIRES_AT);
         update = match expires_at {
             Some(at) => update
                 .update_expression("SET #exp = :exp")
                 .expression_attribute_values(":exp", number(at)),
             None => update.update_expression("REMOVE #exp"),
         };
-        conditional(update.send().await, "DynamoDB UpdateItem")
+        let result = unchanged_since(update, "attribute_exists(#id)", observed)
+            .send()
+            .await;
+        conditional(result, "DynamoDB UpdateItem")
     }
 
     async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Item>, ServiceError> {
@@ -264,24 +267,31 @@ impl WorkspaceTable for DynamoTable {
         Ok(items)
     }
 
-    async fn claim_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<bool, ServiceError> {
-        let result = self
+    async fn claim_notice(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError> {
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(attr::WORKSPACE_ID, AttributeValue::S(id.to_string()))
             .update_expression("SET #notice = :exp")
-            .condition_expression(
-                "#exp = :exp AND (attribute_not_exists(#notice) OR #notice <> :exp) \
-                 AND (attribute_not_exists(#hold) OR #hold = :false)",
-            )
             .expression_attribute_names("#notice", attr::NOTICE_SENT_FOR)
             .expression_attribute_names("#exp", attr::EXPIRES_AT)
             .expression_attribute_names("#hold", attr::HOLD)
             .expression_attribute_values(":exp", number(expires_at))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .send()
-            .await;
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        let result = unchanged_since(
+            update,
+            "#exp = :exp AND (attribute_not_exists(#notice) OR #notice <> :exp) \
+             AND (attribute_not_exists(#hold) OR #hold = :false)",
+            observed,
+        )
+        .send()
+        .await;
         conditional(result, "DynamoDB UpdateItem")
     }
 
@@ -313,6 +323,32 @@ impl WorkspaceTable for DynamoTable {
             .await;
         conditional(result, "DynamoDB PutItem")
     }
+}
+
+/// `condition` AND every observed attribute still holding the value that was read (or still
+/// absent), with its own placeholders (`#o0`, `:o0`, …) so it composes with the caller's.
+fn unchanged_since(
+    mut update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    condition: &str,
+    observed: &Observed,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    let mut clauses = vec![format!("({condition})")];
+    for (i, (name, value)) in observed.values().iter().enumerate() {
+        let placeholder = format!("#o{i}");
+        update = update.expression_attribute_names(&placeholder, *name);
+        match value {
+            Some(value) => {
+                let value_placeholder = format!(":o{i}");
+                clauses.push(format!("{placeholder} = {value_placeholder}"));
+                update = update.expression_attribute_values(
+                    value_placeholder,
+                    AttributeValue::from(value.clone()),
+                );
+            }
+            None => clauses.push(format!("attribute_not_exists({placeholder})")),
+        }
+    }
+    update.condition_expression(clauses.join(" AND "))
 }
 
 /// BatchGetItem accepts at most this many keys per call.
@@ -610,7 +646,36 @@ impl Tasks for EcsTasks {
             .send()
             .await
             .map_err(|e| service_error("ECS DescribeTasks", e))?;
-        Ok(out.tasks().first().map(task_summary))
+        described_one(out.tasks(), out.failures())
+    }
+}
+
+/// The one task a DescribeTasks answer describes. Only `MISSING` means "ECS no longer knows
+/// it"; any other failure, or an answer with neither the task nor a failure, is a failed read.
+fn described_one(
+    tasks: &[aws_sdk_ecs::types::Task],
+    failures: &[aws_sdk_ecs::types::Failure],
+) -> Result<Option<TaskSummary>, ServiceError> {
+    // One ARN was asked for: the task in the answer is that one (by full or short id).
+    if let Some(task) = tasks.first() {
+        return Ok(Some(task_summary(task)));
+    }
+    match failures.first() {
+        Some(f) if f.reason() == Some("MISSING") => Ok(None),
+        Some(f) => Err(ServiceError::new(
+            "ECS DescribeTasks",
+            format!(
+                "{}: {}",
+                f.reason().unwrap_or("failure"),
+                f.detail().unwrap_or_default()
+            ),
+            true,
+        )),
+        None => Err(ServiceError::new(
+            "ECS DescribeTasks",
+            "the answer has neither the task nor a failure for it",
+            true,
+        )),
     }
 }
 
@@ -638,10 +703,7 @@ impl EventBridgeNotices {
 
 #[async_trait]
 impl Notices for EventBridgeNotices {
-    async fn publish(
-        &self,
-        notices: &[ExpiryNotice],
-    ) -> Result<Vec<Result<(), String>>, ServiceError> {
+    async fn publish(&self, notices: &[ExpiryNotice]) -> Vec<Result<(), String>> {
         let mut results = Vec::with_capacity(notices.len());
         for chunk in notices.chunks(PUT_EVENTS_MAX) {
             let entries = chunk
@@ -656,28 +718,41 @@ impl Notices for EventBridgeNotices {
                         .build()
                 })
                 .collect::<Vec<_>>();
-            let out = self
+            // A failed call fails its own entries only: the calls before it were delivered.
+            match self
                 .client
                 .put_events()
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| service_error("EventBridge PutEvents", e))?;
-            let answered = out.entries();
-            for i in 0..chunk.len() {
-                results.push(match answered.get(i) {
-                    Some(entry) if entry.error_code().is_none() => Ok(()),
-                    Some(entry) => Err(format!(
-                        "{}: {}",
-                        entry.error_code().unwrap_or_default(),
-                        entry.error_message().unwrap_or_default()
-                    )),
-                    None => Err("no result for this entry".to_string()),
-                });
+            {
+                Ok(out) => results.extend(entry_results(chunk.len(), out.entries())),
+                Err(e) => {
+                    let error = service_error("EventBridge PutEvents", e).to_string();
+                    results.extend(chunk.iter().map(|_| Err(error.clone())));
+                }
             }
         }
-        Ok(results)
+        results
     }
+}
+
+/// PutEvents answers one entry per request entry, in order; a missing answer is a failure.
+fn entry_results(
+    sent: usize,
+    answered: &[aws_sdk_eventbridge::types::PutEventsResultEntry],
+) -> Vec<Result<(), String>> {
+    (0..sent)
+        .map(|i| match answered.get(i) {
+            Some(entry) if entry.error_code().is_none() && entry.event_id().is_some() => Ok(()),
+            Some(entry) => Err(format!(
+                "{}: {}",
+                entry.error_code().unwrap_or("NoEventId"),
+                entry.error_message().unwrap_or_default()
+            )),
+            None => Err("no result for this entry".to_string()),
+        })
+        .collect()
 }
 
 pub fn task_summary(task: &aws_sdk_ecs::types::Task) -> TaskSummary {
@@ -1026,5 +1101,83 @@ impl Deployments for EcsDeployments {
             }
         }
         Ok(uses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::{Failure, Task};
+    use aws_sdk_eventbridge::types::PutEventsResultEntry;
+
+    #[test]
+    fn only_missing_means_no_task() {
+        let arn = "arn:aws:ecs:us-east-1:123456789012:task/agents/abc";
+        let task = Task::builder().task_arn(arn).last_status("RUNNING").build();
+        let failure = |reason: &str| Failure::builder().arn(arn).reason(reason).build();
+        assert_eq!(described_one(&[task], &[]).unwrap().unwrap().arn, arn);
+        assert_eq!(described_one(&[], &[failure("MISSING")]), Ok(None));
+        for answer in [vec![failure("ACCESS_DENIED")], vec![]] {
+            let e = described_one(&[], &answer).unwrap_err();
+            assert_eq!(e.operation, "ECS DescribeTasks");
+        }
+        assert!(described_one(&[], &[failure("ACCESS_DENIED")])
+            .unwrap_err()
+            .message
+            .contains("ACCESS_DENIED"));
+    }
+
+    #[test]
+    fn each_put_events_entry_decides_its_own_result() {
+        let ok = PutEventsResultEntry::builder().event_id("e-1").build();
+        let failed = PutEventsResultEntry::builder()
+            .error_code("InternalFailure")
+            .error_message("try again")
+            .build();
+        let results = entry_results(3, &[ok, failed]);
+        assert_eq!(results[0], Ok(()));
+        assert_eq!(results[1], Err("InternalFailure: try again".to_string()));
+        assert!(results[2].is_err(), "no answer is no delivery");
+    }
+
+    #[test]
+    fn observed_values_become_conditions() {
+        use serde_dynamo::AttributeValue as A;
+        let item = serde_dynamo::Item::from(HashMap::from([
+            ("workspaceId".to_string(), A::S("ws".into())),
+            ("tier".to_string(), A::S("pro".into())),
+            ("lastActivityAt".to_string(), A::N("5".into())),
+        ]));
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .build(),
+        );
+        let update = unchanged_since(
+            client.update_item(),
+            "attribute_exists(#id)",
+            &Observed::plan_inputs(&item),
+        );
+        let input = update.as_input();
+        let condition = input.get_condition_expression().clone().unwrap();
+        assert!(
+            condition.starts_with("(attribute_exists(#id)) AND "),
+            "{condition}"
+        );
+        let names = input.get_expression_attribute_names().clone().unwrap();
+        let values = input.get_expression_attribute_values().clone().unwrap();
+        for (i, (name, value)) in Observed::plan_inputs(&item).values().iter().enumerate() {
+            assert_eq!(names[&format!("#o{i}")], *name);
+            match value {
+                Some(v) => {
+                    assert!(condition.contains(&format!("#o{i} = :o{i}")), "{condition}");
+                    assert_eq!(values[&format!(":o{i}")], AttributeValue::from(v.clone()));
+                }
+                None => assert!(
+                    condition.contains(&format!("attribute_not_exists(#o{i})")),
+                    "{condition}"
+                ),
+            }
+        }
     }
 }

@@ -11,12 +11,59 @@ use crate::ids::WorkspaceId;
 use crate::ports::{
     AccessPointInfo, AccessPoints, ExpiryNotice, Notices, ServiceError, Tasks, WorkspaceTable,
 };
-use crate::record::attr;
+use crate::record::{attr, Observed};
 use crate::tasks::TaskSummary;
 
+/// The table in memory. Its conditional writes evaluate the same conditions as the DynamoDB
+/// adapter's expressions, so a write the adapter would refuse is refused here too.
 #[derive(Debug, Default)]
 pub struct MemoryTable {
     pub items: Mutex<BTreeMap<String, Item>>,
+    /// Test hook: items that replace their record right before the next conditional write to
+    /// it, as a control-plane write between a function's read and its write would.
+    pub changes_before_write: Mutex<HashMap<String, Item>>,
+}
+
+impl MemoryTable {
+    /// Replaces the record with `item` right before the next conditional write to it.
+    pub fn change_before_next_write(&self, item: Item) {
+        if let Some(AttributeValue::S(id)) = item.get(attr::WORKSPACE_ID).cloned() {
+            self.changes_before_write.lock().unwrap().insert(id, item);
+        }
+    }
+
+    /// Runs `write` on the record (after any pending change to it) if it exists.
+    fn write<T>(
+        &self,
+        id: &WorkspaceId,
+        absent: T,
+        write: impl FnOnce(&mut HashMap<String, AttributeValue>) -> T,
+    ) -> T {
+        let change = self
+            .changes_before_write
+            .lock()
+            .unwrap()
+            .remove(id.as_str());
+        let mut items = self.items.lock().unwrap();
+        if let Some(item) = change {
+            items.insert(id.to_string(), item);
+        }
+        let Some(item) = items.get_mut(id.as_str()) else {
+            return absent;
+        };
+        let mut map: HashMap<String, AttributeValue> = item.clone().into_inner();
+        let result = write(&mut map);
+        *item = Item::from(map);
+        result
+    }
+}
+
+fn held(item: &HashMap<String, AttributeValue>) -> bool {
+    matches!(item.get(attr::HOLD), Some(AttributeValue::Bool(true)))
+}
+
+fn observed_in(observed: &Observed, item: &HashMap<String, AttributeValue>) -> bool {
+    observed.matches(&Item::from(item.clone()))
 }
 
 #[async_trait]
@@ -52,47 +99,52 @@ impl WorkspaceTable for MemoryTable {
     async fn extend(
         &self,
         id: &WorkspaceId,
+        observed: &Observed,
         last: i64,
         expires: i64,
     ) -> Result<bool, ServiceError> {
-        let mut items = self.items.lock().unwrap();
-        let Some(item) = items.get_mut(id.as_str()) else {
-            return Ok(false);
-        };
-        let held = matches!(item.get(attr::HOLD), Some(AttributeValue::Bool(true)));
-        let at_most = |name: &str, value: i64| number(item, name).is_none_or(|n| n <= value);
-        if held || !at_most(attr::LAST_ACTIVITY_AT, last) || !at_most(attr::EXPIRES_AT, expires) {
-            return Ok(false);
-        }
-        item.insert(
-            attr::LAST_ACTIVITY_AT.into(),
-            AttributeValue::N(last.to_string()),
-        );
-        item.insert(
-            attr::EXPIRES_AT.into(),
-            AttributeValue::N(expires.to_string()),
-        );
-        Ok(true)
+        Ok(self.write(id, false, |item| {
+            let at_most = |name: &str, value: i64| match item.get(name) {
+                None => true,
+                Some(AttributeValue::N(n)) => n.parse::<f64>().is_ok_and(|n| n <= value as f64),
+                // DynamoDB's `<=` between a number and another type is false.
+                Some(_) => false,
+            };
+            if held(item)
+                || !at_most(attr::LAST_ACTIVITY_AT, last)
+                || !at_most(attr::EXPIRES_AT, expires)
+                || !observed_in(observed, item)
+            {
+                return false;
+            }
+            item.insert(
+                attr::LAST_ACTIVITY_AT.into(),
+                AttributeValue::N(last.to_string()),
+            );
+            item.insert(
+                attr::EXPIRES_AT.into(),
+                AttributeValue::N(expires.to_string()),
+            );
+            true
+        }))
     }
 
     async fn set_expiry(
         &self,
         id: &WorkspaceId,
+        observed: &Observed,
         expires: Option<i64>,
-        expected_last: i64,
     ) -> Result<bool, ServiceError> {
-        let mut items = self.items.lock().unwrap();
-        let Some(item) = items.get_mut(id.as_str()) else {
-            return Ok(false);
-        };
-        if number(item, attr::LAST_ACTIVITY_AT) != Some(expected_last) {
-            return Ok(false);
-        }
-        match expires {
-            Some(at) => item.insert(attr::EXPIRES_AT.into(), AttributeValue::N(at.to_string())),
-            None => item.remove(attr::EXPIRES_AT),
-        };
-        Ok(true)
+        Ok(self.write(id, false, |item| {
+            if !observed_in(observed, item) {
+                return false;
+            }
+            match expires {
+                Some(at) => item.insert(attr::EXPIRES_AT.into(), AttributeValue::N(at.to_string())),
+                None => item.remove(attr::EXPIRES_AT),
+            };
+            true
+        }))
     }
 
     async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Item>, ServiceError> {
@@ -109,23 +161,29 @@ impl WorkspaceTable for MemoryTable {
             .collect())
     }
 
-    async fn claim_notice(&self, id: &WorkspaceId, expires: i64) -> Result<bool, ServiceError> {
-        let mut items = self.items.lock().unwrap();
-        let Some(item) = items.get_mut(id.as_str()) else {
-            return Ok(false);
-        };
-        let held = matches!(item.get(attr::HOLD), Some(AttributeValue::Bool(true)));
-        if held
-            || number(item, attr::EXPIRES_AT) != Some(expires)
-            || number(item, attr::NOTICE_SENT_FOR) == Some(expires)
-        {
-            return Ok(false);
-        }
-        item.insert(
-            attr::NOTICE_SENT_FOR.into(),
-            AttributeValue::N(expires.to_string()),
-        );
-        Ok(true)
+    async fn claim_notice(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        expires: i64,
+    ) -> Result<bool, ServiceError> {
+        Ok(self.write(id, false, |item| {
+            let is = |name: &str, value: i64| {
+                matches!(item.get(name), Some(AttributeValue::N(n)) if n.parse::<f64>().is_ok_and(|n| n == value as f64))
+            };
+            if held(item)
+                || !is(attr::EXPIRES_AT, expires)
+                || is(attr::NOTICE_SENT_FOR, expires)
+                || !observed_in(observed, item)
+            {
+                return false;
+            }
+            item.insert(
+                attr::NOTICE_SENT_FOR.into(),
+                AttributeValue::N(expires.to_string()),
+            );
+            true
+        }))
     }
 
     async fn release_notice(&self, id: &WorkspaceId, expires: i64) -> Result<(), ServiceError> {
@@ -205,15 +263,24 @@ impl Tasks for MemoryTasks {
 #[derive(Debug, Default)]
 pub struct MemoryNotices {
     pub sent: Mutex<Vec<ExpiryNotice>>,
+    /// Workspaces whose notices the bus refuses (per entry, as PutEvents reports it).
+    pub refuse: Mutex<std::collections::HashSet<String>>,
 }
 
 #[async_trait]
 impl Notices for MemoryNotices {
-    async fn publish(
-        &self,
-        notices: &[ExpiryNotice],
-    ) -> Result<Vec<Result<(), String>>, ServiceError> {
-        self.sent.lock().unwrap().extend_from_slice(notices);
-        Ok(notices.iter().map(|_| Ok(())).collect())
+    async fn publish(&self, notices: &[ExpiryNotice]) -> Vec<Result<(), String>> {
+        let refuse = self.refuse.lock().unwrap();
+        let mut sent = self.sent.lock().unwrap();
+        notices
+            .iter()
+            .map(|n| {
+                if refuse.contains(&n.workspace_id) {
+                    return Err("InternalFailure: refused".to_string());
+                }
+                sent.push(n.clone());
+                Ok(())
+            })
+            .collect()
     }
 }

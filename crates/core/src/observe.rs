@@ -75,6 +75,9 @@ pub enum Reason {
     RecordAppeared,
     /// The sweeper trashed the directory first (as an orphan); its entry now has the record.
     TrashedFirstBySweeper,
+    /// The record cannot be read but the workspace is in use: kept alive for the policy's
+    /// longest retention until an operator fixes the record.
+    InvalidRecordInUse,
 }
 
 impl Action {
@@ -115,6 +118,7 @@ impl Reason {
             Reason::RefusedSymlink => "refused_symlink",
             Reason::RecordAppeared => "record_appeared",
             Reason::TrashedFirstBySweeper => "trashed_first_by_sweeper",
+            Reason::InvalidRecordInUse => "invalid_record_in_use",
         }
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_dynamo::Item;
 
 use crate::ids::WorkspaceId;
+use crate::record::Observed;
 use crate::tasks::TaskSummary;
 
 /// A failed call to a service, classified once so every caller can decide "retry" vs "give up".
@@ -42,22 +43,25 @@ pub trait WorkspaceTable: Send + Sync {
     /// Strongly consistent reads of many records (any number of ids; absent ones are left out).
     async fn get_many(&self, ids: &[WorkspaceId]) -> Result<Vec<Item>, ServiceError>;
 
-    /// Sets `lastActivityAt` and `expiresAt`, only if the record exists, is not held, and neither
-    /// stored value is larger than the new one. `Ok(false)`: the condition failed (re-read).
+    /// Sets `lastActivityAt` and `expiresAt`, only if the record exists, is not held, neither
+    /// stored value is larger than the new one, and every value in `observed` is still what the
+    /// plan read (a tier downgraded meanwhile must not get the old tier's extension).
+    /// `Ok(false)`: the condition failed (re-read and re-plan).
     async fn extend(
         &self,
         id: &WorkspaceId,
+        observed: &Observed,
         last_activity_at: i64,
         expires_at: i64,
     ) -> Result<bool, ServiceError>;
 
-    /// Sets (or with `None` removes) `expiresAt`, only if the record exists and its
-    /// `lastActivityAt` is still `expected_last_activity` (no heartbeat raced us).
+    /// Sets (or with `None` removes) `expiresAt`, only if the record exists and every value in
+    /// `observed` is still what the plan read (no heartbeat, upgrade or hold raced us).
     async fn set_expiry(
         &self,
         id: &WorkspaceId,
+        observed: &Observed,
         expires_at: Option<i64>,
-        expected_last_activity: i64,
     ) -> Result<bool, ServiceError>;
 
     /// Every record (all pages), or with `expiring` = `(from, to)` only records whose
@@ -65,8 +69,14 @@ pub trait WorkspaceTable: Send + Sync {
     async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Item>, ServiceError>;
 
     /// Records that a notice for `expires_at` is being sent, only if the record still expires at
-    /// exactly that time and no notice was recorded for it. `Ok(false)`: nothing to send.
-    async fn claim_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<bool, ServiceError>;
+    /// exactly that time, is not held, no notice was recorded for it, and every value in
+    /// `observed` (what the notice says) is still what was read. `Ok(false)`: re-read.
+    async fn claim_notice(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError>;
 
     /// Undoes [`WorkspaceTable::claim_notice`] when the notice could not be sent.
     async fn release_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<(), ServiceError>;
@@ -125,7 +135,8 @@ pub trait Tasks: Send + Sync {
     /// its tags and container environment overrides. All pages; never a partial list.
     async fn active_tasks(&self) -> Result<Vec<TaskSummary>, ServiceError>;
 
-    /// One task with its tags; `None` if ECS no longer knows it.
+    /// One task with its tags; `None` only if ECS says it no longer knows it (`MISSING`); any
+    /// other failure is an error, never "no task".
     async fn describe(&self, cluster: &str, arn: &str)
         -> Result<Option<TaskSummary>, ServiceError>;
 }
@@ -146,10 +157,8 @@ pub struct ExpiryNotice {
 #[async_trait]
 pub trait Notices: Send + Sync {
     /// Publishes notices; one result per notice, in order (`Err` carries the reason it failed).
-    async fn publish(
-        &self,
-        notices: &[ExpiryNotice],
-    ) -> Result<Vec<Result<(), String>>, ServiceError>;
+    /// A failed call fails only the notices it carried: each result decides its own claim.
+    async fn publish(&self, notices: &[ExpiryNotice]) -> Vec<Result<(), String>>;
 }
 
 /// An image as the registry lists it (index manifests are read separately).

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_dynamo::{AttributeValue, Item};
 
 use crate::ids::{TenantId, WorkspaceId};
+use crate::retention::MAX_RETENTION_DAYS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -27,11 +28,22 @@ pub enum SubscriptionStatus {
 pub mod attr {
     pub const WORKSPACE_ID: &str = "workspaceId";
     pub const TENANT_ID: &str = "tenantId";
+    pub const USER_ID: &str = "userId";
+    pub const TIER: &str = "tier";
+    pub const SUBSCRIPTION_STATUS: &str = "subscriptionStatus";
     pub const LAST_ACTIVITY_AT: &str = "lastActivityAt";
     pub const EXPIRES_AT: &str = "expiresAt";
+    pub const RETENTION_DAYS: &str = "retentionDays";
+    pub const ACCESS_POINT_ID: &str = "accessPointId";
     pub const HOLD: &str = "hold";
     pub const NOTICE_SENT_FOR: &str = "noticeSentFor";
 }
+
+/// A record's `retentionDays` override must lie in this range (the policy's own bounds).
+pub const RETENTION_DAYS_RANGE: std::ops::RangeInclusive<i64> = 1..=MAX_RETENTION_DAYS as i64;
+/// Epoch seconds a record may carry: not negative, and not past the year 9999 (which catches
+/// milliseconds written where seconds belong: such an expiry would never lapse).
+pub const EPOCH_SECONDS_RANGE: std::ops::RangeInclusive<i64> = 0..=253_402_300_799;
 
 /// The attributes the project understands. Attributes it does not know stay in [`StoredRecord::item`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,10 +93,23 @@ impl StoredRecord {
             Some(_) => String::from("<not a string>"),
             None => return Err(RecordError::MissingKey(attr::WORKSPACE_ID)),
         };
-        let record = serde_dynamo::from_item(item.clone()).map_err(|e| RecordError::Invalid {
+        let invalid = |message: String| RecordError::Invalid {
             id: id.chars().take(160).collect(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        check_numbers(&item).map_err(invalid)?;
+        let record: WorkspaceRecord =
+            serde_dynamo::from_item(item.clone()).map_err(|e| invalid(e.to_string()))?;
+        if let Some(ap) = &record.access_point_id {
+            let hex = ap.strip_prefix("fsap-").unwrap_or("");
+            if hex.is_empty() || hex.len() > 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(format!(
+                    "{}: {:?} is not an access point id (fsap-…)",
+                    attr::ACCESS_POINT_ID,
+                    ap.chars().take(64).collect::<String>()
+                )));
+            }
+        }
         Ok(Self { record, item })
     }
 
@@ -96,6 +121,142 @@ impl StoredRecord {
             None => map.remove(attr::EXPIRES_AT),
         };
         Item::from(map)
+    }
+}
+
+/// The numbers of a record, checked before they are trusted: a whole number of the right range,
+/// so an out-of-range override or a negative or absurd time makes the record invalid instead of
+/// silently doing nothing (an override of 0 days "extends" to the same instant forever).
+fn check_numbers(item: &Item) -> Result<(), String> {
+    let checks = [
+        (attr::LAST_ACTIVITY_AT, EPOCH_SECONDS_RANGE),
+        (attr::EXPIRES_AT, EPOCH_SECONDS_RANGE),
+        (attr::NOTICE_SENT_FOR, EPOCH_SECONDS_RANGE),
+        (attr::RETENTION_DAYS, RETENTION_DAYS_RANGE),
+    ];
+    for (name, range) in checks {
+        let text = match item.get(name) {
+            None => continue,
+            Some(AttributeValue::N(text)) => text,
+            Some(_) => return Err(format!("{name} is not a number")),
+        };
+        let value: i64 = text
+            .parse()
+            .map_err(|_| format!("{name}: {text:?} is not a whole number"))?;
+        if !range.contains(&value) {
+            return Err(format!(
+                "{name}: {value} is out of range {}..={}",
+                range.start(),
+                range.end()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What can still be read of a record that does not parse as a whole: enough to keep a workspace
+/// in use alive, never enough to decide anything else about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    pub last_activity_at: i64,
+    pub expires_at: i64,
+    pub hold: bool,
+}
+
+impl Lifetime {
+    /// `None` unless `lastActivityAt` and `expiresAt` are readable epoch seconds and `hold` is
+    /// absent or a boolean (an unreadable hold might be a hold).
+    pub fn read(item: &Item) -> Option<Self> {
+        let time = |name: &str| match item.get(name) {
+            Some(AttributeValue::N(text)) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|t| EPOCH_SECONDS_RANGE.contains(t)),
+            _ => None,
+        };
+        let hold = match item.get(attr::HOLD) {
+            None => false,
+            Some(AttributeValue::Bool(hold)) => *hold,
+            Some(_) => return None,
+        };
+        Some(Self {
+            last_activity_at: time(attr::LAST_ACTIVITY_AT)?,
+            expires_at: time(attr::EXPIRES_AT)?,
+            hold,
+        })
+    }
+}
+
+/// The stored values a decision read, attribute by attribute (`None`: the attribute was absent).
+/// A conditional write built on them lands only if each is still exactly what was read, so no
+/// write planned on a stale read lands (DESIGN.md, invariant 7). Conditioned on the inputs rather
+/// than on a version attribute: the platform's control plane writes records too and bumps none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed(Vec<(&'static str, Option<AttributeValue>)>);
+
+/// What a plan over a record reads: [`crate::retention::RetentionPolicy`] and the planners in
+/// [`crate::activity`] look at these and nothing else.
+const PLAN_INPUTS: &[&str] = &[
+    attr::TIER,
+    attr::SUBSCRIPTION_STATUS,
+    attr::RETENTION_DAYS,
+    attr::HOLD,
+    attr::EXPIRES_AT,
+    attr::LAST_ACTIVITY_AT,
+];
+
+impl Observed {
+    fn of(item: &Item, names: &[&'static str]) -> Self {
+        Self(names.iter().map(|n| (*n, item.get(*n).cloned())).collect())
+    }
+
+    /// The inputs of an expiry plan (touch, recompute).
+    pub fn plan_inputs(item: &Item) -> Self {
+        Self::of(item, PLAN_INPUTS)
+    }
+
+    /// The inputs of an expiry notice: the plan's, what the notice carries, and the claim itself.
+    pub fn notice_inputs(item: &Item) -> Self {
+        let mut names = PLAN_INPUTS.to_vec();
+        names.extend([attr::USER_ID, attr::NOTICE_SENT_FOR]);
+        Self::of(item, &names)
+    }
+
+    /// Every attribute the project knows: for a record it cannot parse, "unchanged" means all.
+    pub fn known(item: &Item) -> Self {
+        let mut names = PLAN_INPUTS.to_vec();
+        names.extend([
+            attr::TENANT_ID,
+            attr::USER_ID,
+            attr::ACCESS_POINT_ID,
+            attr::NOTICE_SENT_FOR,
+        ]);
+        Self::of(item, &names)
+    }
+
+    pub fn values(&self) -> &[(&'static str, Option<AttributeValue>)] {
+        &self.0
+    }
+
+    /// Whether `item` still holds exactly these values, compared as DynamoDB's `=` compares
+    /// (numbers by value, everything else exactly; a different type is never equal).
+    pub fn matches(&self, item: &Item) -> bool {
+        self.0
+            .iter()
+            .all(|(name, expected)| match (expected, item.get(*name)) {
+                (None, None) => true,
+                (Some(a), Some(b)) => same_value(a, b),
+                _ => false,
+            })
+    }
+}
+
+fn same_value(a: &AttributeValue, b: &AttributeValue) -> bool {
+    match (a, b) {
+        (AttributeValue::N(x), AttributeValue::N(y)) => {
+            x == y || matches!((x.parse::<f64>(), y.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+        }
+        _ => a == b,
     }
 }
 
@@ -166,5 +327,87 @@ pub(crate) mod tests {
             StoredRecord::from_item(item(&pairs[1..])).unwrap_err(),
             RecordError::MissingKey("workspaceId")
         );
+    }
+
+    #[test]
+    fn observed_values_match_as_dynamodb_compares() {
+        let stored = item(&base());
+        let observed = Observed::plan_inputs(&stored);
+        assert!(observed.matches(&stored));
+        let absent = |name: &str| {
+            observed
+                .values()
+                .iter()
+                .any(|(n, v)| *n == name && v.is_none())
+        };
+        assert!(absent("hold") && absent("retentionDays"));
+        // Numbers compare by value; anything else exactly, and a different type never matches.
+        let mut same = base();
+        same[4] = ("lastActivityAt", AttributeValue::N("1700000000.0".into()));
+        assert!(observed.matches(&item(&same)));
+        for (i, changed) in [
+            (2, s("enterprise")),
+            (3, s("cancelled")),
+            (4, n(1_700_000_001)),
+            (5, s("1702592000")),
+        ] {
+            let mut pairs = base();
+            pairs[i].1 = changed;
+            assert!(!observed.matches(&item(&pairs)), "{:?}", pairs[i]);
+        }
+        let mut held = base();
+        held.push(("hold", AttributeValue::Bool(false)));
+        assert!(!observed.matches(&item(&held)), "absent is not false");
+    }
+
+    #[test]
+    fn lifetime_reads_times_of_a_record_that_does_not_parse() {
+        let mut pairs = base();
+        pairs[2] = ("tier", s("platinum"));
+        assert_eq!(
+            Lifetime::read(&item(&pairs)),
+            Some(Lifetime {
+                last_activity_at: 1_700_000_000,
+                expires_at: 1_702_592_000,
+                hold: false
+            })
+        );
+        pairs.push(("hold", s("yes")));
+        assert_eq!(Lifetime::read(&item(&pairs)), None, "a hold we cannot read");
+        let mut pairs = base();
+        pairs[5] = ("expiresAt", n(-1));
+        assert_eq!(Lifetime::read(&item(&pairs)), None);
+    }
+
+    #[test]
+    fn out_of_range_values_make_the_record_invalid_naming_the_field() {
+        let cases: &[(&str, AttributeValue, &str)] = &[
+            ("retentionDays", n(0), "retentionDays"),
+            ("retentionDays", n(100_000), "retentionDays"),
+            ("retentionDays", n(-1), "retentionDays"),
+            ("lastActivityAt", n(-5), "lastActivityAt"),
+            // Milliseconds instead of seconds: an expiry in the year 55,000 never lapses.
+            ("expiresAt", n(1_702_592_000_000), "expiresAt"),
+            ("noticeSentFor", n(-1), "noticeSentFor"),
+            ("accessPointId", s("../fsap-1"), "accessPointId"),
+        ];
+        for (name, value, expected) in cases {
+            let mut pairs = base();
+            pairs.retain(|(k, _)| k != name);
+            pairs.push((*name, value.clone()));
+            let err = StoredRecord::from_item(item(&pairs))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("ws-1") && err.contains(expected),
+                "{name}: {err}"
+            );
+        }
+        let mut pairs = base();
+        pairs.push(("retentionDays", n(3650)));
+        pairs.push(("accessPointId", s("fsap-0a1b2c3d4e5f60718")));
+        let stored = StoredRecord::from_item(item(&pairs)).unwrap();
+        assert_eq!(stored.record.retention_days, Some(3650));
     }
 }

@@ -65,6 +65,16 @@ impl RetentionPolicy {
         Ok(())
     }
 
+    /// The longest retention any record can get from the policy (no status cap raises it): what a
+    /// workspace in use whose record cannot be read is kept alive for.
+    pub fn longest_days(&self) -> u32 {
+        self.tier_days
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(MAX_RETENTION_DAYS)
+    }
+
     /// Days a workspace is kept after its last activity; `None` when it is held (never expires).
     pub fn retention_days(&self, record: &WorkspaceRecord) -> Option<u32> {
         if record.hold {
@@ -79,15 +89,6 @@ impl RetentionPolicy {
             None => base,
         };
         Some(capped)
-    }
-
-    /// The longest retention of any tier: what a record whose tier cannot be read gets.
-    pub fn longest_days(&self) -> u32 {
-        self.tier_days
-            .values()
-            .copied()
-            .max()
-            .unwrap_or(MAX_RETENTION_DAYS)
     }
 
     /// `expiresAt` for a record whose last activity was at `last_activity_at`; `None` when held.
@@ -134,6 +135,7 @@ mod tests {
         r.subscription_status = SubscriptionStatus::Cancelled;
         assert_eq!(p.retention_days(&r), Some(7));
         assert_eq!(p.expires_at(&r, 100), Some(100 + 7 * SECONDS_PER_DAY));
+        assert_eq!(p.longest_days(), 90);
     }
 
     #[test]

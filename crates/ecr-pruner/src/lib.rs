@@ -30,10 +30,21 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The variables the pruner reads.
+    pub const VARS: &'static [&'static str] = &[
+        "ECR_REPOSITORIES",
+        "PRUNE_POLICY",
+        "KEEP_TASK_DEFINITION_REVISIONS",
+        "MAX_ACTIONS",
+        "MAX_ACTION_PERCENT",
+        "DRY_RUN",
+        "ECS_CLUSTERS",
+    ];
+
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let err = |var: &'static str, problem: String| ConfigError { var, problem };
         let repositories = env
-            .get("ECR_REPOSITORIES")
+            .get("ECR_REPOSITORIES")?
             .unwrap_or_else(|| "*".into())
             .split(',')
             .map(str::trim)
@@ -42,7 +53,7 @@ impl Settings {
                 glob::Pattern::new(p).map_err(|e| err("ECR_REPOSITORIES", format!("{p:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let policy = match env.get("PRUNE_POLICY") {
+        let policy = match env.get("PRUNE_POLICY")? {
             Some(text) => {
                 PrunePolicy::from_json(&text).map_err(|e| err("PRUNE_POLICY", e.to_string()))?
             }
@@ -55,7 +66,7 @@ impl Settings {
             max_actions: env.number("MAX_ACTIONS", 1000, 0..=1_000_000)?,
             max_action_percent: env.number("MAX_ACTION_PERCENT", 100, 0..=100)?,
             dry_run: env.bool("DRY_RUN", false)?,
-            ecs_clusters: env.get("ECS_CLUSTERS").map(|v| {
+            ecs_clusters: env.get("ECS_CLUSTERS")?.map(|v| {
                 v.split(',')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())

@@ -35,6 +35,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The variables the sweeper reads beside [`lifecycle_core::config::SHARED_VARS`].
+    pub const VARS: &'static [&'static str] = &[
+        "ORPHAN_MIN_AGE_HOURS",
+        "MAX_ACTIONS",
+        "MAX_ACTION_PERCENT",
+        "DELETE_CONCURRENCY",
+    ];
+
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
             orphan_min_age_hours: env.number("ORPHAN_MIN_AGE_HOURS", 24, 1..=8760)?,

@@ -4,7 +4,7 @@ use std::time::Duration;
 use efs_sweeper::{Settings, Sweeper};
 use lambda_runtime::{service_fn, LambdaEvent};
 use lifecycle_core::aws::{load_sdk_config, DynamoTable, EcsTasks, EfsAccessPoints};
-use lifecycle_core::config::{Config, Env};
+use lifecycle_core::config::{process_env, Config, SHARED_VARS};
 use lifecycle_core::deleter::ParallelDeleter;
 use lifecycle_core::efs::WorkspaceFs;
 use lifecycle_core::observe::init_tracing;
@@ -17,9 +17,9 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let env = Env::process();
     let (config, settings) = lifecycle_core::config_or_exit(
-        Config::from(&env).and_then(|c| Ok((c, Settings::from(&env)?))),
+        process_env(&[SHARED_VARS, Settings::VARS])
+            .and_then(|env| Ok((Config::from(&env)?, Settings::from(&env)?))),
     );
     let sdk = load_sdk_config().await;
     let deleter = Arc::new(ParallelDeleter::new(settings.delete_concurrency)?);

@@ -7,19 +7,19 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 use lifecycle_core::activity::{
-    dedup_ids, notice_due, parse_input, plan_recompute, plan_touch, HeartbeatInput, InputError,
-    RecomputePlan, RecomputeScope, SkipReason, TouchPlan,
+    dedup_ids, notice_due, parse_input, plan_keep_alive, plan_recompute, plan_touch,
+    HeartbeatInput, InputError, RecomputePlan, RecomputeScope, SkipReason, TouchPlan,
 };
 use lifecycle_core::config::{Config, ConfigError, Env};
-use lifecycle_core::observe::{Action, Audit, Reason};
+use lifecycle_core::observe::{emit_metrics, Action, Audit, Reason};
 use lifecycle_core::ports::{ExpiryNotice, Notices, ServiceError, Tasks, WorkspaceTable};
-use lifecycle_core::record::attr;
+use lifecycle_core::record::{attr, Lifetime, Observed, RecordError};
 use lifecycle_core::tasks::workspaces_in_use;
 use lifecycle_core::{StoredRecord, WorkspaceId};
 use serde::Serialize;
 use serde_dynamo::Item;
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub const DEFAULT_MIN_INTERVAL_SECONDS: i64 = 300;
 pub const DEFAULT_NOTICE_DAYS: u32 = 3;
@@ -38,8 +38,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The variables heartbeat reads beside [`lifecycle_core::config::SHARED_VARS`].
+    pub const VARS: &'static [&'static str] = &[
+        "HEARTBEAT_MIN_INTERVAL_SECONDS",
+        "EXPIRY_NOTICE_DAYS",
+        "NOTICE_EVENT_BUS",
+    ];
+
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let notice_bus = match env.get("NOTICE_EVENT_BUS").as_deref() {
+        let notice_bus = match env.get("NOTICE_EVENT_BUS")?.as_deref() {
             Some("off") => None,
             Some(bus) => Some(bus.to_string()),
             None => Some("default".to_string()),
@@ -72,9 +79,10 @@ pub enum HeartbeatError {
     Input(#[from] InputError),
     #[error("{0}")]
     Service(#[from] ServiceError),
-    /// Some workspaces could not be updated; the invocation fails so it is retried (safe: a
-    /// repeated heartbeat coalesces). The summary says which.
-    #[error("{failed} workspace(s) failed: {summary}")]
+    /// Some workspaces could not be updated, or their records could not be read; the
+    /// invocation fails (after all the valid work) so it is retried and the Errors alarm fires
+    /// (safe: a repeated heartbeat coalesces). The summary says which (`failed`, `invalid`).
+    #[error("{failed} workspace(s) failed or have unreadable records: {summary}")]
     Partial { failed: usize, summary: String },
 }
 
@@ -105,6 +113,9 @@ pub struct Summary {
     pub notices: Vec<Noticed>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<Failed>,
+    /// Records that exist but cannot be read (README, "Invalid records"): reported, never skipped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid: Vec<Invalid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,6 +154,17 @@ pub struct Failed {
     pub error: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invalid {
+    pub workspace_id: String,
+    pub error: String,
+    /// Set when the workspace is in use and its expiry was pushed out (or already was) so it
+    /// does not lapse meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_alive_until: Option<i64>,
+}
+
 /// What happened to one workspace.
 enum Outcome {
     Extended(i64),
@@ -153,6 +175,27 @@ enum Outcome {
         shortened: bool,
     },
     Failed(ServiceError),
+    Invalid {
+        error: String,
+        kept_alive_until: Option<i64>,
+    },
+}
+
+/// One try at a conditional write planned on a read.
+enum Attempt {
+    Done(Outcome),
+    /// The record changed since it was read: read it again and plan again.
+    Stale,
+}
+
+/// A lost race after every re-read: reported as failed (so the invocation is retried), never
+/// as skipped, because a workspace in use that was not extended may lapse.
+fn still_contended() -> Outcome {
+    Outcome::Failed(ServiceError::new(
+        "DynamoDB UpdateItem",
+        format!("the record changed between every read and write ({MAX_ATTEMPTS} attempts)"),
+        true,
+    ))
 }
 
 fn skip_code(reason: SkipReason) -> &'static str {
@@ -173,7 +216,7 @@ impl Heartbeat {
             HeartbeatInput::Touch { ids, at } => {
                 // A dispatch "in the future" is clamped: a clock skew must not buy extra retention.
                 let at = at.map_or(now, |t| t.min(now));
-                self.touch(ids, at, &mut summary).await;
+                self.touch(ids, at, now, &mut summary).await;
             }
             HeartbeatInput::TaskStateChange {
                 task,
@@ -182,24 +225,30 @@ impl Heartbeat {
             } => {
                 let mut ids: Vec<String> = task.workspaces().map(str::to_string).collect();
                 if ids.is_empty() {
-                    // The event carries no tags: ask ECS for them.
+                    // The event carries no tags: ask ECS for them (a failed describe is an
+                    // error, so the event is retried; only MISSING means "no such task").
                     let cluster = cluster_arn.or_else(|| self.config.ecs_cluster.clone());
-                    if let (Some(tasks), Some(cluster)) = (&self.tasks, cluster) {
-                        if let Some(described) = tasks.describe(&cluster, &task.arn).await? {
-                            ids = described.workspaces().map(str::to_string).collect();
+                    match (&self.tasks, cluster) {
+                        (Some(tasks), Some(cluster)) => {
+                            if let Some(described) = tasks.describe(&cluster, &task.arn).await? {
+                                ids = described.workspaces().map(str::to_string).collect();
+                            }
+                        }
+                        _ => {
+                            warn!(task = %task.arn, "ECS_CLUSTER=none: the task cannot be described")
                         }
                     }
                 }
                 if ids.is_empty() {
                     info!(task = %task.arn, "task names no workspace; nothing to touch");
                 }
-                self.touch(ids, at.min(now), &mut summary).await;
+                self.touch(ids, at.min(now), now, &mut summary).await;
             }
             HeartbeatInput::Scheduled { at } => {
                 if let Some(tasks) = &self.tasks {
                     let running = tasks.active_tasks().await?;
                     let ids = workspaces_in_use(&running).into_keys().collect();
-                    self.touch(ids, at.min(now), &mut summary).await;
+                    self.touch(ids, at.min(now), now, &mut summary).await;
                 }
                 if self.notices.is_some() {
                     self.send_notices(now, &mut summary).await?;
@@ -207,6 +256,11 @@ impl Heartbeat {
             }
             HeartbeatInput::Recompute(scope) => self.recompute(scope, &mut summary).await?,
         }
+        // A record seen twice in one run (touched, then scanned for notices) is reported once.
+        let mut seen = std::collections::HashSet::new();
+        summary
+            .invalid
+            .retain(|i| seen.insert(i.workspace_id.clone()));
         info!(
             extended = summary.extended.len(),
             skipped = summary.skipped.len(),
@@ -214,11 +268,21 @@ impl Heartbeat {
             recomputed = summary.recomputed.len(),
             notices = summary.notices.len(),
             failed = summary.failed.len(),
+            invalid = summary.invalid.len(),
             "heartbeat done"
         );
-        if !summary.failed.is_empty() {
+        emit_metrics(
+            "heartbeat",
+            &[
+                ("Extended", summary.extended.len() as f64, "Count"),
+                ("Failed", summary.failed.len() as f64, "Count"),
+                ("InvalidRecords", summary.invalid.len() as f64, "Count"),
+            ],
+        );
+        let failed = summary.failed.len() + summary.invalid.len();
+        if failed > 0 {
             return Err(HeartbeatError::Partial {
-                failed: summary.failed.len(),
+                failed,
                 summary: serde_json::to_string(&summary).expect("summary serializes"),
             });
         }
@@ -250,7 +314,7 @@ impl Heartbeat {
         valid
     }
 
-    async fn touch(&self, ids: Vec<String>, at: i64, summary: &mut Summary) {
+    async fn touch(&self, ids: Vec<String>, at: i64, now: i64, summary: &mut Summary) {
         let ids = self.valid_ids(ids, summary);
         if ids.is_empty() {
             return;
@@ -266,7 +330,7 @@ impl Heartbeat {
             .map(|id| {
                 let item = items.get(id.as_str()).cloned();
                 async move {
-                    let outcome = self.touch_one(&id, item, at).await;
+                    let outcome = self.touch_one(&id, item, at, now).await;
                     (id, outcome)
                 }
             })
@@ -276,37 +340,54 @@ impl Heartbeat {
         record_outcomes(outcomes, summary);
     }
 
-    async fn touch_one(&self, id: &WorkspaceId, mut item: Option<Item>, at: i64) -> Outcome {
+    /// Reads, plans and writes conditioned on what was read; a lost race re-reads and re-plans.
+    async fn touch_one(
+        &self,
+        id: &WorkspaceId,
+        mut item: Option<Item>,
+        at: i64,
+        now: i64,
+    ) -> Outcome {
         for _ in 0..MAX_ATTEMPTS {
             let Some(current) = item.take() else {
                 return Outcome::Unknown;
             };
-            let stored = match StoredRecord::from_item(current) {
-                Ok(stored) => stored,
-                Err(e) => return self.invalid(id, e),
+            let attempt = match StoredRecord::from_item(current.clone()) {
+                Ok(stored) => self.extend_valid(id, &stored, at).await,
+                Err(e) => self.keep_alive(id, &current, e, at, now).await,
             };
-            let record = &stored.record;
-            let (last, expires) = match plan_touch(
-                record,
-                at,
-                &self.config.retention,
-                self.settings.min_interval,
-            ) {
-                TouchPlan::Skip(reason) => return Outcome::Skipped(skip_code(reason)),
-                TouchPlan::Extend {
-                    last_activity_at,
-                    expires_at,
-                } => (last_activity_at, expires_at),
+            match attempt {
+                Attempt::Done(outcome) => return outcome,
+                Attempt::Stale => {}
+            }
+            // Someone wrote in between (another heartbeat, an upgrade, a hold, a deletion).
+            item = match self.table.get(id).await {
+                Ok(item) => item,
+                Err(e) => return Outcome::Failed(e),
             };
-            let written = if self.config.dry_run {
-                true
-            } else {
-                match self.table.extend(id, last, expires).await {
-                    Ok(written) => written,
-                    Err(e) => return Outcome::Failed(e),
-                }
-            };
-            if written {
+        }
+        still_contended()
+    }
+
+    async fn extend_valid(&self, id: &WorkspaceId, stored: &StoredRecord, at: i64) -> Attempt {
+        let record = &stored.record;
+        let (last, expires) = match plan_touch(
+            record,
+            at,
+            &self.config.retention,
+            self.settings.min_interval,
+        ) {
+            TouchPlan::Skip(reason) => return Attempt::Done(Outcome::Skipped(skip_code(reason))),
+            TouchPlan::Extend {
+                last_activity_at,
+                expires_at,
+            } => (last_activity_at, expires_at),
+        };
+        let observed = Observed::plan_inputs(&stored.item);
+        match self.write_extension(id, &observed, last, expires).await {
+            Err(e) => Attempt::Done(Outcome::Failed(e)),
+            Ok(false) => Attempt::Stale,
+            Ok(true) => {
                 if record.expires_at != Some(expires) {
                     Audit::new(
                         id.as_str(),
@@ -321,27 +402,106 @@ impl Heartbeat {
                     ))
                     .emit();
                 }
-                return Outcome::Extended(expires);
+                Attempt::Done(Outcome::Extended(expires))
             }
-            // Someone wrote in between (another heartbeat, a hold, a deletion): read and decide again.
-            item = match self.table.get(id).await {
-                Ok(item) => item,
-                Err(e) => return Outcome::Failed(e),
-            };
         }
-        Outcome::Skipped("contended")
     }
 
-    fn invalid(&self, id: &WorkspaceId, e: impl std::fmt::Display) -> Outcome {
+    async fn write_extension(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        last: i64,
+        expires: i64,
+    ) -> Result<bool, ServiceError> {
+        if self.config.dry_run {
+            return Ok(true);
+        }
+        self.table.extend(id, observed, last, expires).await
+    }
+
+    /// A record that cannot be read is still a record: it is reported as invalid, and if the
+    /// workspace is in use and its times are readable, kept alive conservatively (the policy's
+    /// longest retention, never shorter, conditioned on the record being unchanged).
+    async fn keep_alive(
+        &self,
+        id: &WorkspaceId,
+        item: &Item,
+        e: RecordError,
+        at: i64,
+        now: i64,
+    ) -> Attempt {
+        let invalid = |kept_alive_until| {
+            Attempt::Done(Outcome::Invalid {
+                error: e.to_string(),
+                kept_alive_until,
+            })
+        };
+        let Some(lifetime) = Lifetime::read(item) else {
+            self.reject(
+                id.as_str(),
+                &e,
+                "its times or hold are unreadable too: not extended",
+            );
+            return invalid(None);
+        };
+        let (last, expires) = match plan_keep_alive(
+            &lifetime,
+            at,
+            now,
+            &self.config.retention,
+            self.settings.min_interval,
+        ) {
+            TouchPlan::Skip(SkipReason::Held) => {
+                self.reject(id.as_str(), &e, "held: not extended");
+                return invalid(None);
+            }
+            TouchPlan::Skip(_) => {
+                self.reject(id.as_str(), &e, "in use; expiry already far enough");
+                return invalid(Some(lifetime.expires_at));
+            }
+            TouchPlan::Extend {
+                last_activity_at,
+                expires_at,
+            } => (last_activity_at, expires_at),
+        };
+        match self
+            .write_extension(id, &Observed::known(item), last, expires)
+            .await
+        {
+            Err(write_error) => Attempt::Done(Outcome::Failed(write_error)),
+            Ok(false) => Attempt::Stale,
+            Ok(true) => {
+                self.reject(
+                    id.as_str(),
+                    &e,
+                    "in use: kept alive for the longest retention",
+                );
+                Audit::new(
+                    id.as_str(),
+                    Action::ExtendExpiry,
+                    Reason::InvalidRecordInUse,
+                    self.config.dry_run,
+                )
+                .resource(format!("expiresAt {} -> {expires}", lifetime.expires_at))
+                .error(&e)
+                .emit();
+                invalid(Some(expires))
+            }
+        }
+    }
+
+    /// The audit line and the error log line of a record that cannot be read.
+    fn reject(&self, id: &str, e: &dyn std::fmt::Display, what: &str) {
         Audit::new(
-            id.as_str(),
+            id.chars().take(160).collect::<String>(),
             Action::RejectRecord,
             Reason::InvalidRecord,
             self.config.dry_run,
         )
         .error(e)
         .emit();
-        Outcome::Skipped("invalid_record")
+        error!(workspaceId = %id.chars().take(160).collect::<String>(), error = %e, "unreadable workspace record ({what}); fix it (README, \"Invalid records\")");
     }
 
     async fn recompute(
@@ -363,16 +523,21 @@ impl Heartbeat {
                 items
             }
         };
-        let outcomes: Vec<(WorkspaceId, Outcome)> = stream::iter(items)
-            .filter_map(|item| async move {
-                let id = match item.get(attr::WORKSPACE_ID) {
-                    Some(serde_dynamo::AttributeValue::S(s)) => {
-                        WorkspaceId::parse(s.clone()).ok()?
-                    }
-                    _ => return None,
-                };
-                Some((id, item))
-            })
+        let mut readable = Vec::with_capacity(items.len());
+        for item in items {
+            match record_id(&item) {
+                Ok(id) => readable.push((id, item)),
+                Err((raw, e)) => {
+                    self.reject(&raw, &e, "its id is not readable");
+                    summary.invalid.push(Invalid {
+                        workspace_id: raw,
+                        error: e,
+                        kept_alive_until: None,
+                    });
+                }
+            }
+        }
+        let outcomes: Vec<(WorkspaceId, Outcome)> = stream::iter(readable)
             .map(|(id, item)| async move {
                 let outcome = self.recompute_one(&id, item).await;
                 (id, outcome)
@@ -392,7 +557,13 @@ impl Heartbeat {
             };
             let stored = match StoredRecord::from_item(current) {
                 Ok(stored) => stored,
-                Err(e) => return self.invalid(id, e),
+                Err(e) => {
+                    self.reject(id.as_str(), &e, "not recomputed");
+                    return Outcome::Invalid {
+                        error: e.to_string(),
+                        kept_alive_until: None,
+                    };
+                }
             };
             let record = &stored.record;
             let RecomputePlan::Set {
@@ -402,12 +573,11 @@ impl Heartbeat {
             else {
                 return Outcome::Skipped("unchanged");
             };
+            // Conditioned on every input of the plan: an upgrade or a hold that lands between
+            // the read and the write makes it fail, and the record is read and planned again.
+            let observed = Observed::plan_inputs(&stored.item);
             let written = self.config.dry_run
-                || match self
-                    .table
-                    .set_expiry(id, expires_at, record.last_activity_at)
-                    .await
-                {
+                || match self.table.set_expiry(id, &observed, expires_at).await {
                     Ok(written) => written,
                     Err(e) => return Outcome::Failed(e),
                 };
@@ -437,7 +607,7 @@ impl Heartbeat {
                 Err(e) => return Outcome::Failed(e),
             };
         }
-        Outcome::Skipped("contended")
+        still_contended()
     }
 
     /// Announces every workspace expiring within `EXPIRY_NOTICE_DAYS`, once per expiry date.
@@ -455,38 +625,35 @@ impl Heartbeat {
             now + i64::from(self.settings.notice_days) * lifecycle_core::retention::SECONDS_PER_DAY;
         let mut claimed = Vec::new();
         for item in self.table.scan(Some((now, horizon))).await? {
-            let Ok(stored) = StoredRecord::from_item(item) else {
-                continue;
-            };
-            let record = stored.record;
-            let Some(expires_at) = notice_due(&record, now, self.settings.notice_days) else {
-                continue;
-            };
-            if !self.config.dry_run {
-                match self
-                    .table
-                    .claim_notice(&record.workspace_id, expires_at)
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        summary.failed.push(Failed {
-                            workspace_id: record.workspace_id.to_string(),
-                            error: e.to_string(),
-                        });
-                        continue;
-                    }
+            let id = match record_id(&item) {
+                Ok(id) => id,
+                Err((raw, e)) => {
+                    self.reject(&raw, &e, "no expiry notice");
+                    summary.invalid.push(Invalid {
+                        workspace_id: raw,
+                        error: e,
+                        kept_alive_until: None,
+                    });
+                    continue;
                 }
+            };
+            match self.claim_notice(&id, item, now).await {
+                Ok(Some(notice)) => claimed.push(notice),
+                Ok(None) => {}
+                Err(Outcome::Invalid {
+                    error,
+                    kept_alive_until,
+                }) => summary.invalid.push(Invalid {
+                    workspace_id: id.to_string(),
+                    error,
+                    kept_alive_until,
+                }),
+                Err(Outcome::Failed(e)) => summary.failed.push(Failed {
+                    workspace_id: id.to_string(),
+                    error: e.to_string(),
+                }),
+                Err(_) => unreachable!("claim_notice ends in a notice, nothing, invalid or failed"),
             }
-            claimed.push(ExpiryNotice {
-                workspace_id: record.workspace_id.to_string(),
-                tenant_id: record.tenant_id.to_string(),
-                user_id: record.user_id.clone(),
-                tier: record.tier,
-                subscription_status: record.subscription_status,
-                expires_at,
-            });
         }
         if claimed.is_empty() {
             return Ok(());
@@ -494,10 +661,7 @@ impl Heartbeat {
         let results = if self.config.dry_run {
             claimed.iter().map(|_| Ok(())).collect()
         } else {
-            match notices.publish(&claimed).await {
-                Ok(results) => results,
-                Err(e) => claimed.iter().map(|_| Err(e.to_string())).collect(),
-            }
+            notices.publish(&claimed).await
         };
         for (notice, result) in claimed.into_iter().zip(results) {
             match result {
@@ -517,6 +681,7 @@ impl Heartbeat {
                     });
                 }
                 Err(error) => {
+                    // Only this notice failed: its claim is released so the next run sends it.
                     let id = WorkspaceId::parse(notice.workspace_id.clone()).expect("validated");
                     if let Err(e) = self.table.release_notice(&id, notice.expires_at).await {
                         warn!(workspaceId = %id, error = %e, "could not release a notice claim; that notice is lost");
@@ -529,6 +694,64 @@ impl Heartbeat {
             }
         }
         Ok(())
+    }
+
+    /// Claims the notice a record is due, conditioned on everything the notice says; a lost race
+    /// re-reads and decides again. `Ok(None)`: no notice is due (any more). `Err` carries an
+    /// [`Outcome::Invalid`] or [`Outcome::Failed`].
+    async fn claim_notice(
+        &self,
+        id: &WorkspaceId,
+        item: Item,
+        now: i64,
+    ) -> Result<Option<ExpiryNotice>, Outcome> {
+        let mut item = Some(item);
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(current) = item.take() else {
+                return Ok(None);
+            };
+            let stored = StoredRecord::from_item(current).map_err(|e| {
+                self.reject(id.as_str(), &e, "no expiry notice");
+                Outcome::Invalid {
+                    error: e.to_string(),
+                    kept_alive_until: None,
+                }
+            })?;
+            let record = &stored.record;
+            let Some(expires_at) = notice_due(record, now, self.settings.notice_days) else {
+                return Ok(None);
+            };
+            let claimed = self.config.dry_run
+                || self
+                    .table
+                    .claim_notice(id, &Observed::notice_inputs(&stored.item), expires_at)
+                    .await
+                    .map_err(Outcome::Failed)?;
+            if claimed {
+                return Ok(Some(ExpiryNotice {
+                    workspace_id: record.workspace_id.to_string(),
+                    tenant_id: record.tenant_id.to_string(),
+                    user_id: record.user_id.clone(),
+                    tier: record.tier,
+                    subscription_status: record.subscription_status,
+                    expires_at,
+                }));
+            }
+            item = self.table.get(id).await.map_err(Outcome::Failed)?;
+        }
+        Err(still_contended())
+    }
+}
+
+/// The record's id, or its raw text (shortened) and why it is not a valid id.
+fn record_id(item: &Item) -> Result<WorkspaceId, (String, String)> {
+    match item.get(attr::WORKSPACE_ID) {
+        Some(serde_dynamo::AttributeValue::S(raw)) => WorkspaceId::parse(raw.clone())
+            .map_err(|e| (raw.chars().take(160).collect(), e.to_string())),
+        _ => Err((
+            "<no string workspaceId>".to_string(),
+            "record has no string workspaceId".to_string(),
+        )),
     }
 }
 
@@ -575,6 +798,268 @@ fn record_outcomes(mut outcomes: Vec<(WorkspaceId, Outcome)>, summary: &mut Summ
                 workspace_id,
                 error: e.to_string(),
             }),
+            Outcome::Invalid {
+                error,
+                kept_alive_until,
+            } => summary.invalid.push(Invalid {
+                workspace_id,
+                error,
+                kept_alive_until,
+            }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The handler over the in-memory fakes, whose conditional writes evaluate the same
+    //! conditions as DynamoDB's, with the record changed between the handler's read and write.
+
+    use super::*;
+    use lifecycle_core::memory::{MemoryNotices, MemoryTable};
+    use lifecycle_core::retention::{RetentionPolicy, SECONDS_PER_DAY as DAY};
+    use lifecycle_core::{SubscriptionStatus, Tier, WorkspaceRecord};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn heartbeat(table: Arc<MemoryTable>, notices: Option<Arc<MemoryNotices>>) -> Heartbeat {
+        let env = Env(|k: &str| match k {
+            "WORKSPACE_TABLE" => Some("workspaces".into()),
+            "ECS_CLUSTER" => Some("none".into()),
+            _ => None,
+        });
+        Heartbeat {
+            table,
+            tasks: None,
+            notices: notices.map(|n| n as Arc<dyn Notices>),
+            config: Config::from(&env).unwrap(),
+            settings: Settings::from(&env).unwrap(),
+        }
+    }
+
+    fn item(record: &WorkspaceRecord) -> Item {
+        serde_dynamo::to_item(record).unwrap()
+    }
+
+    fn stored(table: &MemoryTable) -> WorkspaceRecord {
+        let items = table.items.lock().unwrap();
+        StoredRecord::from_item(items["ws"].clone()).unwrap().record
+    }
+
+    fn tier() -> impl Strategy<Value = Tier> {
+        prop_oneof![Just(Tier::Free), Just(Tier::Pro), Just(Tier::Enterprise)]
+    }
+    fn status() -> impl Strategy<Value = SubscriptionStatus> {
+        prop_oneof![
+            Just(SubscriptionStatus::Active),
+            Just(SubscriptionStatus::Suspended),
+            Just(SubscriptionStatus::Cancelled)
+        ]
+    }
+
+    const T0: i64 = 1_700_000_000;
+
+    fn record() -> impl Strategy<Value = WorkspaceRecord> {
+        (
+            tier(),
+            status(),
+            proptest::option::of(1u32..400),
+            proptest::bool::weighted(0.2),
+            0i64..60 * DAY,
+            proptest::option::of(-100 * DAY..200 * DAY),
+        )
+            .prop_map(|(tier, status, retention, hold, last, expires)| {
+                let last = T0 + last;
+                WorkspaceRecord {
+                    workspace_id: WorkspaceId::parse("ws").unwrap(),
+                    tenant_id: lifecycle_core::TenantId::parse("acme").unwrap(),
+                    user_id: None,
+                    tier,
+                    subscription_status: status,
+                    last_activity_at: last,
+                    expires_at: expires.map(|e| (last + e).max(0)),
+                    retention_days: retention,
+                    access_point_id: None,
+                    hold,
+                    notice_sent_for: None,
+                }
+            })
+    }
+
+    /// A new tier, status, override, hold; times moved by; the expiry removed.
+    type Change = (
+        Option<Tier>,
+        Option<SubscriptionStatus>,
+        Option<Option<u32>>,
+        Option<bool>,
+        Option<i64>,
+        bool,
+    );
+
+    /// What another writer (the control plane, another heartbeat) may change meanwhile.
+    fn change() -> impl Strategy<Value = Change> {
+        (
+            proptest::option::of(tier()),
+            proptest::option::of(status()),
+            proptest::option::of(proptest::option::of(1u32..400)),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(-5 * DAY..5 * DAY),
+            any::<bool>(),
+        )
+    }
+
+    fn changed(
+        r: &WorkspaceRecord,
+        (tier, status, retention, hold, moved, drop_expiry): Change,
+    ) -> WorkspaceRecord {
+        let mut r = r.clone();
+        r.tier = tier.unwrap_or(r.tier);
+        r.subscription_status = status.unwrap_or(r.subscription_status);
+        r.retention_days = retention.unwrap_or(r.retention_days);
+        if let Some(hold) = hold {
+            r.hold = hold;
+        }
+        if let Some(d) = moved {
+            r.last_activity_at += d;
+            r.expires_at = r.expires_at.map(|e| (e + d).max(0));
+        }
+        // A hold placed by the control plane takes the expiry away with it.
+        if drop_expiry || (hold == Some(true)) {
+            r.expires_at = None;
+        }
+        r
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    proptest! {
+        /// No conditional write can lower an expiry or give a held record one: whatever changes
+        /// between the read and the write, a heartbeat never leaves an expiry below the one the
+        /// other writer left, and a held record keeps the expiry the other writer left it.
+        #[test]
+        fn a_heartbeat_never_lowers_an_expiry_or_gives_a_held_record_one(
+            before in record(), change in change(), at in -40 * DAY..40 * DAY,
+        ) {
+            let after = changed(&before, change);
+            let table = Arc::new(MemoryTable::default());
+            table.items.lock().unwrap().insert("ws".into(), item(&before));
+            table.change_before_next_write(item(&after));
+            let now = before.last_activity_at + 40 * DAY;
+            let _ = run(heartbeat(table.clone(), None).handle(json!({"workspaceIds": ["ws"], "at": now + at}), now));
+            let wrote = table.changes_before_write.lock().unwrap().is_empty();
+            let end = stored(&table);
+            let base = if wrote { &after } else { &before };
+            if base.hold {
+                prop_assert_eq!(end.expires_at, base.expires_at, "a held record keeps what it had");
+            }
+            if let Some(e) = base.expires_at {
+                prop_assert!(end.expires_at.is_some_and(|x| x >= e), "never lowered: {:?} < {}", end.expires_at, e);
+            }
+            // Nothing but the two times ever changes, and they change only as the record now says.
+            prop_assert_eq!((end.tier, end.subscription_status, end.retention_days, end.hold), (base.tier, base.subscription_status, base.retention_days, base.hold));
+            if end.expires_at != base.expires_at {
+                let policy = RetentionPolicy::default();
+                prop_assert_eq!(end.expires_at, policy.expires_at(&end, end.last_activity_at).max(base.expires_at));
+            }
+        }
+
+        /// A recompute lands only on the record it planned on: after a change meanwhile, the
+        /// expiry is the one the changed record calls for (never one planned before an upgrade),
+        /// and a record held meanwhile never gets one.
+        #[test]
+        fn a_recompute_lands_only_on_what_it_read(before in record(), change in change()) {
+            let after = changed(&before, change);
+            let table = Arc::new(MemoryTable::default());
+            table.items.lock().unwrap().insert("ws".into(), item(&before));
+            table.change_before_next_write(item(&after));
+            let _ = run(heartbeat(table.clone(), None).handle(json!({"recompute": "all"}), T0));
+            let wrote = table.changes_before_write.lock().unwrap().is_empty();
+            let end = stored(&table);
+            let base = if wrote { &after } else { &before };
+            let policy = RetentionPolicy::default();
+            let target = policy.expires_at(base, base.last_activity_at);
+            prop_assert!(
+                end.expires_at == base.expires_at || end.expires_at == target,
+                "{:?} is neither what the record had ({:?}) nor what it calls for ({:?})",
+                end.expires_at, base.expires_at, target
+            );
+            if base.hold {
+                prop_assert!(end.expires_at.is_none() || end.expires_at == base.expires_at);
+            }
+            if wrote {
+                prop_assert_eq!(end.expires_at, target, "re-read and re-planned");
+            }
+        }
+    }
+
+    #[test]
+    fn settings_read_only_their_declared_variables_and_refuse_blanks() {
+        let read = std::sync::Mutex::new(Vec::new());
+        Settings::from(&Env(|k: &str| {
+            read.lock().unwrap().push(k.to_string());
+            None
+        }))
+        .unwrap();
+        let read = read.into_inner().unwrap();
+        assert!(
+            read.iter().all(|k| Settings::VARS.contains(&k.as_str())),
+            "{read:?}"
+        );
+        let blank = Settings::from(&Env(|k: &str| (k == "NOTICE_EVENT_BUS").then(String::new)));
+        assert_eq!(blank.unwrap_err().var, "NOTICE_EVENT_BUS");
+        let off = Settings::from(&Env(|k: &str| {
+            (k == "NOTICE_EVENT_BUS").then(|| "off".into())
+        }));
+        assert_eq!(off.unwrap().notice_bus, None);
+    }
+
+    #[tokio::test]
+    async fn a_bus_that_refuses_one_notice_fails_only_that_one() {
+        let table = Arc::new(MemoryTable::default());
+        let now = T0;
+        for ws in ["ws-a", "ws-b", "ws-c"] {
+            let mut r = WorkspaceRecord {
+                workspace_id: WorkspaceId::parse(ws).unwrap(),
+                tenant_id: lifecycle_core::TenantId::parse("acme").unwrap(),
+                user_id: None,
+                tier: Tier::Pro,
+                subscription_status: SubscriptionStatus::Active,
+                last_activity_at: now - 28 * DAY,
+                expires_at: Some(now + 2 * DAY),
+                retention_days: None,
+                access_point_id: None,
+                hold: false,
+                notice_sent_for: None,
+            };
+            r.user_id = Some("u".into());
+            table.items.lock().unwrap().insert(ws.into(), item(&r));
+        }
+        let notices = Arc::new(MemoryNotices::default());
+        notices.refuse.lock().unwrap().insert("ws-b".into());
+        let hb = heartbeat(table.clone(), Some(notices.clone()));
+        let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": lifecycle_core::rfc3339(now), "detail": {}});
+        let err = hb.handle(tick.clone(), now).await.unwrap_err();
+        assert!(
+            matches!(err, HeartbeatError::Partial { failed: 1, .. }),
+            "{err}"
+        );
+        notices.refuse.lock().unwrap().clear();
+        let summary = hb.handle(tick, now).await.unwrap();
+        assert_eq!(summary.notices.len(), 1);
+        let mut sent: Vec<_> = notices
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.workspace_id.clone())
+            .collect();
+        sent.sort();
+        assert_eq!(sent, vec!["ws-a", "ws-b", "ws-c"], "each exactly once");
     }
 }

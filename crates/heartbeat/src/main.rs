@@ -3,7 +3,7 @@ use std::sync::Arc;
 use heartbeat::{Heartbeat, Settings};
 use lambda_runtime::{service_fn, LambdaEvent};
 use lifecycle_core::aws::{load_sdk_config, DynamoTable, EcsTasks, EventBridgeNotices};
-use lifecycle_core::config::{Config, Env};
+use lifecycle_core::config::{process_env, Config, SHARED_VARS};
 use lifecycle_core::observe::init_tracing;
 use lifecycle_core::ports::{Notices, Tasks};
 use serde_json::Value;
@@ -11,9 +11,9 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let env = Env::process();
     let (config, settings) = lifecycle_core::config_or_exit(
-        Config::from(&env).and_then(|c| Ok((c, Settings::from(&env)?))),
+        process_env(&[SHARED_VARS, Settings::VARS])
+            .and_then(|env| Ok((Config::from(&env)?, Settings::from(&env)?))),
     );
     // Clients are built once, outside the handler, and reused by every invocation.
     let sdk = load_sdk_config().await;

@@ -694,6 +694,7 @@ mod tests {
         let config = Config::from(&Env(move |k: &str| match k {
             "WORKSPACE_TABLE" => Some("workspaces".into()),
             "EFS_ROOT" => Some(root_path.clone()),
+            "ECS_CLUSTER" => Some("none".into()),
             _ => None,
         }))
         .unwrap();
