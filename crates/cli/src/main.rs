@@ -293,6 +293,8 @@ fn print_sweep_plan(plan: &lifecycle_core::sweep::SweepPlan) {
             lifecycle_core::sweep::SweepTarget::PurgeTrash { .. } => "purge_trash",
             lifecycle_core::sweep::SweepTarget::TrashOrphan { .. } => "move_to_trash",
             lifecycle_core::sweep::SweepTarget::DeleteAccessPoint { .. } => "delete_access_point",
+            lifecycle_core::sweep::SweepTarget::MarkAccessPoint { .. } => "mark_access_point",
+            lifecycle_core::sweep::SweepTarget::UnmarkAccessPoint { .. } => "unmark_access_point",
         };
         println!(
             "{:<20} {:<60} {}",
@@ -565,6 +567,7 @@ async fn status(ctx: &Ctx, json: bool, now: i64) -> Result<()> {
             !matches!(
                 a.target,
                 lifecycle_core::sweep::SweepTarget::PurgeTrash { .. }
+                    | lifecycle_core::sweep::SweepTarget::UnmarkAccessPoint { .. }
             )
         })
         .count()

@@ -327,9 +327,12 @@ impl TtlExpiry {
             audit(Reason::AlreadyAbsent).emit();
             return Ok(());
         };
-        if let Err(why) =
-            access_point_belongs(&info, record, self.config.efs_file_system_id.as_deref())
-        {
+        if let Err(why) = access_point_belongs(
+            &info,
+            record,
+            self.config.efs_file_system_id.as_deref(),
+            &self.config.access_points,
+        ) {
             Audit::new(
                 record.workspace_id.as_str(),
                 Action::Skip,
