@@ -261,15 +261,23 @@ async fn orphan_access_points_are_deleted_and_owned_ones_kept() {
         .await;
     let unknown_age = fx.create_access_point("acme", "ws-mystery").await;
     fx.put(&fx.record("acme", "ws-live", None)).await;
-    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
-    assert_eq!(
-        kinds(&summary),
-        vec![format!("{orphan} orphan_access_point")]
-    );
+    let t0 = now();
+    let summary = fx.sweeper(&[]).run(t0, None).await.unwrap();
+    let mut expected = vec![
+        format!("{orphan} orphan_access_point"),
+        // Unknown age: kept, and marked so that a later run can count its age.
+        format!("{unknown_age} orphan_age_unknown"),
+    ];
+    expected.sort();
+    assert_eq!(kinds(&summary), expected);
     assert!(!fx.access_point_exists(&orphan).await);
     for kept in [&young, &owned, &unknown_age] {
         assert!(fx.access_point_exists(kept).await, "{kept}");
     }
+    assert_eq!(
+        tags_of(&fx, &unknown_age).await.get(ORPHAN_SINCE),
+        Some(&t0.to_string())
+    );
 }
 
 #[tokio::test]
