@@ -143,7 +143,12 @@ mod tests {
         }
     }
 
-    fn who(r: &Result<WorkspaceAccessPoint, String>) -> Option<(Option<&str>, &str)> {
+    /// `(tenant, workspace)` of a workspace access point.
+    type Who<'a> = Option<(Option<&'a str>, &'a str)>;
+    /// Root, tags, and what the rule should say.
+    type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], Who<'a>);
+
+    fn who(r: &Result<WorkspaceAccessPoint, String>) -> Who<'_> {
         r.as_ref()
             .ok()
             .map(|w| (w.tenant.as_ref().map(|t| t.as_str()), w.workspace.as_str()))
@@ -152,7 +157,7 @@ mod tests {
     #[test]
     fn the_layout_root_or_a_consistent_tag() {
         let r = rules("/workspaces");
-        let cases: &[(Option<&str>, &[(&str, &str)], Option<(Option<&str>, &str)>)] = &[
+        let cases: &[Case] = &[
             (
                 Some("/workspaces/acme/ws-1"),
                 &[],
