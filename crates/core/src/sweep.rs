@@ -612,7 +612,11 @@ mod tests {
                     "/acme/moved",
                     &[(ORPHAN_SINCE_TAG, &day_plus)],
                 ),
-                ap("fsap-foreign", "/srv/x/data", &[(ORPHAN_SINCE_TAG, &day_plus)]),
+                ap(
+                    "fsap-foreign",
+                    "/srv/x/data",
+                    &[(ORPHAN_SINCE_TAG, &day_plus)],
+                ),
             ],
             NOW,
             &rules(),
