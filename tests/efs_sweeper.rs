@@ -356,15 +356,23 @@ async fn orphan_access_points_are_deleted_and_owned_ones_kept() {
         .await;
     let unknown_age = fx.create_access_point("acme", "ws-mystery").await;
     fx.put(&fx.record("acme", "ws-live", None)).await;
-    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
-    assert_eq!(
-        kinds(&summary),
-        vec![format!("{orphan} orphan_access_point")]
-    );
+    let t0 = now();
+    let summary = fx.sweeper(&[]).run(t0, None).await.unwrap();
+    let mut expected = vec![
+        format!("{orphan} orphan_access_point"),
+        // Unknown age: kept, and marked so that a later run can count its age.
+        format!("{unknown_age} orphan_age_unknown"),
+    ];
+    expected.sort();
+    assert_eq!(kinds(&summary), expected);
     assert!(!fx.access_point_exists(&orphan).await);
     for kept in [&young, &owned, &unknown_age] {
         assert!(fx.access_point_exists(kept).await, "{kept}");
     }
+    assert_eq!(
+        tags_of(&fx, &unknown_age).await.get(ORPHAN_SINCE),
+        Some(&t0.to_string())
+    );
 }
 
 #[tokio::test]
@@ -605,4 +613,376 @@ async fn an_abandoned_half_move_is_finished_never_deleted() {
         trash.join(&recent).join("data").exists(),
         "a recent one may still be in progress"
     );
+}
+// ---- Which access points are workspace access points (issue #9, defects 4 and 5) ----
+
+const ORPHAN_SINCE: &str = "lifecycle:orphanSince";
+
+/// An access point on the fixture's file system with exactly this root and these tags.
+async fn access_point_with(fx: &Fixture, root: &str, tags: &[(&str, &str)]) -> String {
+    let mut call = fx
+        .efs
+        .create_access_point()
+        .file_system_id(&fx.file_system_id)
+        .root_directory(
+            aws_sdk_efs::types::RootDirectory::builder()
+                .path(root)
+                .build(),
+        );
+    for (k, v) in tags {
+        call = call.tags(
+            aws_sdk_efs::types::Tag::builder()
+                .key(*k)
+                .value(*v)
+                .build()
+                .unwrap(),
+        );
+    }
+    call.send()
+        .await
+        .expect("create access point")
+        .access_point_id
+        .unwrap()
+}
+
+fn days_ago(days: i64) -> String {
+    (now() - days * DAY).to_string()
+}
+
+async fn tags_of(fx: &Fixture, id: &str) -> std::collections::BTreeMap<String, String> {
+    let out = fx
+        .efs
+        .describe_access_points()
+        .access_point_id(id)
+        .send()
+        .await
+        .expect("describe access point");
+    out.access_points()[0]
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+/// The reasons `what` was skipped for, in order.
+fn skipped_for(summary: &SweepSummary, what: &str) -> Vec<String> {
+    summary
+        .skipped
+        .iter()
+        .filter(|s| s.what == what)
+        .map(|s| s.reason.as_str().to_string())
+        .collect()
+}
+
+/// Every action of the run naming access point `id` (any kind: delete, mark, unmark).
+fn actions_on(summary: &SweepSummary, id: &str) -> Vec<String> {
+    summary
+        .actions
+        .iter()
+        .chain(&summary.not_done)
+        .filter(|a| lifecycle_core::sweep::describe(&a.target) == id)
+        .map(|a| {
+            let kind = serde_json::to_value(&a.target).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            format!("{kind} {}", a.reason)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_functions_own_access_point_is_never_a_candidate() {
+    let fx = Fixture::new().await;
+    let old = days_ago(30);
+    // Whatever its tags say, the mount the functions use is not a workspace's.
+    let own = access_point_with(
+        &fx,
+        "/workspaces",
+        &[("workspaceId", "workspaces"), ("createdAt", &old)],
+    )
+    .await;
+    let orphan = access_point_with(
+        &fx,
+        "/workspaces/acme/ws-gone",
+        &[("workspaceId", "ws-gone"), ("createdAt", &old)],
+    )
+    .await;
+    let summary = fx
+        .sweeper(&[
+            ("OWN_ACCESS_POINT_ID", own.as_str()),
+            ("ACCESS_POINT_ROOT_PREFIX", "/workspaces"),
+        ])
+        .run(now(), None)
+        .await
+        .unwrap();
+    assert!(fx.access_point_exists(&own).await, "own mount kept");
+    assert_eq!(skipped_for(&summary, &own), vec!["skipped_not_workspace"]);
+    assert!(actions_on(&summary, &own).is_empty());
+    assert!(
+        !fx.access_point_exists(&orphan).await,
+        "the orphan still goes"
+    );
+    assert_eq!(
+        kinds(&summary),
+        vec![format!("{orphan} orphan_access_point")]
+    );
+}
+
+#[tokio::test]
+async fn tenant_level_and_foreign_access_points_are_never_touched() {
+    let fx = Fixture::new().await;
+    let old = days_ago(30);
+    let created = [("createdAt", old.as_str())];
+    let not_ours = vec![
+        access_point_with(&fx, "/acme", &created).await,
+        access_point_with(&fx, "/workspaces/acme", &created).await,
+        access_point_with(&fx, "/", &created).await,
+        access_point_with(&fx, "/srv/reports", &created).await,
+        access_point_with(&fx, "/other-app/acme/ws-1", &created).await,
+        access_point_with(&fx, "/workspaces/acme/ws-1/sub", &created).await,
+        access_point_with(&fx, "/workspaces/acme/..", &created).await,
+        access_point_with(&fx, "/workspaces/acme/ws-1", &[("workspaceId", "../x")]).await,
+    ];
+    // Identified by the exact layout root alone (no tag): a workspace access point.
+    let by_root = access_point_with(&fx, "/workspaces/acme/ws-2", &created).await;
+    let summary = fx
+        .sweeper(&[("ACCESS_POINT_ROOT_PREFIX", "/workspaces")])
+        .run(now(), None)
+        .await
+        .unwrap();
+    for id in &not_ours {
+        assert!(fx.access_point_exists(id).await, "{id} kept");
+        assert_eq!(
+            skipped_for(&summary, id),
+            vec!["skipped_not_workspace"],
+            "{id}"
+        );
+        assert!(actions_on(&summary, id).is_empty(), "{id}");
+        assert!(
+            !tags_of(&fx, id).await.contains_key(ORPHAN_SINCE),
+            "{id} unmarked"
+        );
+    }
+    assert_eq!(
+        kinds(&summary),
+        vec![format!("{by_root} orphan_access_point")]
+    );
+    assert!(!fx.access_point_exists(&by_root).await);
+}
+
+#[tokio::test]
+async fn a_tag_and_a_root_that_disagree_are_not_ours() {
+    let fx = Fixture::new().await;
+    let old = days_ago(30);
+    let a = access_point_with(
+        &fx,
+        "/acme/ws-b",
+        &[("workspaceId", "ws-a"), ("createdAt", &old)],
+    )
+    .await;
+    // With the default prefix the layout root is /<tenant>/<workspace>; this root still names
+    // another workspace's directory.
+    let b = access_point_with(
+        &fx,
+        "/workspaces/acme/ws-b",
+        &[("workspaceId", "ws-a"), ("createdAt", &old)],
+    )
+    .await;
+    fx.put(&fx.record("acme", "ws-b", None)).await;
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    for id in [&a, &b] {
+        assert!(fx.access_point_exists(id).await, "{id} kept");
+        assert_eq!(
+            skipped_for(&summary, id),
+            vec!["skipped_not_workspace"],
+            "{id}"
+        );
+    }
+    assert!(summary.actions.is_empty(), "{:?}", kinds(&summary));
+}
+
+#[tokio::test]
+async fn a_record_of_another_tenant_does_not_own_a_root_named_access_point() {
+    let fx = Fixture::new().await;
+    let old = days_ago(30);
+    let created = [("createdAt", old.as_str())];
+    let mismatch = access_point_with(&fx, "/acme/ws-1", &created).await;
+    let owned = access_point_with(&fx, "/globex/ws-2", &created).await;
+    fx.put(&fx.record("globex", "ws-1", None)).await;
+    fx.put(&fx.record("globex", "ws-2", None)).await;
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    assert!(fx.access_point_exists(&mismatch).await && fx.access_point_exists(&owned).await);
+    assert_eq!(
+        skipped_for(&summary, &mismatch),
+        vec!["skipped_tenant_mismatch"]
+    );
+    assert!(skipped_for(&summary, &owned).is_empty());
+    assert!(summary.actions.is_empty(), "{:?}", kinds(&summary));
+}
+
+#[tokio::test]
+async fn an_orphan_of_unknown_age_is_marked_then_deleted_by_a_later_run() {
+    let fx = Fixture::new().await;
+    // Made before access points carried createdAt: no age at all.
+    let ap = access_point_with(&fx, "/acme/ws-gone", &[("workspaceId", "ws-gone")]).await;
+    let t0 = now();
+    let first = fx.sweeper(&[]).run(t0, None).await.unwrap();
+    assert_eq!(
+        actions_on(&first, &ap),
+        vec!["mark_access_point orphan_age_unknown"]
+    );
+    assert_eq!(
+        tags_of(&fx, &ap).await.get(ORPHAN_SINCE),
+        Some(&t0.to_string())
+    );
+    assert!(fx.access_point_exists(&ap).await);
+
+    // An hour later: marked, but not yet an orphan for ORPHAN_MIN_AGE_HOURS; the mark stays.
+    let second = fx.sweeper(&[]).run(t0 + H, None).await.unwrap();
+    assert!(actions_on(&second, &ap).is_empty());
+    assert_eq!(skipped_for(&second, &ap), vec!["skipped_too_young"]);
+    assert_eq!(
+        tags_of(&fx, &ap).await.get(ORPHAN_SINCE),
+        Some(&t0.to_string())
+    );
+
+    let third = fx.sweeper(&[]).run(t0 + 25 * H, None).await.unwrap();
+    assert_eq!(
+        actions_on(&third, &ap),
+        vec!["delete_access_point orphan_access_point"]
+    );
+    assert!(!fx.access_point_exists(&ap).await);
+}
+
+#[tokio::test]
+async fn an_access_point_that_regains_an_owner_loses_its_mark() {
+    let fx = Fixture::new().await;
+    let ap = access_point_with(&fx, "/acme/ws-back", &[("workspaceId", "ws-back")]).await;
+    let t0 = now();
+    fx.sweeper(&[]).run(t0, None).await.unwrap();
+    assert!(tags_of(&fx, &ap).await.contains_key(ORPHAN_SINCE));
+    fx.put(&fx.record("acme", "ws-back", None)).await;
+    let later = fx.sweeper(&[]).run(t0 + 25 * H, None).await.unwrap();
+    assert_eq!(
+        actions_on(&later, &ap),
+        vec!["unmark_access_point owner_regained"]
+    );
+    assert!(fx.access_point_exists(&ap).await);
+    let tags = tags_of(&fx, &ap).await;
+    assert!(!tags.contains_key(ORPHAN_SINCE), "{tags:?}");
+    assert_eq!(tags.get("workspaceId").map(String::as_str), Some("ws-back"));
+}
+
+#[tokio::test]
+async fn a_dry_run_marks_nothing_and_says_what_it_would_mark() {
+    let fx = Fixture::new().await;
+    let ap = access_point_with(&fx, "/acme/ws-gone", &[("workspaceId", "ws-gone")]).await;
+    let t0 = now();
+    let dry = fx
+        .sweeper(&[("DRY_RUN", "true")])
+        .run(t0, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        actions_on(&dry, &ap),
+        vec!["mark_access_point orphan_age_unknown"]
+    );
+    assert!(!tags_of(&fx, &ap).await.contains_key(ORPHAN_SINCE));
+    // Nothing was marked, so a dry run a day later still only proposes the mark.
+    let dry_later = fx
+        .sweeper(&[("DRY_RUN", "true")])
+        .run(t0 + 25 * H, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        actions_on(&dry_later, &ap),
+        vec!["mark_access_point orphan_age_unknown"]
+    );
+    assert!(fx.access_point_exists(&ap).await);
+}
+
+#[tokio::test]
+async fn an_access_point_changed_since_listing_is_not_deleted() {
+    let fx = Fixture::new().await;
+    let old = days_ago(30);
+    let ap = access_point_with(
+        &fx,
+        "/acme/ws-gone",
+        &[("workspaceId", "ws-gone"), ("createdAt", &old)],
+    )
+    .await;
+    let sweeper = fx.sweeper(&[]);
+    let plan = sweeper.plan(now()).await.unwrap();
+    assert_eq!(plan.actions.len(), 1);
+    // Re-tagged for another workspace between the listing and the delete.
+    fx.efs
+        .tag_resource()
+        .resource_id(&ap)
+        .tags(
+            aws_sdk_efs::types::Tag::builder()
+                .key("workspaceId")
+                .value("ws-other")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let summary = sweeper.execute(plan, now(), None, Instant::now()).await;
+    assert!(summary.actions.is_empty(), "{:?}", kinds(&summary));
+    assert_eq!(summary.not_done[0].reason, "changed");
+    assert!(fx.access_point_exists(&ap).await);
+}
+
+#[tokio::test]
+async fn a_failing_re_check_of_the_access_point_deletes_nothing() {
+    let proxy = FaultProxy::start(&[]);
+    let fx = Fixture::with_endpoint(&proxy.endpoint).await;
+    let old = days_ago(30);
+    let ap = access_point_with(
+        &fx,
+        "/acme/ws-gone",
+        &[("workspaceId", "ws-gone"), ("createdAt", &old)],
+    )
+    .await;
+    let sweeper = fx.sweeper(&[]);
+    let plan = sweeper.plan(now()).await.unwrap();
+    assert_eq!(plan.actions.len(), 1);
+    // Only the fresh DescribeAccessPoints of this one access point fails (its query names it).
+    proxy.set_rules(&["AccessPointId=5xx:1.0"]);
+    let summary = sweeper.execute(plan, now(), None, Instant::now()).await;
+    assert!(summary.actions.is_empty(), "{:?}", kinds(&summary));
+    assert!(
+        summary.not_done[0].reason.starts_with("error"),
+        "{summary:?}"
+    );
+    assert!(proxy.counts()[0].2 > 0, "the fault was injected");
+    assert!(fx.access_point_exists(&ap).await);
+}
+
+#[tokio::test]
+async fn marking_counts_toward_the_cap() {
+    let fx = Fixture::new().await;
+    let mut unmarked = Vec::new();
+    for i in 0..12 {
+        let ws = format!("ws-{i:02}");
+        unmarked
+            .push(access_point_with(&fx, &format!("/acme/{ws}"), &[("workspaceId", &ws)]).await);
+    }
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    assert!(summary.actions.is_empty(), "{:?}", kinds(&summary));
+    assert!(
+        summary
+            .cap_exceeded
+            .as_deref()
+            .unwrap_or("")
+            .contains("12 of 12"),
+        "{:?}",
+        summary.cap_exceeded
+    );
+    for id in &unmarked {
+        assert_eq!(skipped_for(&summary, id), vec!["skipped_cap"]);
+        assert!(!tags_of(&fx, id).await.contains_key(ORPHAN_SINCE));
+    }
 }

@@ -362,6 +362,8 @@ fn print_sweep_plan(plan: &lifecycle_core::sweep::SweepPlan) {
             lifecycle_core::sweep::SweepTarget::FinishStaged { .. } => "finish_staged",
             lifecycle_core::sweep::SweepTarget::TrashOrphan { .. } => "move_to_trash",
             lifecycle_core::sweep::SweepTarget::DeleteAccessPoint { .. } => "delete_access_point",
+            lifecycle_core::sweep::SweepTarget::MarkAccessPoint { .. } => "mark_access_point",
+            lifecycle_core::sweep::SweepTarget::UnmarkAccessPoint { .. } => "unmark_access_point",
         };
         println!(
             "{:<20} {:<60} {}",
@@ -656,6 +658,7 @@ async fn status(ctx: &Ctx, json: bool, now: i64) -> Result<()> {
             !matches!(
                 a.target,
                 lifecycle_core::sweep::SweepTarget::PurgeTrash { .. }
+                    | lifecycle_core::sweep::SweepTarget::UnmarkAccessPoint { .. }
             )
         })
         .count()

@@ -404,6 +404,7 @@ impl EfsAccessPoints {
 #[async_trait]
 impl AccessPoints for EfsAccessPoints {
     async fn describe(&self, id: &str) -> Result<Option<AccessPointInfo>, ServiceError> {
+        const OP: &str = "EFS DescribeAccessPoints";
         match self
             .client
             .describe_access_points()
@@ -411,9 +412,31 @@ impl AccessPoints for EfsAccessPoints {
             .send()
             .await
         {
-            Ok(out) => Ok(out.access_points().first().map(access_point_info)),
+            Ok(out) => match out.access_points() {
+                [] => Err(ServiceError::new(
+                    OP,
+                    format!("no description of {id}"),
+                    true,
+                )),
+                [ap] => {
+                    let info = access_point_info(ap)?;
+                    if info.id != id {
+                        return Err(ServiceError::new(
+                            OP,
+                            format!("asked for {id}, answered {}", info.id),
+                            false,
+                        ));
+                    }
+                    Ok(Some(info))
+                }
+                many => Err(ServiceError::new(
+                    OP,
+                    format!("{} descriptions of {id}", many.len()),
+                    false,
+                )),
+            },
             Err(e) if e.code() == Some("AccessPointNotFound") => Ok(None),
-            Err(e) => Err(service_error("EFS DescribeAccessPoints", e)),
+            Err(e) => Err(service_error(OP, e)),
         }
     }
 
@@ -427,7 +450,21 @@ impl AccessPoints for EfsAccessPoints {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("EFS DescribeAccessPoints", e))?;
-            out.extend(page.access_points().iter().map(access_point_info));
+            for ap in page.access_points() {
+                let info = access_point_info(ap)?;
+                // An answer about another file system is a wrong answer, not data to act on.
+                if info.file_system_id != file_system_id {
+                    return Err(ServiceError::new(
+                        "EFS DescribeAccessPoints",
+                        format!(
+                            "listing {file_system_id} returned {} of {}",
+                            info.id, info.file_system_id
+                        ),
+                        false,
+                    ));
+                }
+                out.push(info);
+            }
         }
         Ok(out)
     }
@@ -445,12 +482,65 @@ impl AccessPoints for EfsAccessPoints {
             Err(e) => Err(service_error("EFS DeleteAccessPoint", e)),
         }
     }
+
+    async fn tag(&self, id: &str, key: &str, value: &str) -> Result<bool, ServiceError> {
+        let tag = aws_sdk_efs::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .map_err(|e| ServiceError::new("EFS TagResource", e.to_string(), false))?;
+        match self
+            .client
+            .tag_resource()
+            .resource_id(id)
+            .tags(tag)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("AccessPointNotFound") => Ok(false),
+            Err(e) => Err(service_error("EFS TagResource", e)),
+        }
+    }
+
+    async fn untag(&self, id: &str, key: &str) -> Result<bool, ServiceError> {
+        match self
+            .client
+            .untag_resource()
+            .resource_id(id)
+            .tag_keys(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("AccessPointNotFound") => Ok(false),
+            Err(e) => Err(service_error("EFS UntagResource", e)),
+        }
+    }
 }
 
-fn access_point_info(ap: &aws_sdk_efs::types::AccessPointDescription) -> AccessPointInfo {
-    AccessPointInfo {
-        id: ap.access_point_id().unwrap_or_default().to_string(),
-        file_system_id: ap.file_system_id().unwrap_or_default().to_string(),
+/// A description without an id or a file system is a malformed answer: a failed read.
+fn access_point_info(
+    ap: &aws_sdk_efs::types::AccessPointDescription,
+) -> Result<AccessPointInfo, ServiceError> {
+    let malformed = |what: &str| {
+        ServiceError::new(
+            "EFS DescribeAccessPoints",
+            format!("an access point without {what}"),
+            false,
+        )
+    };
+    Ok(AccessPointInfo {
+        id: ap
+            .access_point_id()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| malformed("an id"))?
+            .to_string(),
+        file_system_id: ap
+            .file_system_id()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| malformed("a file system id"))?
+            .to_string(),
         root_path: ap
             .root_directory()
             .and_then(|r| r.path())
@@ -460,7 +550,7 @@ fn access_point_info(ap: &aws_sdk_efs::types::AccessPointDescription) -> AccessP
             .iter()
             .map(|t| (t.key().to_string(), t.value().to_string()))
             .collect::<BTreeMap<_, _>>(),
-    }
+    })
 }
 
 /// ECS tasks of one cluster.

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::access_point::{parse_root_prefix, AccessPointRules, Ownership};
 use crate::retention::RetentionPolicy;
 
 pub const DEFAULT_EFS_ROOT: &str = "/mnt/workspaces";
@@ -33,6 +34,9 @@ pub const SHARED_VARS: &[&str] = &[
     "DRY_RUN",
     "RETENTION_POLICY",
     "RECORD_CONCURRENCY",
+    "ACCESS_POINT_ROOT_PREFIX",
+    "OWN_ACCESS_POINT_ID",
+    "ACCESS_POINT_OWNERSHIP",
 ];
 
 /// `ECS_CLUSTER=none`: run without the in-use guard, said explicitly.
@@ -200,6 +204,9 @@ pub struct Config {
     pub dry_run: bool,
     pub retention: RetentionPolicy,
     pub record_concurrency: usize,
+    /// Which access points are workspace access points (`ACCESS_POINT_ROOT_PREFIX`,
+    /// `OWN_ACCESS_POINT_ID`, `ACCESS_POINT_OWNERSHIP`).
+    pub access_points: AccessPointRules,
 }
 
 impl Config {
@@ -257,6 +264,7 @@ impl Config {
                 DEFAULT_RECORD_CONCURRENCY,
                 1..=64,
             )?,
+            access_points: access_point_rules(env)?,
         })
     }
 }
@@ -296,6 +304,40 @@ fn ecs_cluster<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Str
     Ok(Some(cluster))
 }
 
+fn access_point_rules<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<AccessPointRules, ConfigError> {
+    let root_prefix = match env.get("ACCESS_POINT_ROOT_PREFIX")? {
+        None => String::new(),
+        Some(text) => parse_root_prefix(&text).map_err(|p| err("ACCESS_POINT_ROOT_PREFIX", p))?,
+    };
+    let own_id = env.get("OWN_ACCESS_POINT_ID")?;
+    if let Some(id) = &own_id {
+        let hex = id.strip_prefix("fsap-").unwrap_or("");
+        if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(err(
+                "OWN_ACCESS_POINT_ID",
+                format!("{id:?} is not an access point id (fsap-…)"),
+            ));
+        }
+    }
+    let ownership = match env.get("ACCESS_POINT_OWNERSHIP")?.as_deref() {
+        None | Some("tag-or-root") => Ownership::TagOrRoot,
+        Some("tag") => Ownership::Tag,
+        Some(other) => {
+            return Err(err(
+                "ACCESS_POINT_OWNERSHIP",
+                format!("{other:?} is not tag-or-root or tag"),
+            ))
+        }
+    };
+    Ok(AccessPointRules {
+        root_prefix,
+        own_id,
+        ownership,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +359,49 @@ mod tests {
         assert!(!c.dry_run);
         assert_eq!(c.ecs_cluster.as_deref(), Some("agents"));
         assert_eq!(c.retention, RetentionPolicy::default());
+        assert_eq!(c.access_points, AccessPointRules::default());
+    }
+
+    #[test]
+    fn access_point_settings() {
+        let c = config(&[
+            ("WORKSPACE_TABLE", "workspaces"),
+            ("ECS_CLUSTER", "none"),
+            ("ACCESS_POINT_ROOT_PREFIX", "/workspaces/"),
+            ("OWN_ACCESS_POINT_ID", "fsap-0123abcd"),
+            ("ACCESS_POINT_OWNERSHIP", "tag"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.access_points,
+            AccessPointRules {
+                root_prefix: "/workspaces".into(),
+                own_id: Some("fsap-0123abcd".into()),
+                ownership: Ownership::Tag,
+            }
+        );
+        let root = config(&[
+            ("WORKSPACE_TABLE", "workspaces"),
+            ("ECS_CLUSTER", "none"),
+            ("ACCESS_POINT_ROOT_PREFIX", "/"),
+        ])
+        .unwrap();
+        assert_eq!(root.access_points.root_prefix, "");
+        for (var, value) in [
+            ("ACCESS_POINT_ROOT_PREFIX", "workspaces"),
+            ("ACCESS_POINT_ROOT_PREFIX", "/a/../b"),
+            ("OWN_ACCESS_POINT_ID", "fs-0123"),
+            ("ACCESS_POINT_OWNERSHIP", "root"),
+        ] {
+            let e = config(&[
+                ("WORKSPACE_TABLE", "workspaces"),
+                ("ECS_CLUSTER", "none"),
+                (var, value),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(var), "{e}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What to do when DynamoDB TTL has deleted a workspace's record (pure).
 
+use crate::access_point::{identify, AccessPointRules};
 use crate::ids::{TenantId, WorkspaceId};
 use crate::layout::TrashName;
 use crate::observe::Reason;
@@ -86,13 +87,15 @@ pub fn plan_expiry(facts: &ExpiryFacts<'_>, policy: &RetentionPolicy) -> ExpiryP
     }
 }
 
-/// Whether the access point a record names may be deleted on that record's behalf. It must be on
-/// our file system (when known), and must not say it belongs to another workspace, by tag or by
-/// its root directory `…/<tenantId>/<workspaceId>`.
+/// Whether the access point a record names may be deleted on that record's behalf: it must be on
+/// our file system (when known) and be that workspace's access point by the one ownership rule
+/// ([`identify`]): not the functions' own, not tenant-level or another application's, not tagged
+/// or rooted for another workspace, and not rooted under another tenant.
 pub fn access_point_belongs(
     ap: &AccessPointInfo,
     record: &WorkspaceRecord,
     file_system_id: Option<&str>,
+    rules: &AccessPointRules,
 ) -> Result<(), String> {
     if let Some(fs) = file_system_id {
         if ap.file_system_id != fs {
@@ -102,24 +105,19 @@ pub fn access_point_belongs(
             ));
         }
     }
-    if let Some(tagged) = ap.tags.get(crate::tasks::WORKSPACE_TAG) {
-        if tagged != record.workspace_id.as_str() {
-            return Err(format!(
-                "access point {} is tagged for workspace {tagged}",
-                ap.id
-            ));
-        }
-        return Ok(());
+    let owner = identify(ap, rules)
+        .map_err(|why| format!("access point {} is not a workspace's: {why}", ap.id))?;
+    if owner.workspace != record.workspace_id {
+        return Err(format!(
+            "access point {} belongs to workspace {}",
+            ap.id, owner.workspace
+        ));
     }
-    if let Some(path) = ap.root_path.as_deref() {
-        let mut parts = path.trim_end_matches('/').rsplit('/');
-        let (leaf, parent) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        if leaf != record.workspace_id.as_str() || parent != record.tenant_id.as_str() {
-            return Err(format!(
-                "access point {} has root {path}, not …/{}/{}",
-                ap.id, record.tenant_id, record.workspace_id
-            ));
-        }
+    if let Some(tenant) = owner.tenant.filter(|t| *t != record.tenant_id) {
+        return Err(format!(
+            "access point {} is rooted under tenant {tenant}, not {}",
+            ap.id, record.tenant_id
+        ));
     }
     Ok(())
 }
@@ -227,8 +225,44 @@ mod tests {
     }
 
     #[test]
+    fn only_the_records_workspace_access_point_belongs() {
+        let r = record();
+        let ap = |path: &str, tag: Option<&str>| AccessPointInfo {
+            id: "fsap-0123".into(),
+            file_system_id: "fs-1".into(),
+            root_path: Some(path.into()),
+            tags: tag
+                .map(|t| BTreeMap::from([("workspaceId".to_string(), t.to_string())]))
+                .unwrap_or_default(),
+        };
+        // The functions' own mount, a tenant-level one, the file system's root, another
+        // application's: a record naming one of them does not make it the workspace's.
+        let rules = AccessPointRules::default();
+        for path in ["/workspaces", "/acme", "/", "/srv/acme/ws-1"] {
+            assert!(
+                access_point_belongs(&ap(path, None), &r, None, &rules).is_err(),
+                "{path}"
+            );
+        }
+        // A tag and a root that disagree; a root under another tenant.
+        assert!(access_point_belongs(&ap("/acme/ws-2", Some("ws-1")), &r, None, &rules).is_err());
+        assert!(access_point_belongs(&ap("/globex/ws-1", None), &r, None, &rules).is_err());
+        // The functions' own access point, whatever its tags and root.
+        let own = AccessPointRules {
+            own_id: Some("fsap-0123".into()),
+            ..AccessPointRules::default()
+        };
+        assert!(access_point_belongs(&ap("/acme/ws-1", Some("ws-1")), &r, None, &own).is_err());
+        assert!(access_point_belongs(&ap("/acme/ws-1", None), &r, None, &rules).is_ok());
+    }
+
+    #[test]
     fn access_point_ownership() {
         let r = record();
+        let rules = AccessPointRules {
+            root_prefix: "/workspaces".into(),
+            ..AccessPointRules::default()
+        };
         let ap = |fs: &str, path: Option<&str>, tag: Option<&str>| AccessPointInfo {
             id: "fsap-0123".into(),
             file_system_id: fs.into(),
@@ -237,19 +271,29 @@ mod tests {
                 .map(|t| BTreeMap::from([("workspaceId".to_string(), t.to_string())]))
                 .unwrap_or_default(),
         };
-        assert!(access_point_belongs(
+        let belongs =
+            |a: &AccessPointInfo, fs: Option<&str>| access_point_belongs(a, &r, fs, &rules);
+        assert!(belongs(
             &ap("fs-1", Some("/workspaces/acme/ws-1"), None),
-            &r,
             Some("fs-1")
         )
         .is_ok());
-        assert!(
-            access_point_belongs(&ap("fs-1", Some("/acme/ws-1/"), Some("ws-1")), &r, None).is_ok()
-        );
-        assert!(access_point_belongs(&ap("fs-1", None, None), &r, None).is_ok());
-        assert!(access_point_belongs(&ap("fs-2", None, None), &r, Some("fs-1")).is_err());
-        assert!(access_point_belongs(&ap("fs-1", None, Some("ws-2")), &r, None).is_err());
-        assert!(access_point_belongs(&ap("fs-1", Some("/other/ws-1"), None), &r, None).is_err());
-        assert!(access_point_belongs(&ap("fs-1", Some("/"), None), &r, None).is_err());
+        assert!(belongs(&ap("fs-1", Some("/acme/ws-1/"), Some("ws-1")), None).is_ok());
+        assert!(belongs(&ap("fs-1", None, Some("ws-1")), None).is_ok());
+        // Nothing says it is this workspace's: no tag, no root in the layout.
+        assert!(belongs(&ap("fs-1", None, None), None).is_err());
+        assert!(belongs(
+            &ap("fs-2", Some("/workspaces/acme/ws-1"), None),
+            Some("fs-1")
+        )
+        .is_err());
+        assert!(belongs(&ap("fs-1", None, Some("ws-2")), None).is_err());
+        assert!(belongs(&ap("fs-1", Some("/workspaces/other/ws-1"), None), None).is_err());
+        assert!(belongs(
+            &ap("fs-1", Some("/workspaces/other/ws-1"), Some("ws-1")),
+            None
+        )
+        .is_err());
+        assert!(belongs(&ap("fs-1", Some("/"), None), None).is_err());
     }
 }

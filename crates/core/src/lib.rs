@@ -1,6 +1,7 @@
 //! The domain of workspace storage lifecycle: plain data, pure decisions with a reason for each
 //! action, small traits for the outside world, and their AWS and file-system adapters.
 
+pub mod access_point;
 pub mod activity;
 pub mod aws;
 pub mod config;

@@ -231,6 +231,26 @@ impl AccessPoints for MemoryAccessPoints {
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
+
+    async fn tag(&self, id: &str, key: &str, value: &str) -> Result<bool, ServiceError> {
+        Ok(match self.points.lock().unwrap().get_mut(id) {
+            Some(ap) => {
+                ap.tags.insert(key.to_string(), value.to_string());
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn untag(&self, id: &str, key: &str) -> Result<bool, ServiceError> {
+        Ok(match self.points.lock().unwrap().get_mut(id) {
+            Some(ap) => {
+                ap.tags.remove(key);
+                true
+            }
+            None => false,
+        })
+    }
 }
 
 #[derive(Debug, Default)]

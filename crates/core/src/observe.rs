@@ -23,6 +23,8 @@ pub fn init_tracing() {
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     DeleteAccessPoint,
+    MarkOrphanAccessPoint,
+    UnmarkAccessPoint,
     MoveToTrash,
     PurgeTrashEntry,
     PutBackRecord,
@@ -84,6 +86,8 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::DeleteAccessPoint => "delete_access_point",
+            Action::MarkOrphanAccessPoint => "mark_orphan_access_point",
+            Action::UnmarkAccessPoint => "unmark_access_point",
             Action::MoveToTrash => "move_to_trash",
             Action::PurgeTrashEntry => "purge_trash_entry",
             Action::PutBackRecord => "put_back_record",

@@ -82,7 +82,9 @@ pub trait WorkspaceTable: Send + Sync {
     async fn release_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<(), ServiceError>;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An access point as EFS describes it. Which workspace (if any) it serves is decided by
+/// [`crate::access_point::identify`], never inferred here.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessPointInfo {
     pub id: String,
@@ -95,31 +97,32 @@ pub struct AccessPointInfo {
 /// reports none, and the sweeper needs an age before it deletes one.
 pub const CREATED_AT_TAG: &str = "createdAt";
 
+/// Tag the sweeper puts on an orphan access point of unknown age (epoch seconds of the run that
+/// found it), so a later run knows how long it has been an orphan.
+pub const ORPHAN_SINCE_TAG: &str = "lifecycle:orphanSince";
+
 impl AccessPointInfo {
-    /// The workspace it serves: its `workspaceId` tag, else the last component of its root.
-    pub fn workspace(&self) -> Option<String> {
-        if let Some(ws) = self.tags.get(crate::tasks::WORKSPACE_TAG) {
-            return Some(ws.clone());
-        }
-        let path = self.root_path.as_deref()?.trim_end_matches('/');
-        path.rsplit('/')
-            .next()
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
+    pub fn created_at(&self) -> Option<i64> {
+        epoch_or_rfc3339(self.tags.get(CREATED_AT_TAG)?)
     }
 
-    pub fn created_at(&self) -> Option<i64> {
-        let text = self.tags.get(CREATED_AT_TAG)?;
-        text.parse().ok().or_else(|| {
-            chrono::DateTime::parse_from_rfc3339(text)
-                .ok()
-                .map(|t| t.timestamp())
-        })
+    /// When a sweep first found it orphaned; `None` when unmarked (or the mark is unreadable).
+    pub fn orphan_since(&self) -> Option<i64> {
+        epoch_or_rfc3339(self.tags.get(ORPHAN_SINCE_TAG)?)
     }
+}
+
+fn epoch_or_rfc3339(text: &str) -> Option<i64> {
+    text.parse().ok().or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.timestamp())
+    })
 }
 
 #[async_trait]
 pub trait AccessPoints: Send + Sync {
+    /// One access point, read fresh; `None` only when EFS says it does not exist.
     async fn describe(&self, id: &str) -> Result<Option<AccessPointInfo>, ServiceError>;
 
     /// Deletes an access point. `Ok(false)`: it was already gone, which counts as success.
@@ -127,6 +130,12 @@ pub trait AccessPoints: Send + Sync {
 
     /// Every access point of a file system (all pages; never a partial list).
     async fn list(&self, file_system_id: &str) -> Result<Vec<AccessPointInfo>, ServiceError>;
+
+    /// Sets one tag. `Ok(false)`: the access point is gone.
+    async fn tag(&self, id: &str, key: &str, value: &str) -> Result<bool, ServiceError>;
+
+    /// Removes one tag. `Ok(false)`: the access point is gone.
+    async fn untag(&self, id: &str, key: &str) -> Result<bool, ServiceError>;
 }
 
 #[async_trait]

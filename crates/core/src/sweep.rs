@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::access_point::{identify, AccessPointRules, WorkspaceAccessPoint};
 use crate::ids::{TenantId, WorkspaceId};
 use crate::layout::{TrashName, PURGING_PREFIX, STAGING_PREFIX};
+use crate::ports::{AccessPointInfo, ORPHAN_SINCE_TAG};
 use crate::retention::SECONDS_PER_DAY;
 use crate::tasks::{InUse, WorkspaceRef};
 
@@ -33,13 +35,21 @@ pub struct Owner {
     pub tenant: String,
 }
 
-/// An access point of the file system, with the workspace it serves (tag `workspaceId`, else the
-/// last component of its root directory) and, when known, its age.
+/// An access point of the file system as listed, with what the ownership rule
+/// ([`identify`]) says of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessPointEntry {
-    pub id: String,
-    pub workspace: Option<String>,
-    pub created_at: Option<i64>,
+    pub info: AccessPointInfo,
+    /// The workspace it serves, or why it is not a workspace access point (then it is never
+    /// touched: not deleted, not marked, not unmarked).
+    pub owner: Result<WorkspaceAccessPoint, String>,
+}
+
+impl AccessPointEntry {
+    pub fn new(info: AccessPointInfo, rules: &AccessPointRules) -> Self {
+        let owner = identify(&info, rules);
+        Self { info, owner }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +83,7 @@ pub enum SweepReason {
     SkippedWithinGrace,
     SkippedInvalidName,
     SkippedTenantMismatch,
-    SkippedAgeUnknown,
-    SkippedUnidentified,
+    SkippedNotWorkspace,
     SkippedCap,
     SkippedInUse,
     SkippedStaging,
@@ -82,6 +91,10 @@ pub enum SweepReason {
     PurgeResumed,
     /// A move into the trash stopped half-way long enough ago that nothing is still doing it.
     StagingAbandoned,
+    /// An orphan access point of unknown age: marked now, deleted by a later run.
+    OrphanAgeUnknown,
+    /// A marked access point whose workspace has a record again.
+    OwnerRegained,
 }
 
 impl SweepReason {
@@ -94,13 +107,14 @@ impl SweepReason {
             SweepReason::SkippedWithinGrace => "skipped_within_grace",
             SweepReason::SkippedInvalidName => "skipped_invalid_name",
             SweepReason::SkippedTenantMismatch => "skipped_tenant_mismatch",
-            SweepReason::SkippedAgeUnknown => "skipped_age_unknown",
-            SweepReason::SkippedUnidentified => "skipped_unidentified",
+            SweepReason::SkippedNotWorkspace => "skipped_not_workspace",
             SweepReason::SkippedCap => "skipped_cap",
             SweepReason::SkippedInUse => "skipped_in_use",
             SweepReason::SkippedStaging => "skipped_staging",
             SweepReason::PurgeResumed => "purge_resumed",
             SweepReason::StagingAbandoned => "staging_abandoned",
+            SweepReason::OrphanAgeUnknown => "orphan_age_unknown",
+            SweepReason::OwnerRegained => "owner_regained",
         }
     }
 }
@@ -123,6 +137,20 @@ pub enum SweepTarget {
     DeleteAccessPoint {
         id: String,
         workspace: String,
+        /// As listed: it is deleted only if a fresh description still says exactly this.
+        #[serde(skip)]
+        listed: AccessPointInfo,
+    },
+    /// Tags an orphan access point of unknown age with `since` (`lifecycle:orphanSince`).
+    MarkAccessPoint {
+        id: String,
+        workspace: String,
+        since: i64,
+    },
+    /// Removes that tag from an access point whose workspace has a record again.
+    UnmarkAccessPoint {
+        id: String,
+        workspace: String,
     },
 }
 
@@ -143,7 +171,8 @@ pub struct Skip {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepPlan {
-    /// What to do, in order: purges, then orphan directories, then access points.
+    /// What to do, in order: purges, then orphan directories, then access points (deletes and
+    /// marks), then removals of marks.
     pub actions: Vec<Planned>,
     pub skipped: Vec<Skip>,
     /// Set when a cap is exceeded: then nothing of that kind is in `actions`, and this says
@@ -237,7 +266,6 @@ pub fn plan_sweep(
 
     let mut orphan_dirs = Vec::new();
     let mut live_workspaces = 0usize;
-    let mut dir_age: BTreeMap<&str, i64> = BTreeMap::new();
     for entry in live {
         let what = match &entry.workspace {
             Some(ws) => format!("{}/{ws}", entry.tenant),
@@ -260,11 +288,14 @@ pub fn plan_sweep(
             continue;
         }
         live_workspaces += 1;
-        dir_age.insert(ws, entry.changed_at);
         let serving: Vec<String> = access_points
             .iter()
-            .filter(|ap| ap.workspace.as_deref() == Some(ws.as_str()))
-            .map(|ap| ap.id.clone())
+            .filter(|ap| {
+                ap.owner
+                    .as_ref()
+                    .is_ok_and(|o| o.workspace.as_str() == ws.as_str())
+            })
+            .map(|ap| ap.info.id.clone())
             .collect();
         let users = in_use.users(
             WorkspaceRef {
@@ -298,46 +329,83 @@ pub fn plan_sweep(
         }
     }
 
-    // Where EFS gives no creation time, an access point is as old as its workspace's directory,
-    // or as its workspace's deletion (trash entry); otherwise its age is unknown and it is kept.
-    let trashed_at: BTreeMap<String, i64> = trash
-        .iter()
-        .filter_map(|e| e.name.parse::<TrashName>().ok())
-        .map(|n| (n.workspace.to_string(), n.deleted_at))
-        .collect();
+    let ages = AgeEvidence::new(live, trash);
+    // Deletes and marks: what the access point cap counts, out of workspace access points only.
     let mut orphan_aps = Vec::new();
+    let mut unmarks = Vec::new();
+    let mut workspace_aps = 0usize;
     for ap in access_points {
-        let Some(ws) = ap
-            .workspace
-            .as_deref()
-            .filter(|w| WorkspaceId::parse(*w).is_ok())
-        else {
+        let id = &ap.info.id;
+        let Ok(owner) = &ap.owner else {
             plan.skipped.push(Skip {
-                what: ap.id.clone(),
-                reason: SweepReason::SkippedUnidentified,
+                what: id.clone(),
+                reason: SweepReason::SkippedNotWorkspace,
             });
             continue;
         };
-        if owners.contains_key(ws) {
+        workspace_aps += 1;
+        let ws = owner.workspace.as_str();
+        let tenant = owner.tenant.as_ref().map(TenantId::as_str);
+        if let Some(record) = owners.get(ws) {
+            // Any record of this id stops the orphan clock; a record of another tenant than the
+            // one its root names does not own it, but is no licence to delete it either.
+            if ap.info.tags.contains_key(ORPHAN_SINCE_TAG) {
+                unmarks.push(Planned {
+                    target: SweepTarget::UnmarkAccessPoint {
+                        id: id.clone(),
+                        workspace: ws.to_string(),
+                    },
+                    reason: SweepReason::OwnerRegained,
+                });
+            }
+            if tenant.is_some_and(|t| t != record.tenant) {
+                plan.skipped.push(Skip {
+                    what: id.clone(),
+                    reason: SweepReason::SkippedTenantMismatch,
+                });
+            }
             continue;
         }
-        let age_from = ap
-            .created_at
-            .or_else(|| dir_age.get(ws).copied())
-            .or_else(|| trashed_at.get(ws).copied());
-        match age_from {
-            None => plan.skipped.push(Skip {
-                what: ap.id.clone(),
-                reason: SweepReason::SkippedAgeUnknown,
+        // A task that mounts it, or that uses its workspace, keeps it whatever the table says.
+        let users = in_use.users(
+            WorkspaceRef {
+                workspace: ws,
+                tenant,
+                access_points: std::slice::from_ref(id),
+            },
+            rules.file_system_id.as_deref(),
+        );
+        if !users.is_empty() {
+            plan.skipped.push(Skip {
+                what: id.clone(),
+                reason: SweepReason::SkippedInUse,
+            });
+            continue;
+        }
+        // Orphan since the mark, or since its age evidence when that is older.
+        let age = ap.info.created_at().or_else(|| ages.of(tenant, ws));
+        let since = match (ap.info.orphan_since(), age) {
+            (Some(mark), Some(age)) => Some(mark.min(age)),
+            (mark, age) => mark.or(age),
+        };
+        match since {
+            None => orphan_aps.push(Planned {
+                target: SweepTarget::MarkAccessPoint {
+                    id: id.clone(),
+                    workspace: ws.to_string(),
+                    since: now,
+                },
+                reason: SweepReason::OrphanAgeUnknown,
             }),
             Some(at) if now - at < min_age => plan.skipped.push(Skip {
-                what: ap.id.clone(),
+                what: id.clone(),
                 reason: SweepReason::SkippedTooYoung,
             }),
             Some(_) => orphan_aps.push(Planned {
                 target: SweepTarget::DeleteAccessPoint {
-                    id: ap.id.clone(),
+                    id: id.clone(),
                     workspace: ws.to_string(),
+                    listed: ap.info.clone(),
                 },
                 reason: SweepReason::OrphanAccessPoint,
             }),
@@ -360,7 +428,7 @@ pub fn plan_sweep(
         (
             "orphan access points",
             orphan_aps,
-            access_points.len(),
+            workspace_aps,
             action_percent,
         ),
     ];
@@ -381,7 +449,75 @@ pub fn plan_sweep(
     if !exceeded.is_empty() {
         plan.cap_exceeded = Some(exceeded.join("; "));
     }
+    // Removing a mark only ever delays a deletion, so no cap holds it back.
+    plan.actions.extend(unmarks);
     plan
+}
+
+/// When EFS gives no creation time: an access point is as old as its workspace's directory, or
+/// as its workspace's deletion (trash entry). By tenant and workspace; for an access point whose
+/// tenant is unknown, the youngest of any tenant.
+struct AgeEvidence {
+    by_tenant: BTreeMap<(String, String), i64>,
+    any_tenant: BTreeMap<String, i64>,
+}
+
+impl AgeEvidence {
+    fn new(live: &[LiveEntry], trash: &[TrashEntry]) -> Self {
+        let dirs = live.iter().filter_map(|e| {
+            let ws = e.workspace.as_ref()?;
+            Some((e.tenant.clone(), ws.clone(), e.changed_at))
+        });
+        let trashed = trash.iter().filter_map(|e| {
+            let name = e.name.parse::<TrashName>().ok()?;
+            Some((
+                name.tenant.to_string(),
+                name.workspace.to_string(),
+                name.deleted_at,
+            ))
+        });
+        let (mut dir_age, mut trash_age) = (Self::empty(), Self::empty());
+        for (tenant, ws, at) in dirs {
+            dir_age.add(tenant, ws, at);
+        }
+        for (tenant, ws, at) in trashed {
+            trash_age.add(tenant, ws, at);
+        }
+        // A directory's age comes first (as before); a trash entry's only where there is none.
+        for (key, at) in trash_age.by_tenant {
+            dir_age.by_tenant.entry(key).or_insert(at);
+        }
+        for (ws, at) in trash_age.any_tenant {
+            dir_age.any_tenant.entry(ws).or_insert(at);
+        }
+        dir_age
+    }
+
+    fn empty() -> Self {
+        Self {
+            by_tenant: BTreeMap::new(),
+            any_tenant: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, tenant: String, ws: String, at: i64) {
+        let newest = |old: &mut i64| *old = (*old).max(at);
+        self.by_tenant
+            .entry((tenant, ws.clone()))
+            .and_modify(newest)
+            .or_insert(at);
+        self.any_tenant.entry(ws).and_modify(newest).or_insert(at);
+    }
+
+    fn of(&self, tenant: Option<&str>, ws: &str) -> Option<i64> {
+        match tenant {
+            Some(t) => self
+                .by_tenant
+                .get(&(t.to_string(), ws.to_string()))
+                .copied(),
+            None => self.any_tenant.get(ws).copied(),
+        }
+    }
 }
 
 pub fn describe(target: &SweepTarget) -> String {
@@ -389,7 +525,9 @@ pub fn describe(target: &SweepTarget) -> String {
         SweepTarget::PurgeTrash { entry } => format!(".trash/{entry}"),
         SweepTarget::FinishStaged { entry } => format!(".trash/{STAGING_PREFIX}{entry}"),
         SweepTarget::TrashOrphan { tenant, workspace } => format!("{tenant}/{workspace}"),
-        SweepTarget::DeleteAccessPoint { id, .. } => id.clone(),
+        SweepTarget::DeleteAccessPoint { id, .. }
+        | SweepTarget::MarkAccessPoint { id, .. }
+        | SweepTarget::UnmarkAccessPoint { id, .. } => id.clone(),
     }
 }
 
@@ -418,6 +556,7 @@ pub fn targets(plan: &SweepPlan) -> BTreeSet<SweepTarget> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access_point::Ownership;
     use proptest::prelude::*;
 
     const H: i64 = 3600;
@@ -489,10 +628,43 @@ mod tests {
         assert!(reasons.contains(&("lost+found", SweepReason::SkippedInvalidName)));
     }
 
+    fn ap_in(
+        id: &str,
+        root: &str,
+        tags: &[(&str, &str)],
+        rules: &AccessPointRules,
+    ) -> AccessPointEntry {
+        AccessPointEntry::new(
+            AccessPointInfo {
+                id: id.into(),
+                file_system_id: "fs-1".into(),
+                root_path: Some(root.into()),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            rules,
+        )
+    }
+
+    /// An access point under the default rules (layout root `/<tenant>/<workspace>`).
+    fn ap(id: &str, root: &str, tags: &[(&str, &str)]) -> AccessPointEntry {
+        ap_in(id, root, tags, &AccessPointRules::default())
+    }
+
+    fn skipped(plan: &SweepPlan) -> BTreeMap<String, SweepReason> {
+        plan.skipped
+            .iter()
+            .map(|s| (s.what.clone(), s.reason))
+            .collect()
+    }
+
     #[test]
     fn trash_by_name_time_and_access_points_by_owner_and_age() {
         let old = format!("{}+acme+gone", NOW - 8 * 86_400);
         let fresh = format!("{}+acme+recent", NOW - 86_400);
+        let an_hour_ago = (NOW - H).to_string();
         let plan = plan_sweep(
             &[],
             &[
@@ -504,47 +676,121 @@ mod tests {
             ],
             &owners(&[("kept", "acme")]),
             &[
-                AccessPointEntry {
-                    id: "fsap-1".into(),
-                    workspace: Some("gone".into()),
-                    created_at: None,
-                },
-                AccessPointEntry {
-                    id: "fsap-2".into(),
-                    workspace: Some("kept".into()),
-                    created_at: None,
-                },
-                AccessPointEntry {
-                    id: "fsap-3".into(),
-                    workspace: Some("new".into()),
-                    created_at: Some(NOW - H),
-                },
-                AccessPointEntry {
-                    id: "fsap-4".into(),
-                    workspace: Some("mystery".into()),
-                    created_at: None,
-                },
-                AccessPointEntry {
-                    id: "fsap-5".into(),
-                    workspace: None,
-                    created_at: Some(0),
-                },
+                ap("fsap-1", "/acme/gone", &[]),
+                ap("fsap-2", "/acme/kept", &[]),
+                ap("fsap-3", "/acme/new", &[("createdAt", &an_hour_ago)]),
+                ap("fsap-4", "/acme/mystery", &[]),
+                ap("fsap-5", "/acme", &[("createdAt", "0")]),
             ],
             &InUse::default(),
             NOW,
             &rules(),
         );
         let targets: Vec<_> = plan.actions.iter().map(|a| describe(&a.target)).collect();
-        assert_eq!(targets, vec![format!(".trash/{old}"), "fsap-1".to_string()]);
-        let reasons: BTreeMap<_, _> = plan
-            .skipped
-            .iter()
-            .map(|s| (s.what.clone(), s.reason))
-            .collect();
+        assert_eq!(
+            targets,
+            vec![format!(".trash/{old}"), "fsap-1".into(), "fsap-4".into()]
+        );
+        assert!(matches!(
+            plan.actions[2].target,
+            SweepTarget::MarkAccessPoint { since: NOW, .. }
+        ));
+        let reasons = skipped(&plan);
         assert_eq!(reasons["fsap-3"], SweepReason::SkippedTooYoung);
-        assert_eq!(reasons["fsap-4"], SweepReason::SkippedAgeUnknown);
-        assert_eq!(reasons["fsap-5"], SweepReason::SkippedUnidentified);
+        assert_eq!(reasons["fsap-5"], SweepReason::SkippedNotWorkspace);
         assert_eq!(reasons[".trash/junk"], SweepReason::SkippedInvalidName);
+        assert!(!reasons.contains_key("fsap-2") && !reasons.contains_key("fsap-4"));
+    }
+
+    #[test]
+    fn the_orphan_clock_starts_at_the_mark_or_at_an_older_creation() {
+        let at = |secs_ago: i64| (NOW - secs_ago).to_string();
+        let (two_h, day_plus, month) = (at(2 * H), at(25 * H), at(30 * 86_400));
+        let plan = plan_sweep(
+            &[],
+            &[],
+            &owners(&[("back", "acme"), ("moved", "globex")]),
+            &[
+                ap("fsap-new-mark", "/acme/a", &[(ORPHAN_SINCE_TAG, &two_h)]),
+                ap(
+                    "fsap-old-created",
+                    "/acme/b",
+                    &[(ORPHAN_SINCE_TAG, &two_h), ("createdAt", &month)],
+                ),
+                ap("fsap-old-mark", "/acme/c", &[(ORPHAN_SINCE_TAG, &day_plus)]),
+                ap("fsap-bad-mark", "/acme/d", &[(ORPHAN_SINCE_TAG, "soon")]),
+                ap("fsap-back", "/acme/back", &[(ORPHAN_SINCE_TAG, &day_plus)]),
+                ap(
+                    "fsap-moved",
+                    "/acme/moved",
+                    &[(ORPHAN_SINCE_TAG, &day_plus)],
+                ),
+                ap(
+                    "fsap-foreign",
+                    "/srv/x/data",
+                    &[(ORPHAN_SINCE_TAG, &day_plus)],
+                ),
+            ],
+            &InUse::default(),
+            NOW,
+            &rules(),
+        );
+        let actions: Vec<_> = plan
+            .actions
+            .iter()
+            .map(|a| (describe(&a.target), a.reason))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                ("fsap-old-created".into(), SweepReason::OrphanAccessPoint),
+                ("fsap-old-mark".into(), SweepReason::OrphanAccessPoint),
+                ("fsap-bad-mark".into(), SweepReason::OrphanAgeUnknown),
+                ("fsap-back".into(), SweepReason::OwnerRegained),
+                ("fsap-moved".into(), SweepReason::OwnerRegained),
+            ]
+        );
+        let reasons = skipped(&plan);
+        assert_eq!(reasons["fsap-new-mark"], SweepReason::SkippedTooYoung);
+        assert_eq!(reasons["fsap-moved"], SweepReason::SkippedTenantMismatch);
+        assert_eq!(reasons["fsap-foreign"], SweepReason::SkippedNotWorkspace);
+    }
+
+    #[test]
+    fn the_access_point_cap_counts_marks_and_workspace_access_points_only() {
+        let mut aps: Vec<_> = (0..20)
+            .map(|i| {
+                ap(
+                    &format!("fsap-f{i:02}"),
+                    &format!("/srv/app{i}/data"),
+                    &[("createdAt", "0")],
+                )
+            })
+            .collect();
+        let owned: Vec<(String, &str)> = (0..7).map(|i| (format!("ws{i}"), "acme")).collect();
+        for i in 0..10 {
+            aps.push(ap(&format!("fsap-w{i}"), &format!("/acme/ws{i}"), &[]));
+        }
+        let owned = owners_from(owned.iter().map(|(w, t)| (w.as_str(), *t)));
+        // Three orphans to mark out of ten workspace access points: 30% > 20%, although they are
+        // 10% of all thirty access points.
+        let plan = plan_sweep(&[], &[], &owned, &aps, &InUse::default(), NOW, &rules());
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert!(plan.cap_exceeded.unwrap().contains("3 of 10"));
+        assert_eq!(
+            plan.skipped
+                .iter()
+                .filter(|s| s.reason == SweepReason::SkippedCap)
+                .count(),
+            3
+        );
+        // Over a cap, a mark is still removed from an access point that regained its owner.
+        let marked = ap("fsap-m", "/acme/ws0", &[(ORPHAN_SINCE_TAG, "0")]);
+        aps.push(marked);
+        let plan = plan_sweep(&[], &[], &owned, &aps, &InUse::default(), NOW, &rules());
+        assert!(plan.cap_exceeded.is_some());
+        assert_eq!(plan.actions.len(), 1);
+        assert_eq!(plan.actions[0].reason, SweepReason::OwnerRegained);
     }
 
     #[test]
@@ -680,11 +926,11 @@ mod tests {
                 },
             ],
             &BTreeMap::new(),
-            &[AccessPointEntry {
-                id: "fsap-9".into(),
-                workspace: Some("mounted".into()),
-                created_at: Some(NOW),
-            }],
+            &[ap(
+                "fsap-9",
+                "/acme/mounted",
+                &[("createdAt", &NOW.to_string())],
+            )],
             &in_use,
             NOW,
             &rules(),
@@ -707,20 +953,137 @@ mod tests {
         assert_eq!(reasons["acme/mounted"], SweepReason::SkippedInUse);
     }
 
+    fn component() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "workspaces",
+            "a",
+            "b",
+            "acme",
+            "ws-a",
+            "ws-b",
+            "..",
+            ".",
+            "",
+        ])
+    }
+
+    fn any_access_point() -> impl Strategy<Value = AccessPointInfo> {
+        (
+            proptest::option::of((proptest::collection::vec(component(), 0..5), any::<bool>())),
+            proptest::option::of(prop::sample::select(vec![
+                "ws-a",
+                "ws-b",
+                "acme",
+                "workspaces",
+                "../x",
+                "",
+                "a/b",
+            ])),
+            proptest::option::of(prop::sample::select(vec![0i64, NOW])),
+            proptest::option::of(prop::sample::select(vec![0i64, NOW])),
+        )
+            .prop_map(|(root, tag, created, mark)| {
+                let mut tags = BTreeMap::new();
+                if let Some(t) = tag {
+                    tags.insert("workspaceId".to_string(), t.to_string());
+                }
+                if let Some(c) = created {
+                    tags.insert(CREATED_AT.to_string(), c.to_string());
+                }
+                if let Some(m) = mark {
+                    tags.insert(ORPHAN_SINCE_TAG.to_string(), m.to_string());
+                }
+                AccessPointInfo {
+                    id: String::new(),
+                    file_system_id: "fs-1".into(),
+                    root_path: root.map(|(parts, slash)| {
+                        format!("/{}{}", parts.join("/"), if slash { "/" } else { "" })
+                    }),
+                    tags,
+                }
+            })
+    }
+
+    const CREATED_AT: &str = crate::ports::CREATED_AT_TAG;
+
     proptest! {
+        /// No access point that is not a workspace access point is ever acted on (deleted,
+        /// marked or unmarked), whatever its root, tags, the prefix and the own id; each is
+        /// reported once.
+        #[test]
+        fn only_workspace_access_points_are_candidates(
+            infos in proptest::collection::vec(any_access_point(), 0..12),
+            prefix in prop::sample::select(vec!["", "/workspaces", "/a/b"]),
+            own in proptest::option::of(0usize..12),
+            tag_only in any::<bool>(),
+            owned in proptest::collection::vec((prop::sample::select(vec!["ws-a", "ws-b", "acme", "workspaces"]), prop::sample::select(vec!["acme", "a"])), 0..4),
+        ) {
+            let rules_ap = AccessPointRules {
+                root_prefix: prefix.to_string(),
+                own_id: own.map(|i| format!("fsap-{i}")),
+                ownership: if tag_only { Ownership::Tag } else { Ownership::TagOrRoot },
+            };
+            let entries: Vec<_> = infos
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut info)| {
+                    info.id = format!("fsap-{i}");
+                    AccessPointEntry::new(info, &rules_ap)
+                })
+                .collect();
+            let owners = owners_from(owned.iter().copied());
+            let mut lenient = rules();
+            lenient.max_action_percent = 100;
+            let plan = plan_sweep(&[], &[], &owners, &entries, &InUse::default(), NOW, &lenient);
+            for a in &plan.actions {
+                let (id, ws, destructive) = match &a.target {
+                    SweepTarget::DeleteAccessPoint { id, workspace, .. }
+                    | SweepTarget::MarkAccessPoint { id, workspace, .. } => (id, workspace, true),
+                    SweepTarget::UnmarkAccessPoint { id, workspace } => (id, workspace, false),
+                    _ => continue,
+                };
+                let info = &entries.iter().find(|e| &e.info.id == id).unwrap().info;
+                prop_assert!(rules_ap.own_id.as_ref() != Some(id));
+                let root = info.root_path.clone().unwrap_or_else(|| "/".into());
+                match info.tags.get("workspaceId") {
+                    Some(tag) => prop_assert_eq!(tag, ws),
+                    None => {
+                        prop_assert!(!tag_only);
+                        let tenant = root
+                            .strip_prefix(&format!("{prefix}/"))
+                            .and_then(|r| r.strip_suffix(&format!("/{ws}")));
+                        prop_assert!(tenant.is_some_and(|t| TenantId::parse(t).is_ok()), "{root}");
+                    }
+                }
+                let leaf = root.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+                prop_assert!(leaf.is_empty() || leaf == ws.as_str(), "{root} for {ws}");
+                prop_assert!(WorkspaceId::parse(ws.as_str()).is_ok());
+                prop_assert_eq!(destructive, !owners.contains_key(ws));
+            }
+            for e in &entries {
+                let reports = plan.skipped.iter().filter(|s| s.what == e.info.id).count();
+                if e.owner.is_err() {
+                    prop_assert_eq!(reports, 1);
+                    prop_assert!(plan.actions.iter().all(|a| describe(&a.target) != e.info.id));
+                }
+            }
+        }
+
         /// An owned workspace is never planned for removal, whatever else is there.
         #[test]
         fn owned_is_never_touched(names in proptest::collection::vec("[a-c]{1,2}", 0..12), owned in proptest::collection::vec("[a-c]{1,2}", 0..12), age in 0i64..200) {
             let entries: Vec<_> = names.iter().map(|n| live("t", n, age)).collect();
             let owners = owners_from(owned.iter().map(|w| (w.as_str(), "t")));
-            let aps: Vec<_> = names.iter().enumerate().map(|(i, n)| AccessPointEntry { id: format!("fsap-{i}"), workspace: Some(n.clone()), created_at: Some(0) }).collect();
+            let aps: Vec<_> = names.iter().enumerate().map(|(i, n)| ap(&format!("fsap-{i}"), &format!("/t/{n}"), &[("createdAt", "0")])).collect();
             let plan = plan_sweep(&entries, &[], &owners, &aps, &InUse::default(), NOW, &rules());
             for a in &plan.actions {
                 match &a.target {
-                    SweepTarget::TrashOrphan { workspace, .. } | SweepTarget::DeleteAccessPoint { workspace, .. } => {
+                    SweepTarget::TrashOrphan { workspace, .. }
+                    | SweepTarget::DeleteAccessPoint { workspace, .. }
+                    | SweepTarget::MarkAccessPoint { workspace, .. } => {
                         prop_assert!(!owners.contains_key(workspace));
                     }
-                    SweepTarget::PurgeTrash { .. } | SweepTarget::FinishStaged { .. } => {}
+                    SweepTarget::PurgeTrash { .. } | SweepTarget::FinishStaged { .. } | SweepTarget::UnmarkAccessPoint { .. } => {}
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! efs-sweeper: weekly, purges trash entries whose grace has elapsed, moves workspace
-//! directories that no record owns into the trash, and deletes access points no record owns.
+//! directories that no record owns into the trash, and deletes workspace access points no record
+//! owns (marking those of unknown age first, so a later run can delete them).
 //! List, plan ([`lifecycle_core::sweep::plan_sweep`]), re-check, act, report.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use lifecycle_core::efs::{FsError, MoveOutcome, WorkspaceFs};
 use lifecycle_core::layout::TrashName;
 use lifecycle_core::layout::{fresh_nonce, PURGING_PREFIX};
 use lifecycle_core::observe::{emit_metrics, Action, Audit};
-use lifecycle_core::ports::{AccessPoints, ServiceError, Tasks, WorkspaceTable};
+use lifecycle_core::ports::{AccessPoints, ServiceError, Tasks, WorkspaceTable, ORPHAN_SINCE_TAG};
 use lifecycle_core::record::attr;
 use lifecycle_core::sweep::{
     describe, owners_from, plan_sweep, AccessPointEntry, SweepPlan, SweepReason, SweepRules,
@@ -176,11 +177,7 @@ impl Sweeper {
                 .list(fs_id)
                 .await?
                 .into_iter()
-                .map(|ap| AccessPointEntry {
-                    workspace: ap.workspace(),
-                    created_at: ap.created_at(),
-                    id: ap.id,
-                })
+                .map(|info| AccessPointEntry::new(info, &self.config.access_points))
                 .collect(),
             None => Vec::new(),
         };
@@ -295,6 +292,11 @@ impl Sweeper {
                 (
                     "OrphanAccessPoints",
                     count(|t| matches!(t, SweepTarget::DeleteAccessPoint { .. })),
+                    "Count",
+                ),
+                (
+                    "OrphanAccessPointsMarked",
+                    count(|t| matches!(t, SweepTarget::MarkAccessPoint { .. })),
                     "Count",
                 ),
                 ("FilesFreed", summary.files_freed as f64, "Count"),
@@ -497,9 +499,13 @@ impl Sweeper {
                 .emit();
                 Ok(done(reason.as_str(), None, None))
             }
-            SweepTarget::DeleteAccessPoint { id, workspace } => {
+            SweepTarget::DeleteAccessPoint {
+                id,
+                workspace,
+                listed,
+            } => {
                 let ws = WorkspaceId::parse(workspace.as_str()).map_err(|e| e.to_string())?;
-                if self.has_record(&ws).await? {
+                let keep = |why: &str| {
                     audit(
                         workspace,
                         None,
@@ -508,9 +514,26 @@ impl Sweeper {
                         dry_run,
                     )
                     .resource(id)
-                    .error("a record exists again (re-check); kept")
+                    .error(why)
                     .emit();
+                };
+                if self.has_record(&ws).await? {
+                    keep("a record exists again (re-check); kept");
                     return Ok(done("recreated", None, None));
+                }
+                // Fresh description: deleted only if it is still exactly what was judged an orphan.
+                match self
+                    .access_points
+                    .describe(id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    None => return Ok(done("already_absent", None, None)),
+                    Some(fresh) if fresh != *listed => {
+                        keep("its root or tags changed since the listing (re-check); kept");
+                        return Ok(done("changed", None, None));
+                    }
+                    Some(_) => {}
                 }
                 let deleted = dry_run
                     || self
@@ -523,6 +546,57 @@ impl Sweeper {
                     .emit();
                 Ok(done(
                     if deleted {
+                        reason.as_str()
+                    } else {
+                        "already_absent"
+                    },
+                    None,
+                    None,
+                ))
+            }
+            SweepTarget::MarkAccessPoint {
+                id,
+                workspace,
+                since,
+            } => {
+                // Harmless (a tag), so no re-check: a later run re-checks before deleting.
+                let present = dry_run
+                    || self
+                        .access_points
+                        .tag(id, ORPHAN_SINCE_TAG, &since.to_string())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                audit(
+                    workspace,
+                    None,
+                    Action::MarkOrphanAccessPoint,
+                    reason,
+                    dry_run,
+                )
+                .resource(id)
+                .emit();
+                Ok(done(
+                    if present {
+                        reason.as_str()
+                    } else {
+                        "already_absent"
+                    },
+                    None,
+                    None,
+                ))
+            }
+            SweepTarget::UnmarkAccessPoint { id, workspace } => {
+                let present = dry_run
+                    || self
+                        .access_points
+                        .untag(id, ORPHAN_SINCE_TAG)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                audit(workspace, None, Action::UnmarkAccessPoint, reason, dry_run)
+                    .resource(id)
+                    .emit();
+                Ok(done(
+                    if present {
                         reason.as_str()
                     } else {
                         "already_absent"
@@ -547,7 +621,10 @@ impl Sweeper {
                 .await
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .filter(|ap| ap.workspace().as_deref() == Some(ws.as_str()))
+                .filter(|ap| {
+                    lifecycle_core::access_point::identify(ap, &self.config.access_points)
+                        .is_ok_and(|owner| owner.workspace.as_str() == ws.as_str())
+                })
                 .map(|ap| ap.id)
                 .collect(),
             None => Vec::new(),
@@ -607,6 +684,8 @@ fn action_of(target: &SweepTarget) -> Action {
         SweepTarget::FinishStaged { .. } => Action::MoveToTrash,
         SweepTarget::TrashOrphan { .. } => Action::MoveToTrash,
         SweepTarget::DeleteAccessPoint { .. } => Action::DeleteAccessPoint,
+        SweepTarget::MarkAccessPoint { .. } => Action::MarkOrphanAccessPoint,
+        SweepTarget::UnmarkAccessPoint { .. } => Action::UnmarkAccessPoint,
     }
 }
 

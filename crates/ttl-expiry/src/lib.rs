@@ -491,9 +491,12 @@ impl TtlExpiry {
             return Ok(());
         };
         let ownership = match &work.record {
-            Ok(record) => {
-                access_point_belongs(&info, record, self.config.efs_file_system_id.as_deref())
-            }
+            Ok(record) => access_point_belongs(
+                &info,
+                record,
+                self.config.efs_file_system_id.as_deref(),
+                &self.config.access_points,
+            ),
             Err(_) => Err(
                 "the record cannot be read, so the access point is not known to be its own"
                     .to_string(),
