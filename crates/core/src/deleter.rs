@@ -190,11 +190,13 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
 /// Opens the directory `name` in `parent` to empty it: no symlink followed, the handle checked to
 /// be on device `dev`, and made readable, searchable and writable for us if it was not.
 fn open_dir(parent: BorrowedFd<'_>, name: &CStr, dev: u64) -> Result<OwnedFd, OpenError> {
+    #[cfg(test)]
+    tests::race(tests::Step::Open, parent, name);
     let fd = match rfs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ACCESS) => {
             #[cfg(test)]
-            tests::before_permission_change(parent, name);
+            tests::race(tests::Step::ModeChange, parent, name);
             open_unreadable_dir(parent, name, dev)?
         }
         Err(e) => return Err(OpenError::from_open(e)),
@@ -269,6 +271,8 @@ fn take_entry(
         }
     };
     if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        #[cfg(test)]
+        tests::race(tests::Step::Unlink, dir, name);
         match rfs::unlinkat(dir, name, AtFlags::empty()) {
             Ok(()) => {
                 report.files += 1;
@@ -821,6 +825,8 @@ fn unlink_names(shared: &Shared<'_>, node: &Node, names: &[CString]) {
                 continue;
             }
         };
+        #[cfg(test)]
+        tests::race(tests::Step::Unlink, node.fd.as_fd(), name);
         match rfs::unlinkat(&node.fd, name, AtFlags::empty()) {
             Ok(()) => {
                 shared.files.fetch_add(1, Relaxed);
@@ -837,23 +843,52 @@ fn unlink_names(shared: &Shared<'_>, node: &Node, names: &[CString]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
     use std::fs;
     use std::os::fd::AsFd;
     use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 
-    type Hook = for<'a, 'b> fn(BorrowedFd<'a>, &'b CStr);
-    thread_local! {
-        /// Runs in place of a racer, after a directory failed to open and before its mode changes.
-        static RACER: Cell<Option<Hook>> = const { Cell::new(None) };
-        static RACES: Cell<u32> = const { Cell::new(0) };
+    /// Where a racer can act: just before a directory is opened, after it failed to open and
+    /// before its mode changes, and before a non-directory is unlinked.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Step {
+        Open,
+        ModeChange,
+        Unlink,
     }
 
-    pub(super) fn before_permission_change(parent: BorrowedFd<'_>, name: &CStr) {
-        if let Some(racer) = RACER.get() {
-            racer(parent, name);
-            RACES.set(RACES.get() + 1);
+    type Hook = for<'a, 'b> fn(BorrowedFd<'a>, &'b CStr);
+
+    /// Racers waiting for an entry of a given name (unique to their test, so tests running at
+    /// once in other threads never meet them) at a step; each runs once, on any thread.
+    static RACERS: std::sync::Mutex<Vec<(Step, &'static CStr, Hook, bool)>> =
+        std::sync::Mutex::new(Vec::new());
+
+    pub(super) fn race(step: Step, dir: BorrowedFd<'_>, name: &CStr) {
+        let hook = RACERS.lock().unwrap().iter_mut().find_map(|r| {
+            let due = r.0 == step && r.1 == name && !r.3;
+            r.3 |= due;
+            due.then_some(r.2)
+        });
+        if let Some(hook) = hook {
+            hook(dir, name);
         }
+    }
+
+    /// Runs `f` with `hook` waiting at `step` for `name`; returns whether the hook ran.
+    fn with_racer<T>(
+        step: Step,
+        name: &'static CStr,
+        hook: Hook,
+        f: impl FnOnce() -> T,
+    ) -> (T, bool) {
+        RACERS.lock().unwrap().push((step, name, hook, false));
+        let out = f();
+        let mut racers = RACERS.lock().unwrap();
+        let i = racers
+            .iter()
+            .position(|r| r.0 == step && r.1 == name)
+            .unwrap();
+        (out, racers.remove(i).3)
     }
 
     /// The racer: moves the directory away and puts a symlink to `../outside` in its place.
@@ -882,12 +917,33 @@ mod tests {
             body(tmp.path());
             return;
         }
-        use std::os::unix::process::CommandExt;
         let base = tempfile::tempdir().unwrap();
         std::os::unix::fs::chown(base.path(), Some(65534), Some(65534)).unwrap();
+        run_as_nobody(test, base.path());
+    }
+
+    /// Like [`unprivileged`], with `setup` run as root first in the base directory the body gets:
+    /// what `nobody` cannot remove. Needs root to stage it; elsewhere it says so and passes.
+    fn staged_as_root(test: &str, setup: fn(&Path), body: fn(&Path)) {
+        if let Some(base) = std::env::var_os(UNPRIVILEGED_BASE) {
+            body(Path::new(&base));
+            return;
+        }
+        if fs::metadata("/proc/self").unwrap().uid() != 0 {
+            eprintln!("{test}: needs root to stage entries nobody can remove; not run");
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        setup(base.path());
+        std::os::unix::fs::chown(base.path(), Some(65534), Some(65534)).unwrap();
+        run_as_nobody(test, base.path());
+    }
+
+    fn run_as_nobody(test: &str, base: &Path) {
+        use std::os::unix::process::CommandExt;
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(UNPRIVILEGED_BASE, base.path())
+            .env(UNPRIVILEGED_BASE, base)
             .uid(65534)
             .gid(65534)
             .output()
@@ -923,10 +979,10 @@ mod tests {
             "deleter::tests::a_symlink_swapped_in_before_a_mode_change_is_not_followed",
             |root| {
                 locked_tree_and_outside(root);
-                RACER.set(Some(swap_in_symlink));
-                let raced = remove(root, "t");
-                RACER.set(None);
-                assert_eq!(RACES.get(), 1, "the racer ran");
+                let (raced, ran) = with_racer(Step::ModeChange, c"locked", swap_in_symlink, || {
+                    remove(root, "t")
+                });
+                assert!(ran, "the racer ran");
                 assert_eq!(mode_of(&root.join("outside")), 0o500, "{raced:?}");
                 assert_eq!(fs::read(root.join("outside/precious")).unwrap(), b"keep");
                 // What the racer left inside the tree is removed by the next run.
@@ -945,14 +1001,197 @@ mod tests {
                 locked_tree_and_outside(root);
                 // The top itself unreadable: the parallel deleter opens it on the calling thread.
                 fs::set_permissions(root.join("t"), fs::Permissions::from_mode(0o000)).unwrap();
-                RACER.set(Some(swap_in_symlink_for_top));
-                let raced = remove_parallel(root, "t", None);
-                RACER.set(None);
-                assert_eq!(RACES.get(), 1, "the racer ran");
+                let (raced, ran) =
+                    with_racer(Step::ModeChange, c"t", swap_in_symlink_for_top, || {
+                        remove_parallel(root, "t", None)
+                    });
+                assert!(ran, "the racer ran");
                 assert_eq!(mode_of(&root.join("outside")), 0o500, "{raced:?}");
                 assert_eq!(fs::read(root.join("outside/precious")).unwrap(), b"keep");
                 let second = remove_parallel(root, "moved", None);
                 assert!(second.complete, "{raced:?} {second:?}");
+            },
+        );
+    }
+
+    /// A tree `t` of five files, one of them named `name`.
+    fn five_files_with(root: &Path, name: &str) {
+        let top = root.join("t");
+        fs::create_dir(&top).unwrap();
+        for f in ["a", "b", "c", "d", name] {
+            fs::write(top.join(f), b"12").unwrap();
+        }
+    }
+
+    /// The racer: the file becomes a directory holding a file.
+    fn file_becomes_directory(dir: BorrowedFd<'_>, name: &CStr) {
+        rfs::unlinkat(dir, name, AtFlags::empty()).unwrap();
+        rfs::mkdirat(dir, name, Mode::RWXU).unwrap();
+        let inner = rfs::openat(dir, name, DIR_FLAGS, Mode::empty()).unwrap();
+        rfs::openat(&inner, "inner", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_becomes_a_directory_is_removed_as_one() {
+        let (seq_tmp, par_tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        five_files_with(seq_tmp.path(), "becomes-dir-seq");
+        five_files_with(par_tmp.path(), "becomes-dir-par");
+        let (seq, ran_seq) = with_racer(
+            Step::Unlink,
+            c"becomes-dir-seq",
+            file_becomes_directory,
+            || remove(seq_tmp.path(), "t"),
+        );
+        let (par, ran_par) = with_racer(
+            Step::Unlink,
+            c"becomes-dir-par",
+            file_becomes_directory,
+            || remove_parallel(par_tmp.path(), "t", None),
+        );
+        assert!(ran_seq && ran_par, "the racers ran");
+        for r in [&seq, &par] {
+            assert!(r.complete, "{r:?}");
+            assert_eq!((r.files, r.dirs), (5, 2), "{r:?}");
+        }
+        assert!(!seq_tmp.path().join("t").exists() && !par_tmp.path().join("t").exists());
+    }
+
+    /// The racer: the (empty) directory becomes a symlink to `../outside`.
+    fn directory_becomes_symlink(dir: BorrowedFd<'_>, name: &CStr) {
+        rfs::unlinkat(dir, name, AtFlags::REMOVEDIR).unwrap();
+        rfs::symlinkat(c"../outside", dir, name).unwrap();
+    }
+
+    #[test]
+    fn a_directory_that_becomes_a_symlink_is_removed_as_a_link() {
+        for (name, parallel) in [(c"becomes-link-seq", false), (c"becomes-link-par", true)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let outside = tmp.path().join("outside");
+            fs::create_dir(&outside).unwrap();
+            fs::write(outside.join("precious"), b"keep").unwrap();
+            let top = tmp.path().join("t");
+            fs::create_dir_all(top.join(OsStr::from_bytes(name.to_bytes()))).unwrap();
+            let (report, ran) = with_racer(Step::Open, name, directory_becomes_symlink, || {
+                if parallel {
+                    remove_parallel(tmp.path(), "t", None)
+                } else {
+                    remove(tmp.path(), "t")
+                }
+            });
+            assert!(ran, "the racer ran");
+            assert!(report.complete, "{report:?}");
+            assert_eq!((report.files, report.dirs), (1, 1), "{report:?}");
+            assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep");
+        }
+    }
+
+    #[test]
+    fn a_walk_holding_few_directories_moves_deep_ones_up_and_removes_everything() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("t");
+        fs::create_dir(&top).unwrap();
+        let mut fd: OwnedFd = fs::File::open(&top).unwrap().into();
+        for _ in 0..50 {
+            rfs::mkdirat(&fd, "s", Mode::RWXU).unwrap();
+            let side = rfs::openat(&fd, c"s", DIR_FLAGS, Mode::empty()).unwrap();
+            rfs::openat(&side, "g", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap();
+            rfs::openat(&fd, "f", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap();
+            rfs::mkdirat(&fd, "d", Mode::RWXU).unwrap();
+            fd = rfs::openat(&fd, c"d", DIR_FLAGS, Mode::empty()).unwrap();
+        }
+        drop(fd);
+        let parent = fs::File::open(tmp.path()).unwrap();
+        let dev = fs::metadata(tmp.path()).unwrap().dev();
+        let mut report = RemovalReport::default();
+        let origin = Origin::Path(&top);
+        walk(
+            parent.as_fd(),
+            OsStr::new("t"),
+            origin,
+            dev,
+            None,
+            3,
+            &mut report,
+        );
+        assert_eq!(report.error_count(), 0, "{report:?}");
+        assert_eq!((report.files, report.dirs), (100, 101));
+        assert!(!top.exists());
+    }
+
+    #[test]
+    fn a_report_keeps_the_first_errors_and_counts_the_rest() {
+        let mut report = RemovalReport::default();
+        let mut built = 0;
+        for i in 0..1000 {
+            report.error(
+                || {
+                    built += 1;
+                    PathBuf::from(format!("/e/{i}"))
+                },
+                "failed",
+            );
+        }
+        assert_eq!(report.errors.len(), MAX_REPORTED_ERRORS);
+        assert_eq!(
+            built, MAX_REPORTED_ERRORS,
+            "paths are built only for kept errors"
+        );
+        assert_eq!(report.error_count(), 1000);
+        let mut total = RemovalReport::default();
+        total.error(|| PathBuf::from("/first"), "failed");
+        total.absorb(report);
+        assert_eq!(total.errors.len(), MAX_REPORTED_ERRORS);
+        assert_eq!(total.errors[0].path, Path::new("/first"));
+        assert_eq!(total.error_count(), 1001);
+    }
+
+    #[test]
+    fn a_reported_path_is_bounded_whatever_the_depth() {
+        let name = vec![b'n'; 200];
+        let below: Vec<&[u8]> = (0..5000)
+            .map(|_| name.as_slice())
+            .chain([&b"leaf"[..]])
+            .collect();
+        let path = Origin::Path(Path::new("/trash/entry")).render(&below);
+        let text = path.as_os_str().as_bytes();
+        assert!(
+            text.len() <= "/trash/entry/…".len() + MAX_REPORTED_PATH,
+            "{}",
+            text.len()
+        );
+        assert!(text.starts_with("/trash/entry/…/".as_bytes()));
+        assert!(text.ends_with(b"nnnn/leaf"));
+        let short = Origin::Path(Path::new("/trash/entry")).render(&[b"a", b"b"]);
+        assert_eq!(short, Path::new("/trash/entry/a/b"));
+    }
+
+    /// Under `base` (as root): `seq` and `par`, each holding a root-owned directory of 250 files
+    /// that `nobody` can neither empty nor make writable.
+    fn root_owned_files(base: &Path) {
+        for name in ["seq", "par"] {
+            let locked = base.join(name).join("root-owned");
+            fs::create_dir_all(&locked).unwrap();
+            for i in 0..250 {
+                fs::write(locked.join(format!("f{i}")), b"x").unwrap();
+            }
+            std::os::unix::fs::chown(base.join(name), Some(65534), Some(65534)).unwrap();
+        }
+    }
+
+    #[test]
+    fn many_unremovable_entries_keep_the_report_bounded() {
+        staged_as_root(
+            "deleter::tests::many_unremovable_entries_keep_the_report_bounded",
+            root_owned_files,
+            |base| {
+                let seq = remove(base, "seq");
+                let par = remove_parallel(base, "par", None);
+                for r in [&seq, &par] {
+                    assert!(!r.complete);
+                    assert_eq!(r.errors.len(), MAX_REPORTED_ERRORS);
+                    // 250 files, then their directory and the top are not empty.
+                    assert_eq!(r.error_count(), 252, "{:?}", r.errors.last());
+                }
             },
         );
     }

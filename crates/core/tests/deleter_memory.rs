@@ -115,7 +115,10 @@ fn a_deep_chain_of_long_names_is_removed_in_bounded_memory() {
             "parallel {parallel}: {:?}",
             &report.errors[..report.errors.len().min(3)]
         );
-        assert_eq!((report.dirs, report.files), (DEPTH as u64 + 1, DEPTH as u64));
+        assert_eq!(
+            (report.dirs, report.files),
+            (DEPTH as u64 + 1, DEPTH as u64)
+        );
         assert!(!top.exists());
         assert!(
             peak < PEAK_LIMIT,
