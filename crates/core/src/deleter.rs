@@ -602,6 +602,10 @@ impl Shared<'_> {
             if node.remaining.fetch_sub(1, AcqRel) != 1 {
                 return;
             }
+            // Stopped: what is left (maybe this directory's entries) stays for the next run.
+            if self.past_deadline() {
+                return;
+            }
             let parent_fd = match &node.parent {
                 Some(p) => p.fd.as_fd(),
                 None => self.top_parent,
