@@ -945,7 +945,19 @@ mod tests {
 
     fn run_as_nobody(test: &str, base: &Path) {
         use std::os::unix::process::CommandExt;
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
+        let exe = std::env::current_exe().unwrap();
+        // `nobody` must be able to run this binary: every directory above it searchable by others.
+        let reachable = exe
+            .ancestors()
+            .all(|p| fs::metadata(p).is_ok_and(|m| m.mode() & 0o001 != 0));
+        if !reachable {
+            eprintln!(
+                "{test}: {} is not executable by nobody; not run",
+                exe.display()
+            );
+            return;
+        }
+        let out = std::process::Command::new(exe)
             .args([test, "--exact", "--nocapture", "--test-threads=1"])
             .env(UNPRIVILEGED_BASE, base)
             .uid(65534)
