@@ -52,6 +52,30 @@ def run(cmd, target, shim, env_extra, report):
     return elapsed
 
 
+def make_chain(path, depth, name_len):
+    """A chain `depth` directories deep of `name_len`-character names, a file at every level;
+    built through directory handles, as its full path is far longer than PATH_MAX."""
+    os.mkdir(path)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    name = "n" * name_len
+    for _ in range(depth):
+        os.mkdir(name, dir_fd=fd)
+        os.close(os.open("f", os.O_CREAT | os.O_WRONLY, 0o600, dir_fd=fd))
+        child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    os.close(fd)
+
+
+def peak_rss_mib(cmd, target):
+    """Runs `cmd target`; returns the child's peak resident set in MiB."""
+    proc = subprocess.Popen(cmd + [target], stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or os.path.exists(target):
+        sys.exit(f"{cmd}: failed on the deep chain")
+    return usage.ru_maxrss / 1024
+
+
 def counted_writes(report):
     writes = 0
     if os.path.exists(report):
@@ -68,6 +92,8 @@ def main():
     ap.add_argument("--dirs", type=int, default=400)
     ap.add_argument("--files", type=int, default=50, help="files per directory")
     ap.add_argument("--workers", default="64", help="comma-separated worker counts to compare")
+    ap.add_argument("--deep", type=int, default=4000,
+                    help="levels of the deep chain (200-character names) whose peak RSS is measured; 0: skip")
     a = ap.parse_args()
     shim = build_shim()
     base = tempfile.mkdtemp(prefix="bench-deleter-")
@@ -95,6 +121,14 @@ def main():
         rm = results[(mode, "rm -rf")]
         for name, _, _ in contenders[1:]:
             print(f"  {name:22} {rm / results[(mode, name)]:8.1f}x vs rm -rf")
+    if a.deep:
+        # Memory must not grow with depth (the sweeper has 1 GB): a deep chain, removed by ours.
+        print(f"\ndeep chain: {a.deep} levels of 200-character names, a file at each (plain disk)")
+        for name, cmd in (("ours (sequential)", [a.purge, "--sequential"]),
+                          ("ours (64 workers)", [a.purge, "--workers", "64"])):
+            target = os.path.join(base, "deep")
+            make_chain(target, a.deep, 200)
+            print(f"  {name:22} {peak_rss_mib(cmd, target):8.1f} MiB peak RSS")
     shutil.rmtree(base, ignore_errors=True)
 
 
