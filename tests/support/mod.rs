@@ -309,13 +309,13 @@ impl Fixture {
             .collect();
         let settings = ecr_pruner::Settings::from(&Env(move |k: &str| vars.get(k).cloned()))
             .expect("valid settings");
-        ecr_pruner::Pruner {
-            registry: Arc::new(lifecycle_core::aws::EcrRegistry::new(
+        ecr_pruner::Pruner::new(
+            Arc::new(lifecycle_core::aws::EcrRegistry::new(
                 aws_sdk_ecr::Client::new(&self.sdk),
             )),
-            deployments: Arc::new(settings.inventory(aws_sdk_ecs::Client::new(&self.sdk))),
+            Arc::new(settings.inventory(&self.sdk)),
             settings,
-        }
+        )
     }
 
     /// A new, empty repository with a unique name.

@@ -1,16 +1,19 @@
 //! ecr-pruner: lists every selected repository, builds the set of digests in use, plans with
-//! [`lifecycle_core::prune::plan_repository`], re-checks what is in use, and deletes in waves
-//! (indexes before their children) with per-image retries.
+//! [`lifecycle_core::prune::plan_repository`], then right before deleting re-reads both and plans
+//! again ([`lifecycle_core::prune::replan_repository`]), deleting only what both plans delete, in
+//! waves (indexes before their children, subjects before their referrers) with per-image retries.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use lifecycle_core::config::{ConfigError, Env};
 use lifecycle_core::observe::{emit_metrics, Action};
 use lifecycle_core::ports::{Deployments, ImageUse, Registry, ServiceError};
 use lifecycle_core::prune::{
-    in_use_in, index_children, plan_repository, Image, PrunePolicy, RepoPlan, Verdict,
+    in_use_in, manifest_facts, plan_repository, replan_repository, Image, ManifestFacts,
+    PrunePolicy, RepoPlan, Subject, Verdict,
 };
 use serde::Serialize;
 use tracing::{info, warn};
@@ -67,13 +70,30 @@ impl Settings {
 }
 
 impl Settings {
-    /// The ECS inventory these settings ask for (every cluster unless `ECS_CLUSTERS` names some).
-    pub fn inventory(&self, client: aws_sdk_ecs::Client) -> lifecycle_core::aws::EcsDeployments {
-        let inventory = lifecycle_core::aws::EcsDeployments::new(client);
-        match &self.ecs_clusters {
-            Some(clusters) => inventory.only_clusters(clusters.clone()),
-            None => inventory,
+    /// What these settings count as "in use": ECS (every cluster unless `ECS_CLUSTERS` names
+    /// some) and Lambda functions packaged as images.
+    pub fn inventory(&self, sdk: &aws_config::SdkConfig) -> Inventory {
+        let ecs = lifecycle_core::aws::EcsDeployments::new(aws_sdk_ecs::Client::new(sdk));
+        let ecs = match &self.ecs_clusters {
+            Some(clusters) => ecs.only_clusters(clusters.clone()),
+            None => ecs,
+        };
+        let lambda = lifecycle_core::aws::LambdaFunctions::new(aws_sdk_lambda::Client::new(sdk));
+        Inventory(vec![Arc::new(ecs), Arc::new(lambda)])
+    }
+}
+
+/// Every source of "in use", read one after the other; any failure fails the whole read.
+pub struct Inventory(pub Vec<Arc<dyn Deployments>>);
+
+#[async_trait]
+impl Deployments for Inventory {
+    async fn images_in_use(&self, keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError> {
+        let mut uses = Vec::new();
+        for source in &self.0 {
+            uses.extend(source.images_in_use(keep_revisions).await?);
         }
+        Ok(uses)
     }
 }
 
@@ -81,6 +101,9 @@ pub struct Pruner {
     pub registry: Arc<dyn Registry>,
     pub deployments: Arc<dyn Deployments>,
     pub settings: Settings,
+    /// What each manifest read so far says. A digest is the hash of its manifest, so this
+    /// never goes stale: the re-check reads only manifests it has not seen.
+    manifests: Mutex<HashMap<String, ManifestFacts>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +112,13 @@ pub enum PruneError {
     /// "nothing is in use".
     #[error("listing failed, nothing was deleted: {0}")]
     Service(#[from] ServiceError),
+    /// The re-check of some repositories could not read them: nothing was deleted there (the
+    /// others were pruned; the summary says what happened).
+    #[error("re-check failed, nothing was deleted in {}: {}", .failed.join(", "), .summary.repositories.iter().filter_map(|r| r.error.as_deref()).collect::<Vec<_>>().join("; "))]
+    Recheck {
+        failed: Vec<String>,
+        summary: Box<PruneSummary>,
+    },
 }
 
 impl From<PruneError> for lambda_runtime::Diagnostic {
@@ -112,6 +142,9 @@ pub struct RepoSummary {
     pub failed: Vec<Failed>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cap_exceeded: Option<String>,
+    /// The re-check could not read the repository: nothing was deleted in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,6 +167,19 @@ pub struct PruneSummary {
 const DELETE_ATTEMPTS: u32 = 3;
 
 impl Pruner {
+    pub fn new(
+        registry: Arc<dyn Registry>,
+        deployments: Arc<dyn Deployments>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            registry,
+            deployments,
+            settings,
+            manifests: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn selected(&self, name: &str) -> bool {
         self.settings.repositories.iter().any(|p| p.matches(name))
     }
@@ -154,15 +200,39 @@ impl Pruner {
         names.sort();
         let mut plans = Vec::with_capacity(names.len());
         for name in names {
-            let images = self.images(&name).await?;
-            let in_use = in_use_in(&name, &images, &uses);
-            let rules = self.settings.policy.rules_for(&name);
-            plans.push(plan_repository(&name, &images, &in_use, &rules, now));
+            plans.push(self.plan_one(&name, &uses, now, None).await?);
         }
         Ok(plans)
     }
 
-    /// A repository's images with the children of every index read from its manifest.
+    /// Reads a repository and plans it (with `first`: the re-check of that plan). Manifests
+    /// the plan needs (indexes, possible referrers it would delete) are read until none is
+    /// missing; each image is read at most once, so this ends.
+    async fn plan_one(
+        &self,
+        repository: &str,
+        uses: &[ImageUse],
+        now: i64,
+        first: Option<&RepoPlan>,
+    ) -> Result<RepoPlan, ServiceError> {
+        let mut images = self.images(repository).await?;
+        let rules = self.settings.policy.rules_for(repository);
+        loop {
+            let in_use = in_use_in(repository, &images, uses);
+            let plan = match first {
+                None => plan_repository(repository, &images, &in_use, &rules, now),
+                Some(first) => replan_repository(first, &images, &in_use, &rules, now),
+            };
+            if plan.unread_subjects.is_empty() {
+                return Ok(plan);
+            }
+            self.read_manifests(repository, &mut images, &plan.unread_subjects)
+                .await?;
+        }
+    }
+
+    /// A repository's images, with the manifest of every index (and of every image whose
+    /// type the registry did not report) read.
     async fn images(&self, repository: &str) -> Result<Vec<Image>, ServiceError> {
         let details = self.registry.images(repository).await?;
         let mut images: Vec<Image> = details
@@ -174,67 +244,107 @@ impl Pruner {
                 size: d.size,
                 media_type: d.media_type,
                 manifests: None,
+                subject: d.subject.map_or(Subject::Unknown, Subject::Of),
             })
             .collect();
-        let indexes: Vec<String> = images
+        let needed: Vec<String> = images
             .iter()
-            .filter(|i| i.is_index())
+            .filter(|i| i.needs_manifest())
             .map(|i| i.digest.clone())
             .collect();
-        if !indexes.is_empty() {
-            let manifests: BTreeMap<String, Result<String, String>> = self
-                .registry
-                .manifests(repository, &indexes)
-                .await?
-                .into_iter()
-                .collect();
-            for image in images.iter_mut().filter(|i| i.is_index()) {
-                let children = match manifests.get(&image.digest) {
-                    Some(Ok(text)) => index_children(text),
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err("manifest not returned".into()),
-                };
-                image.manifests = Some(children);
+        self.read_manifests(repository, &mut images, &needed)
+            .await?;
+        Ok(images)
+    }
+
+    /// Reads manifests (those not read before) and records what they say in `images`.
+    async fn read_manifests(
+        &self,
+        repository: &str,
+        images: &mut [Image],
+        digests: &[String],
+    ) -> Result<(), ServiceError> {
+        let mut read: BTreeMap<String, Result<ManifestFacts, String>> = BTreeMap::new();
+        let unseen: Vec<String> = {
+            let known = self.manifests.lock().unwrap();
+            for d in digests {
+                if let Some(facts) = known.get(d) {
+                    read.insert(d.clone(), Ok(facts.clone()));
+                }
+            }
+            digests
+                .iter()
+                .filter(|d| !known.contains_key(*d))
+                .cloned()
+                .collect()
+        };
+        if !unseen.is_empty() {
+            for (digest, text) in self.registry.manifests(repository, &unseen).await? {
+                let facts = text.and_then(|t| manifest_facts(&t));
+                if let Ok(f) = &facts {
+                    self.manifests
+                        .lock()
+                        .unwrap()
+                        .insert(digest.clone(), f.clone());
+                }
+                read.insert(digest, facts);
             }
         }
-        Ok(images)
+        let wanted: BTreeSet<&str> = digests.iter().map(String::as_str).collect();
+        for image in images
+            .iter_mut()
+            .filter(|i| wanted.contains(i.digest.as_str()))
+        {
+            match read.get(&image.digest) {
+                Some(Ok(facts)) => image.learn(Ok(facts)),
+                Some(Err(e)) => image.learn(Err(e)),
+                None => image.learn(Err("manifest not returned")),
+            }
+        }
+        Ok(())
     }
 
     pub async fn run(&self, now: i64) -> Result<PruneSummary, PruneError> {
         let plans = self.plan(now).await?;
+        self.apply(plans, now).await
+    }
+
+    /// Carries out plans made by [`Pruner::plan`] (the function's own, or the ones `lifecycle
+    /// apply` showed): right before deleting, every repository with deletions is read again and
+    /// planned again with a fresh in-use set, and only what both plans delete is deleted.
+    pub async fn apply(&self, plans: Vec<RepoPlan>, now: i64) -> Result<PruneSummary, PruneError> {
         let dry_run = self.settings.dry_run;
-        // The fresh re-check: what is in use right before deleting (a task may have started).
-        let fresh: Vec<ImageUse> = if dry_run || plans.iter().all(|p| p.delete_waves.is_empty()) {
-            Vec::new()
-        } else {
-            self.deployments
-                .images_in_use(self.settings.keep_revisions)
-                .await?
-        };
+        let fresh: Option<Vec<ImageUse>> =
+            if dry_run || plans.iter().all(|p| p.delete_waves.is_empty()) {
+                None
+            } else {
+                Some(
+                    self.deployments
+                        .images_in_use(self.settings.keep_revisions)
+                        .await?,
+                )
+            };
         let mut summary = PruneSummary {
             dry_run,
             ..PruneSummary::default()
         };
         for plan in plans {
-            let repo = self.execute(plan, &fresh).await;
+            let repo = self.execute(plan, fresh.as_deref(), now).await;
             summary.deleted += repo.deleted.values().sum::<usize>();
             summary.bytes_freed += repo.bytes_freed;
             summary.repositories.push(repo);
         }
+        let failures = summary
+            .repositories
+            .iter()
+            .map(|r| r.failed.len() + usize::from(r.error.is_some()))
+            .sum::<usize>();
         emit_metrics(
             "ecr-pruner",
             &[
                 ("ImagesDeleted", summary.deleted as f64, "Count"),
                 ("BytesFreed", summary.bytes_freed as f64, "Bytes"),
-                (
-                    "DeleteFailures",
-                    summary
-                        .repositories
-                        .iter()
-                        .map(|r| r.failed.len())
-                        .sum::<usize>() as f64,
-                    "Count",
-                ),
+                ("DeleteFailures", failures as f64, "Count"),
                 (
                     "CapExceeded",
                     summary
@@ -252,10 +362,28 @@ impl Pruner {
             dryRun = dry_run,
             "prune done"
         );
-        Ok(summary)
+        let failed: Vec<String> = summary
+            .repositories
+            .iter()
+            .filter(|r| r.error.is_some())
+            .map(|r| r.repository.clone())
+            .collect();
+        if failed.is_empty() {
+            Ok(summary)
+        } else {
+            Err(PruneError::Recheck {
+                failed,
+                summary: Box::new(summary),
+            })
+        }
     }
 
-    async fn execute(&self, plan: RepoPlan, fresh_uses: &[ImageUse]) -> RepoSummary {
+    async fn execute(
+        &self,
+        plan: RepoPlan,
+        fresh_uses: Option<&[ImageUse]>,
+        now: i64,
+    ) -> RepoSummary {
         let dry_run = self.settings.dry_run;
         let mut out = RepoSummary {
             repository: plan.repository.clone(),
@@ -281,46 +409,69 @@ impl Pruner {
         } else {
             None
         };
-        for d in &plan.decisions {
-            if d.verdict == Verdict::Keep || cap.is_some() {
-                let reason = if d.verdict == Verdict::Keep {
-                    d.reason.as_str()
-                } else {
-                    "skipped_cap"
+        if let Some(why) = cap {
+            for d in &plan.decisions {
+                let reason = match d.verdict {
+                    Verdict::Keep => d.reason.as_str(),
+                    Verdict::Delete => "skipped_cap",
                 };
                 *out.kept.entry(reason.to_string()).or_default() += 1;
             }
-        }
-        if let Some(why) = cap {
             warn!(repository = %plan.repository, cap = %why, "cap exceeded: deleting nothing here");
             out.cap_exceeded = Some(why);
             return out;
+        }
+        // The fresh re-check: everything read again, planned again, and only what both plans
+        // delete goes (a task started, a tag moved, an index came into use meanwhile).
+        let plan = match fresh_uses {
+            Some(uses) if !plan.delete_waves.is_empty() => {
+                match self
+                    .plan_one(&plan.repository, uses, now, Some(&plan))
+                    .await
+                {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        warn!(repository = %plan.repository, error = %e, "re-check failed: deleting nothing here");
+                        for d in &plan.decisions {
+                            let reason = match d.verdict {
+                                Verdict::Keep => d.reason.as_str(),
+                                Verdict::Delete => "skipped_recheck_failed",
+                            };
+                            *out.kept.entry(reason.to_string()).or_default() += 1;
+                        }
+                        out.error = Some(format!("{}: {e}", plan.repository));
+                        return out;
+                    }
+                }
+            }
+            _ => plan,
+        };
+        out.images = plan.decisions.len();
+        for d in plan.decisions.iter().filter(|d| d.verdict == Verdict::Keep) {
+            *out.kept.entry(d.reason.as_str().to_string()).or_default() += 1;
         }
         let decision_of: BTreeMap<&str, &lifecycle_core::prune::Decision> = plan
             .decisions
             .iter()
             .map(|d| (d.digest.as_str(), d))
             .collect();
-        // Anything that came into use since the plan was made is kept after all.
-        let images: Vec<Image> = plan
-            .decisions
-            .iter()
-            .map(|d| Image {
-                digest: d.digest.clone(),
-                tags: d.tags.clone(),
-                pushed_at: 0,
-                size: d.size,
-                media_type: String::new(),
-                manifests: None,
-            })
-            .collect();
-        let now_in_use = in_use_in(&plan.repository, &images, fresh_uses);
+        // What is not deleted (failed, or skipped for that reason) keeps what must go after it.
+        let mut not_deleted: BTreeSet<String> = BTreeSet::new();
         for wave in &plan.delete_waves {
             let mut pending: Vec<String> = Vec::new();
             for digest in wave {
-                if let Some(kind) = now_in_use.get(digest) {
-                    *out.kept.entry(kind.as_str().to_string()).or_default() += 1;
-                    warn!(digest = %digest, "came into use since planning; kept");
+                let blocked = plan
+                    .delete_after
+                    .get(digest)
+                    .into_iter()
+                    .flatten()
+                    .find(|first| not_deleted.contains(*first));
+                if let Some(first) = blocked {
+                    warn!(digest = %digest, after = %first, "not deleted: what it belongs to was not deleted");
+                    *out.kept
+                        .entry("skipped_parent_not_deleted".into())
+                        .or_default() += 1;
+                    not_deleted.insert(digest.clone());
                 } else {
                     pending.push(digest.clone());
                 }
@@ -339,7 +490,7 @@ impl Pruner {
                     Ok(results) => results,
                     Err(e) => pending
                         .iter()
-                        .map(|d| (d.clone(), Err(e.to_string())))
+                        .map(|d| (d.clone(), Err(e.clone())))
                         .collect(),
                 };
                 pending.clear();
@@ -348,11 +499,17 @@ impl Pruner {
                         Ok(()) => {
                             self.record_deleted(&mut out, decision_of[digest.as_str()], false)
                         }
-                        Err(e) if attempt < DELETE_ATTEMPTS => {
+                        Err(e) if e.retryable && attempt < DELETE_ATTEMPTS => {
                             warn!(digest = %digest, error = %e, attempt, "delete failed; retrying");
                             pending.push(digest);
                         }
-                        Err(e) => out.failed.push(Failed { digest, error: e }),
+                        Err(e) => {
+                            not_deleted.insert(digest.clone());
+                            out.failed.push(Failed {
+                                digest,
+                                error: e.to_string(),
+                            });
+                        }
                     }
                 }
                 if !pending.is_empty() {

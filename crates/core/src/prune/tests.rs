@@ -16,6 +16,7 @@ fn img(n: u32, tags: &[&str], age_days: i64) -> Image {
         size: 1000 + u64::from(n),
         media_type: "application/vnd.oci.image.manifest.v1+json".into(),
         manifests: None,
+        subject: Subject::None,
     }
 }
 
@@ -176,24 +177,84 @@ fn shared_children_in_use_pinned_protected_semver_and_unreadable() {
     }
 }
 
+fn parsed(text: &str) -> (Option<&str>, String, Option<String>, Option<String>) {
+    let r = ImageRef::parse(text).unwrap_or_else(|e| panic!("{e}"));
+    let domain = r.domain.as_deref().map(|d| &text[..d.len()]);
+    (domain, r.path, r.tag, r.digest)
+}
+
 #[test]
 fn image_references() {
-    let r = parse_image_ref("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/agent:1.2").unwrap();
-    assert_eq!(r, ("team/agent".into(), ImageRefTarget::Tag("1.2".into())));
-    let r = parse_image_ref(&format!(
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent@{}",
-        d(5)
-    ))
-    .unwrap();
-    assert_eq!(r, ("agent".into(), ImageRefTarget::Digest(d(5))));
+    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let s = |x: &str| Some(x.to_string());
     assert_eq!(
-        parse_image_ref("agent").unwrap(),
-        ("agent".into(), ImageRefTarget::Tag("latest".into()))
+        parsed(&format!("{ecr}/team/agent:1.2")),
+        (Some(ecr), "team/agent".into(), s("1.2"), None)
     );
     assert_eq!(
-        parse_image_ref("localhost:5000/agent:x").unwrap().0,
-        "agent"
+        parsed(&format!("{ecr}/agent@{}", d(5))),
+        (Some(ecr), "agent".into(), None, Some(d(5)))
     );
+    assert_eq!(
+        parsed(&format!("{ecr}/app:v1@{}", d(5))),
+        (Some(ecr), "app".into(), s("v1"), Some(d(5)))
+    );
+    assert_eq!(parsed("agent"), (None, "agent".into(), None, None));
+    assert_eq!(
+        parsed("localhost:5000/agent:x"),
+        (Some("localhost:5000"), "agent".into(), s("x"), None)
+    );
+    assert_eq!(
+        parsed("localhost/a/b/c"),
+        (Some("localhost"), "a/b/c".into(), None, None)
+    );
+    assert_eq!(
+        parsed("[::1]:5000/agent:x"),
+        (Some("[::1]:5000"), "agent".into(), s("x"), None)
+    );
+    assert_eq!(
+        parsed("library/nginx:1.27"),
+        (None, "library/nginx".into(), s("1.27"), None),
+        "no docker.io defaults are invented"
+    );
+    assert_eq!(
+        parsed("Registry/app"),
+        (Some("Registry"), "app".into(), None, None),
+        "an upper-case first part is a registry"
+    );
+    assert_eq!(
+        parsed("a.b-c/f_g__h--i.j:T_1.x-y"),
+        (Some("a.b-c"), "f_g__h--i.j".into(), s("T_1.x-y"), None)
+    );
+    for garbage in [
+        "",
+        ":tag",
+        "@sha256:abc",
+        "app:",
+        "app@",
+        "app@sha256:xyz",
+        "app@sha256:0123",
+        "App",
+        "team/App:1",
+        "app/",
+        "/app",
+        "a//b",
+        "app:v1:v2",
+        "app:-v1",
+        "a..b",
+        "a-",
+        "a___b",
+        "host:port/app",
+        "[::1/app",
+        "app:${TAG}",
+        &"a".repeat(256),
+        &format!("app:{}", "t".repeat(129)),
+    ] {
+        assert!(
+            ImageRef::parse(garbage).is_err(),
+            "{garbage:?} was accepted"
+        );
+    }
 }
 
 fn arb_repo() -> impl Strategy<Value = (Vec<Image>, BTreeMap<String, InUseKind>, Rules)> {
@@ -287,4 +348,41 @@ proptest! {
         reversed.reverse();
         prop_assert_eq!(plan_repository("repo", &reversed, &in_use, &r, NOW), plan);
     }
+}
+
+fn use_of(image: &str, kind: InUseKind) -> crate::ports::ImageUse {
+    crate::ports::ImageUse {
+        image: image.to_string(),
+        digest: None,
+        kind,
+        by: "test".into(),
+    }
+}
+
+#[test]
+fn a_reference_with_tag_and_digest_keeps_the_digest() {
+    // What CI systems and buildx pins write into task definitions: `repo:tag@digest`.
+    let images = vec![img(1, &["v1"], 30), img(2, &[], 30)];
+    let registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    for image in [
+        format!("{registry}/repo:v1@{}", d(2)),
+        format!("{registry}/repo@{}", d(2)),
+        format!("localhost:5000/repo:v1@{}", d(2)),
+    ] {
+        let in_use = in_use_in("repo", &images, &[use_of(&image, InUseKind::InUseService)]);
+        assert_eq!(
+            in_use.get(&d(2)),
+            Some(&InUseKind::InUseService),
+            "{image}: {in_use:?}"
+        );
+    }
+    let nested = in_use_in(
+        "team/repo",
+        &images,
+        &[use_of(
+            &format!("{registry}/team/repo:v1"),
+            InUseKind::InUseTask,
+        )],
+    );
+    assert_eq!(nested.get(&d(1)), Some(&InUseKind::InUseTask));
 }
