@@ -490,6 +490,9 @@ fn plan(
     for img in images {
         let own = if let Some(kind) = in_use.get(&img.digest) {
             Some(PruneReason::of(*kind))
+        } else if matches!(&img.subject, Subject::Of(s) if in_use.contains_key(s)) {
+            // About an image in use, even one this listing does not show.
+            Some(ReferrerOfKeptImage)
         } else if rules.pinned_digests.contains(&img.digest) {
             Some(Pinned)
         } else if img
@@ -692,13 +695,13 @@ fn plan(
             delete_waves.resize(level + 1, Vec::new());
         }
         delete_waves[level].push(d.to_string());
-        let first: Vec<String> = graph
+        let first: BTreeSet<String> = graph
             .above(d)
             .filter(|p| deleted.contains(p))
             .map(str::to_string)
             .collect();
         if !first.is_empty() {
-            delete_after.insert(d.to_string(), first);
+            delete_after.insert(d.to_string(), first.into_iter().collect());
         }
     }
     RepoPlan {
