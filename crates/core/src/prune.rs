@@ -633,14 +633,24 @@ fn plan(
         if decided[d].0 != Verdict::Delete {
             continue;
         }
-        if allowed.is_some_and(|a| !a.contains(d)) {
-            decided.insert(d, keep(ChangedSincePlan));
-        } else if img.subject == Subject::Unknown {
+        if img.subject == Subject::Unknown {
             decided.insert(d, keep(SubjectUnknown));
-            unread_subjects.push(d.to_string());
+        } else if allowed.is_some_and(|a| !a.contains(d)) {
+            decided.insert(d, keep(ChangedSincePlan));
         }
     }
     propagate_keeps(&graph, &mut decided);
+    // Read: what would be deleted, and untagged images outside any index (a signature or
+    // attestation of something deleted goes with it, however young).
+    for img in &sorted {
+        let d = img.digest.as_str();
+        if img.subject == Subject::Unknown
+            && (decided[d].1 == SubjectUnknown
+                || (img.tags.is_empty() && !img.is_index() && !graph.parents.contains_key(d)))
+        {
+            unread_subjects.push(d.to_string());
+        }
+    }
 
     let mut decisions: Vec<Decision> = images
         .iter()

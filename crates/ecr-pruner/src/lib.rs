@@ -247,6 +247,13 @@ impl Pruner {
                 subject: d.subject.map_or(Subject::Unknown, Subject::Of),
             })
             .collect();
+        // Manifests read before (by the plan this re-checks) are known without a call.
+        let known = self.manifests.lock().unwrap().clone();
+        for image in images.iter_mut() {
+            if let Some(facts) = known.get(&image.digest) {
+                image.learn(Ok(facts));
+            }
+        }
         let needed: Vec<String> = images
             .iter()
             .filter(|i| i.needs_manifest())
@@ -542,5 +549,228 @@ impl Pruner {
             bytes = decision.size,
             "audit"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifecycle_core::memory::{MemoryDeployments, MemoryRegistry};
+    use lifecycle_core::ports::ImageDetail;
+    use lifecycle_core::prune::{InUseKind, INDEX_MEDIA_TYPES};
+
+    const DAY: i64 = 86_400;
+    const NOW: i64 = 1_000 * DAY;
+    const REPO: &str = "app";
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+    fn d(n: u32) -> String {
+        format!("sha256:{n:064x}")
+    }
+
+    fn put(
+        reg: &MemoryRegistry,
+        n: u32,
+        tags: &[&str],
+        age_days: i64,
+        manifest: serde_json::Value,
+    ) {
+        let media_type = manifest["mediaType"]
+            .as_str()
+            .unwrap_or(MANIFEST)
+            .to_string();
+        reg.put(
+            REPO,
+            ImageDetail {
+                digest: d(n),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                pushed_at: NOW - age_days * DAY,
+                size: 100,
+                media_type,
+                subject: None,
+            },
+            &manifest.to_string(),
+        );
+    }
+
+    fn image(reg: &MemoryRegistry, n: u32, tags: &[&str], age_days: i64) {
+        put(
+            reg,
+            n,
+            tags,
+            age_days,
+            serde_json::json!({"mediaType": MANIFEST, "layers": []}),
+        );
+    }
+
+    fn index(reg: &MemoryRegistry, n: u32, age_days: i64, children: &[u32]) {
+        let manifests: Vec<_> = children
+            .iter()
+            .map(|c| serde_json::json!({"mediaType": MANIFEST, "digest": d(*c), "size": 1}))
+            .collect();
+        put(
+            reg,
+            n,
+            &[],
+            age_days,
+            serde_json::json!({"mediaType": INDEX_MEDIA_TYPES[0], "manifests": manifests}),
+        );
+    }
+
+    fn pruner(reg: &Arc<MemoryRegistry>, uses: &Arc<MemoryDeployments>) -> Pruner {
+        let policy = r#"{"default": {"keepLastTagged": 1, "keepSemverReleases": 0, "protectTags": ["prod-*"], "untaggedMaxAgeDays": 7}}"#;
+        let settings = Settings::from(&Env(|k: &str| {
+            (k == "PRUNE_POLICY").then(|| policy.to_string())
+        }))
+        .unwrap();
+        Pruner::new(reg.clone(), uses.clone(), settings)
+    }
+
+    fn in_use(uses: &MemoryDeployments, digest: &str) {
+        uses.uses.lock().unwrap().push(ImageUse {
+            image: format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPO}@{digest}"),
+            digest: None,
+            kind: InUseKind::InUseService,
+            by: "service/web".into(),
+        });
+    }
+
+    #[tokio::test]
+    async fn an_index_that_comes_into_use_before_the_delete_keeps_its_children() {
+        let (reg, uses) = (
+            Arc::new(MemoryRegistry::default()),
+            Arc::new(MemoryDeployments::default()),
+        );
+        index(&reg, 1, 30, &[11, 12]);
+        image(&reg, 11, &[], 30);
+        image(&reg, 12, &[], 30);
+        let p = pruner(&reg, &uses);
+        let plans = p.plan(NOW).await.unwrap();
+        assert_eq!(plans[0].deletes().len(), 3);
+        in_use(&uses, &d(1)); // deployed between the plan and the delete
+        let summary = p.apply(plans, NOW).await.unwrap();
+        assert_eq!(summary.deleted, 0, "{summary:?}");
+        assert!(
+            reg.delete_calls.lock().unwrap().is_empty(),
+            "nothing was even asked"
+        );
+        assert_eq!(
+            summary.repositories[0].kept.get("child_of_kept_index"),
+            Some(&2)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_image_tagged_protected_after_the_plan_is_kept() {
+        let (reg, uses) = (
+            Arc::new(MemoryRegistry::default()),
+            Arc::new(MemoryDeployments::default()),
+        );
+        image(&reg, 1, &["build-1"], 30);
+        image(&reg, 2, &["build-2"], 1);
+        let p = pruner(&reg, &uses);
+        let plans = p.plan(NOW).await.unwrap();
+        assert_eq!(plans[0].deletes(), BTreeSet::from([d(1).as_str()]));
+        reg.tag(REPO, &d(1), "prod-1"); // promoted between the plan and the delete
+        let summary = p.apply(plans, NOW).await.unwrap();
+        assert_eq!(summary.deleted, 0, "{summary:?}");
+        assert!(reg.digests(REPO).contains(&d(1)));
+        assert_eq!(summary.repositories[0].kept.get("protected_tag"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn children_of_an_index_whose_delete_failed_are_not_deleted() {
+        let (reg, uses) = (
+            Arc::new(MemoryRegistry::default()),
+            Arc::new(MemoryDeployments::default()),
+        );
+        index(&reg, 1, 30, &[11, 12]);
+        image(&reg, 11, &[], 30);
+        image(&reg, 12, &[], 30);
+        // A referrer (signature) of a plain image whose delete fails.
+        image(&reg, 2, &[], 30);
+        put(
+            &reg,
+            21,
+            &[],
+            30,
+            serde_json::json!({"mediaType": MANIFEST, "subject": {"digest": d(2), "size": 1}}),
+        );
+        for n in [1, 2] {
+            reg.delete_failures.lock().unwrap().insert(
+                d(n),
+                ServiceError::new("ECR BatchDeleteImage", "InvalidImageDigest: no", false),
+            );
+        }
+        let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
+        let r = &summary.repositories[0];
+        assert_eq!(r.failed.len(), 2, "{r:?}");
+        assert_eq!(r.kept.get("skipped_parent_not_deleted"), Some(&3), "{r:?}");
+        let calls = reg.delete_calls.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            vec![d(1), d(2)],
+            "asked once each (not retryable), children never"
+        );
+        assert_eq!(reg.digests(REPO).len(), 5);
+    }
+
+    #[tokio::test]
+    async fn retryable_delete_failures_are_retried_and_others_are_not() {
+        let (reg, uses) = (
+            Arc::new(MemoryRegistry::default()),
+            Arc::new(MemoryDeployments::default()),
+        );
+        image(&reg, 1, &[], 30);
+        image(&reg, 2, &[], 30);
+        reg.delete_failures.lock().unwrap().insert(
+            d(1),
+            ServiceError::new("ECR BatchDeleteImage", "KmsError: busy", true),
+        );
+        let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
+        let calls = reg.delete_calls.lock().unwrap().clone();
+        assert_eq!(
+            calls.iter().filter(|c| **c == d(1)).count(),
+            DELETE_ATTEMPTS as usize
+        );
+        assert_eq!(calls.iter().filter(|c| **c == d(2)).count(), 1);
+        assert_eq!(summary.deleted, 1);
+        assert_eq!(summary.repositories[0].failed[0].digest, d(1));
+    }
+
+    #[tokio::test]
+    async fn a_signature_of_a_kept_image_stays_and_of_a_deleted_one_goes() {
+        let (reg, uses) = (
+            Arc::new(MemoryRegistry::default()),
+            Arc::new(MemoryDeployments::default()),
+        );
+        image(&reg, 1, &[], 30); // in use
+        put(
+            &reg,
+            11,
+            &[],
+            30,
+            serde_json::json!({"mediaType": MANIFEST, "subject": {"digest": d(1), "size": 1}}),
+        );
+        image(&reg, 2, &[], 30);
+        put(
+            &reg,
+            21,
+            &[],
+            1,
+            serde_json::json!({"mediaType": MANIFEST, "subject": {"digest": d(2), "size": 1}}),
+        );
+        in_use(&uses, &d(1));
+        let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
+        let r = &summary.repositories[0];
+        assert_eq!(r.kept.get("referrer_of_kept_image"), Some(&1), "{r:?}");
+        assert_eq!(
+            r.deleted.get("referrer_of_deleted_image"),
+            Some(&1),
+            "{r:?}"
+        );
+        assert_eq!(reg.digests(REPO), vec![d(1), d(11)]);
+        let calls = reg.delete_calls.lock().unwrap().clone();
+        assert_eq!(calls, vec![d(2), d(21)], "the subject first");
     }
 }
