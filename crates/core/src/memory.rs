@@ -222,9 +222,12 @@ impl Notices for MemoryNotices {
 /// A registry in memory: repository -> digest -> (listing, manifest document). Like ECR it
 /// refuses to delete a manifest an index still references; `delete_failures` injects the
 /// per-image failures ECR reports in a 200 answer.
+/// A repository in memory: digest -> (listing, manifest document).
+pub type MemoryRepository = BTreeMap<String, (ImageDetail, String)>;
+
 #[derive(Debug, Default)]
 pub struct MemoryRegistry {
-    pub repositories: Mutex<BTreeMap<String, BTreeMap<String, (ImageDetail, String)>>>,
+    pub repositories: Mutex<BTreeMap<String, MemoryRepository>>,
     pub delete_failures: Mutex<BTreeMap<String, ServiceError>>,
     /// Every digest a delete call asked for, in order.
     pub delete_calls: Mutex<Vec<String>>,

@@ -552,8 +552,11 @@ fn reachable(images: &[Image], roots: &BTreeSet<String>) -> BTreeSet<String> {
     seen
 }
 
-fn arb_change() -> impl Strategy<Value = (Vec<(u32, u32)>, Vec<u32>, Vec<(u32, String)>, Vec<u32>)>
-{
+/// Between plan and re-check: (referrer, subject) edges, the new in-use set, tags pushed,
+/// images pushed.
+type Change = (Vec<(u32, u32)>, Vec<u32>, Vec<(u32, String)>, Vec<u32>);
+
+fn arb_change() -> impl Strategy<Value = Change> {
     (
         // (referrer, subject) edges to add (subject < referrer, so no cycles).
         proptest::collection::vec((0u32..40, 0u32..40), 0..8),
