@@ -233,3 +233,239 @@ async fn throttled_deletes_are_retried_and_persistent_failures_reported() {
     );
     assert_eq!(digests(&fx, &repo).await.len(), 2);
 }
+
+/// One cluster and no task-definition revisions: only what the test deploys is in use.
+fn only(fx: &Fixture, repo: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("ECR_REPOSITORIES", repo.to_string()),
+        ("PRUNE_POLICY", STRICT.to_string()),
+        ("KEEP_TASK_DEFINITION_REVISIONS", "0".to_string()),
+        ("ECS_CLUSTERS", fx.cluster.clone()),
+    ]
+}
+
+fn vars<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn a_reference_with_tag_and_digest_keeps_the_digest() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let tagged = fx.push_image(&repo, "tagged", Some("v1")).await;
+    let pinned = fx.push_image(&repo, "pinned", None).await;
+    // What CI systems and buildx pins write: repo:tag@digest (the digest is what runs).
+    let td = fx
+        .task_definition(&format!("{}@{pinned}", ecr_ref(&repo, "v1")))
+        .await;
+    fx.service(&td).await;
+    let settings = only(&fx, &repo);
+    let summary = fx
+        .pruner(&vars(&settings))
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.repositories[0].kept.get("in_use_service"),
+        Some(&1),
+        "{summary:?}"
+    );
+    assert_eq!(digests(&fx, &repo).await, BTreeSet::from([pinned]));
+    assert!(!digests(&fx, &repo).await.contains(&tagged));
+}
+
+#[tokio::test]
+async fn a_service_left_out_of_describe_services_is_read_again_or_nothing_is_deleted() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let served = fx.push_image(&repo, "served", None).await;
+    let orphan = fx.push_image(&repo, "orphan", None).await;
+    let td = fx.task_definition(&ecr_ref(&repo, &served)).await;
+    fx.service(&td).await;
+    // The first answer moves the service into `failures` (HTTP 200): read again, it is there.
+    let proxy = FaultProxy::start(&["DescribeServices=partial:first1"]);
+    let faulty = Fixture::with_endpoint(&proxy.endpoint).await;
+    let mut settings = only(&fx, &repo);
+    settings[3].1 = fx.cluster.clone();
+    let summary = faulty
+        .pruner(&vars(&settings))
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(proxy.counts()[0].2, 1, "the partial answer was injected");
+    assert_eq!(summary.repositories[0].kept.get("in_use_service"), Some(&1));
+    assert_eq!(digests(&fx, &repo).await, BTreeSet::from([served.clone()]));
+    assert!(!digests(&fx, &repo).await.contains(&orphan));
+
+    // Always partial: the run fails before deleting anything.
+    fx.push_image(&repo, "orphan-2", None).await;
+    proxy.set_rules(&["DescribeServices=partial:1.0"]);
+    let err = faulty
+        .pruner(&vars(&settings))
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("DescribeServices"), "{err}");
+    assert_eq!(digests(&fx, &repo).await.len(), 2, "nothing was deleted");
+}
+
+#[tokio::test]
+async fn an_index_left_out_of_batch_get_image_is_read_again_or_its_children_stay() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let (index, children) = fx.push_buildx(&repo, "build", None).await;
+    let proxy = FaultProxy::start(&["BatchGetImage=partial:first1"]);
+    let faulty = Fixture::with_endpoint(&proxy.endpoint).await;
+    let settings = only(&fx, &repo);
+    let dry = faulty
+        .pruner(&[&vars(&settings)[..], &[("DRY_RUN", "true")]].concat())
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(proxy.counts()[0].2, 1);
+    assert_eq!(
+        dry.repositories[0].deleted.get("child_of_deleted_index"),
+        Some(&4),
+        "{dry:?}"
+    );
+
+    proxy.set_rules(&["BatchGetImage=partial:1.0"]);
+    let summary = faulty
+        .pruner(&vars(&settings))
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(summary.deleted, 0, "{summary:?}");
+    assert_eq!(
+        summary.repositories[0].kept.get("unreadable_manifest"),
+        Some(&5),
+        "fail closed: any untagged image may be the unread index's child"
+    );
+    let mut all = BTreeSet::from([index]);
+    all.extend(children);
+    assert_eq!(digests(&fx, &repo).await, all);
+}
+
+#[tokio::test]
+async fn an_image_tagged_protected_after_the_plan_is_not_deleted() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let promoted = fx.push_image(&repo, "promoted", Some("build-1")).await;
+    let other = fx.push_image(&repo, "other", Some("build-2")).await;
+    let mut settings = only(&fx, &repo);
+    settings[1].1 =
+        r#"{"default": {"keepLastTagged": 0, "protectTags": ["prod-*"], "keepSemverReleases": 0}}"#
+            .into();
+    let pruner = fx.pruner(&vars(&settings));
+    let later = now() + 30 * DAY;
+    let plans = pruner.plan(later).await.unwrap();
+    assert_eq!(plans[0].deletes().len(), 2);
+    // Promoted between the plan and the delete: the same manifest pushed with a protected tag.
+    let manifest = aws_sdk_ecr::Client::new(&fx.sdk)
+        .batch_get_image()
+        .repository_name(&repo)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(&promoted)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .image_manifest()
+        .unwrap()
+        .to_string();
+    let value: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(
+        fx.push(
+            &repo,
+            &value,
+            "application/vnd.oci.image.manifest.v1+json",
+            Some("prod-1")
+        )
+        .await,
+        promoted
+    );
+    let summary = pruner.apply(plans, later).await.unwrap();
+    assert_eq!(
+        summary.repositories[0].kept.get("protected_tag"),
+        Some(&1),
+        "{summary:?}"
+    );
+    assert_eq!(digests(&fx, &repo).await, BTreeSet::from([promoted]));
+    assert!(!digests(&fx, &repo).await.contains(&other));
+}
+
+#[tokio::test]
+async fn an_index_that_came_into_use_after_the_plan_keeps_its_children() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let (index, children) = fx.push_buildx(&repo, "build", None).await;
+    let settings = only(&fx, &repo);
+    let pruner = fx.pruner(&vars(&settings));
+    let later = now() + 30 * DAY;
+    let plans = pruner.plan(later).await.unwrap();
+    assert_eq!(plans[0].deletes().len(), 5);
+    let td = fx.task_definition(&ecr_ref(&repo, &index)).await;
+    fx.run_task_definition(&td).await;
+    let summary = pruner.apply(plans, later).await.unwrap();
+    assert_eq!(summary.deleted, 0, "{summary:?}");
+    assert_eq!(
+        summary.repositories[0].kept.get("child_of_kept_index"),
+        Some(&4)
+    );
+    assert_eq!(digests(&fx, &repo).await.len(), 1 + children.len());
+}
+
+#[tokio::test]
+async fn the_newest_task_definition_revisions_are_the_ones_kept() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let family = format!("family-{repo}");
+    let mut images = Vec::new();
+    for rev in 1..=3 {
+        let image = fx.push_image(&repo, &format!("rev-{rev}"), None).await;
+        fx.task_definition_in(&family, &ecr_ref(&repo, &image))
+            .await;
+        images.push(image);
+    }
+    let mut settings = only(&fx, &repo);
+    settings[2].1 = "1".into();
+    let summary = fx
+        .pruner(&vars(&settings))
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.repositories[0].kept.get("in_use_task_definition"),
+        Some(&1),
+        "{summary:?}"
+    );
+    assert_eq!(
+        digests(&fx, &repo).await,
+        BTreeSet::from([images[2].clone()])
+    );
+}
+
+#[tokio::test]
+async fn an_image_a_lambda_function_runs_is_in_use() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let running = fx.push_image(&repo, "function", Some("fn-1")).await;
+    let orphan = fx.push_image(&repo, "orphan", Some("old")).await;
+    fx.image_function(&ecr_ref(&repo, "fn-1")).await;
+    let settings = only(&fx, &repo);
+    let summary = fx
+        .pruner(&vars(&settings))
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.repositories[0].kept.get("in_use_function"),
+        Some(&1),
+        "{summary:?}"
+    );
+    assert_eq!(digests(&fx, &repo).await, BTreeSet::from([running]));
+    assert!(!digests(&fx, &repo).await.contains(&orphan));
+}

@@ -313,13 +313,13 @@ impl Fixture {
             .collect();
         let settings = ecr_pruner::Settings::from(&Env(move |k: &str| vars.get(k).cloned()))
             .expect("valid settings");
-        ecr_pruner::Pruner {
-            registry: Arc::new(lifecycle_core::aws::EcrRegistry::new(
+        ecr_pruner::Pruner::new(
+            Arc::new(lifecycle_core::aws::EcrRegistry::new(
                 aws_sdk_ecr::Client::new(&self.sdk),
             )),
-            deployments: Arc::new(settings.inventory(aws_sdk_ecs::Client::new(&self.sdk))),
+            Arc::new(settings.inventory(&self.sdk)),
             settings,
-        }
+        )
     }
 
     /// A new, empty repository with a unique name.
@@ -971,4 +971,77 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     out
+}
+
+impl Fixture {
+    /// Registers a revision of `family` whose container runs `image`; returns its ARN.
+    pub async fn task_definition_in(&self, family: &str, image: &str) -> String {
+        use aws_sdk_ecs::types::*;
+        self.ecs
+            .register_task_definition()
+            .family(family)
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image(image)
+                    .memory(512)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("register task definition")
+            .task_definition
+            .unwrap()
+            .task_definition_arn
+            .unwrap()
+    }
+
+    /// A Lambda function packaged as the container image `image_uri` (with the IAM role moto
+    /// insists on); returns its name.
+    pub async fn image_function(&self, image_uri: &str) -> String {
+        let role = unique("role");
+        let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let body = format!(
+            "Action=CreateRole&Version=2010-05-08&RoleName={role}&AssumeRolePolicyDocument={}",
+            form_encode(policy)
+        );
+        let rest = moto_endpoint();
+        let host = rest.strip_prefix("http://").unwrap();
+        let mut stream = TcpStream::connect(host).expect("connect");
+        write!(
+            stream,
+            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        let name = unique("fn");
+        aws_sdk_lambda::Client::new(&sdk_config(&moto_endpoint()).await)
+            .create_function()
+            .function_name(&name)
+            .role(format!("arn:aws:iam::123456789012:role/{role}"))
+            .package_type(aws_sdk_lambda::types::PackageType::Image)
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .image_uri(image_uri)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create function");
+        name
+    }
+}
+
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -208,11 +208,11 @@ impl Ctx {
             settings.repositories = vec![glob::Pattern::new(repo).context("--repo")?];
         }
         settings.dry_run = dry_run;
-        Ok(ecr_pruner::Pruner {
-            registry: Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&self.sdk))),
-            deployments: Arc::new(settings.inventory(aws_sdk_ecs::Client::new(&self.sdk))),
+        Ok(ecr_pruner::Pruner::new(
+            Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&self.sdk))),
+            Arc::new(settings.inventory(&self.sdk)),
             settings,
-        })
+        ))
     }
 }
 
@@ -466,8 +466,9 @@ async fn apply(ctx: &Ctx, what: Job, yes: bool, json: bool, now: i64) -> Result<
             });
         }
         Job::Prune { repo } => {
-            let planner = ctx.pruner(repo.as_deref(), true)?;
-            let plans = planner.plan(now).await?;
+            // The plan shown is the plan applied (with its fresh re-check right before deleting).
+            let pruner = ctx.pruner(repo.as_deref(), false)?;
+            let plans = pruner.plan(now).await?;
             if !json {
                 print_prune_plans(&plans);
             }
@@ -482,7 +483,7 @@ async fn apply(ctx: &Ctx, what: Job, yes: bool, json: bool, now: i64) -> Result<
                 bail!("not confirmed; nothing was deleted");
             }
             let bar = spinner("pruning");
-            let summary = ctx.pruner(repo.as_deref(), false)?.run(now).await?;
+            let summary = pruner.apply(plans, now).await?;
             bar.finish_and_clear();
             print_json_or(json, &serde_json::to_value(&summary)?, || {
                 println!(

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use lifecycle_core::prune::{plan_repository, Image, InUseKind, PrunePolicy, INDEX_MEDIA_TYPES};
+use lifecycle_core::prune::{
+    plan_repository, Image, InUseKind, PrunePolicy, Subject, INDEX_MEDIA_TYPES,
+};
 
 fn digest(repo: usize, n: usize) -> String {
     format!("sha256:{repo:08x}{n:056x}")
@@ -50,6 +52,7 @@ fn main() {
                 size: 1_000,
                 media_type: INDEX_MEDIA_TYPES[0].into(),
                 manifests: Some(Ok(children.clone())),
+                subject: Subject::None,
             });
             for c in children {
                 images.push(Image {
@@ -59,6 +62,7 @@ fn main() {
                     size: 30_000_000,
                     media_type: "application/vnd.oci.image.manifest.v1+json".into(),
                     manifests: None,
+                    subject: Subject::None,
                 });
             }
             n += 5;

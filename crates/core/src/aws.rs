@@ -1,6 +1,6 @@
 //! AWS adapters for the ports, and the one place SDK configuration is loaded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -575,8 +575,6 @@ impl EcsTasks {
 
 /// DescribeTasks accepts at most this many task ARNs per call.
 const DESCRIBE_TASKS_BATCH: usize = 100;
-/// Attempts at reading elements an answer listed under `failures` before the read fails.
-const PARTIAL_ATTEMPTS: u32 = 4;
 
 impl EcsTasks {
     /// Every task that runs or may still run: desired status RUNNING (so PENDING ones too), and
@@ -616,7 +614,7 @@ impl EcsTasks {
         let mut tasks = Vec::with_capacity(arns.len());
         for attempt in 0..PARTIAL_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                tokio::time::sleep(partial_backoff(attempt)).await;
             }
             let out = self
                 .client
@@ -920,19 +918,31 @@ impl Registry for EcrRegistry {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("ECR DescribeImages", e))?;
             for image in page.image_details() {
-                let Some(digest) = image.image_digest() else {
-                    continue;
+                // An image listed without its digest or push time is not an image that is not
+                // there (it may be the index that keeps others): the listing is unusable.
+                let (Some(digest), Some(pushed)) = (image.image_digest(), image.image_pushed_at())
+                else {
+                    return Err(ServiceError::new(
+                        "ECR DescribeImages",
+                        format!(
+                            "{repository}: an image was listed without digest or push time (tags {:?})",
+                            image.image_tags()
+                        ),
+                        true,
+                    ));
                 };
                 out.push(ImageDetail {
                     digest: digest.to_string(),
                     tags: image.image_tags().to_vec(),
-                    pushed_at: image.image_pushed_at().map_or(0, |t| t.secs()),
+                    pushed_at: pushed.secs(),
                     size: image.image_size_in_bytes().unwrap_or(0).max(0) as u64,
+                    // Only the manifest's own type tells an index; `artifactMediaType` is its
+                    // config's type. Unknown stays empty, and the manifest is read.
                     media_type: image
                         .image_manifest_media_type()
-                        .or(image.artifact_media_type())
                         .unwrap_or_default()
                         .to_string(),
+                    subject: image.subject_manifest_digest().map(str::to_string),
                 });
             }
         }
@@ -944,63 +954,79 @@ impl Registry for EcrRegistry {
         repository: &str,
         digests: &[String],
     ) -> Result<Vec<(String, Result<String, String>)>, ServiceError> {
-        let mut out = Vec::with_capacity(digests.len());
+        let mut found: HashMap<String, Result<String, String>> = HashMap::new();
         for chunk in digests.chunks(ECR_BATCH) {
-            let got = self
-                .client
-                .batch_get_image()
-                .repository_name(repository)
-                .set_image_ids(Some(image_ids(chunk)))
-                .set_accepted_media_types(Some(
-                    crate::prune::INDEX_MEDIA_TYPES
-                        .iter()
-                        .map(|m| m.to_string())
-                        .chain([
-                            "application/vnd.oci.image.manifest.v1+json".to_string(),
-                            "application/vnd.docker.distribution.manifest.v2+json".to_string(),
-                        ])
-                        .collect(),
-                ))
-                .send()
-                .await
-                .map_err(|e| service_error("ECR BatchGetImage", e))?;
-            let mut found: HashMap<String, Result<String, String>> = HashMap::new();
-            for image in got.images() {
-                if let (Some(id), Some(manifest)) = (image.image_id(), image.image_manifest()) {
-                    if let Some(d) = id.image_digest() {
-                        found.insert(d.to_string(), Ok(manifest.to_string()));
+            // A 200 answer may leave images out or list them under `failures`: those are read
+            // again (bounded, with backoff), never taken as "no manifest".
+            let mut unread: Vec<String> = chunk.to_vec();
+            for attempt in 1..=PARTIAL_ATTEMPTS {
+                let got = self
+                    .client
+                    .batch_get_image()
+                    .repository_name(repository)
+                    .set_image_ids(Some(image_ids(&unread)))
+                    .set_accepted_media_types(Some(
+                        crate::prune::INDEX_MEDIA_TYPES
+                            .iter()
+                            .chain(MANIFEST_MEDIA_TYPES)
+                            .map(|m| m.to_string())
+                            .collect(),
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| service_error("ECR BatchGetImage", e))?;
+                for image in got.images() {
+                    if let (Some(id), Some(manifest)) = (image.image_id(), image.image_manifest()) {
+                        if let Some(d) = id.image_digest() {
+                            found.insert(d.to_string(), Ok(manifest.to_string()));
+                        }
                     }
                 }
-            }
-            for failure in got.failures() {
-                if let Some(d) = failure.image_id().and_then(|i| i.image_digest()) {
-                    found.entry(d.to_string()).or_insert_with(|| {
-                        Err(format!(
-                            "{}: {}",
-                            failure
-                                .failure_code()
-                                .map(|c| c.as_str())
-                                .unwrap_or("Failure"),
-                            failure.failure_reason().unwrap_or_default()
-                        ))
-                    });
+                let mut why: HashMap<&str, String> = HashMap::new();
+                for failure in got.failures() {
+                    if let Some(d) = failure.image_id().and_then(|i| i.image_digest()) {
+                        why.insert(
+                            d,
+                            failure_text(failure.failure_code(), failure.failure_reason()),
+                        );
+                    }
+                }
+                unread.retain(|d| !matches!(found.get(d), Some(Ok(_))));
+                if unread.is_empty() {
+                    break;
+                }
+                if attempt == PARTIAL_ATTEMPTS {
+                    for d in &unread {
+                        let reason = why
+                            .get(d.as_str())
+                            .cloned()
+                            .unwrap_or_else(|| "not returned by BatchGetImage".to_string());
+                        found.insert(
+                            d.clone(),
+                            Err(format!("{reason} (after {PARTIAL_ATTEMPTS} attempts)")),
+                        );
+                    }
+                } else {
+                    tokio::time::sleep(partial_backoff(attempt)).await;
                 }
             }
-            for d in chunk {
+        }
+        Ok(digests
+            .iter()
+            .map(|d| {
                 let result = found
                     .remove(d)
-                    .unwrap_or_else(|| Err("not returned".to_string()));
-                out.push((d.clone(), result));
-            }
-        }
-        Ok(out)
+                    .unwrap_or_else(|| Err("not returned by BatchGetImage".to_string()));
+                (d.clone(), result)
+            })
+            .collect())
     }
 
     async fn delete(
         &self,
         repository: &str,
         digests: &[String],
-    ) -> Result<Vec<(String, Result<(), String>)>, ServiceError> {
+    ) -> Result<Vec<(String, Result<(), ServiceError>)>, ServiceError> {
         let mut out = Vec::with_capacity(digests.len());
         for chunk in digests.chunks(ECR_BATCH) {
             let got = self
@@ -1011,28 +1037,83 @@ impl Registry for EcrRegistry {
                 .send()
                 .await
                 .map_err(|e| service_error("ECR BatchDeleteImage", e))?;
-            let mut failed: HashMap<String, String> = HashMap::new();
+            let deleted: std::collections::HashSet<&str> = got
+                .image_ids()
+                .iter()
+                .filter_map(|i| i.image_digest())
+                .collect();
+            let mut failed: HashMap<String, ServiceError> = HashMap::new();
             for failure in got.failures() {
-                if let Some(d) = failure.image_id().and_then(|i| i.image_digest()) {
-                    let code = failure
-                        .failure_code()
-                        .map(|c| c.as_str())
-                        .unwrap_or("Failure");
-                    // An image that is already gone counts as deleted.
-                    if code != "ImageNotFound" {
-                        failed.insert(
-                            d.to_string(),
-                            format!("{code}: {}", failure.failure_reason().unwrap_or_default()),
-                        );
-                    }
+                let Some(d) = failure.image_id().and_then(|i| i.image_digest()) else {
+                    continue;
+                };
+                let code = failure.failure_code().map(|c| c.as_str()).unwrap_or("");
+                // An image that is already gone counts as deleted.
+                if code == "ImageNotFound" {
+                    continue;
                 }
+                failed.insert(
+                    d.to_string(),
+                    ServiceError::new(
+                        "ECR BatchDeleteImage",
+                        failure_text(failure.failure_code(), failure.failure_reason()),
+                        RETRYABLE_DELETE_FAILURES.contains(&code),
+                    ),
+                );
             }
+            let gone: std::collections::HashSet<&str> = got
+                .failures()
+                .iter()
+                .filter(|f| f.failure_code().map(|c| c.as_str()) == Some("ImageNotFound"))
+                .filter_map(|f| f.image_id().and_then(|i| i.image_digest()))
+                .collect();
             for d in chunk {
-                out.push((d.clone(), failed.remove(d).map_or(Ok(()), Err)));
+                let result = match failed.remove(d) {
+                    Some(e) => Err(e),
+                    None if deleted.contains(d.as_str()) || gone.contains(d.as_str()) => Ok(()),
+                    // Neither deleted nor failed: the answer left it out, so it is not known gone.
+                    None => Err(ServiceError::new(
+                        "ECR BatchDeleteImage",
+                        "not in the answer (neither deleted nor failed)",
+                        true,
+                    )),
+                };
+                out.push((d.clone(), result));
             }
         }
         Ok(out)
     }
+}
+
+/// Image manifest types BatchGetImage is asked to return beside the index types.
+const MANIFEST_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+
+/// BatchDeleteImage failures that may succeed on a later attempt (a parent index deleted a
+/// moment ago, KMS or an upstream registry busy).
+const RETRYABLE_DELETE_FAILURES: &[&str] = &[
+    "ImageReferencedByManifestList",
+    "KmsError",
+    "UpstreamTooManyRequests",
+    "UpstreamUnavailable",
+];
+
+/// How often an answer with unread elements (`failures`, left-out items) is asked again.
+const PARTIAL_ATTEMPTS: u32 = 4;
+
+fn partial_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(25 << (2 * (attempt - 1).min(4)))
+}
+
+fn failure_text(code: Option<&impl AsRef<str>>, reason: Option<&str>) -> String {
+    format!(
+        "{}: {}",
+        code.map(|c| c.as_ref()).unwrap_or("Failure"),
+        reason.unwrap_or_default()
+    )
 }
 
 /// What ECS runs and is set to run, in every cluster (or only the ones named).
@@ -1056,32 +1137,205 @@ impl EcsDeployments {
         self
     }
 
+    /// The images of a task definition's containers. A 200 answer without the task definition
+    /// is asked again, then an error: never "it runs nothing".
     async fn task_definition_images(
         &self,
         arn: &str,
         kind: InUseKind,
     ) -> Result<Vec<ImageUse>, ServiceError> {
-        let out = self
-            .client
-            .describe_task_definition()
-            .task_definition(arn)
-            .send()
-            .await
-            .map_err(|e| service_error("ECS DescribeTaskDefinition", e))?;
-        Ok(out
-            .task_definition()
-            .map(|td| td.container_definitions())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| c.image())
-            .map(|image| ImageUse {
-                image: image.to_string(),
-                digest: None,
-                kind,
-                by: arn.to_string(),
-            })
-            .collect())
+        for attempt in 1..=PARTIAL_ATTEMPTS {
+            let out = self
+                .client
+                .describe_task_definition()
+                .task_definition(arn)
+                .send()
+                .await
+                .map_err(|e| service_error("ECS DescribeTaskDefinition", e))?;
+            if let Some(td) = out.task_definition() {
+                return Ok(td
+                    .container_definitions()
+                    .iter()
+                    .filter_map(|c| c.image())
+                    .map(|image| ImageUse {
+                        image: image.to_string(),
+                        digest: None,
+                        kind,
+                        by: arn.to_string(),
+                    })
+                    .collect());
+            }
+            if attempt < PARTIAL_ATTEMPTS {
+                tokio::time::sleep(partial_backoff(attempt)).await;
+            }
+        }
+        Err(ServiceError::new(
+            "ECS DescribeTaskDefinition",
+            format!("{arn}: answered without the task definition"),
+            true,
+        ))
     }
+
+    /// Services by ARN, every one of them: those a 200 answer lists under `failures` are asked
+    /// again (bounded, with backoff), then the read fails.
+    async fn described_services(
+        &self,
+        cluster: &str,
+        arns: &[String],
+    ) -> Result<Vec<aws_sdk_ecs::types::Service>, ServiceError> {
+        let mut services = Vec::with_capacity(arns.len());
+        for chunk in arns.chunks(DESCRIBE_SERVICES_BATCH) {
+            let mut unread: Vec<String> = chunk.to_vec();
+            for attempt in 1..=PARTIAL_ATTEMPTS {
+                let out = self
+                    .client
+                    .describe_services()
+                    .cluster(cluster)
+                    .set_services(Some(unread.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| service_error("ECS DescribeServices", e))?;
+                for service in out.services() {
+                    unread.retain(|a| Some(a.as_str()) != service.service_arn());
+                    services.push(service.clone());
+                }
+                if unread.is_empty() {
+                    break;
+                }
+                if attempt == PARTIAL_ATTEMPTS {
+                    return Err(ServiceError::new(
+                        "ECS DescribeServices",
+                        format!(
+                            "{} service(s) not described after {PARTIAL_ATTEMPTS} attempts: {}",
+                            unread.len(),
+                            ecs_failures(out.failures(), &unread)
+                        ),
+                        true,
+                    ));
+                }
+                tokio::time::sleep(partial_backoff(attempt)).await;
+            }
+        }
+        Ok(services)
+    }
+
+    /// What each service revision runs: the image and the digest ECS resolved when it
+    /// deployed it (a tag moved since then does not change what the service runs).
+    async fn service_revision_images(
+        &self,
+        arns: &[String],
+    ) -> Result<Vec<ImageUse>, ServiceError> {
+        let mut uses = Vec::new();
+        for chunk in arns.chunks(DESCRIBE_SERVICE_REVISIONS_BATCH) {
+            let mut unread: Vec<String> = chunk.to_vec();
+            for attempt in 1..=PARTIAL_ATTEMPTS {
+                let out = self
+                    .client
+                    .describe_service_revisions()
+                    .set_service_revision_arns(Some(unread.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| service_error("ECS DescribeServiceRevisions", e))?;
+                for revision in out.service_revisions() {
+                    unread.retain(|a| Some(a.as_str()) != revision.service_revision_arn());
+                    uses.extend(service_revision_uses(revision));
+                }
+                if unread.is_empty() {
+                    break;
+                }
+                if attempt == PARTIAL_ATTEMPTS {
+                    return Err(ServiceError::new(
+                        "ECS DescribeServiceRevisions",
+                        format!(
+                            "{} revision(s) not described after {PARTIAL_ATTEMPTS} attempts: {}",
+                            unread.len(),
+                            ecs_failures(out.failures(), &unread)
+                        ),
+                        true,
+                    ));
+                }
+                tokio::time::sleep(partial_backoff(attempt)).await;
+            }
+        }
+        Ok(uses)
+    }
+
+    /// The newest `keep` ACTIVE revisions of a family. `familyPrefix` matches by prefix and the
+    /// service's order is not relied on: every page is read, the family's own revisions kept,
+    /// and the newest taken by revision number.
+    async fn newest_revisions(
+        &self,
+        family: &str,
+        keep: usize,
+    ) -> Result<Vec<String>, ServiceError> {
+        let mut pages = self
+            .client
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .sort(aws_sdk_ecs::types::SortOrder::Desc)
+            .into_paginator()
+            .send();
+        let mut own: Vec<(u64, String)> = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error("ECS ListTaskDefinitions", e))?;
+            for arn in page.task_definition_arns() {
+                if let Some((f, revision)) =
+                    arn.rsplit('/').next().and_then(|fr| fr.rsplit_once(':'))
+                {
+                    if f == family {
+                        // An ARN whose revision is not a number sorts first: kept, not skipped.
+                        own.push((revision.parse().unwrap_or(u64::MAX), arn.clone()));
+                    }
+                }
+            }
+        }
+        own.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        Ok(own.into_iter().take(keep).map(|(_, arn)| arn).collect())
+    }
+}
+
+/// DescribeServices accepts at most this many services per call.
+const DESCRIBE_SERVICES_BATCH: usize = 10;
+/// DescribeServiceRevisions accepts at most this many revisions per call.
+const DESCRIBE_SERVICE_REVISIONS_BATCH: usize = 20;
+
+fn ecs_failures(failures: &[aws_sdk_ecs::types::Failure], unread: &[String]) -> String {
+    let listed: Vec<String> = failures
+        .iter()
+        .map(|f| {
+            format!(
+                "{} ({})",
+                f.arn().unwrap_or("?"),
+                f.reason().unwrap_or("no reason")
+            )
+        })
+        .collect();
+    if listed.is_empty() {
+        format!("left out of the answer: {}", unread.join(", "))
+    } else {
+        listed.join(", ")
+    }
+}
+
+/// The images of one service revision, with the digests ECS resolved for them.
+pub fn service_revision_uses(revision: &aws_sdk_ecs::types::ServiceRevision) -> Vec<ImageUse> {
+    let by = revision
+        .service_revision_arn()
+        .unwrap_or_default()
+        .to_string();
+    revision
+        .container_images()
+        .iter()
+        .filter_map(|c| {
+            Some(ImageUse {
+                image: c.image()?.to_string(),
+                digest: c.image_digest().map(str::to_string),
+                kind: InUseKind::InUseService,
+                by: by.clone(),
+            })
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -1116,33 +1370,31 @@ impl Deployments for EcsDeployments {
                         .cloned(),
                 );
             }
-            for chunk in service_arns.chunks(10) {
-                let out = self
-                    .client
-                    .describe_services()
-                    .cluster(cluster)
-                    .set_services(Some(chunk.to_vec()))
-                    .send()
-                    .await
-                    .map_err(|e| service_error("ECS DescribeServices", e))?;
-                let mut definitions = BTreeMap::new();
-                for service in out.services() {
-                    for deployment in service.deployments() {
-                        if let Some(td) = deployment.task_definition() {
-                            definitions.insert(td.to_string(), ());
-                        }
-                    }
-                    if let Some(td) = service.task_definition() {
-                        definitions.insert(td.to_string(), ());
-                    }
+            let services = self.described_services(cluster, &service_arns).await?;
+            let mut definitions = BTreeSet::new();
+            let mut revisions = BTreeSet::new();
+            for service in &services {
+                for deployment in service.deployments() {
+                    definitions.extend(deployment.task_definition().map(str::to_string));
                 }
-                for td in definitions.keys() {
-                    uses.extend(
-                        self.task_definition_images(td, InUseKind::InUseService)
-                            .await?,
-                    );
-                }
+                definitions.extend(service.task_definition().map(str::to_string));
+                revisions.extend(
+                    service
+                        .current_service_revisions()
+                        .iter()
+                        .filter_map(|r| r.arn().map(str::to_string)),
+                );
             }
+            for td in &definitions {
+                uses.extend(
+                    self.task_definition_images(td, InUseKind::InUseService)
+                        .await?,
+                );
+            }
+            // Services that report their revisions (every service deployed since ECS has them)
+            // say which digest each revision resolved; the call's failure fails the inventory.
+            let revisions: Vec<String> = revisions.into_iter().collect();
+            uses.extend(self.service_revision_images(&revisions).await?);
         }
         if keep_revisions > 0 {
             let mut families = Vec::new();
@@ -1161,34 +1413,105 @@ impl Deployments for EcsDeployments {
                 );
             }
             for family in families {
-                let out = self
-                    .client
-                    .list_task_definitions()
-                    .family_prefix(&family)
-                    .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
-                    .sort(aws_sdk_ecs::types::SortOrder::Desc)
-                    .max_results(keep_revisions.min(100) as i32)
-                    .send()
-                    .await
-                    .map_err(|e| service_error("ECS ListTaskDefinitions", e))?;
-                // familyPrefix matches by prefix: keep only this family's own revisions.
-                let own = out
-                    .task_definition_arns()
-                    .iter()
-                    .filter(|arn| {
-                        arn.rsplit('/')
-                            .next()
-                            .and_then(|fr| fr.rsplit_once(':'))
-                            .is_some_and(|(f, _)| f == family)
-                    })
-                    .take(keep_revisions);
-                for arn in own {
+                for arn in self.newest_revisions(&family, keep_revisions).await? {
                     uses.extend(
-                        self.task_definition_images(arn, InUseKind::InUseTaskDefinition)
+                        self.task_definition_images(&arn, InUseKind::InUseTaskDefinition)
                             .await?,
                     );
                 }
             }
+        }
+        Ok(uses)
+    }
+}
+
+/// Lambda functions packaged as container images: every version of every function.
+#[derive(Debug, Clone)]
+pub struct LambdaFunctions {
+    client: aws_sdk_lambda::Client,
+}
+
+impl LambdaFunctions {
+    pub fn new(client: aws_sdk_lambda::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// What one function version runs: its image as written (`ImageUri`) and as Lambda resolved it
+/// at deploy time (`ResolvedImageUri`, `repo@sha256:…`), the digest it really runs. `None`: the
+/// answer says neither, which is an unread answer, not "no image".
+pub fn function_uses(
+    by: &str,
+    code: &aws_sdk_lambda::types::FunctionCodeLocation,
+) -> Option<Vec<ImageUse>> {
+    let uses: Vec<ImageUse> = [code.image_uri(), code.resolved_image_uri()]
+        .into_iter()
+        .flatten()
+        .map(|image| ImageUse {
+            image: image.to_string(),
+            digest: None,
+            kind: InUseKind::InUseFunction,
+            by: by.to_string(),
+        })
+        .collect();
+    (!uses.is_empty()).then_some(uses)
+}
+
+#[async_trait]
+impl Deployments for LambdaFunctions {
+    async fn images_in_use(&self, _keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError> {
+        let mut versions = Vec::new();
+        // Every version, not only $LATEST: an alias may route traffic to an older one.
+        let mut pages = self
+            .client
+            .list_functions()
+            .function_version(aws_sdk_lambda::types::FunctionVersion::All)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error("Lambda ListFunctions", e))?;
+            for f in page.functions() {
+                if f.package_type() == Some(&aws_sdk_lambda::types::PackageType::Image) {
+                    let name = f.function_name().unwrap_or_default().to_string();
+                    let version = f.version().unwrap_or("$LATEST").to_string();
+                    versions.push((name, version));
+                }
+            }
+        }
+        let mut uses = Vec::new();
+        for (name, version) in versions {
+            let by = format!("{name}:{version}");
+            let mut found = None;
+            for attempt in 1..=PARTIAL_ATTEMPTS {
+                let out = match self
+                    .client
+                    .get_function()
+                    .function_name(&name)
+                    .qualifier(&version)
+                    .send()
+                    .await
+                {
+                    Ok(out) => out,
+                    // Deleted since it was listed: it runs nothing any more.
+                    Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                        found = Some(Vec::new());
+                        break;
+                    }
+                    Err(e) => return Err(service_error("Lambda GetFunction", e)),
+                };
+                found = out.code().and_then(|code| function_uses(&by, code));
+                if found.is_some() || attempt == PARTIAL_ATTEMPTS {
+                    break;
+                }
+                tokio::time::sleep(partial_backoff(attempt)).await;
+            }
+            uses.extend(found.ok_or_else(|| {
+                ServiceError::new(
+                    "Lambda GetFunction",
+                    format!("{by}: an image function answered without its image"),
+                    true,
+                )
+            })?);
         }
         Ok(uses)
     }

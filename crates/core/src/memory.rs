@@ -9,7 +9,8 @@ use serde_dynamo::{AttributeValue, Item};
 
 use crate::ids::WorkspaceId;
 use crate::ports::{
-    AccessPointInfo, AccessPoints, ExpiryNotice, Notices, ServiceError, Tasks, WorkspaceTable,
+    AccessPointInfo, AccessPoints, Deployments, ExpiryNotice, ImageDetail, ImageUse, Notices,
+    Registry, ServiceError, Tasks, WorkspaceTable,
 };
 use crate::record::{attr, Observed};
 use crate::tasks::TaskSummary;
@@ -302,5 +303,146 @@ impl Notices for MemoryNotices {
                 Ok(())
             })
             .collect()
+    }
+}
+
+/// A registry in memory: repository -> digest -> (listing, manifest document). Like ECR it
+/// refuses to delete a manifest an index still references; `delete_failures` injects the
+/// per-image failures ECR reports in a 200 answer.
+/// A repository in memory: digest -> (listing, manifest document).
+pub type MemoryRepository = BTreeMap<String, (ImageDetail, String)>;
+
+#[derive(Debug, Default)]
+pub struct MemoryRegistry {
+    pub repositories: Mutex<BTreeMap<String, MemoryRepository>>,
+    pub delete_failures: Mutex<BTreeMap<String, ServiceError>>,
+    /// Every digest a delete call asked for, in order.
+    pub delete_calls: Mutex<Vec<String>>,
+}
+
+impl MemoryRegistry {
+    pub fn put(&self, repository: &str, detail: ImageDetail, manifest: &str) {
+        self.repositories
+            .lock()
+            .unwrap()
+            .entry(repository.to_string())
+            .or_default()
+            .insert(detail.digest.clone(), (detail, manifest.to_string()));
+    }
+
+    /// Moves `tag` to `digest` (as a push of that tag does).
+    pub fn tag(&self, repository: &str, digest: &str, tag: &str) {
+        let mut repos = self.repositories.lock().unwrap();
+        let images = repos.entry(repository.to_string()).or_default();
+        for (detail, _) in images.values_mut() {
+            detail.tags.retain(|t| t != tag);
+        }
+        if let Some((detail, _)) = images.get_mut(digest) {
+            detail.tags.push(tag.to_string());
+        }
+    }
+
+    pub fn digests(&self, repository: &str) -> Vec<String> {
+        self.repositories
+            .lock()
+            .unwrap()
+            .get(repository)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+fn no_repository(operation: &'static str, repository: &str) -> ServiceError {
+    ServiceError::new(
+        operation,
+        format!("RepositoryNotFoundException: {repository}"),
+        false,
+    )
+}
+
+#[async_trait]
+impl Registry for MemoryRegistry {
+    async fn repositories(&self) -> Result<Vec<String>, ServiceError> {
+        Ok(self.repositories.lock().unwrap().keys().cloned().collect())
+    }
+
+    async fn images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError> {
+        let repos = self.repositories.lock().unwrap();
+        let images = repos
+            .get(repository)
+            .ok_or_else(|| no_repository("DescribeImages", repository))?;
+        Ok(images.values().map(|(d, _)| d.clone()).collect())
+    }
+
+    async fn manifests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, Result<String, String>)>, ServiceError> {
+        let repos = self.repositories.lock().unwrap();
+        let images = repos
+            .get(repository)
+            .ok_or_else(|| no_repository("BatchGetImage", repository))?;
+        Ok(digests
+            .iter()
+            .map(|d| {
+                let found = images.get(d).map(|(_, m)| m.clone());
+                (d.clone(), found.ok_or_else(|| "ImageNotFound".to_string()))
+            })
+            .collect())
+    }
+
+    async fn delete(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, Result<(), ServiceError>)>, ServiceError> {
+        self.delete_calls
+            .lock()
+            .unwrap()
+            .extend(digests.iter().cloned());
+        let failures = self.delete_failures.lock().unwrap().clone();
+        let mut repos = self.repositories.lock().unwrap();
+        let images = repos
+            .get_mut(repository)
+            .ok_or_else(|| no_repository("BatchDeleteImage", repository))?;
+        let mut out = Vec::with_capacity(digests.len());
+        for d in digests {
+            if let Some(e) = failures.get(d) {
+                out.push((d.clone(), Err(e.clone())));
+                continue;
+            }
+            let referenced = images.values().any(|(_, manifest)| {
+                crate::prune::manifest_facts(manifest)
+                    .is_ok_and(|f| f.children.is_some_and(|c| c.contains(d)))
+            });
+            if referenced {
+                out.push((
+                    d.clone(),
+                    Err(ServiceError::new(
+                        "ECR BatchDeleteImage",
+                        "ImageReferencedByManifestList: referenced by an index",
+                        true,
+                    )),
+                ));
+                continue;
+            }
+            images.remove(d);
+            out.push((d.clone(), Ok(())));
+        }
+        Ok(out)
+    }
+}
+
+/// What runs, in memory: tests change it between a plan and its re-check.
+#[derive(Debug, Default)]
+pub struct MemoryDeployments {
+    pub uses: Mutex<Vec<ImageUse>>,
+}
+
+#[async_trait]
+impl Deployments for MemoryDeployments {
+    async fn images_in_use(&self, _keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError> {
+        Ok(self.uses.lock().unwrap().clone())
     }
 }

@@ -170,51 +170,59 @@ pub trait Notices: Send + Sync {
     async fn publish(&self, notices: &[ExpiryNotice]) -> Vec<Result<(), String>>;
 }
 
-/// An image as the registry lists it (index manifests are read separately).
+/// An image as the registry lists it (manifests are read separately).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageDetail {
     pub digest: String,
     pub tags: Vec<String>,
     pub pushed_at: i64,
     pub size: u64,
+    /// The manifest's media type; empty when the registry does not say.
     pub media_type: String,
+    /// For a referrer (signature, attestation): the digest it is about, when the registry says.
+    pub subject: Option<String>,
 }
 
 #[async_trait]
 pub trait Registry: Send + Sync {
     /// Every repository name (all pages).
     async fn repositories(&self) -> Result<Vec<String>, ServiceError>;
-    /// Every image of a repository (all pages).
+    /// Every image of a repository (all pages). An image the answer lists without a digest or a
+    /// push time is an error, never an image left out.
     async fn images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError>;
-    /// Manifest documents by digest; per digest, the text or why it could not be read.
+    /// Manifest documents by digest; per digest, the text or why it could not be read (after
+    /// retries: an element a partial answer left out is never "no manifest").
     async fn manifests(
         &self,
         repository: &str,
         digests: &[String],
     ) -> Result<Vec<(String, Result<String, String>)>, ServiceError>;
-    /// Deletes by digest; per digest, success or why not.
+    /// Deletes by digest; per digest, success (an image already gone counts as deleted) or why
+    /// not, classified retryable or not.
     async fn delete(
         &self,
         repository: &str,
         digests: &[String],
-    ) -> Result<Vec<(String, Result<(), String>)>, ServiceError>;
+    ) -> Result<Vec<(String, Result<(), ServiceError>)>, ServiceError>;
 }
 
-/// An image reference something in ECS depends on.
+/// An image reference something (ECS, Lambda) depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageUse {
     /// As written: `registry/repo:tag` or `registry/repo@sha256:…`.
     pub image: String,
-    /// The digest the task actually runs, when ECS reports it.
+    /// The digest it actually runs, when ECS or Lambda reports it.
     pub digest: Option<String>,
     pub kind: crate::prune::InUseKind,
-    /// The task, service or task definition that uses it.
+    /// The task, service, task definition or function that uses it.
     pub by: String,
 }
 
 #[async_trait]
 pub trait Deployments: Send + Sync {
-    /// Images of running and pending tasks and of service deployments in every cluster, and of
-    /// the newest `keep_revisions` ACTIVE revisions of every task-definition family. Never partial.
+    /// Images something depends on: for ECS, running and pending tasks and service deployments
+    /// in every cluster and the newest `keep_revisions` ACTIVE revisions of every task-definition
+    /// family; for Lambda, every version of every function packaged as an image. Never partial:
+    /// an answer with unread elements is an error.
     async fn images_in_use(&self, keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError>;
 }

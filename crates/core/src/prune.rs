@@ -12,6 +12,9 @@ pub const INDEX_MEDIA_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
 
+mod reference;
+pub use reference::{ImageRef, ReferenceError};
+
 /// One image (manifest) of a repository, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -19,32 +22,110 @@ pub struct Image {
     pub tags: Vec<String>,
     pub pushed_at: i64,
     pub size: u64,
+    /// The manifest's media type; empty when the registry did not say (then the manifest itself
+    /// must be read before anything can be decided about what it references).
     pub media_type: String,
     /// For an index: the manifests it references, or why it could not be read.
     pub manifests: Option<Result<Vec<String>, String>>,
+    /// For a referrer (signature, attestation, SBOM): the image it is about.
+    pub subject: Subject,
+}
+
+/// What is known about an image's OCI `subject` (the image a referrer is about).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// Not reported by the registry and the manifest not read yet: the image may be a referrer,
+    /// so the planner never deletes it (it asks for the manifest instead).
+    Unknown,
+    /// Known not to be a referrer.
+    None,
+    /// A referrer of this digest.
+    Of(String),
+    /// The manifest could not be read.
+    Unreadable(String),
 }
 
 impl Image {
     pub fn is_index(&self) -> bool {
         INDEX_MEDIA_TYPES.contains(&self.media_type.as_str())
     }
+
+    /// Whether the manifest must be read before planning: an index (its children), or an image
+    /// whose media type the registry did not report (it may be an index).
+    pub fn needs_manifest(&self) -> bool {
+        self.manifests.is_none() && (self.is_index() || self.media_type.is_empty())
+    }
+
+    /// Records what the manifest says (or why it could not be read). Manifests are addressed by
+    /// their digest, so what they say never changes.
+    pub fn learn(&mut self, manifest: Result<&ManifestFacts, &str>) {
+        match manifest {
+            Ok(facts) => {
+                if self.media_type.is_empty() {
+                    self.media_type = facts.media_type.clone().unwrap_or_default();
+                }
+                if self.is_index() || facts.children.is_some() {
+                    self.manifests = Some(Ok(facts.children.clone().unwrap_or_default()));
+                }
+                self.subject = match &facts.subject {
+                    Some(d) => Subject::Of(d.clone()),
+                    None => Subject::None,
+                };
+            }
+            Err(e) => {
+                // An index (or what may be one) that cannot be read hides its children.
+                if self.is_index() || self.media_type.is_empty() {
+                    self.manifests = Some(Err(e.to_string()));
+                }
+                if !matches!(self.subject, Subject::Of(_)) {
+                    self.subject = Subject::Unreadable(e.to_string());
+                }
+            }
+        }
+    }
 }
 
-/// The digests an image index references (platform images and attestations alike).
-pub fn index_children(manifest_json: &str) -> Result<Vec<String>, String> {
+/// What a manifest says about the image graph.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManifestFacts {
+    pub media_type: Option<String>,
+    /// For an index: every manifest it references (platform images and attestations alike).
+    pub children: Option<Vec<String>>,
+    /// The `subject` of a referrer.
+    pub subject: Option<String>,
+}
+
+/// Reads a manifest document (image manifest or index, OCI or Docker).
+pub fn manifest_facts(manifest_json: &str) -> Result<ManifestFacts, String> {
     let v: serde_json::Value = serde_json::from_str(manifest_json).map_err(|e| e.to_string())?;
-    let list = v
-        .get("manifests")
-        .and_then(|m| m.as_array())
-        .ok_or("index without \"manifests\"")?;
-    list.iter()
-        .map(|m| {
-            m.get("digest")
-                .and_then(|d| d.as_str())
-                .map(str::to_string)
-                .ok_or_else(|| "manifest without digest".to_string())
-        })
-        .collect()
+    let digest_of = |m: &serde_json::Value, what: &str| {
+        m.get("digest")
+            .and_then(|d| d.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("{what} without digest"))
+    };
+    let children = match v.get("manifests") {
+        None => None,
+        Some(list) => Some(
+            list.as_array()
+                .ok_or("\"manifests\" is not a list")?
+                .iter()
+                .map(|m| digest_of(m, "manifest"))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let subject = match v.get("subject") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(s) => Some(digest_of(s, "subject")?),
+    };
+    Ok(ManifestFacts {
+        media_type: v
+            .get("mediaType")
+            .and_then(|m| m.as_str())
+            .map(str::to_string),
+        children,
+        subject,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -52,7 +133,10 @@ pub fn index_children(manifest_json: &str) -> Result<Vec<String>, String> {
 pub enum InUseKind {
     InUseTask,
     InUseService,
+    InUseFunction,
     InUseTaskDefinition,
+    /// A reference that cannot be parsed names this repository somewhere: any image may be it.
+    AmbiguousReference,
 }
 
 impl InUseKind {
@@ -66,19 +150,25 @@ impl InUseKind {
 pub enum PruneReason {
     InUseTask,
     InUseService,
+    InUseFunction,
     InUseTaskDefinition,
+    AmbiguousReference,
     Pinned,
     ProtectedTag,
     UnreadableManifest,
     KeepLastN,
     SemverRelease,
     ChildOfKeptIndex,
+    ReferrerOfKeptImage,
+    SubjectUnknown,
+    ChangedSincePlan,
     TooYoung,
     NoAgeLimit,
     TaggedExpired,
     TaggedBeyondKeepLast,
     UntaggedExpired,
     ChildOfDeletedIndex,
+    ReferrerOfDeletedImage,
 }
 
 impl PruneReason {
@@ -86,19 +176,25 @@ impl PruneReason {
         match self {
             PruneReason::InUseTask => "in_use_task",
             PruneReason::InUseService => "in_use_service",
+            PruneReason::InUseFunction => "in_use_function",
             PruneReason::InUseTaskDefinition => "in_use_task_definition",
+            PruneReason::AmbiguousReference => "ambiguous_reference",
             PruneReason::Pinned => "pinned",
             PruneReason::ProtectedTag => "protected_tag",
             PruneReason::UnreadableManifest => "unreadable_manifest",
             PruneReason::KeepLastN => "keep_last_n",
             PruneReason::SemverRelease => "semver_release",
             PruneReason::ChildOfKeptIndex => "child_of_kept_index",
+            PruneReason::ReferrerOfKeptImage => "referrer_of_kept_image",
+            PruneReason::SubjectUnknown => "subject_unknown",
+            PruneReason::ChangedSincePlan => "changed_since_plan",
             PruneReason::TooYoung => "too_young",
             PruneReason::NoAgeLimit => "no_age_limit",
             PruneReason::TaggedExpired => "tagged_expired",
             PruneReason::TaggedBeyondKeepLast => "tagged_beyond_keep_last",
             PruneReason::UntaggedExpired => "untagged_expired",
             PruneReason::ChildOfDeletedIndex => "child_of_deleted_index",
+            PruneReason::ReferrerOfDeletedImage => "referrer_of_deleted_image",
         }
     }
 
@@ -106,7 +202,9 @@ impl PruneReason {
         match kind {
             InUseKind::InUseTask => PruneReason::InUseTask,
             InUseKind::InUseService => PruneReason::InUseService,
+            InUseKind::InUseFunction => PruneReason::InUseFunction,
             InUseKind::InUseTaskDefinition => PruneReason::InUseTaskDefinition,
+            InUseKind::AmbiguousReference => PruneReason::AmbiguousReference,
         }
     }
 }
@@ -261,9 +359,28 @@ pub struct RepoPlan {
     /// Every image, sorted by digest, with exactly one reason.
     pub decisions: Vec<Decision>,
     /// The digests to delete in waves: every index is in an earlier wave than the manifests it
-    /// references (ECR refuses to delete a manifest an index still references).
+    /// references (ECR refuses to delete a manifest an index still references), and every image
+    /// in an earlier wave than its referrers (a signature never outlives a failed delete).
     pub delete_waves: Vec<Vec<String>>,
+    /// For each digest to delete, the digests to delete that must be gone first (its index
+    /// parents and its subject): if one of them is not deleted, neither is it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub delete_after: BTreeMap<String, Vec<String>>,
+    /// Images that would be deleted but whose manifest must be read first (they may be referrers
+    /// of a kept image): kept as `subject_unknown` until it is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread_subjects: Vec<String>,
     pub bytes_freed: u64,
+}
+
+impl RepoPlan {
+    pub fn deletes(&self) -> BTreeSet<&str> {
+        self.delete_waves
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 fn semver_of(tag: &str) -> Option<semver::Version> {
@@ -271,6 +388,60 @@ fn semver_of(tag: &str) -> Option<semver::Version> {
     v.pre.is_empty().then_some(v)
 }
 
+/// The image graph of one repository: index -> children, subject -> referrers.
+struct Graph<'a> {
+    /// Index parents of each referenced digest.
+    parents: BTreeMap<&'a str, Vec<&'a str>>,
+    /// The subject of each referrer whose subject is in the repository.
+    subject: BTreeMap<&'a str, &'a str>,
+    /// Children and referrers of each digest.
+    below: BTreeMap<&'a str, Vec<&'a str>>,
+}
+
+impl<'a> Graph<'a> {
+    fn new(images: &'a [Image]) -> Self {
+        let present: BTreeSet<&str> = images.iter().map(|i| i.digest.as_str()).collect();
+        let mut graph = Graph {
+            parents: BTreeMap::new(),
+            subject: BTreeMap::new(),
+            below: BTreeMap::new(),
+        };
+        for img in images {
+            if let Some(Ok(children)) = &img.manifests {
+                for c in children {
+                    let parents = graph.parents.entry(c.as_str()).or_default();
+                    if !parents.contains(&img.digest.as_str()) {
+                        parents.push(img.digest.as_str());
+                    }
+                    graph
+                        .below
+                        .entry(img.digest.as_str())
+                        .or_default()
+                        .push(c.as_str());
+                }
+            }
+            if let Subject::Of(s) = &img.subject {
+                if let Some(s) = present.get(s.as_str()).filter(|s| **s != img.digest) {
+                    graph.subject.insert(img.digest.as_str(), s);
+                    graph.below.entry(s).or_default().push(img.digest.as_str());
+                }
+            }
+        }
+        graph
+    }
+
+    /// Index parents and subject: everything that must stay if this image stays... reversed.
+    fn above(&self, d: &str) -> impl Iterator<Item = &'a str> + '_ {
+        self.parents
+            .get(d)
+            .into_iter()
+            .flatten()
+            .copied()
+            .chain(self.subject.get(d).copied())
+    }
+}
+
+/// Plans one repository: every image gets exactly one verdict and reason.
 pub fn plan_repository(
     repository: &str,
     images: &[Image],
@@ -278,26 +449,50 @@ pub fn plan_repository(
     rules: &Rules,
     now: i64,
 ) -> RepoPlan {
+    plan(repository, images, in_use, rules, now, None)
+}
+
+/// The fresh re-check right before deleting: plans again from freshly read images and in-use
+/// set, and deletes only what both this plan and `first` delete. What either keeps stays, and so
+/// does everything below it (its children and referrers).
+pub fn replan_repository(
+    first: &RepoPlan,
+    images: &[Image],
+    in_use: &BTreeMap<String, InUseKind>,
+    rules: &Rules,
+    now: i64,
+) -> RepoPlan {
+    plan(
+        &first.repository,
+        images,
+        in_use,
+        rules,
+        now,
+        Some(&first.deletes()),
+    )
+}
+
+fn plan(
+    repository: &str,
+    images: &[Image],
+    in_use: &BTreeMap<String, InUseKind>,
+    rules: &Rules,
+    now: i64,
+    allowed: Option<&BTreeSet<&str>>,
+) -> RepoPlan {
     use PruneReason::*;
     let mut decided: BTreeMap<&str, (Verdict, PruneReason)> = BTreeMap::new();
     let keep = |r| (Verdict::Keep, r);
     let any_unreadable = images.iter().any(|i| matches!(i.manifests, Some(Err(_))));
-    let mut parents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for img in images {
-        if let Some(Ok(children)) = &img.manifests {
-            for c in children {
-                parents
-                    .entry(c.as_str())
-                    .or_default()
-                    .push(img.digest.as_str());
-            }
-        }
-    }
+    let graph = Graph::new(images);
 
     // 1. Reasons of the image's own.
     for img in images {
         let own = if let Some(kind) = in_use.get(&img.digest) {
             Some(PruneReason::of(*kind))
+        } else if matches!(&img.subject, Subject::Of(s) if in_use.contains_key(s)) {
+            // About an image in use, even one this listing does not show.
+            Some(ReferrerOfKeptImage)
         } else if rules.pinned_digests.contains(&img.digest) {
             Some(Pinned)
         } else if img
@@ -306,7 +501,9 @@ pub fn plan_repository(
             .any(|t| rules.protect_tags.iter().any(|p| p.matches(t)))
         {
             Some(ProtectedTag)
-        } else if matches!(img.manifests, Some(Err(_))) {
+        } else if matches!(img.manifests, Some(Err(_)))
+            || matches!(img.subject, Subject::Unreadable(_))
+        {
             Some(UnreadableManifest)
         } else {
             None
@@ -316,8 +513,12 @@ pub fn plan_repository(
         }
     }
 
-    // 2. Tagged images: the newest N by push time, the newest semver releases, age.
-    let mut tagged: Vec<&Image> = images.iter().filter(|i| !i.tags.is_empty()).collect();
+    // 2. Tagged images: the newest N by push time, the newest semver releases, age. A referrer
+    //    whose subject is here follows its subject instead (step 3), whatever its tags.
+    let mut tagged: Vec<&Image> = images
+        .iter()
+        .filter(|i| !i.tags.is_empty() && !graph.subject.contains_key(i.digest.as_str()))
+        .collect();
     tagged.sort_by(|a, b| {
         b.pushed_at
             .cmp(&a.pushed_at)
@@ -368,33 +569,51 @@ pub fn plan_repository(
         decided.insert(d, verdict);
     }
 
-    // 3. Untagged images in graph order (an image is decided once all its parents are): by
-    //    their parents, then by age; a kept index keeps what it references, transitively.
+    // 3. The rest in graph order (an image is decided once everything above it is): by its
+    //    index parents and subject, then by age; what is kept keeps what is below it.
     let mut sorted: Vec<&Image> = images.iter().collect();
     sorted.sort_by(|a, b| a.digest.cmp(&b.digest));
-    propagate_keeps(&sorted, &mut decided);
+    propagate_keeps(&graph, &mut decided);
     loop {
         let mut progressed = false;
         for img in &sorted {
-            if decided.contains_key(img.digest.as_str()) {
+            let d = img.digest.as_str();
+            if decided.contains_key(d) {
                 continue;
             }
-            let verdict = match parents.get(img.digest.as_str()) {
-                _ if any_unreadable => keep(UnreadableManifest),
-                None => untagged_by_age(img, rules, now),
-                Some(ps) => {
-                    let verdicts: Vec<_> =
-                        ps.iter().map(|p| decided.get(p).map(|(v, _)| *v)).collect();
-                    if verdicts.contains(&Some(Verdict::Keep)) {
-                        keep(ChildOfKeptIndex)
-                    } else if verdicts.iter().all(|v| *v == Some(Verdict::Delete)) {
-                        (Verdict::Delete, ChildOfDeletedIndex)
+            let above: Vec<&str> = graph.above(d).collect();
+            let verdict = if any_unreadable {
+                keep(UnreadableManifest)
+            } else if above.is_empty() {
+                untagged_by_age(img, rules, now)
+            } else {
+                let verdicts: Vec<_> = above
+                    .iter()
+                    .map(|p| decided.get(p).map(|(v, _)| *v))
+                    .collect();
+                let by_subject = graph.subject.contains_key(d);
+                if verdicts.contains(&Some(Verdict::Keep)) {
+                    let kept_subject = graph
+                        .subject
+                        .get(d)
+                        .is_some_and(|s| decided.get(s).is_some_and(|(v, _)| *v == Verdict::Keep));
+                    keep(if kept_subject {
+                        ReferrerOfKeptImage
                     } else {
-                        continue; // a parent is not decided yet
-                    }
+                        ChildOfKeptIndex
+                    })
+                } else if verdicts.iter().all(|v| *v == Some(Verdict::Delete)) {
+                    let reason = if by_subject {
+                        ReferrerOfDeletedImage
+                    } else {
+                        ChildOfDeletedIndex
+                    };
+                    (Verdict::Delete, reason)
+                } else {
+                    continue; // something above is not decided yet
                 }
             };
-            decided.insert(&img.digest, verdict);
+            decided.insert(d, verdict);
             progressed = true;
         }
         if !progressed {
@@ -405,7 +624,33 @@ pub fn plan_repository(
     for img in &sorted {
         decided.entry(&img.digest).or_insert(keep(ChildOfKeptIndex));
     }
-    propagate_keeps(&sorted, &mut decided);
+
+    // 4. Deletes that may not happen yet: not deleted by the first plan (re-check), or possibly
+    //    a referrer of something kept (manifest not read).
+    let mut unread_subjects = Vec::new();
+    for img in &sorted {
+        let d = img.digest.as_str();
+        if decided[d].0 != Verdict::Delete {
+            continue;
+        }
+        if img.subject == Subject::Unknown {
+            decided.insert(d, keep(SubjectUnknown));
+        } else if allowed.is_some_and(|a| !a.contains(d)) {
+            decided.insert(d, keep(ChangedSincePlan));
+        }
+    }
+    propagate_keeps(&graph, &mut decided);
+    // Read: what would be deleted, and untagged images outside any index (a signature or
+    // attestation of something deleted goes with it, however young).
+    for img in &sorted {
+        let d = img.digest.as_str();
+        if img.subject == Subject::Unknown
+            && (decided[d].1 == SubjectUnknown
+                || (img.tags.is_empty() && !img.is_index() && !graph.parents.contains_key(d)))
+        {
+            unread_subjects.push(d.to_string());
+        }
+    }
 
     let mut decisions: Vec<Decision> = images
         .iter()
@@ -423,37 +668,51 @@ pub fn plan_repository(
     decisions.sort_by(|a, b| a.digest.cmp(&b.digest));
     decisions.dedup_by(|a, b| a.digest == b.digest);
 
-    // Parents before children: depth = longest chain of deleted parents above an image.
+    // Above before below: depth = longest chain of deleted images above an image.
     let deleted: BTreeSet<&str> = decisions
         .iter()
         .filter(|d| d.verdict == Verdict::Delete)
         .map(|d| d.digest.as_str())
         .collect();
-    fn depth<'a>(
+    let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
+    fn depth_of<'a>(
         d: &'a str,
-        parents: &BTreeMap<&'a str, Vec<&'a str>>,
+        graph: &Graph<'a>,
         deleted: &BTreeSet<&str>,
+        memo: &mut BTreeMap<&'a str, usize>,
         guard: usize,
     ) -> usize {
+        if let Some(n) = memo.get(d) {
+            return *n;
+        }
         if guard == 0 {
             return 0;
         }
-        parents
-            .get(d)
+        let above: Vec<&'a str> = graph.above(d).filter(|p| deleted.contains(p)).collect();
+        let n = above
             .into_iter()
-            .flatten()
-            .filter(|p| deleted.contains(**p))
-            .map(|p| depth(p, parents, deleted, guard - 1) + 1)
+            .map(|p| depth_of(p, graph, deleted, memo, guard - 1) + 1)
             .max()
-            .unwrap_or(0)
+            .unwrap_or(0);
+        memo.insert(d, n);
+        n
     }
     let mut delete_waves: Vec<Vec<String>> = Vec::new();
+    let mut delete_after = BTreeMap::new();
     for d in &deleted {
-        let level = depth(d, &parents, &deleted, 16);
+        let level = depth_of(d, &graph, &deleted, &mut depth, 64);
         if delete_waves.len() <= level {
             delete_waves.resize(level + 1, Vec::new());
         }
         delete_waves[level].push(d.to_string());
+        let first: BTreeSet<String> = graph
+            .above(d)
+            .filter(|p| deleted.contains(p))
+            .map(str::to_string)
+            .collect();
+        if !first.is_empty() {
+            delete_after.insert(d.to_string(), first.into_iter().collect());
+        }
     }
     RepoPlan {
         repository: repository.to_string(),
@@ -463,40 +722,31 @@ pub fn plan_repository(
             .map(|d| d.size)
             .sum(),
         delete_waves,
+        delete_after,
+        unread_subjects,
         decisions,
     }
 }
 
-/// A kept index keeps every image it references, overriding a delete, until nothing changes.
-fn propagate_keeps<'a>(
-    images: &[&'a Image],
-    decided: &mut BTreeMap<&'a str, (Verdict, PruneReason)>,
-) {
-    let present: BTreeSet<&str> = images.iter().map(|i| i.digest.as_str()).collect();
-    loop {
-        let mut changed = false;
-        for img in images {
-            let Some(Ok(children)) = &img.manifests else {
-                continue;
-            };
-            if decided
-                .get(img.digest.as_str())
-                .is_none_or(|(v, _)| *v != Verdict::Keep)
-            {
-                continue;
-            }
-            for c in children {
-                let Some(c) = present.get(c.as_str()) else {
-                    continue;
+/// What is kept keeps everything below it (children, referrers), overriding a delete, until
+/// nothing changes.
+fn propagate_keeps<'a>(graph: &Graph<'a>, decided: &mut BTreeMap<&'a str, (Verdict, PruneReason)>) {
+    let mut stack: Vec<&'a str> = decided
+        .iter()
+        .filter(|(_, (v, _))| *v == Verdict::Keep)
+        .map(|(d, _)| *d)
+        .collect();
+    while let Some(d) = stack.pop() {
+        for b in graph.below.get(d).into_iter().flatten() {
+            if decided.get(b).is_some_and(|(v, _)| *v == Verdict::Delete) {
+                let reason = if graph.subject.get(b) == Some(&d) {
+                    PruneReason::ReferrerOfKeptImage
+                } else {
+                    PruneReason::ChildOfKeptIndex
                 };
-                if decided.get(c).is_some_and(|(v, _)| *v == Verdict::Delete) {
-                    decided.insert(c, (Verdict::Keep, PruneReason::ChildOfKeptIndex));
-                    changed = true;
-                }
+                decided.insert(b, (Verdict::Keep, reason));
+                stack.push(b);
             }
-        }
-        if !changed {
-            return;
         }
     }
 }
@@ -511,29 +761,8 @@ fn untagged_by_age(img: &Image, rules: &Rules, now: i64) -> (Verdict, PruneReaso
     }
 }
 
-/// `registry/repo:tag`, `registry/repo@sha256:…` or `repo:tag` -> (repository, tag or digest).
-pub fn parse_image_ref(image: &str) -> Option<(String, ImageRefTarget)> {
-    let (name, target) = if let Some((name, digest)) = image.split_once('@') {
-        (name, ImageRefTarget::Digest(digest.to_string()))
-    } else {
-        let slash = image.rfind('/').map_or(0, |i| i + 1);
-        match image[slash..].rfind(':') {
-            Some(colon) => (
-                &image[..slash + colon],
-                ImageRefTarget::Tag(image[slash + colon + 1..].to_string()),
-            ),
-            None => (image, ImageRefTarget::Tag("latest".into())),
-        }
-    };
-    // The repository is the path after an ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com/`).
-    let repo = match name.split_once('/') {
-        Some((host, rest)) if host.contains('.') || host.contains(':') => rest,
-        _ => name,
-    };
-    Some((repo.to_string(), target))
-}
-
-/// The digests of `repository` that `uses` depend on, each with its strongest reason.
+/// The digests of `repository` that `uses` depend on, each with its strongest reason. A
+/// reference is matched by its repository path (any registry: keeping too much is the safe side).
 pub fn in_use_in(
     repository: &str,
     images: &[Image],
@@ -544,34 +773,41 @@ pub fn in_use_in(
         .flat_map(|i| i.tags.iter().map(move |t| (t.as_str(), i.digest.as_str())))
         .collect();
     let mut out: BTreeMap<String, InUseKind> = BTreeMap::new();
+    let mut mark = |d: &str, kind: InUseKind| {
+        let k = out.entry(d.to_string()).or_insert(kind);
+        *k = (*k).min(kind);
+    };
     for u in uses {
-        let Some((repo, target)) = parse_image_ref(&u.image) else {
-            continue;
+        let reference = match ImageRef::parse(&u.image) {
+            Ok(r) => r,
+            Err(_) => {
+                // Unparseable, yet it may name this repository: then any image may be it.
+                if u.image.to_ascii_lowercase().contains(repository) {
+                    for img in images {
+                        mark(&img.digest, InUseKind::AmbiguousReference);
+                    }
+                }
+                continue;
+            }
         };
-        if repo != repository {
+        if reference.path != repository {
             continue;
         }
-        let mut digests = Vec::new();
-        // The digest a task really runs, and what its reference names today: both stay.
+        // The digest it really runs (as ECS or Lambda resolved it) and what its reference names:
+        // both stay. A reference with a digest names that digest, whatever its tag says now.
         if let Some(d) = &u.digest {
-            digests.push(d.clone());
+            mark(d, u.kind);
         }
-        match target {
-            ImageRefTarget::Digest(d) => digests.push(d),
-            ImageRefTarget::Tag(t) => digests.extend(by_tag.get(t.as_str()).map(|d| d.to_string())),
-        }
-        for d in digests {
-            let kind = out.entry(d).or_insert(u.kind);
-            *kind = (*kind).min(u.kind);
+        match (&reference.digest, &reference.tag) {
+            (Some(d), _) => mark(d, u.kind),
+            (None, tag) => {
+                if let Some(d) = by_tag.get(tag.as_deref().unwrap_or("latest")) {
+                    mark(d, u.kind);
+                }
+            }
         }
     }
     out
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageRefTarget {
-    Tag(String),
-    Digest(String),
 }
 
 #[cfg(test)]

@@ -15,11 +15,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         process_env(&[SHARED_VARS, Settings::VARS]).and_then(|env| Settings::from(&env)),
     );
     let sdk = load_sdk_config().await;
-    let function = Arc::new(Pruner {
-        registry: Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk))),
-        deployments: Arc::new(settings.inventory(aws_sdk_ecs::Client::new(&sdk))),
+    let function = Arc::new(Pruner::new(
+        Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk))),
+        Arc::new(settings.inventory(&sdk)),
         settings,
-    });
+    ));
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
         let function = Arc::clone(&function);
         async move {
