@@ -656,8 +656,9 @@ async fn two_generations_expiring_in_the_same_second_keep_their_own_records() {
     let first_data = snapshot(&fx.make_workspace("acme", "ws-gen"));
     let mut first = fx.record("acme", "ws-gen", None);
     first.insert("generation".into(), AttributeValue::N("1".into()));
+    let same_second = (lifecycle_core::now_epoch() - 100) as f64;
     let mut r1 = ttl_remove(&first);
-    r1["dynamodb"]["ApproximateCreationDateTime"] = json!(1_800_000_000.0);
+    r1["dynamodb"]["ApproximateCreationDateTime"] = json!(same_second);
     let f = fx.ttl_expiry(&[]);
     assert!(handle(&f, batch(vec![r1])).await.is_empty());
 
@@ -668,11 +669,16 @@ async fn two_generations_expiring_in_the_same_second_keep_their_own_records() {
     let mut second = fx.record("acme", "ws-gen", None);
     second.insert("generation".into(), AttributeValue::N("2".into()));
     let mut r2 = ttl_remove(&second);
-    r2["dynamodb"]["ApproximateCreationDateTime"] = json!(1_800_000_000.0);
+    r2["dynamodb"]["ApproximateCreationDateTime"] = json!(same_second);
     assert!(handle(&f, batch(vec![r2])).await.is_empty());
 
     let entries: Vec<_> = trash_entries(&fx);
     assert_eq!(entries.len(), 2, "{entries:?}");
+    let prefix = format!("{}+acme+ws-gen+", same_second as i64);
+    assert!(
+        entries.iter().all(|e| e.starts_with(&prefix)),
+        "{entries:?}"
+    );
     let mut seen = Vec::new();
     for e in entries {
         let dir = fx.root().join(".trash").join(&e);
@@ -706,4 +712,44 @@ async fn a_panic_in_one_record_is_that_record_failure() {
     f.table = Hooked::around(f.table.clone(), Hook::PanicFor("ws-boom"));
     assert_eq!(handle(&f, batch(vec![fine, boom])).await, vec![boom_seq]);
     assert!(!fx.workspace_dir("acme", "ws-fine").exists());
+}
+
+#[tokio::test]
+async fn a_task_mounting_the_workspace_through_another_access_point_keeps_it() {
+    let fx = Fixture::new().await;
+    let recorded = fx.create_access_point("acme", "ws-2ap").await;
+    let other = fx.create_access_point("acme", "ws-2ap").await;
+    fx.make_workspace("acme", "ws-2ap");
+    fx.run_task_mounting(&other).await;
+    let rec = fx.record("acme", "ws-2ap", Some(&recorded));
+    assert!(handle(&fx.ttl_expiry(&[]), batch(vec![ttl_remove(&rec)]))
+        .await
+        .is_empty());
+    assert!(fx.workspace_dir("acme", "ws-2ap").exists());
+    assert!(fx.access_point_exists(&recorded).await && fx.access_point_exists(&other).await);
+}
+
+#[tokio::test]
+async fn a_retry_that_finds_the_workspace_in_use_brings_its_data_back() {
+    // First delivery: the data goes to the trash, then the access point delete is throttled, so
+    // the record is reported for a retry. Before the retry, a task starts on the workspace.
+    let proxy = FaultProxy::start(&["access-points=5xx:1.0"]);
+    let fx = Fixture::with_endpoint(&proxy.endpoint).await;
+    let ap = fx.create_access_point("acme", "ws-again").await;
+    let before = snapshot(&fx.make_workspace("acme", "ws-again"));
+    let rec = fx.record("acme", "ws-again", Some(&ap));
+    let event = batch(vec![ttl_remove(&rec)]);
+    let f = fx.ttl_expiry(&[]);
+    assert_eq!(handle(&f, event.clone()).await.len(), 1);
+    assert!(!fx.workspace_dir("acme", "ws-again").exists());
+    fx.run_task_for("ws-again", true).await;
+    proxy.set_rules(&[]);
+    assert!(handle(&f, event).await.is_empty());
+    assert!(fx.get("ws-again").await.is_some(), "record put back");
+    assert_eq!(
+        snapshot(&fx.workspace_dir("acme", "ws-again")),
+        before,
+        "data back in place"
+    );
+    assert!(trash_entries(&fx).is_empty(), "{:?}", trash_entries(&fx));
 }

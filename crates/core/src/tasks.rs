@@ -130,16 +130,43 @@ impl InUse {
             }
         }
         if let Some(tenant) = ws.tenant {
-            let dir = format!("/{tenant}/{}", ws.workspace);
             for (fs, mounted, arn) in &self.by_directory {
                 let same_fs = file_system_id.is_none_or(|id| id == fs);
-                let inside = mounted == &dir || mounted.starts_with(&format!("{dir}/"));
-                if same_fs && inside {
+                if same_fs && names_workspace(mounted, tenant, ws.workspace) {
                     push_unique(&mut users, arn);
                 }
             }
         }
         users
+    }
+
+    /// The access points tasks mount, to be described and folded in with
+    /// [`InUse::resolve_access_points`].
+    pub fn mounted_access_points(&self) -> Vec<String> {
+        self.by_access_point.keys().cloned().collect()
+    }
+
+    /// Folds in what the mounted access points are: a task that mounts an access point mounts
+    /// its root directory, and uses the workspace its `workspaceId` tag names. So a task is seen
+    /// through any access point of the workspace, not only the one its record names.
+    pub fn resolve_access_points(&mut self, described: &[crate::ports::AccessPointInfo]) {
+        for ap in described {
+            let Some(arns) = self.by_access_point.get(&ap.id).cloned() else {
+                continue;
+            };
+            for arn in &arns {
+                if let Some(ws) = ap.tags.get(WORKSPACE_TAG) {
+                    push_unique(self.by_workspace.entry(ws.clone()).or_default(), arn);
+                }
+                if let Some(root) = &ap.root_path {
+                    self.by_directory.push((
+                        ap.file_system_id.clone(),
+                        normalize_dir(root),
+                        arn.clone(),
+                    ));
+                }
+            }
+        }
     }
 
     /// Every workspace id named by a task's tag or environment (heartbeat's scan).
@@ -152,6 +179,16 @@ fn push_unique(list: &mut Vec<String>, arn: &str) {
     if !list.iter().any(|a| a == arn) {
         list.push(arn.to_string());
     }
+}
+
+/// Whether a mounted directory is a workspace's directory or inside it, wherever the layout puts
+/// workspaces (`/acme/ws`, `/workspaces/acme/ws/src`): the pair `<tenant>/<workspace>` appears in
+/// it. A parent (the file system's root, a tenant) names no workspace.
+fn names_workspace(mounted: &str, tenant: &str, workspace: &str) -> bool {
+    let parts: Vec<&str> = mounted.split('/').filter(|p| !p.is_empty()).collect();
+    parts
+        .windows(2)
+        .any(|w| w[0] == tenant && w[1] == workspace)
 }
 
 /// `/acme//ws/` and `acme/ws` both mean `/acme/ws`.
@@ -215,6 +252,8 @@ mod tests {
             mounting("t4", "RUNNING", None, Some("/")),
             mounting("t5", "STOPPED", Some("fsap-2"), None),
             mounting("t6", "RUNNING", None, Some("/acme/ws-dirx")),
+            mounting("t7", "RUNNING", None, Some("/workspaces/acme/ws-prefixed")),
+            mounting("t8", "RUNNING", Some("fsap-other"), None),
         ]);
         let aps = ["fsap-1".to_string()];
         let users = |ws, aps: &[String]| {
@@ -230,6 +269,7 @@ mod tests {
         assert_eq!(users("ws-ap", &aps), vec!["t1"]);
         assert_eq!(users("ws-dir", &[]), vec!["t2"]);
         assert_eq!(users("ws-sub", &[]), vec!["t3"]);
+        assert_eq!(users("ws-prefixed", &[]), vec!["t7"]);
         assert!(users("ws-other", &["fsap-2".to_string()]).is_empty());
         assert!(in_use
             .users(
@@ -241,6 +281,40 @@ mod tests {
                 Some("fs-2"),
             )
             .is_empty());
+    }
+
+    #[test]
+    fn any_access_point_of_the_workspace_counts_once_described() {
+        let mut in_use = InUse::from_tasks(&[
+            mounting("t-tagged", "RUNNING", Some("fsap-a"), None),
+            mounting("t-rooted", "RUNNING", Some("fsap-b"), None),
+        ]);
+        assert_eq!(in_use.mounted_access_points(), vec!["fsap-a", "fsap-b"]);
+        let ap = |id: &str, root: &str, tag: Option<&str>| crate::ports::AccessPointInfo {
+            id: id.into(),
+            file_system_id: "fs-1".into(),
+            root_path: Some(root.into()),
+            tags: tag
+                .map(|t| [(WORKSPACE_TAG.to_string(), t.to_string())].into())
+                .unwrap_or_default(),
+        };
+        in_use.resolve_access_points(&[
+            ap("fsap-a", "/x", Some("ws-1")),
+            ap("fsap-b", "/workspaces/acme/ws-2", None),
+        ]);
+        let users = |ws| {
+            in_use.users(
+                WorkspaceRef {
+                    workspace: ws,
+                    tenant: Some("acme"),
+                    access_points: &[],
+                },
+                Some("fs-1"),
+            )
+        };
+        assert_eq!(users("ws-1"), vec!["t-tagged"]);
+        assert_eq!(users("ws-2"), vec!["t-rooted"]);
+        assert!(users("ws-3").is_empty());
     }
 
     #[test]

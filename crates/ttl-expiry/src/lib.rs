@@ -27,7 +27,6 @@ use lifecycle_core::{StoredRecord, TenantId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{AttributeValue, Item};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 use tracing::{debug, info, warn, Instrument};
 
 /// Everything the function needs, built once in `main` and shared by every invocation.
@@ -134,7 +133,13 @@ struct TrashRecord {
     invalid: Option<String>,
 }
 
-type InUseCell = OnceCell<Result<InUse, ServiceError>>;
+/// The cluster's in-use index, shared by the records of a batch and listed again when it is older
+/// than asked for (the check right before a move may not lean on a listing from seconds ago).
+#[derive(Default)]
+struct InUseCell(tokio::sync::Mutex<Option<(Instant, Arc<InUse>)>>);
+
+/// How old the listing used right before a move may be.
+const FRESH_IN_USE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl TtlExpiry {
     /// Handles one batch. Records that failed are returned in `batchItemFailures` (by sequence
@@ -168,7 +173,7 @@ impl TtlExpiry {
             groups[g].push(work);
         }
 
-        let in_use: InUseCell = OnceCell::new();
+        let in_use = InUseCell::default();
         let mut failures: Vec<(usize, Option<String>)> = stream::iter(groups)
             .map(|group| self.handle_group(group, now, deadline, &in_use))
             .buffer_unordered(self.config.record_concurrency)
@@ -266,7 +271,7 @@ impl TtlExpiry {
             tenant,
             item,
             record: parsed,
-            deleted_at: if created > 0 { created } else { now },
+            deleted_at: deletion_time(created, now),
         })
     }
 
@@ -300,6 +305,8 @@ impl TtlExpiry {
                 Ok(()) => {}
                 Err(RecordFailure::Fs(e)) if e.is_refused_link() => {
                     // Permanent: retrying cannot change it, and the data behind a link is not ours.
+                    // The old image goes into the audit line: the log is where it survives.
+                    let image = serde_json::to_string(&work.item).unwrap_or_default();
                     Audit::new(
                         work.workspace.as_str(),
                         Action::Skip,
@@ -307,7 +314,7 @@ impl TtlExpiry {
                         self.config.dry_run,
                     )
                     .tenant(work.tenant.as_str())
-                    .error(&e)
+                    .error(format!("{e}; old image: {image}"))
                     .emit();
                 }
                 Err(e) => {
@@ -328,20 +335,46 @@ impl TtlExpiry {
         failed
     }
 
-    /// The tasks using this workspace, from one listing of the cluster per batch.
+    /// The cluster's in-use index, listed again if older than `max_age`: every task with its
+    /// tags, environment and EFS mounts, and every access point a task mounts described (so a
+    /// task is seen through any access point of a workspace). A failed or partial read of either
+    /// is an error, never "not in use".
+    async fn in_use_index(
+        &self,
+        cell: &InUseCell,
+        max_age: Option<std::time::Duration>,
+    ) -> Result<Arc<InUse>, ServiceError> {
+        let Some(tasks) = &self.tasks else {
+            return Ok(Arc::new(InUse::unguarded()));
+        };
+        let mut slot = cell.0.lock().await;
+        if let Some((at, index)) = slot.as_ref() {
+            if max_age.is_none_or(|age| at.elapsed() <= age) {
+                return Ok(index.clone());
+            }
+        }
+        let listed_at = Instant::now();
+        let mut index = InUse::from_tasks(&tasks.active_tasks().await?);
+        let mut described = Vec::new();
+        for id in index.mounted_access_points() {
+            if let Some(info) = self.access_points.describe(&id).await? {
+                described.push(info);
+            }
+        }
+        index.resolve_access_points(&described);
+        let index = Arc::new(index);
+        *slot = Some((listed_at, index.clone()));
+        Ok(index)
+    }
+
+    /// The tasks using this workspace.
     async fn in_use_by(
         &self,
         work: &Expired,
-        in_use: &InUseCell,
+        cell: &InUseCell,
+        max_age: Option<std::time::Duration>,
     ) -> Result<Vec<String>, ServiceError> {
-        let Some(tasks) = &self.tasks else {
-            return Ok(Vec::new());
-        };
-        let index = in_use
-            .get_or_init(|| async { tasks.active_tasks().await.map(|t| InUse::from_tasks(&t)) })
-            .await
-            .as_ref()
-            .map_err(Clone::clone)?;
+        let index = self.in_use_index(cell, max_age).await?;
         let access_points: Vec<String> = work.access_point_id().into_iter().collect();
         Ok(index.users(
             WorkspaceRef {
@@ -374,7 +407,7 @@ impl TtlExpiry {
         let in_use_by = if exists_again || hold {
             Vec::new()
         } else {
-            self.in_use_by(work, in_use).await?
+            self.in_use_by(work, in_use, None).await?
         };
         let access_point_id = work.access_point_id();
         let nonce = work.nonce();
@@ -399,24 +432,26 @@ impl TtlExpiry {
                 self.audit(work, Action::Skip, reason).emit();
             }
             ExpiryPlan::PutBack { reason, expires_at } => {
-                let written = dry_run
-                    || self
-                        .table
-                        .put_if_absent(work.item_with_expiry(expires_at))
-                        .await?;
-                if written {
-                    self.audit(work, Action::PutBackRecord, reason)
-                        .resource(in_use_by.join(","))
-                        .emit();
-                } else {
-                    // Someone re-created it between our read and our write: theirs wins.
-                    self.audit(work, Action::Skip, Reason::Recreated).emit();
-                }
+                self.put_back(work, reason, expires_at, &in_use_by).await?;
             }
             ExpiryPlan::Remove {
                 access_point_id,
                 trash,
             } => {
+                // A fresh listing right before the move: a task may have started since the
+                // batch's listing.
+                let users = self.in_use_by(work, in_use, Some(FRESH_IN_USE)).await?;
+                if !users.is_empty() {
+                    let expires_at = match &work.record {
+                        Ok(record) => self.config.retention.expires_at(record, now),
+                        Err(_) => Some(now.saturating_add(
+                            i64::from(self.config.retention.longest_days()) * 86_400,
+                        )),
+                    };
+                    return self
+                        .put_back(work, Reason::SkippedInUse, expires_at, &users)
+                        .await;
+                }
                 if !self.move_to_trash(work, &trash).await? {
                     return Ok(());
                 }
@@ -437,6 +472,34 @@ impl TtlExpiry {
         Ok(())
     }
 
+    /// Puts the old image back (only if no record exists) and, if an earlier delivery of this
+    /// record already moved the data to the trash, the data too: a workspace that is kept keeps
+    /// its data in place.
+    async fn put_back(
+        &self,
+        work: &Expired,
+        reason: Reason,
+        expires_at: Option<i64>,
+        users: &[String],
+    ) -> Result<(), RecordFailure> {
+        let written = self.config.dry_run
+            || self
+                .table
+                .put_if_absent(work.item_with_expiry(expires_at))
+                .await?;
+        if written {
+            self.audit(work, Action::PutBackRecord, reason)
+                .resource(users.join(","))
+                .emit();
+        } else {
+            // Someone re-created it between our read and our write: theirs wins.
+            self.audit(work, Action::Skip, Reason::Recreated).emit();
+        }
+        let trash = self.entry_name(work);
+        self.move_back(work, &trash).await?;
+        Ok(())
+    }
+
     fn entry_name(&self, work: &Expired) -> TrashName {
         TrashName::new(
             work.deleted_at,
@@ -450,7 +513,21 @@ impl TtlExpiry {
     /// is there. `Ok(true)` when it did.
     async fn move_back(&self, work: &Expired, trash: &TrashName) -> Result<bool, RecordFailure> {
         if self.config.dry_run {
-            return Ok(false);
+            // Read-only: what the real run would move back.
+            let data = self.fs.trash_path().join(trash.to_string()).join("data");
+            let live = self
+                .fs
+                .root()
+                .join(work.tenant.as_str())
+                .join(work.workspace.as_str());
+            let would = std::fs::symlink_metadata(&data).is_ok()
+                && std::fs::symlink_metadata(&live).is_err();
+            if would {
+                self.audit(work, Action::MoveBack, Reason::RecordAppeared)
+                    .resource(data.display().to_string())
+                    .emit();
+            }
+            return Ok(would);
         }
         let fs = self.fs.clone();
         let (tenant, workspace, entry) =
@@ -622,6 +699,19 @@ impl TtlExpiry {
     }
 }
 
+/// The deletion time a trash entry is named by (the grace counts from it): the stream record's
+/// creation time when it is plausible (a stream keeps records 24 hours; a little clock skew),
+/// else now. A zero, a time in milliseconds or one far off would shorten or stretch the grace.
+fn deletion_time(created: i64, now: i64) -> i64 {
+    const OLDEST: i64 = 7 * 86_400;
+    const SKEW: i64 = 300;
+    if (now.saturating_sub(OLDEST)..=now.saturating_add(SKEW)).contains(&created) {
+        created
+    } else {
+        now
+    }
+}
+
 fn trash_record_json(work: &Expired, reason: Reason) -> Vec<u8> {
     serde_json::to_vec_pretty(&TrashRecord {
         deleted_at: work.deleted_at,
@@ -687,6 +777,16 @@ mod tests {
     }
 
     /// The handler over the in-memory fakes: the same decisions without the emulator.
+    #[test]
+    fn implausible_creation_times_do_not_move_the_grace() {
+        let now = 1_800_000_000;
+        assert_eq!(deletion_time(now - 3_600, now), now - 3_600);
+        assert_eq!(deletion_time(1, now), now);
+        assert_eq!(deletion_time(now * 1_000, now), now);
+        assert_eq!(deletion_time(now - 30 * 86_400, now), now);
+        assert_eq!(deletion_time(i64::MIN, i64::MIN + 1), i64::MIN);
+    }
+
     #[tokio::test]
     async fn expires_keeps_in_use_and_holds_with_fakes() {
         let root = tempfile::tempdir().unwrap();
