@@ -986,3 +986,58 @@ async fn marking_counts_toward_the_cap() {
         assert!(!tags_of(&fx, id).await.contains_key(ORPHAN_SINCE));
     }
 }
+
+#[tokio::test]
+async fn an_orphan_access_point_a_task_mounts_is_never_deleted() {
+    let fx = Fixture::new().await;
+    let mounted = fx
+        .create_aged_access_point("acme", "ws-gone-but-mounted", 3 * DAY)
+        .await;
+    fx.run_task_mounting(&mounted).await;
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    assert!(fx.access_point_exists(&mounted).await, "{summary:?}");
+    assert!(summary
+        .skipped
+        .iter()
+        .any(|s| s.what == mounted && s.reason.as_str() == "skipped_in_use"));
+}
+
+#[tokio::test]
+async fn a_restore_whose_record_write_fails_leaves_the_entry_as_it_was() {
+    let proxy = FaultProxy::start(&["DynamoDB_20120810.PutItem=5xx:1.0"]);
+    let fx = Fixture::with_endpoint(&proxy.endpoint).await;
+    let entry = trash_entry(&fx, now() - DAY, "acme", "ws-retry", 2);
+    let item = fx.record("acme", "ws-retry", None);
+    let kept = serde_json::json!({"deletedAt": now() - DAY, "reason": "ttl_expired",
+        "item": serde_dynamo::Item::from(item)});
+    fs::write(
+        entry.join("record.json"),
+        serde_json::to_vec(&kept).unwrap(),
+    )
+    .unwrap();
+    let before = snapshot(&entry);
+    let wfs = lifecycle_core::efs::WorkspaceFs::new(fx.root());
+    let sdk = sdk_config(&proxy.endpoint).await;
+    let table =
+        lifecycle_core::aws::DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), &fx.table);
+    let name = lifecycle_core::restore::entries_for(&wfs, "ws-retry").unwrap()[0].clone();
+    let policy = lifecycle_core::retention::RetentionPolicy::default();
+    let err =
+        lifecycle_core::restore::restore(&table, &wfs, &name, &policy, &Default::default(), now())
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("PutItem"), "{err}");
+    assert_eq!(
+        snapshot(&entry),
+        before,
+        "data and record back in the entry"
+    );
+    assert!(!fx.workspace_dir("acme", "ws-retry").exists());
+    // Once the table answers, the same restore succeeds.
+    proxy.set_rules(&[]);
+    lifecycle_core::restore::restore(&table, &wfs, &name, &policy, &Default::default(), now())
+        .await
+        .unwrap();
+    assert!(fx.workspace_dir("acme", "ws-retry").join("a/b/f0").exists());
+    assert!(!entry.exists());
+}

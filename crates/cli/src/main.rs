@@ -75,6 +75,9 @@ enum Command {
         /// The user, in the same cases.
         #[arg(long)]
         user: Option<String>,
+        /// Which trash entry (its name under `.trash`), when several could be meant.
+        #[arg(long)]
+        entry: Option<String>,
     },
     /// Workspaces by tier and status, what expires soon, holds, trash, orphans.
     Status,
@@ -278,13 +281,22 @@ async fn run(cli: Cli) -> Result<()> {
             tier,
             status,
             user,
+            entry,
         } => {
             let supplied = lifecycle_core::restore::Supplied {
                 tier,
                 subscription_status: status,
                 user_id: user,
             };
-            restore(&ctx, &workspace_id, &supplied, cli.json, now).await?
+            restore(
+                &ctx,
+                &workspace_id,
+                entry.as_deref(),
+                &supplied,
+                cli.json,
+                now,
+            )
+            .await?
         }
         Command::Status => status(&ctx, cli.json, now).await?,
         Command::Touch { workspace_id } => {
@@ -510,6 +522,7 @@ fn parse_status(text: &str) -> Result<lifecycle_core::SubscriptionStatus, String
 async fn restore(
     ctx: &Ctx,
     workspace_id: &str,
+    chosen: Option<&str>,
     supplied: &lifecycle_core::restore::Supplied,
     json: bool,
     now: i64,
@@ -519,15 +532,42 @@ async fn restore(
     let fs = WorkspaceFs::new(&config.efs_root);
     let entries = lifecycle_core::restore::entries_for(&fs, ws.as_str())?;
     let grace = i64::from(config.trash_grace_days) * 86_400;
-    let entry: &TrashName = entries
+    let within: Vec<&TrashName> = entries
         .iter()
-        .find(|e| now - e.deleted_at < grace || config.trash_grace_days == 0)
-        .with_context(|| {
-            format!(
-                "no trash entry of {workspace_id} within the {}-day grace",
-                config.trash_grace_days
-            )
-        })?;
+        .filter(|e| now - e.deleted_at < grace || config.trash_grace_days == 0)
+        .collect();
+    let entry: &TrashName = match chosen {
+        Some(name) => within
+            .iter()
+            .find(|e| e.to_string() == name)
+            .copied()
+            .with_context(|| {
+                format!("{name} is not a trash entry of {workspace_id} within the grace")
+            })?,
+        None => {
+            let newest = within.first().copied().with_context(|| {
+                format!(
+                    "no trash entry of {workspace_id} within the {}-day grace",
+                    config.trash_grace_days
+                )
+            })?;
+            // Two generations deleted in the same second: which is newer is not known from the
+            // names, so the operator chooses.
+            let tied: Vec<String> = within
+                .iter()
+                .filter(|e| e.deleted_at == newest.deleted_at)
+                .map(|e| e.to_string())
+                .collect();
+            if tied.len() > 1 {
+                anyhow::bail!(
+                    "{} trash entries of {workspace_id} were deleted in the same second; choose one with --entry: {}",
+                    tied.len(),
+                    tied.join(", ")
+                );
+            }
+            newest
+        }
+    };
     let table = ctx.table(&config);
     let restored = lifecycle_core::restore::restore(
         table.as_ref(),

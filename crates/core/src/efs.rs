@@ -527,10 +527,15 @@ impl WorkspaceFs {
     /// Moves `.trash/<entry>/data` back to `<tenant>/<workspace>` (never over anything that is
     /// there: the rename refuses to replace) and removes the emptied entry.
     pub fn restore_from_trash(&self, entry: &TrashName) -> Result<PathBuf, FsError> {
-        let root = self.open_root()?;
+        let place = self.take_from_trash(entry)?;
+        self.discard_emptied_entry(entry);
+        Ok(place)
+    }
+
+    fn open_entry(&self, root: &OwnedFd, entry: &TrashName) -> Result<(OwnedFd, OwnedFd), FsError> {
         let entry_path = self.trash_path().join(entry.to_string());
         let trash = self
-            .open_trash(&root)?
+            .open_trash(root)?
             .ok_or_else(|| FsError::new("open trash", self.trash_path(), Errno::NOENT))?;
         let entry_fd = rfs::openat(
             &trash,
@@ -539,6 +544,15 @@ impl WorkspaceFs {
             Mode::empty(),
         )
         .map_err(|e| FsError::new("open trash entry", &entry_path, e))?;
+        Ok((trash, entry_fd))
+    }
+
+    /// Moves `.trash/<entry>/data` back to `<tenant>/<workspace>` (never over anything: the
+    /// rename refuses to replace) and leaves the entry with its record, so that a step after
+    /// this one that fails can [`WorkspaceFs::return_to_trash`].
+    pub fn take_from_trash(&self, entry: &TrashName) -> Result<PathBuf, FsError> {
+        let root = self.open_root()?;
+        let (_trash, entry_fd) = self.open_entry(&root, entry)?;
         let tenant_path = self.root.join(entry.tenant.as_str());
         let tenant_fd = self.ensure_dir(&root, entry.tenant.as_str(), &tenant_path)?;
         let place = tenant_path.join(entry.workspace.as_str());
@@ -550,11 +564,47 @@ impl WorkspaceFs {
             rfs::RenameFlags::NOREPLACE,
         )
         .map_err(|e| FsError::new("restore (rename back)", &place, e))?;
+        Ok(place)
+    }
+
+    /// Undoes [`WorkspaceFs::take_from_trash`]: the data goes back into its entry.
+    pub fn return_to_trash(&self, entry: &TrashName) -> Result<(), FsError> {
+        let root = self.open_root()?;
+        let (_trash, entry_fd) = self.open_entry(&root, entry)?;
+        let tenant_fd = self.open_tenant(&root, &entry.tenant)?.ok_or_else(|| {
+            FsError::new(
+                "open tenant dir",
+                self.root.join(entry.tenant.as_str()),
+                Errno::NOENT,
+            )
+        })?;
+        rfs::renameat_with(
+            &tenant_fd,
+            entry.workspace.as_str(),
+            &entry_fd,
+            TRASH_DATA,
+            rfs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| {
+            FsError::new(
+                "return to trash",
+                self.trash_path().join(entry.to_string()),
+                e,
+            )
+        })
+    }
+
+    /// Removes an entry whose data was taken back: its record files and the empty directory
+    /// (never recursively). Best effort: what is left is an empty entry the sweeper purges.
+    pub fn discard_emptied_entry(&self, entry: &TrashName) {
+        let Ok(root) = self.open_root() else { return };
+        let Ok((trash, entry_fd)) = self.open_entry(&root, entry) else {
+            return;
+        };
         for name in [TRASH_RECORD, "record.json.tmp"] {
             let _ = rfs::unlinkat(&entry_fd, name, AtFlags::empty());
         }
         let _ = rfs::unlinkat(&trash, entry.to_string().as_str(), AtFlags::REMOVEDIR);
-        Ok(place)
     }
 }
 

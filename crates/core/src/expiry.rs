@@ -97,13 +97,18 @@ pub fn access_point_belongs(
     file_system_id: Option<&str>,
     rules: &AccessPointRules,
 ) -> Result<(), String> {
-    if let Some(fs) = file_system_id {
-        if ap.file_system_id != fs {
-            return Err(format!(
-                "access point {} is on file system {}, not {fs}",
-                ap.id, ap.file_system_id
-            ));
-        }
+    // Without the file system we are configured for, no access point is positively ours.
+    let Some(fs) = file_system_id else {
+        return Err(format!(
+            "access point {}: EFS_FILE_SYSTEM_ID is not set, so no access point is known to be ours",
+            ap.id
+        ));
+    };
+    if ap.file_system_id != fs {
+        return Err(format!(
+            "access point {} is on file system {}, not {fs}",
+            ap.id, ap.file_system_id
+        ));
     }
     let owner = identify(ap, rules)
         .map_err(|why| format!("access point {} is not a workspace's: {why}", ap.id))?;
@@ -253,7 +258,9 @@ mod tests {
             ..AccessPointRules::default()
         };
         assert!(access_point_belongs(&ap("/acme/ws-1", Some("ws-1")), &r, None, &own).is_err());
-        assert!(access_point_belongs(&ap("/acme/ws-1", None), &r, None, &rules).is_ok());
+        assert!(access_point_belongs(&ap("/acme/ws-1", None), &r, Some("fs-1"), &rules).is_ok());
+        // Without the file system configured, nothing is positively ours.
+        assert!(access_point_belongs(&ap("/acme/ws-1", None), &r, None, &rules).is_err());
     }
 
     #[test]
@@ -278,8 +285,8 @@ mod tests {
             Some("fs-1")
         )
         .is_ok());
-        assert!(belongs(&ap("fs-1", Some("/acme/ws-1/"), Some("ws-1")), None).is_ok());
-        assert!(belongs(&ap("fs-1", None, Some("ws-1")), None).is_ok());
+        assert!(belongs(&ap("fs-1", Some("/acme/ws-1/"), Some("ws-1")), Some("fs-1")).is_ok());
+        assert!(belongs(&ap("fs-1", None, Some("ws-1")), Some("fs-1")).is_ok());
         // Nothing says it is this workspace's: no tag, no root in the layout.
         assert!(belongs(&ap("fs-1", None, None), None).is_err());
         assert!(belongs(

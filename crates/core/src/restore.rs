@@ -164,7 +164,9 @@ pub async fn restore(
                 .join(record.workspace_id.as_str()),
         ));
     }
-    let place = fs.restore_from_trash(entry)?;
+    // The data comes back first and the entry keeps its record until the record is written: a
+    // failed write puts the data back in the entry, so a later restore can try again.
+    let place = fs.take_from_trash(entry)?;
     // Restoring is activity: the workspace gets its full retention from now.
     let expires_at = policy.expires_at(record, now);
     let mut map = stored.item_with_expiry(expires_at).into_inner();
@@ -175,9 +177,15 @@ pub async fn restore(
     map.remove(attr::NOTICE_SENT_FOR);
     // The access point was deleted with the workspace; the record must not name a dead one.
     map.remove("accessPointId");
-    if !table.put_if_absent(Item::from(map)).await? {
-        return Err(RestoreError::RecordExists(record.workspace_id.to_string()));
+    let written = table.put_if_absent(Item::from(map)).await;
+    if !matches!(written, Ok(true)) {
+        fs.return_to_trash(entry)?;
+        return match written {
+            Err(e) => Err(e.into()),
+            _ => Err(RestoreError::RecordExists(record.workspace_id.to_string())),
+        };
     }
+    fs.discard_emptied_entry(entry);
     Ok(Restored {
         workspace_id: record.workspace_id.to_string(),
         tenant_id: record.tenant_id.to_string(),

@@ -216,6 +216,14 @@ pub fn plan_sweep(
     let mut trash_entries = 0usize;
     for entry in trash {
         let what = format!(".trash/{}", entry.name);
+        // A name that is not UTF-8 was listed lossily and cannot be addressed: reported only.
+        if entry.name.contains(char::REPLACEMENT_CHARACTER) {
+            plan.skipped.push(Skip {
+                what,
+                reason: SweepReason::SkippedInvalidName,
+            });
+            continue;
+        }
         if entry.name.starts_with(PURGING_PREFIX) {
             // Already committed to deletion by an earlier run (which was capped then).
             resumed.push(Planned {

@@ -141,10 +141,20 @@ impl Sweeper {
 
     /// One complete listing of the cluster's active tasks (a failed or partial one is an error).
     async fn in_use(&self) -> Result<InUse, ServiceError> {
-        match &self.tasks {
-            Some(tasks) => Ok(InUse::from_tasks(&tasks.active_tasks().await?)),
-            None => Ok(InUse::unguarded()),
+        let Some(tasks) = &self.tasks else {
+            return Ok(InUse::unguarded());
+        };
+        let mut index = InUse::from_tasks(&tasks.active_tasks().await?);
+        // What each mounted access point is (its root, its workspace tag), so a task is seen
+        // through any access point of a workspace.
+        let mut described = Vec::new();
+        for id in index.mounted_access_points() {
+            if let Some(info) = self.access_points.describe(&id).await? {
+                described.push(info);
+            }
         }
+        index.resolve_access_points(&described);
+        Ok(index)
     }
 
     /// Lists the file system, the table and the access points, and plans. Reads only.
@@ -534,6 +544,20 @@ impl Sweeper {
                         return Ok(done("changed", None, None));
                     }
                     Some(_) => {}
+                }
+                // A fresh listing of the cluster: a task that mounts it, or uses its workspace,
+                // keeps it.
+                let users = self.in_use().await.map_err(|e| e.to_string())?.users(
+                    WorkspaceRef {
+                        workspace: ws.as_str(),
+                        tenant: None,
+                        access_points: std::slice::from_ref(id),
+                    },
+                    self.config.efs_file_system_id.as_deref(),
+                );
+                if !users.is_empty() {
+                    keep(&format!("in use by {} (re-check); kept", users.join(",")));
+                    return Ok(done(SweepReason::SkippedInUse.as_str(), None, None));
                 }
                 let deleted = dry_run
                     || self

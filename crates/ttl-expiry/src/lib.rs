@@ -797,6 +797,7 @@ mod tests {
         let config = Config::from(&Env(move |k: &str| match k {
             "WORKSPACE_TABLE" => Some("workspaces".into()),
             "EFS_ROOT" => Some(root_path.clone()),
+            "EFS_FILE_SYSTEM_ID" => Some("fs-1".into()),
             "ECS_CLUSTER" => Some("none".into()),
             _ => None,
         }))
