@@ -82,6 +82,10 @@ class Fleet:
         self.ddb.put_item(TableName=self.table, Item=item)
         return item
 
+    def security_group(self):
+        """A security group of moto's default VPC (moto's ECS services refuse a made-up id)."""
+        return self.ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+
     def run_task(self, ws):
         """A running Fargate task tagged with the workspace (moto needs a default-VPC subnet)."""
         moto_post("/moto-api/state-manager/set-transition",
@@ -93,7 +97,7 @@ class Fleet:
         subnet = self.ec2.describe_subnets()["Subnets"][0]["SubnetId"]
         out = self.ecs.run_task(
             cluster=self.cluster, taskDefinition=family, launchType="FARGATE",
-            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": ["sg-12345678"]}},
+            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [self.security_group()]}},
             tags=[{"key": "workspaceId", "value": ws}])
         return out["tasks"][0]["taskArn"]
 
@@ -137,7 +141,7 @@ class Fleet:
             containerDefinitions=[{"name": "app", "image": image, "memory": 512}])
         subnet = self.ec2.describe_subnets()["Subnets"][0]["SubnetId"]
         self.ecs.run_task(cluster=self.cluster, taskDefinition=family, launchType="FARGATE",
-                          networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": ["sg-12345678"]}})
+                          networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [self.security_group()]}})
 
     def record(self, ws):
         return self.ddb.get_item(TableName=self.table, Key={"workspaceId": {"S": ws}}, ConsistentRead=True).get("Item")

@@ -98,11 +98,24 @@ fn fargate_network() -> aws_sdk_ecs::types::NetworkConfiguration {
         .awsvpc_configuration(
             AwsVpcConfiguration::builder()
                 .subnets(default_subnet())
-                .security_groups("sg-12345678")
+                .security_groups(default_security_group())
                 .build()
                 .expect("subnets are set"),
         )
         .build()
+}
+
+/// A security group of moto's default VPC (a made-up id is refused by moto's ECS services).
+pub fn default_security_group() -> String {
+    let (status, body) = http_typed(
+        "POST",
+        &format!("{}/", moto_endpoint()),
+        "application/x-www-form-urlencoded",
+        "Action=DescribeSecurityGroups&Version=2016-11-15",
+    );
+    assert_eq!(status, 200, "{body}");
+    let start = body.find("<groupId>").expect("a default security group") + "<groupId>".len();
+    body[start..].split('<').next().unwrap().to_string()
 }
 
 /// A subnet of moto's default VPC (ECS `run_task` with awsvpc needs one).
