@@ -51,7 +51,7 @@ class Fleet:
 
     def env(self, **overrides):
         env = {"WORKSPACE_TABLE": self.table, "EFS_ROOT": self.root, "EFS_FILE_SYSTEM_ID": self.fs_id,
-               "ECS_CLUSTER": self.cluster, "RUST_LOG": "info"}
+               "ECS_CLUSTER": self.cluster, "ACCESS_POINT_ROOT_PREFIX": "/workspaces", "RUST_LOG": "info"}
         env.update({k: str(v) for k, v in overrides.items()})
         return env
 

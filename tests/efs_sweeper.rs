@@ -807,8 +807,8 @@ async fn a_record_of_another_tenant_does_not_own_a_root_named_access_point() {
     let fx = Fixture::new().await;
     let old = days_ago(30);
     let created = [("createdAt", old.as_str())];
-    let mismatch = access_point_with(&fx, "/acme/ws-1", &created).await;
-    let owned = access_point_with(&fx, "/globex/ws-2", &created).await;
+    let mismatch = access_point_with(&fx, "/workspaces/acme/ws-1", &created).await;
+    let owned = access_point_with(&fx, "/workspaces/globex/ws-2", &created).await;
     fx.put(&fx.record("globex", "ws-1", None)).await;
     fx.put(&fx.record("globex", "ws-2", None)).await;
     let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
@@ -825,7 +825,12 @@ async fn a_record_of_another_tenant_does_not_own_a_root_named_access_point() {
 async fn an_orphan_of_unknown_age_is_marked_then_deleted_by_a_later_run() {
     let fx = Fixture::new().await;
     // Made before access points carried createdAt: no age at all.
-    let ap = access_point_with(&fx, "/acme/ws-gone", &[("workspaceId", "ws-gone")]).await;
+    let ap = access_point_with(
+        &fx,
+        "/workspaces/acme/ws-gone",
+        &[("workspaceId", "ws-gone")],
+    )
+    .await;
     let t0 = now();
     let first = fx.sweeper(&[]).run(t0, None).await.unwrap();
     assert_eq!(
@@ -858,7 +863,12 @@ async fn an_orphan_of_unknown_age_is_marked_then_deleted_by_a_later_run() {
 #[tokio::test]
 async fn an_access_point_that_regains_an_owner_loses_its_mark() {
     let fx = Fixture::new().await;
-    let ap = access_point_with(&fx, "/acme/ws-back", &[("workspaceId", "ws-back")]).await;
+    let ap = access_point_with(
+        &fx,
+        "/workspaces/acme/ws-back",
+        &[("workspaceId", "ws-back")],
+    )
+    .await;
     let t0 = now();
     fx.sweeper(&[]).run(t0, None).await.unwrap();
     assert!(tags_of(&fx, &ap).await.contains_key(ORPHAN_SINCE));
@@ -877,7 +887,12 @@ async fn an_access_point_that_regains_an_owner_loses_its_mark() {
 #[tokio::test]
 async fn a_dry_run_marks_nothing_and_says_what_it_would_mark() {
     let fx = Fixture::new().await;
-    let ap = access_point_with(&fx, "/acme/ws-gone", &[("workspaceId", "ws-gone")]).await;
+    let ap = access_point_with(
+        &fx,
+        "/workspaces/acme/ws-gone",
+        &[("workspaceId", "ws-gone")],
+    )
+    .await;
     let t0 = now();
     let dry = fx
         .sweeper(&[("DRY_RUN", "true")])
@@ -908,7 +923,7 @@ async fn an_access_point_changed_since_listing_is_not_deleted() {
     let old = days_ago(30);
     let ap = access_point_with(
         &fx,
-        "/acme/ws-gone",
+        "/workspaces/acme/ws-gone",
         &[("workspaceId", "ws-gone"), ("createdAt", &old)],
     )
     .await;
@@ -942,7 +957,7 @@ async fn a_failing_re_check_of_the_access_point_deletes_nothing() {
     let old = days_ago(30);
     let ap = access_point_with(
         &fx,
-        "/acme/ws-gone",
+        "/workspaces/acme/ws-gone",
         &[("workspaceId", "ws-gone"), ("createdAt", &old)],
     )
     .await;
@@ -967,8 +982,14 @@ async fn marking_counts_toward_the_cap() {
     let mut unmarked = Vec::new();
     for i in 0..12 {
         let ws = format!("ws-{i:02}");
-        unmarked
-            .push(access_point_with(&fx, &format!("/acme/{ws}"), &[("workspaceId", &ws)]).await);
+        unmarked.push(
+            access_point_with(
+                &fx,
+                &format!("/workspaces/acme/{ws}"),
+                &[("workspaceId", &ws)],
+            )
+            .await,
+        );
     }
     let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
     assert!(summary.actions.is_empty(), "{:?}", kinds(&summary));

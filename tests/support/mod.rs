@@ -224,6 +224,8 @@ impl Fixture {
             ("EFS_ROOT".into(), self.root().display().to_string()),
             ("EFS_FILE_SYSTEM_ID".into(), self.file_system_id.clone()),
             ("ECS_CLUSTER".into(), self.cluster.clone()),
+            // Where the fixtures' access points are rooted (the template's default).
+            ("ACCESS_POINT_ROOT_PREFIX".into(), "/workspaces".into()),
         ]);
         for (k, v) in overrides {
             vars.insert(k.to_string(), v.to_string());

@@ -587,9 +587,11 @@ async fn restore(
             .file_system_id(fs_id)
             .root_directory(
                 aws_sdk_efs::types::RootDirectory::builder()
+                    // Where the layout puts workspaces (ACCESS_POINT_ROOT_PREFIX), so the new
+                    // access point is recognised as this workspace's and mounts its data.
                     .path(format!(
-                        "/workspaces/{}/{}",
-                        restored.tenant_id, restored.workspace_id
+                        "{}/{}/{}",
+                        config.access_points.root_prefix, restored.tenant_id, restored.workspace_id
                     ))
                     .build(),
             )

@@ -27,6 +27,7 @@ fn lifecycle_with(
         .env("WORKSPACE_TABLE", &fx.table)
         .env("EFS_ROOT", fx.root())
         .env("EFS_FILE_SYSTEM_ID", &fx.file_system_id)
+        .env("ACCESS_POINT_ROOT_PREFIX", "/workspaces")
         .env("ECS_CLUSTER", &fx.cluster)
         .env("RUST_LOG", "off");
     for (var, value) in changes {

@@ -58,21 +58,12 @@ pub fn identify(
                     workspace,
                     tenant: Some(tenant),
                 }),
-                Some(_) => Err(format!("tagged {workspace} but its root is {root}")),
-                None => match root
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .filter(|leaf| !leaf.is_empty())
-                {
-                    Some(leaf) if leaf != workspace.as_str() => {
-                        Err(format!("tagged {workspace} but its root is {root}"))
-                    }
-                    _ => Ok(WorkspaceAccessPoint {
-                        workspace,
-                        tenant: None,
-                    }),
-                },
+                // A tag alone is not proof: another application may use the same tag key. The
+                // root must be this workspace's place in the layout too.
+                _ => Err(format!(
+                    "tagged {workspace} but its root {root} is not {}/<tenantId>/{workspace}",
+                    rules.root_prefix
+                )),
             }
         }
         None if rules.ownership == Ownership::Tag => {
@@ -168,14 +159,11 @@ mod tests {
                 &[("workspaceId", "ws-1")],
                 Some((Some("acme"), "ws-1")),
             ),
-            // Tagged, root outside the layout but ending in the id: the tag says so.
-            (
-                Some("/old/acme/ws-1"),
-                &[("workspaceId", "ws-1")],
-                Some((None, "ws-1")),
-            ),
-            (Some("/"), &[("workspaceId", "ws-1")], Some((None, "ws-1"))),
-            (None, &[("workspaceId", "ws-1")], Some((None, "ws-1"))),
+            // Tagged but rooted outside the layout: another application may use the tag key.
+            (Some("/old/acme/ws-1"), &[("workspaceId", "ws-1")], None),
+            (Some("/analytics/ws-1"), &[("workspaceId", "ws-1")], None),
+            (Some("/"), &[("workspaceId", "ws-1")], None),
+            (None, &[("workspaceId", "ws-1")], None),
             // Not workspace access points.
             (Some("/workspaces"), &[], None),
             (Some("/workspaces/acme"), &[], None),

@@ -560,7 +560,9 @@ pub struct EcsTasks {
     cluster: String,
     /// Task definition ARN -> its EFS volumes. A revision never changes, so this lives as long as
     /// the process (warm invocations skip DescribeTaskDefinition).
-    mounts: std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<EfsMount>>>>,
+    #[allow(clippy::type_complexity)]
+    mounts:
+        std::sync::Arc<std::sync::Mutex<HashMap<String, (Vec<EfsMount>, Vec<(String, String)>)>>>,
 }
 
 impl EcsTasks {
@@ -644,7 +646,14 @@ impl EcsTasks {
     }
 
     /// The EFS volumes of a task definition (cached; a failed read is an error, never "none").
-    async fn efs_mounts(&self, task_definition: &str) -> Result<Vec<EfsMount>, ServiceError> {
+    /// What a task definition says about the workspaces its tasks use: its volumes (EFS, and
+    /// host bind mounts, whose file system is unknown) and its containers' environment (a
+    /// `WORKSPACE_ID` written into the definition counts like an override). Cached: a revision
+    /// never changes. A failed read is an error, never "nothing".
+    async fn definition_uses(
+        &self,
+        task_definition: &str,
+    ) -> Result<(Vec<EfsMount>, Vec<(String, String)>), ServiceError> {
         if let Some(m) = self.mounts.lock().unwrap().get(task_definition) {
             return Ok(m.clone());
         }
@@ -662,7 +671,7 @@ impl EcsTasks {
                 true,
             ));
         };
-        let mounts: Vec<EfsMount> = td
+        let mut mounts: Vec<EfsMount> = td
             .volumes()
             .iter()
             .filter_map(|v| v.efs_volume_configuration())
@@ -675,11 +684,28 @@ impl EcsTasks {
                 root_directory: efs.root_directory().map(str::to_string),
             })
             .collect();
+        mounts.extend(
+            td.volumes()
+                .iter()
+                .filter_map(|v| v.host()?.source_path())
+                .map(|path| EfsMount {
+                    file_system_id: String::new(),
+                    access_point_id: None,
+                    root_directory: Some(path.to_string()),
+                }),
+        );
+        let env: Vec<(String, String)> = td
+            .container_definitions()
+            .iter()
+            .flat_map(|c| c.environment())
+            .filter_map(|kv| Some((kv.name()?.to_string(), kv.value()?.to_string())))
+            .collect();
+        let uses = (mounts, env);
         self.mounts
             .lock()
             .unwrap()
-            .insert(task_definition.to_string(), mounts.clone());
-        Ok(mounts)
+            .insert(task_definition.to_string(), uses.clone());
+        Ok(uses)
     }
 
     /// The images (and, where ECS reports it, the exact digest) of every active task.
@@ -713,7 +739,11 @@ impl Tasks for EcsTasks {
             }
             let mut summary = task_summary(&task);
             if let Some(td) = task.task_definition_arn() {
-                summary.efs_mounts = self.efs_mounts(td).await?;
+                let (mounts, env) = self.definition_uses(td).await?;
+                summary.efs_mounts = mounts;
+                // The definition's environment first: an override of the same name wins at run
+                // time, and both are honoured.
+                summary.override_env.splice(0..0, env);
             }
             out.push(summary);
         }

@@ -285,8 +285,14 @@ mod tests {
             Some("fs-1")
         )
         .is_ok());
-        assert!(belongs(&ap("fs-1", Some("/acme/ws-1/"), Some("ws-1")), Some("fs-1")).is_ok());
-        assert!(belongs(&ap("fs-1", None, Some("ws-1")), Some("fs-1")).is_ok());
+        assert!(belongs(
+            &ap("fs-1", Some("/workspaces/acme/ws-1"), Some("ws-1")),
+            Some("fs-1")
+        )
+        .is_ok());
+        // A tag alone, rooted outside the layout, is not proof.
+        assert!(belongs(&ap("fs-1", Some("/acme/ws-1/"), Some("ws-1")), Some("fs-1")).is_err());
+        assert!(belongs(&ap("fs-1", None, Some("ws-1")), Some("fs-1")).is_err());
         // Nothing says it is this workspace's: no tag, no root in the layout.
         assert!(belongs(&ap("fs-1", None, None), None).is_err());
         assert!(belongs(

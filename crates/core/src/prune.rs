@@ -486,11 +486,30 @@ fn plan(
     let any_unreadable = images.iter().any(|i| matches!(i.manifests, Some(Err(_))));
     let graph = Graph::new(images);
 
+    // Digests an in-use image references through index manifests, listed or not: a referrer of
+    // one of them (a signature of a platform's child manifest) is about something in use.
+    let by_digest: BTreeMap<&str, &Image> = images.iter().map(|i| (i.digest.as_str(), i)).collect();
+    let mut used_below: BTreeSet<String> = in_use.keys().cloned().collect();
+    let mut stack: Vec<String> = used_below.iter().cloned().collect();
+    while let Some(d) = stack.pop() {
+        if let Some(Image {
+            manifests: Some(Ok(children)),
+            ..
+        }) = by_digest.get(d.as_str()).copied()
+        {
+            for c in children {
+                if used_below.insert(c.clone()) {
+                    stack.push(c.clone());
+                }
+            }
+        }
+    }
+
     // 1. Reasons of the image's own.
     for img in images {
         let own = if let Some(kind) = in_use.get(&img.digest) {
             Some(PruneReason::of(*kind))
-        } else if matches!(&img.subject, Subject::Of(s) if in_use.contains_key(s)) {
+        } else if matches!(&img.subject, Subject::Of(s) if used_below.contains(s)) {
             // About an image in use, even one this listing does not show.
             Some(ReferrerOfKeptImage)
         } else if rules.pinned_digests.contains(&img.digest) {

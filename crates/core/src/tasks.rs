@@ -17,7 +17,8 @@ pub struct TaskSummary {
     pub arn: String,
     pub last_status: String,
     pub tags: Vec<(String, String)>,
-    /// `(name, value)` of every container override environment variable.
+    /// `(name, value)` of every container environment variable: the task definition's, then the
+    /// run-time overrides.
     pub override_env: Vec<(String, String)>,
     /// The EFS volumes of its task definition (a task cannot override volumes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -131,7 +132,8 @@ impl InUse {
         }
         if let Some(tenant) = ws.tenant {
             for (fs, mounted, arn) in &self.by_directory {
-                let same_fs = file_system_id.is_none_or(|id| id == fs);
+                // An empty file system is a host bind mount: which file system it is, is unknown.
+                let same_fs = fs.is_empty() || file_system_id.is_none_or(|id| id == fs);
                 if same_fs && names_workspace(mounted, tenant, ws.workspace) {
                     push_unique(&mut users, arn);
                 }
@@ -270,6 +272,21 @@ mod tests {
         assert_eq!(users("ws-dir", &[]), vec!["t2"]);
         assert_eq!(users("ws-sub", &[]), vec!["t3"]);
         assert_eq!(users("ws-prefixed", &[]), vec!["t7"]);
+        // A host bind mount (EC2 launch type): its file system is unknown, so any counts.
+        let host = InUse::from_tasks(&[TaskSummary {
+            efs_mounts: vec![EfsMount {
+                file_system_id: String::new(),
+                access_point_id: None,
+                root_directory: Some("/mnt/efs/acme/ws-h".into()),
+            }],
+            ..task("t9", "RUNNING", None, None)
+        }]);
+        let ws_h = WorkspaceRef {
+            workspace: "ws-h",
+            tenant: Some("acme"),
+            access_points: &[],
+        };
+        assert_eq!(host.users(ws_h, Some("fs-1")), vec!["t9"]);
         assert!(users("ws-other", &["fsap-2".to_string()]).is_empty());
         assert!(in_use
             .users(
