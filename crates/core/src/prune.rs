@@ -313,7 +313,8 @@ impl PrunePolicy {
                 rules.keep_semver_releases = n;
             }
             if let Some(pins) = &set.pinned_digests {
-                rules.pinned_digests = pins.iter().cloned().collect();
+                // Registries write digests in lower case; a pin in upper case means the same image.
+                rules.pinned_digests = pins.iter().map(|p| p.to_ascii_lowercase()).collect();
             }
         };
         apply(&self.default);
@@ -472,6 +473,17 @@ pub fn replan_repository(
     )
 }
 
+/// The digest a cosign-style tag (`sha256-<64 hex>.sig`, `.att`, `.sbom`) names, if any.
+fn tag_subject(img: &Image) -> Option<String> {
+    img.tags.iter().find_map(|tag| {
+        let rest = tag.strip_prefix("sha256-")?;
+        let (hex, kind) = rest.split_once('.')?;
+        let is_hex = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        (is_hex && matches!(kind, "sig" | "att" | "sbom"))
+            .then(|| format!("sha256:{}", hex.to_ascii_lowercase()))
+    })
+}
+
 fn plan(
     repository: &str,
     images: &[Image],
@@ -481,6 +493,19 @@ fn plan(
     allowed: Option<&BTreeSet<&str>>,
 ) -> RepoPlan {
     use PruneReason::*;
+    // cosign's default storage names a signature, attestation or SBOM by a tag derived from the
+    // digest it is about (`sha256-<hex>.sig`) instead of an OCI `subject`: the same relation.
+    let normalized: Vec<Image> = images
+        .iter()
+        .map(|img| match (&img.subject, tag_subject(img)) {
+            (Subject::Of(_), _) | (_, None) => img.clone(),
+            (_, Some(subject)) => Image {
+                subject: Subject::Of(subject),
+                ..img.clone()
+            },
+        })
+        .collect();
+    let images = normalized.as_slice();
     let mut decided: BTreeMap<&str, (Verdict, PruneReason)> = BTreeMap::new();
     let keep = |r| (Verdict::Keep, r);
     let any_unreadable = images.iter().any(|i| matches!(i.manifests, Some(Err(_))));

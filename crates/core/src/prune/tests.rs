@@ -685,3 +685,30 @@ proptest! {
         prop_assert_eq!(in_use.into_keys().collect::<Vec<_>>(), vec![d(n)]);
     }
 }
+
+#[test]
+fn a_cosign_tagged_signature_follows_the_image_it_names() {
+    // cosign's default storage: a manifest tagged `sha256-<hex>.sig`, no OCI subject.
+    let sig_of = |n: u32| format!("sha256-{}.sig", &d(n)["sha256:".len()..]);
+    let mut r = rules();
+    r.keep_last_tagged = 0;
+    r.tagged_max_age_days = Some(1);
+    let images = vec![
+        img(1, &[], 30),
+        img(11, &[sig_of(1).as_str()], 30),
+        img(2, &["old"], 30),
+        img(21, &[sig_of(2).as_str()], 30),
+    ];
+    let in_use = BTreeMap::from([(d(1), InUseKind::InUseTask)]);
+    let plan = plan_repository("repo", &images, &in_use, &r, NOW);
+    let why = reasons(&plan);
+    assert_eq!(
+        why[&d(11)],
+        (Verdict::Keep, PruneReason::ReferrerOfKeptImage)
+    );
+    assert_eq!(why[&d(2)].0, Verdict::Delete);
+    assert_eq!(
+        why[&d(21)],
+        (Verdict::Delete, PruneReason::ReferrerOfDeletedImage)
+    );
+}
