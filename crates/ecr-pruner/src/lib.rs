@@ -332,8 +332,14 @@ impl Pruner {
     /// planned again with a fresh in-use set, and only what both plans delete is deleted.
     pub async fn apply(&self, plans: Vec<RepoPlan>, now: i64) -> Result<PruneSummary, PruneError> {
         let dry_run = self.settings.dry_run;
-        let fresh: Option<Vec<ImageUse>> =
-            if dry_run || plans.iter().all(|p| p.delete_waves.is_empty()) {
+        let mut summary = PruneSummary {
+            dry_run,
+            ..PruneSummary::default()
+        };
+        for plan in plans {
+            // What is in use is read again right before each repository's deletes: a task that
+            // started while earlier repositories were pruned counts.
+            let fresh: Option<Vec<ImageUse>> = if dry_run || plan.delete_waves.is_empty() {
                 None
             } else {
                 Some(
@@ -342,11 +348,6 @@ impl Pruner {
                         .await?,
                 )
             };
-        let mut summary = PruneSummary {
-            dry_run,
-            ..PruneSummary::default()
-        };
-        for plan in plans {
             let repo = self.execute(plan, fresh.as_deref(), now).await;
             summary.deleted += repo.deleted.values().sum::<usize>();
             summary.bytes_freed += repo.bytes_freed;
