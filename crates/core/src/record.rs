@@ -218,7 +218,7 @@ impl Observed {
     /// The inputs of an expiry notice: the plan's, what the notice carries, and the claim itself.
     pub fn notice_inputs(item: &Item) -> Self {
         let mut names = PLAN_INPUTS.to_vec();
-        names.extend([attr::USER_ID, attr::NOTICE_SENT_FOR]);
+        names.extend([attr::TENANT_ID, attr::USER_ID, attr::NOTICE_SENT_FOR]);
         Self::of(item, &names)
     }
 
