@@ -16,6 +16,12 @@ use crate::ids::{TenantId, WorkspaceId};
 use crate::layout::{TrashName, PURGING_PREFIX, TRASH_DATA, TRASH_DIR, TRASH_RECORD};
 use crate::sweep::{LiveEntry, TrashEntry};
 
+/// How every directory below the root is opened: never through a symlink.
+const DIR_NOFOLLOW: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
 #[derive(Debug, thiserror::Error)]
 #[error("{op} {path}: {source}")]
 pub struct FsError {
@@ -120,12 +126,7 @@ impl WorkspaceFs {
 
     /// Opens `<root>/<tenant>` without following a link; `None` when it does not exist.
     fn open_tenant(&self, root: &OwnedFd, tenant: &TenantId) -> Result<Option<OwnedFd>, FsError> {
-        match rfs::openat(
-            root,
-            tenant.as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
+        match rfs::openat(root, tenant.as_str(), DIR_NOFOLLOW, Mode::empty()) {
             Ok(fd) => Ok(Some(fd)),
             Err(Errno::NOENT) => Ok(None),
             // ELOOP/ENOTDIR: the tenant path is a symlink or a file. Refuse rather than follow.
@@ -165,13 +166,8 @@ impl WorkspaceFs {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(FsError::new("mkdir", path, e)),
         }
-        rfs::openat(
-            parent,
-            name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| FsError::new("open", path, e))
+        rfs::openat(parent, name, DIR_NOFOLLOW, Mode::empty())
+            .map_err(|e| FsError::new("open", path, e))
     }
 
     /// Moves the workspace directory into the trash as `.trash/<name>/data` with the record that
@@ -240,15 +236,7 @@ impl WorkspaceFs {
             Err(Errno::NOENT) => return self.publish_staged(&root, name),
             Err(e) => return Err(FsError::new("rename into trash", ws_path, e)),
         }
-        rfs::renameat_with(
-            &trash,
-            staging_name.as_str(),
-            &trash,
-            entry_name.as_str(),
-            rfs::RenameFlags::NOREPLACE,
-        )
-        .map_err(|e| FsError::new("publish trash entry", &entry_path, e))?;
-        Ok(MoveOutcome::Moved { entry: entry_path })
+        publish(&trash, name, entry_path)
     }
 
     /// Finishes an entry whose move stopped half-way: publishes `.staging+<name>` as `<name>` when
@@ -261,12 +249,9 @@ impl WorkspaceFs {
             if let Some(trash) = self.open_trash(&root)? {
                 let staging_name = name.staging();
                 let staging_path = self.trash_path().join(&staging_name);
-                if let Ok(staging) = rfs::openat(
-                    &trash,
-                    staging_name.as_str(),
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                ) {
+                if let Ok(staging) =
+                    rfs::openat(&trash, staging_name.as_str(), DIR_NOFOLLOW, Mode::empty())
+                {
                     for file in [TRASH_RECORD, "record.json.tmp"] {
                         match rfs::unlinkat(&staging, file, AtFlags::empty()) {
                             Ok(()) | Err(Errno::NOENT) => {}
@@ -290,12 +275,8 @@ impl WorkspaceFs {
         };
         let staging_name = name.staging();
         let staging_path = self.trash_path().join(&staging_name);
-        let staging = match rfs::openat(
-            &trash,
-            staging_name.as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
+        let staging = match rfs::openat(&trash, staging_name.as_str(), DIR_NOFOLLOW, Mode::empty())
+        {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(MoveOutcome::Absent),
             Err(e) => return Err(FsError::new("open staging entry", staging_path, e)),
@@ -307,15 +288,7 @@ impl WorkspaceFs {
         }
         let entry_name = name.to_string();
         let entry_path = self.trash_path().join(&entry_name);
-        rfs::renameat_with(
-            &trash,
-            staging_name.as_str(),
-            &trash,
-            entry_name.as_str(),
-            rfs::RenameFlags::NOREPLACE,
-        )
-        .map_err(|e| FsError::new("publish trash entry", &entry_path, e))?;
-        Ok(MoveOutcome::Moved { entry: entry_path })
+        publish(&trash, name, entry_path)
     }
 
     /// Replaces the `record.json` of a trash entry (written atomically, never through a link).
@@ -328,7 +301,7 @@ impl WorkspaceFs {
         let entry_fd = rfs::openat(
             &trash,
             entry.to_string().as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            DIR_NOFOLLOW,
             Mode::empty(),
         )
         .map_err(|e| FsError::new("open trash entry", &entry_path, e))?;
@@ -357,12 +330,7 @@ impl WorkspaceFs {
         }
         let root = self.open_root()?;
         let trash_path = self.trash_path();
-        let trash = match rfs::openat(
-            &root,
-            TRASH_DIR,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
+        let trash = match rfs::openat(&root, TRASH_DIR, DIR_NOFOLLOW, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
                 return Ok(RemovalReport {
@@ -407,12 +375,7 @@ impl WorkspaceFs {
     }
 
     fn open_trash(&self, root: &OwnedFd) -> Result<Option<OwnedFd>, FsError> {
-        match rfs::openat(
-            root,
-            TRASH_DIR,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
+        match rfs::openat(root, TRASH_DIR, DIR_NOFOLLOW, Mode::empty()) {
             Ok(fd) => Ok(Some(fd)),
             Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(FsError::new("open trash", self.trash_path(), e)),
@@ -437,12 +400,7 @@ impl WorkspaceFs {
                 });
                 continue;
             }
-            let tenant_fd = match rfs::openat(
-                &root,
-                tenant.as_str(),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
+            let tenant_fd = match rfs::openat(&root, tenant.as_str(), DIR_NOFOLLOW, Mode::empty()) {
                 Ok(fd) => fd,
                 Err(_) => {
                     out.push(LiveEntry {
@@ -495,7 +453,7 @@ impl WorkspaceFs {
         let entry_fd = match rfs::openat(
             &trash,
             entry.to_string().as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            DIR_NOFOLLOW,
             Mode::empty(),
         ) {
             Ok(fd) => fd,
@@ -540,7 +498,7 @@ impl WorkspaceFs {
         let entry_fd = rfs::openat(
             &trash,
             entry.to_string().as_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            DIR_NOFOLLOW,
             Mode::empty(),
         )
         .map_err(|e| FsError::new("open trash entry", &entry_path, e))?;
@@ -606,6 +564,19 @@ impl WorkspaceFs {
         }
         let _ = rfs::unlinkat(&trash, entry.to_string().as_str(), AtFlags::REMOVEDIR);
     }
+}
+
+/// The one rename that puts an assembled entry into the trash (never over another entry).
+fn publish(trash: &OwnedFd, name: &TrashName, entry_path: PathBuf) -> Result<MoveOutcome, FsError> {
+    rfs::renameat_with(
+        trash,
+        name.staging().as_str(),
+        trash,
+        name.to_string().as_str(),
+        rfs::RenameFlags::NOREPLACE,
+    )
+    .map_err(|e| FsError::new("publish trash entry", &entry_path, e))?;
+    Ok(MoveOutcome::Moved { entry: entry_path })
 }
 
 /// Writes a small file via a temporary name and a rename, so a reader never sees half of it.
