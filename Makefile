@@ -84,7 +84,7 @@ invoke: tools
 	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python scripts/invoke_local.py --function $(FUNCTION) --event $(EVENT)
 
 bench: venv release
-	cargo build --release --example purge --example plan_bench -p lifecycle-core
+	cargo build --release --example purge -p tree-deleter --example plan_bench -p lifecycle-domain
 	target/release/examples/plan_bench
 	scripts/moto.sh start >/dev/null
 	trap 'scripts/moto.sh stop' EXIT; \

@@ -7,7 +7,7 @@ use lifecycle_integration_tests::*;
 const DAY: i64 = 86_400;
 
 fn now() -> i64 {
-    lifecycle_core::now_epoch()
+    lifecycle_domain::time::now_epoch()
 }
 
 async fn digests(fx: &Fixture, repo: &str) -> BTreeSet<String> {

@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use efs_sweeper::SweepSummary;
-use lifecycle_core::layout::TrashName;
-use lifecycle_core::sweep::SweepTarget;
+use lifecycle_domain::layout::TrashName;
+use lifecycle_domain::sweep::SweepTarget;
 use lifecycle_integration_tests::*;
 
 const H: i64 = 3600;
 const DAY: i64 = 86_400;
 
 fn now() -> i64 {
-    lifecycle_core::now_epoch()
+    lifecycle_domain::time::now_epoch()
 }
 
 fn kinds(summary: &SweepSummary) -> Vec<String> {
@@ -24,7 +24,7 @@ fn kinds(summary: &SweepSummary) -> Vec<String> {
         .map(|a| {
             format!(
                 "{} {}",
-                lifecycle_core::sweep::describe(&a.target),
+                lifecycle_domain::sweep::describe(&a.target),
                 a.reason
             )
         })
@@ -51,7 +51,7 @@ fn trash_entry(
         deleted_at,
         tenant.parse_id(),
         ws.parse_ws(),
-        lifecycle_core::layout::fresh_nonce(),
+        lifecycle_domain::layout::fresh_nonce(),
     );
     let entry = fx.root().join(".trash").join(name.to_string());
     fs::create_dir_all(entry.join("data/a/b")).unwrap();
@@ -63,15 +63,15 @@ fn trash_entry(
 }
 
 trait Ids {
-    fn parse_id(&self) -> lifecycle_core::TenantId;
-    fn parse_ws(&self) -> lifecycle_core::WorkspaceId;
+    fn parse_id(&self) -> lifecycle_domain::TenantId;
+    fn parse_ws(&self) -> lifecycle_domain::WorkspaceId;
 }
 impl Ids for &str {
-    fn parse_id(&self) -> lifecycle_core::TenantId {
-        lifecycle_core::TenantId::parse(*self).unwrap()
+    fn parse_id(&self) -> lifecycle_domain::TenantId {
+        lifecycle_domain::TenantId::parse(*self).unwrap()
     }
-    fn parse_ws(&self) -> lifecycle_core::WorkspaceId {
-        lifecycle_core::WorkspaceId::parse(*self).unwrap()
+    fn parse_ws(&self) -> lifecycle_domain::WorkspaceId {
+        lifecycle_domain::WorkspaceId::parse(*self).unwrap()
     }
 }
 
@@ -424,12 +424,12 @@ async fn restore_round_trip_is_byte_identical() {
     assert!(response.batch_item_failures.is_empty());
     assert!(!dir.exists());
 
-    let wfs = lifecycle_core::efs::WorkspaceFs::new(fx.root());
-    let table = lifecycle_core::aws::DynamoTable::new(fx.ddb.clone(), &fx.table);
-    let entries = lifecycle_core::restore::entries_for(&wfs, "ws-1").unwrap();
+    let wfs = lifecycle_fs::WorkspaceFs::new(fx.root());
+    let table = lifecycle_aws::DynamoTable::new(fx.ddb.clone(), &fx.table);
+    let entries = lifecycle_fs::restore::entries_for(&wfs, "ws-1").unwrap();
     assert_eq!(entries.len(), 1);
-    let policy = lifecycle_core::retention::RetentionPolicy::default();
-    let restored = lifecycle_core::restore::restore(
+    let policy = lifecycle_domain::retention::RetentionPolicy::default();
+    let restored = lifecycle_fs::restore::restore(
         &table,
         &wfs,
         &entries[0],
@@ -451,7 +451,7 @@ async fn restore_round_trip_is_byte_identical() {
         "fresh expiry"
     );
     assert!(
-        lifecycle_core::restore::entries_for(&wfs, "ws-1")
+        lifecycle_fs::restore::entries_for(&wfs, "ws-1")
             .unwrap()
             .is_empty(),
         "the trash entry is gone"
@@ -469,9 +469,9 @@ async fn restore_round_trip_is_byte_identical() {
         .await
         .unwrap();
     fx.make_workspace("acme", "ws-1");
-    let entry = &lifecycle_core::restore::entries_for(&wfs, "ws-1").unwrap()[0];
+    let entry = &lifecycle_fs::restore::entries_for(&wfs, "ws-1").unwrap()[0];
     let err =
-        lifecycle_core::restore::restore(&table, &wfs, entry, &policy, &Default::default(), now())
+        lifecycle_fs::restore::restore(&table, &wfs, entry, &policy, &Default::default(), now())
             .await
             .unwrap_err();
     assert!(err.to_string().contains("is taken"), "{err}");
@@ -506,18 +506,18 @@ async fn restore_refuses_an_entry_whose_record_names_another_workspace() {
     let mut item = fx.record("globex", "ws-b", None);
     item.remove("expiresAt");
     let kept = serde_json::json!({"deletedAt": now() - DAY, "reason": "ttl_expired",
-        "item": serde_dynamo::Item::from(item)});
+        "item": lifecycle_aws::codec::from_item(item)});
     fs::write(
         entry.join("record.json"),
         serde_json::to_vec(&kept).unwrap(),
     )
     .unwrap();
-    let wfs = lifecycle_core::efs::WorkspaceFs::new(fx.root());
-    let table = lifecycle_core::aws::DynamoTable::new(fx.ddb.clone(), &fx.table);
-    let name = &lifecycle_core::restore::entries_for(&wfs, "ws-a").unwrap()[0];
-    let policy = lifecycle_core::retention::RetentionPolicy::default();
+    let wfs = lifecycle_fs::WorkspaceFs::new(fx.root());
+    let table = lifecycle_aws::DynamoTable::new(fx.ddb.clone(), &fx.table);
+    let name = &lifecycle_fs::restore::entries_for(&wfs, "ws-a").unwrap()[0];
+    let policy = lifecycle_domain::retention::RetentionPolicy::default();
     let err =
-        lifecycle_core::restore::restore(&table, &wfs, name, &policy, &Default::default(), now())
+        lifecycle_fs::restore::restore(&table, &wfs, name, &policy, &Default::default(), now())
             .await
             .unwrap_err();
     assert!(err.to_string().contains("globex/ws-b"), "{err}");
@@ -530,22 +530,22 @@ async fn restore_refuses_an_entry_whose_record_names_another_workspace() {
 async fn an_orphan_entry_is_restorable_with_what_the_operator_supplies() {
     let fx = Fixture::new().await;
     let entry = trash_entry(&fx, now() - DAY, "acme", "ws-orphaned", 2);
-    let wfs = lifecycle_core::efs::WorkspaceFs::new(fx.root());
-    let table = lifecycle_core::aws::DynamoTable::new(fx.ddb.clone(), &fx.table);
-    let name = lifecycle_core::restore::entries_for(&wfs, "ws-orphaned").unwrap()[0].clone();
-    let policy = lifecycle_core::retention::RetentionPolicy::default();
+    let wfs = lifecycle_fs::WorkspaceFs::new(fx.root());
+    let table = lifecycle_aws::DynamoTable::new(fx.ddb.clone(), &fx.table);
+    let name = lifecycle_fs::restore::entries_for(&wfs, "ws-orphaned").unwrap()[0].clone();
+    let policy = lifecycle_domain::retention::RetentionPolicy::default();
     let err =
-        lifecycle_core::restore::restore(&table, &wfs, &name, &policy, &Default::default(), now())
+        lifecycle_fs::restore::restore(&table, &wfs, &name, &policy, &Default::default(), now())
             .await
             .unwrap_err();
     assert!(err.to_string().contains("supply the tier"), "{err}");
     assert!(entry.exists());
-    let supplied = lifecycle_core::restore::Supplied {
-        tier: Some(lifecycle_core::Tier::Pro),
-        subscription_status: Some(lifecycle_core::SubscriptionStatus::Active),
+    let supplied = lifecycle_fs::restore::Supplied {
+        tier: Some(lifecycle_domain::Tier::Pro),
+        subscription_status: Some(lifecycle_domain::SubscriptionStatus::Active),
         user_id: None,
     };
-    lifecycle_core::restore::restore(&table, &wfs, &name, &policy, &supplied, now())
+    lifecycle_fs::restore::restore(&table, &wfs, &name, &policy, &supplied, now())
         .await
         .unwrap();
     assert!(fx
@@ -566,8 +566,8 @@ async fn an_entry_being_purged_is_never_restored() {
         entry.file_name().unwrap().to_string_lossy()
     ));
     fs::rename(&entry, &purging).unwrap();
-    let wfs = lifecycle_core::efs::WorkspaceFs::new(fx.root());
-    assert!(lifecycle_core::restore::entries_for(&wfs, "ws-p")
+    let wfs = lifecycle_fs::WorkspaceFs::new(fx.root());
+    assert!(lifecycle_fs::restore::entries_for(&wfs, "ws-p")
         .unwrap()
         .is_empty());
     // The next sweep finishes it whatever its age: it was committed to deletion.
@@ -680,7 +680,7 @@ fn actions_on(summary: &SweepSummary, id: &str) -> Vec<String> {
         .actions
         .iter()
         .chain(&summary.not_done)
-        .filter(|a| lifecycle_core::sweep::describe(&a.target) == id)
+        .filter(|a| lifecycle_domain::sweep::describe(&a.target) == id)
         .map(|a| {
             let kind = serde_json::to_value(&a.target).unwrap()["kind"]
                 .as_str()
@@ -1030,21 +1030,20 @@ async fn a_restore_whose_record_write_fails_leaves_the_entry_as_it_was() {
     let entry = trash_entry(&fx, now() - DAY, "acme", "ws-retry", 2);
     let item = fx.record("acme", "ws-retry", None);
     let kept = serde_json::json!({"deletedAt": now() - DAY, "reason": "ttl_expired",
-        "item": serde_dynamo::Item::from(item)});
+        "item": lifecycle_aws::codec::from_item(item)});
     fs::write(
         entry.join("record.json"),
         serde_json::to_vec(&kept).unwrap(),
     )
     .unwrap();
     let before = snapshot(&entry);
-    let wfs = lifecycle_core::efs::WorkspaceFs::new(fx.root());
+    let wfs = lifecycle_fs::WorkspaceFs::new(fx.root());
     let sdk = sdk_config(&proxy.endpoint).await;
-    let table =
-        lifecycle_core::aws::DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), &fx.table);
-    let name = lifecycle_core::restore::entries_for(&wfs, "ws-retry").unwrap()[0].clone();
-    let policy = lifecycle_core::retention::RetentionPolicy::default();
+    let table = lifecycle_aws::DynamoTable::new(aws_sdk_dynamodb::Client::new(&sdk), &fx.table);
+    let name = lifecycle_fs::restore::entries_for(&wfs, "ws-retry").unwrap()[0].clone();
+    let policy = lifecycle_domain::retention::RetentionPolicy::default();
     let err =
-        lifecycle_core::restore::restore(&table, &wfs, &name, &policy, &Default::default(), now())
+        lifecycle_fs::restore::restore(&table, &wfs, &name, &policy, &Default::default(), now())
             .await
             .unwrap_err();
     assert!(err.to_string().contains("PutItem"), "{err}");
@@ -1056,7 +1055,7 @@ async fn a_restore_whose_record_write_fails_leaves_the_entry_as_it_was() {
     assert!(!fx.workspace_dir("acme", "ws-retry").exists());
     // Once the table answers, the same restore succeeds.
     proxy.set_rules(&[]);
-    lifecycle_core::restore::restore(&table, &wfs, &name, &policy, &Default::default(), now())
+    lifecycle_fs::restore::restore(&table, &wfs, &name, &policy, &Default::default(), now())
         .await
         .unwrap();
     assert!(fx.workspace_dir("acme", "ws-retry").join("a/b/f0").exists());

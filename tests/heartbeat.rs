@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use heartbeat::HeartbeatError;
-use lifecycle_core::ports::{ServiceError, WorkspaceTable};
-use lifecycle_core::record::Observed;
-use lifecycle_core::WorkspaceId;
+use lifecycle_domain::record::Attributes as Item;
+use lifecycle_domain::record::Observed;
+use lifecycle_domain::WorkspaceId;
 use lifecycle_integration_tests::*;
-use serde_dynamo::Item;
+use lifecycle_ports::ServiceError;
+use lifecycle_ports::WorkspaceTable;
 use serde_json::{json, Value};
 
 const DAY: i64 = 86_400;
@@ -36,7 +37,7 @@ fn record(fx: &Fixture, ws: &str, now: i64, idle: i64) -> HashMap<String, Attrib
 #[tokio::test]
 async fn dispatch_extends_and_out_of_order_never_shortens() {
     let fx = Fixture::new().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     fx.put(&record(&fx, "ws-1", now, 10 * DAY)).await;
     let hb = fx.heartbeat(&[]);
 
@@ -82,7 +83,7 @@ async fn unknown_ids_leave_no_record_and_invalid_ids_are_reported() {
     let summary = hb
         .handle(
             json!({"workspaceIds": ["ws-gone", "../..", ""]}),
-            lifecycle_core::now_epoch(),
+            lifecycle_domain::time::now_epoch(),
         )
         .await
         .unwrap();
@@ -103,7 +104,7 @@ async fn unknown_ids_leave_no_record_and_invalid_ids_are_reported() {
 #[tokio::test]
 async fn expired_but_not_yet_deleted_is_saved_and_held_is_untouched() {
     let fx = Fixture::new().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     fx.put(&record(&fx, "ws-lapsed", now, 31 * DAY)).await;
     let mut held = fx.record("acme", "ws-held", None);
     held.remove("expiresAt");
@@ -134,7 +135,7 @@ async fn expired_but_not_yet_deleted_is_saved_and_held_is_untouched() {
 async fn duplicate_ids_cost_one_write_and_tier_sets_retention() {
     let proxy = FaultProxy::start(&["UpdateItem=slow1:1.0"]);
     let fx = Fixture::with_endpoint(&proxy.endpoint).await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     let mut free = record(&fx, "ws-free", now, 2 * DAY);
     free.insert("tier".into(), AttributeValue::S("free".into()));
     fx.put(&free).await;
@@ -158,7 +159,7 @@ async fn duplicate_ids_cost_one_write_and_tier_sets_retention() {
 #[tokio::test]
 async fn ecs_task_state_change_touches_by_env_or_by_described_tags() {
     let fx = Fixture::new().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     fx.put(&record(&fx, "ws-env", now, DAY)).await;
     fx.put(&record(&fx, "ws-tag", now, DAY)).await;
     let tagged_arn = fx.run_task_for("ws-tag", true).await;
@@ -182,13 +183,13 @@ async fn ecs_task_state_change_touches_by_env_or_by_described_tags() {
 }
 
 fn chrono_like(epoch: i64) -> String {
-    lifecycle_core::rfc3339(epoch)
+    lifecycle_domain::time::rfc3339(epoch)
 }
 
 #[tokio::test]
 async fn scheduled_scan_touches_every_running_workspace() {
     let fx = Fixture::new().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     let ids: Vec<String> = (0..250).map(|i| format!("ws-{i:03}")).collect();
     for id in &ids {
         fx.put(&record(&fx, id, now, 10 * DAY)).await;
@@ -217,7 +218,7 @@ async fn scheduled_scan_touches_every_running_workspace() {
 #[tokio::test]
 async fn recompute_after_a_downgrade_shortens_and_says_so() {
     let fx = Fixture::new().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     let mut downgraded = record(&fx, "ws-1", now, DAY);
     downgraded.insert("tier".into(), AttributeValue::S("free".into()));
     fx.put(&downgraded).await;
@@ -287,7 +288,7 @@ async fn recompute_after_a_downgrade_shortens_and_says_so() {
 async fn one_notice_per_expiry_and_a_new_one_after_extension() {
     let fx = Fixture::new().await;
     let (bus, queue) = fx.notice_bus().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     fx.put(&record(&fx, "ws-soon", now, 28 * DAY)).await; // expires in 2 days
     fx.put(&record(&fx, "ws-later", now, 20 * DAY)).await; // expires in 10 days
     let mut held = record(&fx, "ws-held", now, 28 * DAY);
@@ -346,7 +347,7 @@ async fn one_notice_per_expiry_and_a_new_one_after_extension() {
 async fn throttling_is_retried_by_the_sdk_and_surfaced_when_it_persists() {
     let proxy = FaultProxy::start(&["UpdateItem=throttle:first2"]);
     let fx = Fixture::with_endpoint(&proxy.endpoint).await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     fx.put(&record(&fx, "ws-1", now, DAY)).await;
     fx.put(&record(&fx, "ws-2", now, DAY)).await;
     let hb = fx.heartbeat(&[]);
@@ -380,7 +381,7 @@ async fn throttling_is_retried_by_the_sdk_and_surfaced_when_it_persists() {
 /// with the item given for its id) right before the function's first conditional write to it: the
 /// widest possible race between the function's read and its write, without timing.
 struct ChangedBeforeWrite {
-    inner: lifecycle_core::aws::DynamoTable,
+    inner: lifecycle_aws::DynamoTable,
     raw: aws_sdk_dynamodb::Client,
     table: String,
     pending: std::sync::Mutex<HashMap<String, HashMap<String, AttributeValue>>>,
@@ -396,7 +397,7 @@ impl ChangedBeforeWrite {
             })
             .collect();
         Self {
-            inner: lifecycle_core::aws::DynamoTable::new(fx.ddb.clone(), &fx.table),
+            inner: lifecycle_aws::DynamoTable::new(fx.ddb.clone(), &fx.table),
             raw: fx.ddb.clone(),
             table: fx.table.clone(),
             pending: std::sync::Mutex::new(pending),
@@ -487,7 +488,7 @@ fn s(v: &str) -> AttributeValue {
 #[tokio::test]
 async fn a_recompute_planned_before_an_upgrade_or_a_hold_never_lands() {
     let fx = Fixture::new().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     // Both look like free workspaces idle for 10 days: recompute plans an expiry 3 days ago.
     let free = with(
         &record(&fx, "ws-up", now, 10 * DAY),
@@ -527,7 +528,7 @@ async fn a_recompute_planned_before_an_upgrade_or_a_hold_never_lands() {
 #[tokio::test]
 async fn an_extension_planned_before_a_downgrade_never_lands() {
     let fx = Fixture::new().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     let enterprise = with(
         &record(&fx, "ws-1", now, 10 * DAY),
         &[
@@ -556,7 +557,7 @@ async fn an_extension_planned_before_a_downgrade_never_lands() {
 async fn a_notice_claimed_on_a_stale_read_is_re_read_and_carries_the_new_tier() {
     let fx = Fixture::new().await;
     let (bus, queue) = fx.notice_bus().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     let soon = record(&fx, "ws-soon", now, 28 * DAY); // pro, expires in 2 days
     fx.put(&soon).await;
     let upgraded = with(&soon, &[("tier", Some(s("enterprise")))]);
@@ -572,7 +573,7 @@ async fn a_notice_claimed_on_a_stale_read_is_re_read_and_carries_the_new_tier() 
 #[tokio::test]
 async fn an_unreadable_record_in_use_is_kept_alive_and_reported_after_the_valid_work() {
     let fx = Fixture::new().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     let longest = 90 * DAY;
     // About to lapse, in use, and unreadable for three different reasons; one held; one fine.
     let lapsing = |ws: &str| with(&record(&fx, ws, now, 29 * DAY), &[]);
@@ -651,7 +652,7 @@ async fn a_failed_put_events_call_fails_only_its_own_notices() {
     let proxy = FaultProxy::start(&[]);
     let fx = Fixture::with_endpoint(&proxy.endpoint).await;
     let (bus, queue) = fx.notice_bus().await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     for i in 0..15 {
         fx.put(&record(&fx, &format!("ws-{i:02}"), now, 28 * DAY))
             .await;
@@ -687,7 +688,7 @@ async fn a_failed_put_events_call_fails_only_its_own_notices() {
 async fn unprocessed_keys_are_a_failed_read_never_unknown() {
     let proxy = FaultProxy::start(&["BatchGetItem=partial:first1"]);
     let fx = Fixture::with_endpoint(&proxy.endpoint).await;
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     fx.put(&record(&fx, "ws-1", now, DAY)).await;
     fx.put(&record(&fx, "ws-2", now, DAY)).await;
     let hb = fx.heartbeat(&[]);

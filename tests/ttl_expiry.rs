@@ -4,11 +4,12 @@ use std::fs;
 use std::os::unix::fs::symlink;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lifecycle_core::ports::{ServiceError, WorkspaceTable};
-use lifecycle_core::record::Observed;
-use lifecycle_core::WorkspaceId;
+use lifecycle_domain::record::Attributes as Item;
+use lifecycle_domain::record::Observed;
+use lifecycle_domain::WorkspaceId;
 use lifecycle_integration_tests::*;
-use serde_dynamo::Item;
+use lifecycle_ports::ServiceError;
+use lifecycle_ports::WorkspaceTable;
 use serde_json::{json, Value};
 
 fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
@@ -33,7 +34,7 @@ fn trash_entries(fx: &Fixture) -> Vec<String> {
 
 async fn handle(f: &ttl_expiry::TtlExpiry, event: Value) -> Vec<String> {
     let response = f
-        .handle(event, lifecycle_core::now_epoch(), None)
+        .handle(event, lifecycle_domain::time::now_epoch(), None)
         .await
         .expect("a stream event");
     failures(&response)
@@ -229,7 +230,7 @@ async fn in_use_workspace_is_kept_and_its_record_put_back() {
     let busy = fx.record("acme", "ws-busy", Some(&ap));
     let env = fx.record("acme", "ws-env", None);
 
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     assert!(handle(
         &fx.ttl_expiry(&[]),
         batch(vec![ttl_remove(&busy), ttl_remove(&env)])
@@ -461,7 +462,7 @@ async fn a_record_that_cannot_be_read_is_still_a_record() {
         r.insert("retentionDays".into(), AttributeValue::N("-1".into()));
         r
     };
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     assert!(handle(
         &fx.ttl_expiry(&[]),
         batch(vec![
@@ -503,7 +504,7 @@ async fn when_the_sweeper_was_first_the_entry_gets_its_record() {
     // directory as an orphan, without a record.
     let sweeper = fx.sweeper(&[("ORPHAN_MIN_AGE_HOURS", "1")]);
     let summary = sweeper
-        .run(lifecycle_core::now_epoch() + 7_200, None)
+        .run(lifecycle_domain::time::now_epoch() + 7_200, None)
         .await
         .unwrap();
     assert_eq!(summary.actions.len(), 1, "{summary:?}");
@@ -548,7 +549,7 @@ struct Hooked {
 enum Hook {
     /// The record is re-created right after the `at`-th consistent read returns: the world
     /// changing between a check and an act.
-    RecreateAfterRead { at: u32, item: serde_dynamo::Item },
+    RecreateAfterRead { at: u32, item: Item },
     /// A read of this workspace panics (an injected bug).
     PanicFor(&'static str),
 }
@@ -631,7 +632,7 @@ async fn a_record_recreated_between_the_check_and_the_move_keeps_its_data() {
             f.table.clone(),
             Hook::RecreateAfterRead {
                 at,
-                item: Item::from(rec.clone()),
+                item: lifecycle_aws::codec::from_item(rec.clone()),
             },
         );
         assert!(handle(&f, batch(vec![ttl_remove(&rec)])).await.is_empty());
@@ -656,7 +657,7 @@ async fn two_generations_expiring_in_the_same_second_keep_their_own_records() {
     let first_data = snapshot(&fx.make_workspace("acme", "ws-gen"));
     let mut first = fx.record("acme", "ws-gen", None);
     first.insert("generation".into(), AttributeValue::N("1".into()));
-    let same_second = (lifecycle_core::now_epoch() - 100) as f64;
+    let same_second = (lifecycle_domain::time::now_epoch() - 100) as f64;
     let mut r1 = ttl_remove(&first);
     r1["dynamodb"]["ApproximateCreationDateTime"] = json!(same_second);
     let f = fx.ttl_expiry(&[]);

@@ -8,7 +8,6 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::config::{Credentials, Region};
@@ -16,9 +15,9 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, StreamSpecification, StreamViewType,
 };
-use lifecycle_core::aws::{sdk_config_loader, DynamoTable, EcsTasks, EfsAccessPoints};
-use lifecycle_core::config::{Config, Env};
-use lifecycle_core::efs::WorkspaceFs;
+use lifecycle_aws::sdk_config_loader;
+use lifecycle_runtime::config::{Config, Env};
+use lifecycle_runtime::{Aws, Function};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -217,8 +216,8 @@ impl Fixture {
         self.root().join(tenant).join(ws)
     }
 
-    /// The function's configuration as the template would set it, plus `overrides`.
-    pub fn config(&self, overrides: &[(&str, &str)]) -> Config {
+    /// The functions' variables as the template would set them, plus `overrides`.
+    pub fn vars(&self, overrides: &[(&str, &str)]) -> HashMap<String, String> {
         let mut vars: HashMap<String, String> = HashMap::from([
             ("WORKSPACE_TABLE".into(), self.table.clone()),
             ("EFS_ROOT".into(), self.root().display().to_string()),
@@ -230,68 +229,39 @@ impl Fixture {
         for (k, v) in overrides {
             vars.insert(k.to_string(), v.to_string());
         }
+        vars
+    }
+
+    /// The function's configuration as the template would set it, plus `overrides`.
+    pub fn config(&self, overrides: &[(&str, &str)]) -> Config {
+        let vars = self.vars(overrides);
         Config::from(&Env(move |k: &str| vars.get(k).cloned())).expect("valid config")
     }
 
+    /// A function built as its `main` builds it (the same wiring), from the template's
+    /// variables plus `overrides`, with this fixture's SDK configuration.
+    pub fn function<F: Function>(&self, overrides: &[(&str, &str)]) -> F {
+        let vars = self.vars(overrides);
+        F::build(
+            &Env(move |k: &str| vars.get(k).cloned()),
+            &Aws::new(self.sdk.clone()),
+        )
+        .expect("the function builds")
+    }
+
     pub fn heartbeat(&self, overrides: &[(&str, &str)]) -> heartbeat::Heartbeat {
-        let mut vars: HashMap<String, String> =
-            HashMap::from([("NOTICE_EVENT_BUS".into(), "off".into())]);
-        for (k, v) in overrides {
-            vars.insert(k.to_string(), v.to_string());
-        }
-        let settings = heartbeat::Settings::from(&Env(move |k: &str| vars.get(k).cloned()))
-            .expect("valid settings");
-        let config = self.config(overrides);
-        heartbeat::Heartbeat {
-            table: Arc::new(DynamoTable::new(
-                aws_sdk_dynamodb::Client::new(&self.sdk),
-                &config.table,
-            )),
-            tasks: config.ecs_cluster.as_ref().map(|c| {
-                Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(&self.sdk), c))
-                    as Arc<dyn lifecycle_core::ports::Tasks>
-            }),
-            notices: settings.notice_bus.as_ref().map(|bus| {
-                Arc::new(lifecycle_core::aws::EventBridgeNotices::new(
-                    aws_sdk_eventbridge::Client::new(&self.sdk),
-                    bus,
-                )) as Arc<dyn lifecycle_core::ports::Notices>
-            }),
-            config,
-            settings,
-        }
+        let mut with_bus = vec![("NOTICE_EVENT_BUS", "off")];
+        with_bus.extend_from_slice(overrides);
+        self.function(&with_bus)
     }
 
     pub fn sweeper(&self, overrides: &[(&str, &str)]) -> efs_sweeper::Sweeper {
-        let mut vars: HashMap<String, String> = HashMap::new();
-        for (k, v) in overrides {
-            vars.insert(k.to_string(), v.to_string());
-        }
-        let settings = efs_sweeper::Settings::from(&Env(move |k: &str| vars.get(k).cloned()))
-            .expect("valid settings");
-        let config = self.config(overrides);
-        efs_sweeper::Sweeper {
-            table: Arc::new(DynamoTable::new(
-                aws_sdk_dynamodb::Client::new(&self.sdk),
-                &config.table,
-            )),
-            access_points: Arc::new(EfsAccessPoints::new(aws_sdk_efs::Client::new(&self.sdk))),
-            tasks: config.ecs_cluster.as_ref().map(|c| {
-                Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(&self.sdk), c))
-                    as Arc<dyn lifecycle_core::ports::Tasks>
-            }),
-            fs: WorkspaceFs::new(&config.efs_root),
-            deleter: Arc::new(
-                lifecycle_core::deleter::ParallelDeleter::new(settings.delete_concurrency).unwrap(),
-            ),
-            config,
-            settings,
-        }
+        self.function(overrides)
     }
 
     /// An access point for `ws` whose `createdAt` tag says it was made `age_secs` ago.
     pub async fn create_aged_access_point(&self, tenant: &str, ws: &str, age_secs: i64) -> String {
-        let created = lifecycle_core::now_epoch() - age_secs;
+        let created = lifecycle_domain::time::now_epoch() - age_secs;
         self.efs
             .create_access_point()
             .file_system_id(&self.file_system_id)
@@ -322,19 +292,7 @@ impl Fixture {
     }
 
     pub fn pruner(&self, overrides: &[(&str, &str)]) -> ecr_pruner::Pruner {
-        let vars: HashMap<String, String> = overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let settings = ecr_pruner::Settings::from(&Env(move |k: &str| vars.get(k).cloned()))
-            .expect("valid settings");
-        ecr_pruner::Pruner::new(
-            Arc::new(lifecycle_core::aws::EcrRegistry::new(
-                aws_sdk_ecr::Client::new(&self.sdk),
-            )),
-            Arc::new(settings.inventory(&self.sdk)),
-            settings,
-        )
+        self.function(overrides)
     }
 
     /// A new, empty repository with a unique name.
@@ -566,20 +524,7 @@ impl Fixture {
     }
 
     pub fn ttl_expiry(&self, overrides: &[(&str, &str)]) -> ttl_expiry::TtlExpiry {
-        let config = self.config(overrides);
-        ttl_expiry::TtlExpiry {
-            table: Arc::new(DynamoTable::new(
-                aws_sdk_dynamodb::Client::new(&self.sdk),
-                &config.table,
-            )),
-            access_points: Arc::new(EfsAccessPoints::new(aws_sdk_efs::Client::new(&self.sdk))),
-            tasks: config.ecs_cluster.as_ref().map(|c| {
-                Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(&self.sdk), c))
-                    as Arc<dyn lifecycle_core::ports::Tasks>
-            }),
-            fs: WorkspaceFs::new(&config.efs_root),
-            config,
-        }
+        self.function(overrides)
     }
 
     /// A workspace record as the control plane writes it (not stored; see [`Fixture::put`]).
@@ -589,7 +534,7 @@ impl Fixture {
         ws: &str,
         access_point: Option<&str>,
     ) -> HashMap<String, AttributeValue> {
-        let now = lifecycle_core::now_epoch();
+        let now = lifecycle_domain::time::now_epoch();
         let mut item = HashMap::from([
             ("workspaceId".to_string(), AttributeValue::S(ws.into())),
             ("tenantId".to_string(), AttributeValue::S(tenant.into())),
@@ -836,8 +781,7 @@ pub fn ecr_ref(repo: &str, tag_or_digest: &str) -> String {
 static SEQUENCE: AtomicU32 = AtomicU32::new(100);
 
 fn image_json(item: &HashMap<String, AttributeValue>) -> Value {
-    let item: serde_dynamo::Item = item.clone().into();
-    serde_json::to_value(&item).unwrap()
+    serde_json::to_value(lifecycle_aws::codec::from_item(item.clone())).unwrap()
 }
 
 /// One stream record as DynamoDB Streams delivers it to Lambda. `ttl` adds the TTL service's
@@ -851,7 +795,7 @@ pub fn stream_record(
     let seq = format!("{:021}", SEQUENCE.fetch_add(1, Ordering::Relaxed));
     let key_source = old.or(new).expect("an image");
     let mut dynamodb = json!({
-        "ApproximateCreationDateTime": lifecycle_core::now_epoch() as f64,
+        "ApproximateCreationDateTime": lifecycle_domain::time::now_epoch() as f64,
         "Keys": {"workspaceId": image_json(key_source)["workspaceId"].clone()},
         "SequenceNumber": seq,
         "SizeBytes": 256,

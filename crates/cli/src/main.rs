@@ -11,15 +11,25 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use clap::{Parser, Subcommand};
-use lifecycle_core::aws::{sdk_config_loader, DynamoTable, EcrRegistry, EcsTasks, EfsAccessPoints};
-use lifecycle_core::config::{Config, Env, NO_CLUSTER, SHARED_VARS};
-use lifecycle_core::deleter::ParallelDeleter;
-use lifecycle_core::efs::WorkspaceFs;
-use lifecycle_core::layout::TrashName;
-use lifecycle_core::ports::{Tasks, WorkspaceTable};
-use lifecycle_core::prune::Verdict;
-use lifecycle_core::{now_epoch, StoredRecord, WorkspaceId};
+use lifecycle_aws::sdk_config_loader;
+use lifecycle_aws::DynamoTable;
+use lifecycle_aws::EcrRegistry;
+use lifecycle_aws::EcsTasks;
+use lifecycle_aws::EfsAccessPoints;
+use lifecycle_domain::layout::TrashName;
+use lifecycle_domain::prune::Verdict;
+use lifecycle_domain::time::now_epoch;
+use lifecycle_domain::StoredRecord;
+use lifecycle_domain::WorkspaceId;
+use lifecycle_fs::WorkspaceFs;
+use lifecycle_ports::Tasks;
+use lifecycle_ports::WorkspaceTable;
+use lifecycle_runtime::config::Config;
+use lifecycle_runtime::config::Env;
+use lifecycle_runtime::config::NO_CLUSTER;
+use lifecycle_runtime::config::SHARED_VARS;
 use serde_json::{json, Value};
+use tree_deleter::ParallelDeleter;
 
 #[derive(Parser)]
 #[command(
@@ -68,10 +78,10 @@ enum Command {
         workspace_id: String,
         /// The tier, where the trash kept no record (an orphan) or one that cannot be read.
         #[arg(long, value_parser = parse_tier)]
-        tier: Option<lifecycle_core::Tier>,
+        tier: Option<lifecycle_domain::Tier>,
         /// The subscription status, in the same cases.
         #[arg(long, value_parser = parse_status)]
-        status: Option<lifecycle_core::SubscriptionStatus>,
+        status: Option<lifecycle_domain::SubscriptionStatus>,
         /// The user, in the same cases.
         #[arg(long)]
         user: Option<String>,
@@ -196,7 +206,7 @@ impl Ctx {
             access_points: Arc::new(EfsAccessPoints::new(aws_sdk_efs::Client::new(&self.sdk))),
             tasks: config.ecs_cluster.as_ref().map(|c| {
                 Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(&self.sdk), c))
-                    as Arc<dyn lifecycle_core::ports::Tasks>
+                    as Arc<dyn lifecycle_ports::Tasks>
             }),
             fs: WorkspaceFs::new(&config.efs_root),
             deleter: Arc::new(ParallelDeleter::new(settings.delete_concurrency)?),
@@ -213,7 +223,8 @@ impl Ctx {
         settings.dry_run = dry_run;
         Ok(ecr_pruner::Pruner::new(
             Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&self.sdk))),
-            Arc::new(settings.inventory(&self.sdk)),
+            lifecycle_runtime::Aws::new(self.sdk.clone())
+                .deployments(settings.ecs_clusters.as_deref()),
             settings,
         ))
     }
@@ -283,7 +294,7 @@ async fn run(cli: Cli) -> Result<()> {
             user,
             entry,
         } => {
-            let supplied = lifecycle_core::restore::Supplied {
+            let supplied = lifecycle_fs::restore::Supplied {
                 tier,
                 subscription_status: status,
                 user_id: user,
@@ -348,7 +359,7 @@ fn print_json_or(json: bool, value: &Value, table: impl FnOnce()) {
 }
 
 fn date(epoch: i64) -> String {
-    lifecycle_core::format_epoch(epoch)
+    lifecycle_domain::time::format_epoch(epoch)
 }
 
 fn human(bytes: u64) -> String {
@@ -366,21 +377,21 @@ fn human(bytes: u64) -> String {
     }
 }
 
-fn print_sweep_plan(plan: &lifecycle_core::sweep::SweepPlan) {
+fn print_sweep_plan(plan: &lifecycle_domain::sweep::SweepPlan) {
     println!("{:<20} {:<60} REASON", "ACTION", "TARGET");
     for a in &plan.actions {
         let kind = match &a.target {
-            lifecycle_core::sweep::SweepTarget::PurgeTrash { .. } => "purge_trash",
-            lifecycle_core::sweep::SweepTarget::FinishStaged { .. } => "finish_staged",
-            lifecycle_core::sweep::SweepTarget::TrashOrphan { .. } => "move_to_trash",
-            lifecycle_core::sweep::SweepTarget::DeleteAccessPoint { .. } => "delete_access_point",
-            lifecycle_core::sweep::SweepTarget::MarkAccessPoint { .. } => "mark_access_point",
-            lifecycle_core::sweep::SweepTarget::UnmarkAccessPoint { .. } => "unmark_access_point",
+            lifecycle_domain::sweep::SweepTarget::PurgeTrash { .. } => "purge_trash",
+            lifecycle_domain::sweep::SweepTarget::FinishStaged { .. } => "finish_staged",
+            lifecycle_domain::sweep::SweepTarget::TrashOrphan { .. } => "move_to_trash",
+            lifecycle_domain::sweep::SweepTarget::DeleteAccessPoint { .. } => "delete_access_point",
+            lifecycle_domain::sweep::SweepTarget::MarkAccessPoint { .. } => "mark_access_point",
+            lifecycle_domain::sweep::SweepTarget::UnmarkAccessPoint { .. } => "unmark_access_point",
         };
         println!(
             "{:<20} {:<60} {}",
             kind,
-            lifecycle_core::sweep::describe(&a.target),
+            lifecycle_domain::sweep::describe(&a.target),
             a.reason.as_str()
         );
     }
@@ -397,7 +408,7 @@ fn print_sweep_plan(plan: &lifecycle_core::sweep::SweepPlan) {
     }
 }
 
-fn print_prune_plans(plans: &[lifecycle_core::prune::RepoPlan]) {
+fn print_prune_plans(plans: &[lifecycle_domain::prune::RepoPlan]) {
     let (mut deleted, mut bytes) = (0, 0);
     for plan in plans {
         println!("{}:", plan.repository);
@@ -509,12 +520,12 @@ async fn apply(ctx: &Ctx, what: Job, yes: bool, json: bool, now: i64) -> Result<
     Ok(())
 }
 
-fn parse_tier(text: &str) -> Result<lifecycle_core::Tier, String> {
+fn parse_tier(text: &str) -> Result<lifecycle_domain::Tier, String> {
     serde_json::from_value(serde_json::Value::String(text.into()))
         .map_err(|_| format!("{text:?} is not free, pro or enterprise"))
 }
 
-fn parse_status(text: &str) -> Result<lifecycle_core::SubscriptionStatus, String> {
+fn parse_status(text: &str) -> Result<lifecycle_domain::SubscriptionStatus, String> {
     serde_json::from_value(serde_json::Value::String(text.into()))
         .map_err(|_| format!("{text:?} is not active, suspended or cancelled"))
 }
@@ -523,14 +534,14 @@ async fn restore(
     ctx: &Ctx,
     workspace_id: &str,
     chosen: Option<&str>,
-    supplied: &lifecycle_core::restore::Supplied,
+    supplied: &lifecycle_fs::restore::Supplied,
     json: bool,
     now: i64,
 ) -> Result<()> {
     let config = ctx.read_config()?;
     let ws = WorkspaceId::parse(workspace_id)?;
     let fs = WorkspaceFs::new(&config.efs_root);
-    let entries = lifecycle_core::restore::entries_for(&fs, ws.as_str())?;
+    let entries = lifecycle_fs::restore::entries_for(&fs, ws.as_str())?;
     let grace = i64::from(config.trash_grace_days) * 86_400;
     let within: Vec<&TrashName> = entries
         .iter()
@@ -569,7 +580,7 @@ async fn restore(
         }
     };
     let table = ctx.table(&config);
-    let restored = lifecycle_core::restore::restore(
+    let restored = lifecycle_fs::restore::restore(
         table.as_ref(),
         &fs,
         entry,
@@ -655,7 +666,7 @@ async fn status(ctx: &Ctx, json: bool, now: i64) -> Result<()> {
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
     let (mut held, mut within_day, mut within_week, mut invalid) = (0, 0, 0, 0);
     for item in items.iter().cloned() {
-        let Ok(stored) = StoredRecord::from_item(item) else {
+        let Ok(stored) = StoredRecord::parse(item) else {
             invalid += 1;
             continue;
         };
@@ -700,8 +711,8 @@ async fn status(ctx: &Ctx, json: bool, now: i64) -> Result<()> {
         .filter(|a| {
             !matches!(
                 a.target,
-                lifecycle_core::sweep::SweepTarget::PurgeTrash { .. }
-                    | lifecycle_core::sweep::SweepTarget::UnmarkAccessPoint { .. }
+                lifecycle_domain::sweep::SweepTarget::PurgeTrash { .. }
+                    | lifecycle_domain::sweep::SweepTarget::UnmarkAccessPoint { .. }
             )
         })
         .count()
@@ -763,10 +774,12 @@ async fn expire(ctx: &Ctx, json: bool, now: i64) -> Result<()> {
     let table = ctx.table(&config);
     let mut records = Vec::new();
     for item in table.scan(Some((0, now))).await? {
-        let Some(key) = item.get("workspaceId").cloned() else {
+        let Some(key) = item
+            .workspace_id()
+            .map(|id| AttributeValue::S(id.to_string()))
+        else {
             continue;
         };
-        let key: AttributeValue = key.into();
         // Delete only if still expired: a heartbeat may have just saved it.
         let out = client
             .delete_item()

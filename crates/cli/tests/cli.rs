@@ -51,7 +51,7 @@ fn json_of(fx: &Fixture, args: &[&str]) -> Value {
 }
 
 async fn seed(fx: &Fixture) {
-    let now = lifecycle_core::now_epoch();
+    let now = lifecycle_domain::time::now_epoch();
     for (ws, tier, status, exp) in [
         ("ws-free", "free", "active", now - 60),
         ("ws-pro", "pro", "active", now + 3 * 3600),
@@ -136,7 +136,7 @@ async fn expire_then_restore_round_trip_is_byte_identical() {
 async fn plan_is_stable_and_apply_does_exactly_the_plan() {
     let fx = Fixture::new().await;
     seed(&fx).await;
-    let old = lifecycle_core::now_epoch() - 10 * 86_400;
+    let old = lifecycle_domain::time::now_epoch() - 10 * 86_400;
     std::fs::create_dir_all(
         fx.root()
             .join(".trash")

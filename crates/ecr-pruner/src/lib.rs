@@ -1,20 +1,31 @@
 //! ecr-pruner: lists every selected repository, builds the set of digests in use, plans with
-//! [`lifecycle_core::prune::plan_repository`], then right before deleting re-reads both and plans
-//! again ([`lifecycle_core::prune::replan_repository`]), deleting only what both plans delete, in
+//! [`lifecycle_domain::prune::plan_repository`], then right before deleting re-reads both and plans
+//! again ([`lifecycle_domain::prune::replan_repository`]), deleting only what both plans delete, in
 //! waves (indexes before their children, subjects before their referrers) with per-image retries.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use lifecycle_core::config::{ConfigError, Env};
-use lifecycle_core::observe::{emit_metrics, Action};
-use lifecycle_core::ports::{Deployments, ImageUse, Registry, ServiceError};
-use lifecycle_core::prune::{
-    in_use_in, manifest_facts, plan_repository, replan_repository, Image, ManifestFacts,
-    PrunePolicy, RepoPlan, Subject, Verdict,
-};
+use lifecycle_domain::prune::in_use_in;
+use lifecycle_domain::prune::manifest_facts;
+use lifecycle_domain::prune::plan_repository;
+use lifecycle_domain::prune::replan_repository;
+use lifecycle_domain::prune::Image;
+use lifecycle_domain::prune::ImageUse;
+use lifecycle_domain::prune::ManifestFacts;
+use lifecycle_domain::prune::PrunePolicy;
+use lifecycle_domain::prune::RepoPlan;
+use lifecycle_domain::prune::Subject;
+use lifecycle_domain::prune::Verdict;
+use lifecycle_domain::reasons::Action;
+use lifecycle_ports::Deployments;
+use lifecycle_ports::Registry;
+use lifecycle_ports::ServiceError;
+use lifecycle_runtime::config::ConfigError;
+use lifecycle_runtime::config::Env;
+use lifecycle_runtime::observe::emit_metrics;
+use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -80,31 +91,28 @@ impl Settings {
     }
 }
 
-impl Settings {
-    /// What these settings count as "in use": ECS (every cluster unless `ECS_CLUSTERS` names
-    /// some) and Lambda functions packaged as images.
-    pub fn inventory(&self, sdk: &aws_config::SdkConfig) -> Inventory {
-        let ecs = lifecycle_core::aws::EcsDeployments::new(aws_sdk_ecs::Client::new(sdk));
-        let ecs = match &self.ecs_clusters {
-            Some(clusters) => ecs.only_clusters(clusters.clone()),
-            None => ecs,
-        };
-        let lambda = lifecycle_core::aws::LambdaFunctions::new(aws_sdk_lambda::Client::new(sdk));
-        Inventory(vec![Arc::new(ecs), Arc::new(lambda)])
+impl Function for Pruner {
+    const VARS: &'static [&'static str] = Settings::VARS;
+
+    type Output = PruneSummary;
+    type Error = PruneError;
+
+    fn build<L: Fn(&str) -> Option<String>>(env: &Env<L>, aws: &Aws) -> Result<Self, BuildError> {
+        let settings = Settings::from(env)?;
+        Ok(Self::new(
+            aws.registry(),
+            aws.deployments(settings.ecs_clusters.as_deref()),
+            settings,
+        ))
     }
-}
 
-/// Every source of "in use", read one after the other; any failure fails the whole read.
-pub struct Inventory(pub Vec<Arc<dyn Deployments>>);
-
-#[async_trait]
-impl Deployments for Inventory {
-    async fn images_in_use(&self, keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError> {
-        let mut uses = Vec::new();
-        for source in &self.0 {
-            uses.extend(source.images_in_use(keep_revisions).await?);
-        }
-        Ok(uses)
+    /// Any event runs the pruner (the daily schedule's, or a manual invoke).
+    async fn handle(
+        &self,
+        _event: serde_json::Value,
+        invocation: Invocation,
+    ) -> Result<PruneSummary, PruneError> {
+        self.run(invocation.now).await
     }
 }
 
@@ -469,7 +477,7 @@ impl Pruner {
         for d in plan.decisions.iter().filter(|d| d.verdict == Verdict::Keep) {
             *out.kept.entry(d.reason.as_str().to_string()).or_default() += 1;
         }
-        let decision_of: BTreeMap<&str, &lifecycle_core::prune::Decision> = plan
+        let decision_of: BTreeMap<&str, &lifecycle_domain::prune::Decision> = plan
             .decisions
             .iter()
             .map(|d| (d.digest.as_str(), d))
@@ -518,7 +526,7 @@ impl Pruner {
                         Ok(()) => {
                             self.record_deleted(&mut out, decision_of[digest.as_str()], false)
                         }
-                        Err(e) if e.retryable && attempt < DELETE_ATTEMPTS => {
+                        Err(e) if e.is_retryable() && attempt < DELETE_ATTEMPTS => {
                             warn!(digest = %digest, error = %e, attempt, "delete failed; retrying");
                             pending.push(digest);
                         }
@@ -542,7 +550,7 @@ impl Pruner {
     fn record_deleted(
         &self,
         out: &mut RepoSummary,
-        decision: &lifecycle_core::prune::Decision,
+        decision: &lifecycle_domain::prune::Decision,
         dry_run: bool,
     ) {
         *out.deleted
@@ -567,9 +575,11 @@ impl Pruner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifecycle_core::memory::{MemoryDeployments, MemoryRegistry};
-    use lifecycle_core::ports::ImageDetail;
-    use lifecycle_core::prune::{InUseKind, INDEX_MEDIA_TYPES};
+    use lifecycle_domain::prune::ImageDetail;
+    use lifecycle_domain::prune::InUseKind;
+    use lifecycle_domain::prune::INDEX_MEDIA_TYPES;
+    use lifecycle_ports::fakes::MemoryDeployments;
+    use lifecycle_ports::fakes::MemoryRegistry;
 
     const DAY: i64 = 86_400;
     const NOW: i64 = 1_000 * DAY;
@@ -711,7 +721,7 @@ mod tests {
         for n in [1, 2] {
             reg.delete_failures.lock().unwrap().insert(
                 d(n),
-                ServiceError::new("ECR BatchDeleteImage", "InvalidImageDigest: no", false),
+                ServiceError::permanent("ECR BatchDeleteImage", "InvalidImageDigest: no"),
             );
         }
         let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
@@ -737,7 +747,7 @@ mod tests {
         image(&reg, 2, &[], 30);
         reg.delete_failures.lock().unwrap().insert(
             d(1),
-            ServiceError::new("ECR BatchDeleteImage", "KmsError: busy", true),
+            ServiceError::retryable("ECR BatchDeleteImage", "KmsError: busy"),
         );
         let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
         let calls = reg.delete_calls.lock().unwrap().clone();

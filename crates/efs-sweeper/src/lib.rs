@@ -1,29 +1,48 @@
 //! efs-sweeper: weekly, purges trash entries whose grace has elapsed, moves workspace
 //! directories that no record owns into the trash, and deletes workspace access points no record
 //! owns (marking those of unknown age first, so a later run can delete them).
-//! List, plan ([`lifecycle_core::sweep::plan_sweep`]), re-check, act, report.
+//! List, plan ([`lifecycle_domain::sweep::plan_sweep`]), re-check, act, report.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use lifecycle_core::config::{Config, ConfigError, Env};
-use lifecycle_core::deleter::{ParallelDeleter, DEFAULT_DELETE_WORKERS};
-use lifecycle_core::efs::Presence;
-use lifecycle_core::efs::{FsError, MoveOutcome, WorkspaceFs};
-use lifecycle_core::layout::TrashName;
-use lifecycle_core::layout::{fresh_nonce, PURGING_PREFIX};
-use lifecycle_core::observe::{emit_metrics, Action, Audit};
-use lifecycle_core::ports::{AccessPoints, ServiceError, Tasks, WorkspaceTable, ORPHAN_SINCE_TAG};
-use lifecycle_core::record::attr;
-use lifecycle_core::sweep::{
-    describe, owners_from, plan_sweep, AccessPointEntry, SweepPlan, SweepReason, SweepRules,
-    SweepTarget,
-};
-use lifecycle_core::tasks::{InUse, WorkspaceRef};
-use lifecycle_core::{TenantId, WorkspaceId};
+use lifecycle_domain::access_point::ORPHAN_SINCE_TAG;
+use lifecycle_domain::layout::fresh_nonce;
+use lifecycle_domain::layout::TrashName;
+use lifecycle_domain::layout::PURGING_PREFIX;
+use lifecycle_domain::reasons::Action;
+use lifecycle_domain::record::attr;
+use lifecycle_domain::record::Value as StoredValue;
+use lifecycle_domain::sweep::describe;
+use lifecycle_domain::sweep::owners_from;
+use lifecycle_domain::sweep::plan_sweep;
+use lifecycle_domain::sweep::AccessPointEntry;
+use lifecycle_domain::sweep::SweepPlan;
+use lifecycle_domain::sweep::SweepReason;
+use lifecycle_domain::sweep::SweepRules;
+use lifecycle_domain::sweep::SweepTarget;
+use lifecycle_domain::tasks::InUse;
+use lifecycle_domain::tasks::WorkspaceRef;
+use lifecycle_domain::TenantId;
+use lifecycle_domain::WorkspaceId;
+use lifecycle_fs::FsError;
+use lifecycle_fs::MoveOutcome;
+use lifecycle_fs::Presence;
+use lifecycle_fs::WorkspaceFs;
+use lifecycle_ports::AccessPoints;
+use lifecycle_ports::ServiceError;
+use lifecycle_ports::Tasks;
+use lifecycle_ports::WorkspaceTable;
+use lifecycle_runtime::config::Config;
+use lifecycle_runtime::config::ConfigError;
+use lifecycle_runtime::config::Env;
+use lifecycle_runtime::observe::emit_metrics;
+use lifecycle_runtime::observe::Audit;
+use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
 use serde::Serialize;
-use serde_dynamo::AttributeValue;
 use tracing::{info, warn};
+use tree_deleter::ParallelDeleter;
+use tree_deleter::DEFAULT_DELETE_WORKERS;
 
 /// efs-sweeper's own settings, beside the shared [`Config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +55,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The variables the sweeper reads beside [`lifecycle_core::config::SHARED_VARS`].
+    /// The variables the sweeper reads beside [`lifecycle_runtime::config::SHARED_VARS`].
     pub const VARS: &'static [&'static str] = &[
         "ORPHAN_MIN_AGE_HOURS",
         "MAX_ACTIONS",
@@ -76,6 +95,37 @@ pub struct Sweeper {
     pub deleter: Arc<ParallelDeleter>,
     pub config: Config,
     pub settings: Settings,
+}
+
+impl Function for Sweeper {
+    const VARS: &'static [&'static str] = Settings::VARS;
+    /// A purge stops cleanly; the rest waits for the next run.
+    const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+    type Output = SweepSummary;
+    type Error = SweepError;
+
+    fn build<L: Fn(&str) -> Option<String>>(env: &Env<L>, aws: &Aws) -> Result<Self, BuildError> {
+        let (config, settings) = (Config::from(env)?, Settings::from(env)?);
+        Ok(Self {
+            table: aws.table(&config),
+            access_points: aws.access_points(),
+            tasks: aws.tasks(&config),
+            fs: WorkspaceFs::new(&config.efs_root),
+            deleter: Arc::new(ParallelDeleter::new(settings.delete_concurrency)?),
+            config,
+            settings,
+        })
+    }
+
+    /// Any event runs the sweep (the schedule's, or a manual invoke).
+    async fn handle(
+        &self,
+        _event: serde_json::Value,
+        invocation: Invocation,
+    ) -> Result<SweepSummary, SweepError> {
+        self.run(invocation.now, invocation.deadline).await
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +169,7 @@ pub struct SweepSummary {
     pub actions: Vec<Done>,
     /// Planned actions not taken at the last moment (re-created record, deadline, error).
     pub not_done: Vec<Done>,
-    pub skipped: Vec<lifecycle_core::sweep::Skip>,
+    pub skipped: Vec<lifecycle_domain::sweep::Skip>,
     pub cap_exceeded: Option<String>,
     pub files_freed: u64,
     pub bytes_freed: u64,
@@ -170,10 +220,10 @@ impl Sweeper {
             .iter()
             .filter_map(
                 |item| match (item.get(attr::WORKSPACE_ID), item.get(attr::TENANT_ID)) {
-                    (Some(AttributeValue::S(ws)), Some(AttributeValue::S(t))) => {
+                    (Some(StoredValue::S(ws)), Some(StoredValue::S(t))) => {
                         Some((ws.clone(), t.clone()))
                     }
-                    (Some(AttributeValue::S(ws)), _) => Some((ws.clone(), String::new())),
+                    (Some(StoredValue::S(ws)), _) => Some((ws.clone(), String::new())),
                     _ => None,
                 },
             )
@@ -417,7 +467,7 @@ impl Sweeper {
             SweepTarget::FinishStaged { entry } => {
                 let name: TrashName = entry
                     .parse()
-                    .map_err(|e: lifecycle_core::layout::TrashNameError| e.to_string())?;
+                    .map_err(|e: lifecycle_domain::layout::TrashNameError| e.to_string())?;
                 if dry_run {
                     audit(&describe(target), None, Action::MoveToTrash, reason, true).emit();
                     return Ok(done(reason.as_str(), None, None));
@@ -646,7 +696,7 @@ impl Sweeper {
                 .map_err(|e| e.to_string())?
                 .into_iter()
                 .filter(|ap| {
-                    lifecycle_core::access_point::identify(ap, &self.config.access_points)
+                    lifecycle_domain::access_point::identify(ap, &self.config.access_points)
                         .is_ok_and(|owner| owner.workspace.as_str() == ws.as_str())
                 })
                 .map(|ap| ap.id)
@@ -720,7 +770,7 @@ fn audit(
     reason: SweepReason,
     dry_run: bool,
 ) -> Audit {
-    let mut line = Audit::coded(what, action, reason.as_str(), dry_run);
+    let mut line = Audit::new(what, action, reason, dry_run);
     if let Some(t) = tenant {
         line = line.tenant(t);
     }

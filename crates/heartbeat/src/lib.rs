@@ -6,18 +6,40 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
-use lifecycle_core::activity::{
-    dedup_ids, notice_due, parse_input, plan_keep_alive, plan_recompute, plan_touch,
-    HeartbeatInput, InputError, RecomputePlan, RecomputeScope, SkipReason, TouchPlan,
-};
-use lifecycle_core::config::{Config, ConfigError, Env};
-use lifecycle_core::observe::{emit_metrics, Action, Audit, Reason};
-use lifecycle_core::ports::{ExpiryNotice, Notices, ServiceError, Tasks, WorkspaceTable};
-use lifecycle_core::record::{attr, Lifetime, Observed, RecordError};
-use lifecycle_core::tasks::workspaces_in_use;
-use lifecycle_core::{StoredRecord, WorkspaceId};
+use lifecycle_domain::activity::dedup_ids;
+use lifecycle_domain::activity::notice_due;
+use lifecycle_domain::activity::parse_input;
+use lifecycle_domain::activity::plan_keep_alive;
+use lifecycle_domain::activity::plan_recompute;
+use lifecycle_domain::activity::plan_touch;
+use lifecycle_domain::activity::ExpiryNotice;
+use lifecycle_domain::activity::HeartbeatInput;
+use lifecycle_domain::activity::InputError;
+use lifecycle_domain::activity::RecomputePlan;
+use lifecycle_domain::activity::RecomputeScope;
+use lifecycle_domain::activity::SkipReason;
+use lifecycle_domain::activity::TouchPlan;
+use lifecycle_domain::reasons::Action;
+use lifecycle_domain::reasons::Reason;
+use lifecycle_domain::record::attr;
+use lifecycle_domain::record::Lifetime;
+use lifecycle_domain::record::Observed;
+use lifecycle_domain::record::RecordError;
+use lifecycle_domain::record::{Attributes as Item, Value as StoredValue};
+use lifecycle_domain::tasks::workspaces_in_use;
+use lifecycle_domain::StoredRecord;
+use lifecycle_domain::WorkspaceId;
+use lifecycle_ports::Notices;
+use lifecycle_ports::ServiceError;
+use lifecycle_ports::Tasks;
+use lifecycle_ports::WorkspaceTable;
+use lifecycle_runtime::config::Config;
+use lifecycle_runtime::config::ConfigError;
+use lifecycle_runtime::config::Env;
+use lifecycle_runtime::observe::emit_metrics;
+use lifecycle_runtime::observe::Audit;
+use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
 use serde::Serialize;
-use serde_dynamo::Item;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
@@ -38,7 +60,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The variables heartbeat reads beside [`lifecycle_core::config::SHARED_VARS`].
+    /// The variables heartbeat reads beside [`lifecycle_runtime::config::SHARED_VARS`].
     pub const VARS: &'static [&'static str] = &[
         "HEARTBEAT_MIN_INTERVAL_SECONDS",
         "EXPIRY_NOTICE_DAYS",
@@ -71,6 +93,32 @@ pub struct Heartbeat {
     pub notices: Option<Arc<dyn Notices>>,
     pub config: Config,
     pub settings: Settings,
+}
+
+impl Function for Heartbeat {
+    const VARS: &'static [&'static str] = Settings::VARS;
+
+    type Output = Summary;
+    type Error = HeartbeatError;
+
+    fn build<L: Fn(&str) -> Option<String>>(env: &Env<L>, aws: &Aws) -> Result<Self, BuildError> {
+        let (config, settings) = (Config::from(env)?, Settings::from(env)?);
+        Ok(Self {
+            table: aws.table(&config),
+            tasks: aws.tasks(&config),
+            notices: settings.notice_bus.as_deref().map(|bus| aws.notices(bus)),
+            config,
+            settings,
+        })
+    }
+
+    async fn handle(
+        &self,
+        event: Value,
+        invocation: Invocation,
+    ) -> Result<Summary, HeartbeatError> {
+        Heartbeat::handle(self, event, invocation.now).await
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,10 +239,9 @@ enum Attempt {
 /// A lost race after every re-read: reported as failed (so the invocation is retried), never
 /// as skipped, because a workspace in use that was not extended may lapse.
 fn still_contended() -> Outcome {
-    Outcome::Failed(ServiceError::new(
+    Outcome::Failed(ServiceError::retryable(
         "DynamoDB UpdateItem",
         format!("the record changed between every read and write ({MAX_ATTEMPTS} attempts)"),
-        true,
     ))
 }
 
@@ -352,7 +399,7 @@ impl Heartbeat {
             let Some(current) = item.take() else {
                 return Outcome::Unknown;
             };
-            let attempt = match StoredRecord::from_item(current.clone()) {
+            let attempt = match StoredRecord::parse(current.clone()) {
                 Ok(stored) => self.extend_valid(id, &stored, at).await,
                 Err(e) => self.keep_alive(id, &current, e, at, now).await,
             };
@@ -383,7 +430,7 @@ impl Heartbeat {
                 expires_at,
             } => (last_activity_at, expires_at),
         };
-        let observed = Observed::plan_inputs(&stored.item);
+        let observed = Observed::plan_inputs(&stored.attributes);
         match self.write_extension(id, &observed, last, expires).await {
             Err(e) => Attempt::Done(Outcome::Failed(e)),
             Ok(false) => Attempt::Stale,
@@ -555,7 +602,7 @@ impl Heartbeat {
             let Some(current) = item.take() else {
                 return Outcome::Unknown;
             };
-            let stored = match StoredRecord::from_item(current) {
+            let stored = match StoredRecord::parse(current) {
                 Ok(stored) => stored,
                 Err(e) => {
                     self.reject(id.as_str(), &e, "not recomputed");
@@ -575,7 +622,7 @@ impl Heartbeat {
             };
             // Conditioned on every input of the plan: an upgrade or a hold that lands between
             // the read and the write makes it fail, and the record is read and planned again.
-            let observed = Observed::plan_inputs(&stored.item);
+            let observed = Observed::plan_inputs(&stored.attributes);
             let written = self.config.dry_run
                 || match self.table.set_expiry(id, &observed, expires_at).await {
                     Ok(written) => written,
@@ -621,8 +668,8 @@ impl Heartbeat {
         let Some(notices) = &self.notices else {
             return Ok(());
         };
-        let horizon =
-            now + i64::from(self.settings.notice_days) * lifecycle_core::retention::SECONDS_PER_DAY;
+        let horizon = now
+            + i64::from(self.settings.notice_days) * lifecycle_domain::retention::SECONDS_PER_DAY;
         let mut claimed = Vec::new();
         for item in self.table.scan(Some((now, horizon))).await? {
             let id = match record_id(&item) {
@@ -710,7 +757,7 @@ impl Heartbeat {
             let Some(current) = item.take() else {
                 return Ok(None);
             };
-            let stored = StoredRecord::from_item(current).map_err(|e| {
+            let stored = StoredRecord::parse(current).map_err(|e| {
                 self.reject(id.as_str(), &e, "no expiry notice");
                 Outcome::Invalid {
                     error: e.to_string(),
@@ -724,7 +771,7 @@ impl Heartbeat {
             let claimed = self.config.dry_run
                 || self
                     .table
-                    .claim_notice(id, &Observed::notice_inputs(&stored.item), expires_at)
+                    .claim_notice(id, &Observed::notice_inputs(&stored.attributes), expires_at)
                     .await
                     .map_err(Outcome::Failed)?;
             if claimed {
@@ -746,7 +793,7 @@ impl Heartbeat {
 /// The record's id, or its raw text (shortened) and why it is not a valid id.
 fn record_id(item: &Item) -> Result<WorkspaceId, (String, String)> {
     match item.get(attr::WORKSPACE_ID) {
-        Some(serde_dynamo::AttributeValue::S(raw)) => WorkspaceId::parse(raw.clone())
+        Some(StoredValue::S(raw)) => WorkspaceId::parse(raw.clone())
             .map_err(|e| (raw.chars().take(160).collect(), e.to_string())),
         _ => Err((
             "<no string workspaceId>".to_string(),
@@ -759,7 +806,7 @@ fn by_id(items: Vec<Item>) -> HashMap<String, Item> {
     items
         .into_iter()
         .filter_map(|item| match item.get(attr::WORKSPACE_ID) {
-            Some(serde_dynamo::AttributeValue::S(id)) => Some((id.clone(), item)),
+            Some(StoredValue::S(id)) => Some((id.clone(), item)),
             _ => None,
         })
         .collect()
@@ -816,9 +863,13 @@ mod tests {
     //! conditions as DynamoDB's, with the record changed between the handler's read and write.
 
     use super::*;
-    use lifecycle_core::memory::{MemoryNotices, MemoryTable};
-    use lifecycle_core::retention::{RetentionPolicy, SECONDS_PER_DAY as DAY};
-    use lifecycle_core::{SubscriptionStatus, Tier, WorkspaceRecord};
+    use lifecycle_domain::retention::RetentionPolicy;
+    use lifecycle_domain::retention::SECONDS_PER_DAY as DAY;
+    use lifecycle_domain::SubscriptionStatus;
+    use lifecycle_domain::Tier;
+    use lifecycle_domain::WorkspaceRecord;
+    use lifecycle_ports::fakes::MemoryNotices;
+    use lifecycle_ports::fakes::MemoryTable;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -838,12 +889,12 @@ mod tests {
     }
 
     fn item(record: &WorkspaceRecord) -> Item {
-        serde_dynamo::to_item(record).unwrap()
+        Item::from(record)
     }
 
     fn stored(table: &MemoryTable) -> WorkspaceRecord {
         let items = table.items.lock().unwrap();
-        StoredRecord::from_item(items["ws"].clone()).unwrap().record
+        StoredRecord::parse(items["ws"].clone()).unwrap().record
     }
 
     fn tier() -> impl Strategy<Value = Tier> {
@@ -872,7 +923,7 @@ mod tests {
                 let last = T0 + last;
                 WorkspaceRecord {
                     workspace_id: WorkspaceId::parse("ws").unwrap(),
-                    tenant_id: lifecycle_core::TenantId::parse("acme").unwrap(),
+                    tenant_id: lifecycle_domain::TenantId::parse("acme").unwrap(),
                     user_id: None,
                     tier,
                     subscription_status: status,
@@ -1026,7 +1077,7 @@ mod tests {
         for ws in ["ws-a", "ws-b", "ws-c"] {
             let mut r = WorkspaceRecord {
                 workspace_id: WorkspaceId::parse(ws).unwrap(),
-                tenant_id: lifecycle_core::TenantId::parse("acme").unwrap(),
+                tenant_id: lifecycle_domain::TenantId::parse("acme").unwrap(),
                 user_id: None,
                 tier: Tier::Pro,
                 subscription_status: SubscriptionStatus::Active,
@@ -1043,7 +1094,7 @@ mod tests {
         let notices = Arc::new(MemoryNotices::default());
         notices.refuse.lock().unwrap().insert("ws-b".into());
         let hb = heartbeat(table.clone(), Some(notices.clone()));
-        let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": lifecycle_core::rfc3339(now), "detail": {}});
+        let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": lifecycle_domain::time::rfc3339(now), "detail": {}});
         let err = hb.handle(tick.clone(), now).await.unwrap_err();
         assert!(
             matches!(err, HeartbeatError::Partial { failed: 1, .. }),

@@ -1,8 +1,8 @@
 //! ttl-expiry: when DynamoDB TTL deletes a workspace record, remove that workspace's access point
 //! and move its data to the trash, safely and idempotently.
 //!
-//! Parse, fetch, decide, act, report: each record is classified ([`lifecycle_core::stream`]),
-//! re-checked against the table and ECS, planned ([`lifecycle_core::expiry::plan_expiry`]) and
+//! Parse, fetch, decide, act, report: each record is classified ([`lifecycle_domain::stream`]),
+//! re-checked against the table and ECS, planned ([`lifecycle_domain::expiry::plan_expiry`]) and
 //! then acted on, with one audit line per action.
 
 use std::collections::BTreeMap;
@@ -14,18 +14,36 @@ use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use futures::FutureExt;
-use lifecycle_core::config::Config;
-use lifecycle_core::efs::{FsError, MoveOutcome, Presence, WorkspaceFs};
-use lifecycle_core::expiry::{access_point_belongs, plan_expiry, ExpiryFacts, ExpiryPlan};
-use lifecycle_core::layout::{nonce_for, TrashName};
-use lifecycle_core::observe::{Action, Audit, Reason};
-use lifecycle_core::ports::{AccessPoints, ServiceError, Tasks, WorkspaceTable};
-use lifecycle_core::record::{attr, WorkspaceRecord};
-use lifecycle_core::stream::{classify, StreamRecordKind};
-use lifecycle_core::tasks::{InUse, WorkspaceRef};
-use lifecycle_core::{StoredRecord, TenantId, WorkspaceId};
+use lifecycle_domain::expiry::access_point_belongs;
+use lifecycle_domain::expiry::plan_expiry;
+use lifecycle_domain::expiry::ExpiryFacts;
+use lifecycle_domain::expiry::ExpiryPlan;
+use lifecycle_domain::layout::nonce_for;
+use lifecycle_domain::layout::TrashName;
+use lifecycle_domain::reasons::Action;
+use lifecycle_domain::reasons::Reason;
+use lifecycle_domain::record::attr;
+use lifecycle_domain::record::WorkspaceRecord;
+use lifecycle_domain::record::{Attributes, Value as StoredValue};
+use lifecycle_domain::stream::classify;
+use lifecycle_domain::stream::StreamRecordKind;
+use lifecycle_domain::tasks::InUse;
+use lifecycle_domain::tasks::WorkspaceRef;
+use lifecycle_domain::StoredRecord;
+use lifecycle_domain::TenantId;
+use lifecycle_domain::WorkspaceId;
+use lifecycle_fs::FsError;
+use lifecycle_fs::MoveOutcome;
+use lifecycle_fs::Presence;
+use lifecycle_fs::WorkspaceFs;
+use lifecycle_ports::AccessPoints;
+use lifecycle_ports::ServiceError;
+use lifecycle_ports::Tasks;
+use lifecycle_ports::WorkspaceTable;
+use lifecycle_runtime::config::{Config, Env};
+use lifecycle_runtime::observe::Audit;
+use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
 use serde::{Deserialize, Serialize};
-use serde_dynamo::{AttributeValue, Item};
 use serde_json::Value;
 use tracing::{debug, info, warn, Instrument};
 
@@ -65,7 +83,7 @@ enum RecordFailure {
 impl RecordFailure {
     fn retryable(&self) -> bool {
         match self {
-            RecordFailure::Service(e) => e.retryable,
+            RecordFailure::Service(e) => e.is_retryable(),
             RecordFailure::Fs(e) => e.is_retryable(),
             _ => true,
         }
@@ -79,7 +97,7 @@ struct Expired {
     workspace: WorkspaceId,
     tenant: TenantId,
     /// The old image as the stream delivered it (every attribute, readable or not).
-    item: Item,
+    item: Attributes,
     /// The typed record, or why it could not be read.
     record: Result<WorkspaceRecord, String>,
     deleted_at: i64,
@@ -89,14 +107,14 @@ impl Expired {
     /// A hold, or an unreadable `hold` attribute: either way, not positively "not held".
     fn held(&self) -> bool {
         match self.item.get(attr::HOLD) {
-            None | Some(AttributeValue::Bool(false)) | Some(AttributeValue::Null(_)) => false,
+            None | Some(StoredValue::Bool(false)) | Some(StoredValue::Null(_)) => false,
             Some(_) => true,
         }
     }
 
     fn access_point_id(&self) -> Option<String> {
-        match self.item.get("accessPointId") {
-            Some(AttributeValue::S(ap)) if !ap.is_empty() => Some(ap.clone()),
+        match self.item.get(attr::ACCESS_POINT_ID) {
+            Some(StoredValue::S(ap)) if !ap.is_empty() => Some(ap.clone()),
             _ => None,
         }
     }
@@ -111,13 +129,8 @@ impl Expired {
     }
 
     /// The old image with `expiresAt` replaced (or removed), every other attribute kept.
-    fn item_with_expiry(&self, expires_at: Option<i64>) -> Item {
-        let mut map = self.item.clone().into_inner();
-        match expires_at {
-            Some(at) => map.insert(attr::EXPIRES_AT.into(), AttributeValue::N(at.to_string())),
-            None => map.remove(attr::EXPIRES_AT),
-        };
-        Item::from(map)
+    fn item_with_expiry(&self, expires_at: Option<i64>) -> Attributes {
+        self.item.with_expiry(expires_at)
     }
 }
 
@@ -127,10 +140,36 @@ impl Expired {
 struct TrashRecord {
     deleted_at: i64,
     reason: String,
-    item: Option<Item>,
+    item: Option<Attributes>,
     /// Why the record could not be read, when it could not (restore then needs an operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     invalid: Option<String>,
+}
+
+impl Function for TtlExpiry {
+    const VARS: &'static [&'static str] = &[];
+
+    type Output = DynamoDbEventResponse;
+    type Error = EventError;
+
+    fn build<L: Fn(&str) -> Option<String>>(env: &Env<L>, aws: &Aws) -> Result<Self, BuildError> {
+        let config = Config::from(env)?;
+        Ok(Self {
+            table: aws.table(&config),
+            access_points: aws.access_points(),
+            tasks: aws.tasks(&config),
+            fs: WorkspaceFs::new(&config.efs_root),
+            config,
+        })
+    }
+
+    async fn handle(
+        &self,
+        event: Value,
+        invocation: Invocation,
+    ) -> Result<DynamoDbEventResponse, EventError> {
+        TtlExpiry::handle(self, event, invocation.now, invocation.deadline).await
+    }
 }
 
 /// The cluster's in-use index, shared by the records of a batch and listed again when it is older
@@ -218,9 +257,15 @@ impl TtlExpiry {
             debug!(event = %record.event_name, ?kind, sequence = ?record.change.sequence_number, "ignored: not a TTL deletion");
             return None;
         }
-        let item = record.change.old_image.clone();
+        let Ok(item) = old_image(&record) else {
+            Audit::new("", Action::RejectRecord, Reason::InvalidRecord, dry_run)
+                .resource(format!("record #{index}"))
+                .error("the old image cannot be read as a record")
+                .emit();
+            return None;
+        };
         let text = |name: &str| match item.get(name) {
-            Some(AttributeValue::S(s)) => Some(s.clone()),
+            Some(StoredValue::S(s)) => Some(s.clone()),
             _ => None,
         };
         let ids = (
@@ -248,7 +293,7 @@ impl TtlExpiry {
                 .emit();
             return None;
         };
-        let parsed = StoredRecord::from_item(item.clone())
+        let parsed = StoredRecord::parse(item.clone())
             .map(|s| s.record)
             .map_err(|e| e.to_string());
         if let Err(e) = &parsed {
@@ -722,6 +767,11 @@ fn trash_record_json(work: &Expired, reason: Reason) -> Vec<u8> {
     .expect("an item always serializes")
 }
 
+/// The stream's old image as the domain's attributes (the event carries DynamoDB JSON).
+fn old_image(record: &EventRecord) -> Result<Attributes, serde_json::Error> {
+    serde_json::to_value(&record.change.old_image).and_then(serde_json::from_value)
+}
+
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
@@ -751,10 +801,12 @@ impl From<EventError> for lambda_runtime::Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifecycle_core::config::Env;
-    use lifecycle_core::memory::{MemoryAccessPoints, MemoryTable, MemoryTasks};
-    use lifecycle_core::ports::AccessPointInfo;
-    use lifecycle_core::tasks::TaskSummary;
+    use lifecycle_domain::access_point::AccessPointInfo;
+    use lifecycle_domain::tasks::TaskSummary;
+    use lifecycle_ports::fakes::MemoryAccessPoints;
+    use lifecycle_ports::fakes::MemoryTable;
+    use lifecycle_ports::fakes::MemoryTasks;
+    use lifecycle_runtime::config::Env;
     use serde_json::json;
 
     fn image(ws: &str, extra: Value) -> Value {
@@ -850,7 +902,7 @@ mod tests {
         let items = table.items.lock().unwrap();
         assert_eq!(
             items["ws-busy"].get("expiresAt"),
-            Some(&serde_dynamo::AttributeValue::N(
+            Some(&lifecycle_domain::record::Value::N(
                 (10_000 + 7 * 86_400).to_string()
             ))
         );

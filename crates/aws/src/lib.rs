@@ -1,0 +1,18 @@
+//! AWS adapters for the ports, one module per service; the item codec in one place.
+
+pub mod codec;
+pub mod dynamodb;
+pub mod ecr;
+pub mod ecs;
+pub mod efs;
+pub mod eventbridge;
+pub mod lambda;
+pub mod sdk;
+
+pub use dynamodb::DynamoTable;
+pub use ecr::EcrRegistry;
+pub use ecs::{EcsDeployments, EcsTasks};
+pub use efs::EfsAccessPoints;
+pub use eventbridge::EventBridgeNotices;
+pub use lambda::LambdaFunctions;
+pub use sdk::{load_sdk_config, sdk_config_loader, service_error};

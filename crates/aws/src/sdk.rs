@@ -1,0 +1,110 @@
+//! The one place SDK configuration is loaded, and how any SDK error becomes a [`ServiceError`].
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use lifecycle_ports::{Failure, ServiceError};
+
+/// Loads the SDK configuration once (region, credentials, and `AWS_ENDPOINT_URL`, which points
+/// every client at a local emulator in tests and demos).
+pub async fn load_sdk_config() -> SdkConfig {
+    sdk_config_loader().load().await
+}
+
+/// The loader behind [`load_sdk_config`], for callers that set the endpoint or credentials
+/// themselves (the CLI's flags, the tests' fault proxy).
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .build(),
+    )
+}
+
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalServerError",
+    "InternalFailure",
+    "InternalServerErrorException",
+    "ServerException",
+    "TransactionInProgressException",
+];
+
+/// A condition or a concurrent writer refused the call: the caller reads again and decides again.
+const CONFLICT_CODES: &[&str] = &[
+    "ConditionalCheckFailedException",
+    "TransactionCanceledException",
+    "IncorrectFileSystemLifeCycleState",
+    "AccessPointAlreadyExists",
+];
+
+/// Classifies any SDK error: throttling, 5xx, timeouts and connection failures are retryable.
+pub fn service_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> ServiceError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(ctx) => {
+            RETRYABLE_CODES.contains(&err.code().unwrap_or_default())
+                || ctx.raw().status().is_server_error()
+        }
+        _ => false,
+    };
+    let message = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        // No service error: the transport's cause chain, without the Debug dump.
+        _ => source_chain(&err),
+    };
+    let failure = if retryable {
+        Failure::Retryable
+    } else if CONFLICT_CODES.contains(&err.code().unwrap_or_default()) {
+        Failure::Conflict
+    } else {
+        Failure::Permanent
+    };
+    ServiceError::new(operation, message, failure)
+}
+
+/// `error: cause: cause …` on one line.
+fn source_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+pub(crate) const PARTIAL_ATTEMPTS: u32 = 4;
+
+pub(crate) fn partial_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(25 << (2 * (attempt - 1).min(4)))
+}
+
+pub(crate) fn failure_text(code: Option<&impl AsRef<str>>, reason: Option<&str>) -> String {
+    format!(
+        "{}: {}",
+        code.map(|c| c.as_ref()).unwrap_or("Failure"),
+        reason.unwrap_or_default()
+    )
+}

@@ -1,0 +1,615 @@
+//! The EFS mount as the functions see it: safe moves into the trash and purges out of it.
+//! Every operation works relative to open directory handles with `O_NOFOLLOW`, so a symlink planted
+//! at `<tenantId>` or `<workspaceId>` can never redirect a move or a delete outside the root.
+
+pub mod restore;
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use lifecycle_domain::ids::{TenantId, WorkspaceId};
+use lifecycle_domain::layout::{TrashName, PURGING_PREFIX, TRASH_DATA, TRASH_DIR, TRASH_RECORD};
+use lifecycle_domain::sweep::{LiveEntry, TrashEntry};
+use tree_deleter::{remove_tree_at, ParallelDeleter, RemovalReport};
+
+/// How every directory below the root is opened: never through a symlink.
+const DIR_NOFOLLOW: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}: {source}")]
+pub struct FsError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FsError {
+    fn new(op: &'static str, path: impl Into<PathBuf>, errno: Errno) -> Self {
+        Self {
+            op,
+            path: path.into(),
+            source: errno.into(),
+        }
+    }
+
+    /// Transient conditions worth a retry of the whole record (NFS hiccups, descriptor pressure).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.source.raw_os_error().map(Errno::from_raw_os_error),
+            Some(
+                Errno::BUSY
+                    | Errno::AGAIN
+                    | Errno::INTR
+                    | Errno::IO
+                    | Errno::TIMEDOUT
+                    | Errno::NFILE
+                    | Errno::MFILE
+                    | Errno::STALE
+                    | Errno::NOMEM
+            )
+        )
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.source.raw_os_error() == Some(Errno::NOENT.raw_os_error())
+    }
+
+    /// A symlink or a file where a directory must be: refused, and refusing again will not
+    /// change (not worth a retry; an operator looks at it).
+    pub fn is_refused_link(&self) -> bool {
+        matches!(
+            self.source.raw_os_error().map(Errno::from_raw_os_error),
+            Some(Errno::LOOP | Errno::NOTDIR)
+        )
+    }
+}
+
+/// What is at a workspace's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Absent,
+    Directory,
+    /// A symlink or file where a directory should be: it is moved as it is, never followed.
+    NotADirectory,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveOutcome {
+    Moved {
+        entry: PathBuf,
+    },
+    /// Nothing at the workspace's path, and no entry of this name: nothing to move.
+    Absent,
+    /// The entry exists already (an earlier attempt published it); the live path, if anything is
+    /// there, is left alone: it appeared after the move.
+    AlreadyInTrash {
+        entry: PathBuf,
+    },
+}
+
+/// The EFS mount rooted at `EFS_ROOT`.
+#[derive(Debug, Clone)]
+pub struct WorkspaceFs {
+    root: PathBuf,
+}
+
+impl WorkspaceFs {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn trash_path(&self) -> PathBuf {
+        self.root.join(TRASH_DIR)
+    }
+
+    fn open_root(&self) -> Result<OwnedFd, FsError> {
+        // The root itself is configuration and may be a mount point or a link to one.
+        rfs::open(
+            &self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| FsError::new("open root", &self.root, e))
+    }
+
+    /// Opens `<root>/<tenant>` without following a link; `None` when it does not exist.
+    fn open_tenant(&self, root: &OwnedFd, tenant: &TenantId) -> Result<Option<OwnedFd>, FsError> {
+        match rfs::openat(root, tenant.as_str(), DIR_NOFOLLOW, Mode::empty()) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::NOENT) => Ok(None),
+            // ELOOP/ENOTDIR: the tenant path is a symlink or a file. Refuse rather than follow.
+            Err(e) => Err(FsError::new(
+                "open tenant dir",
+                self.root.join(tenant.as_str()),
+                e,
+            )),
+        }
+    }
+
+    pub fn workspace_presence(
+        &self,
+        tenant: &TenantId,
+        workspace: &WorkspaceId,
+    ) -> Result<Presence, FsError> {
+        let root = self.open_root()?;
+        let Some(tenant_fd) = self.open_tenant(&root, tenant)? else {
+            return Ok(Presence::Absent);
+        };
+        match rfs::statat(&tenant_fd, workspace.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                Ok(Presence::Directory)
+            }
+            Ok(_) => Ok(Presence::NotADirectory),
+            Err(Errno::NOENT) => Ok(Presence::Absent),
+            Err(e) => Err(FsError::new(
+                "stat workspace",
+                self.root.join(tenant.as_str()).join(workspace.as_str()),
+                e,
+            )),
+        }
+    }
+
+    fn ensure_dir(&self, parent: &OwnedFd, name: &str, path: &Path) -> Result<OwnedFd, FsError> {
+        match rfs::mkdirat(parent, name, Mode::RWXU) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(FsError::new("mkdir", path, e)),
+        }
+        rfs::openat(parent, name, DIR_NOFOLLOW, Mode::empty())
+            .map_err(|e| FsError::new("open", path, e))
+    }
+
+    /// Moves the workspace directory into the trash as `.trash/<name>/data` with the record that
+    /// owned it beside it as `record.json`. The entry is assembled under `.staging+<name>` and
+    /// published by one rename, so the data and its record enter the trash together; the data
+    /// itself moves by one rename on the same file system, so it is at all times either fully in
+    /// place or fully in the trash. Running it again after success, or after a crash at any
+    /// step, finishes the same entry and moves nothing else.
+    pub fn move_to_trash(
+        &self,
+        tenant: &TenantId,
+        workspace: &WorkspaceId,
+        name: &TrashName,
+        record_json: &[u8],
+    ) -> Result<MoveOutcome, FsError> {
+        let root = self.open_root()?;
+        let trash_path = self.trash_path();
+        let entry_name = name.to_string();
+        let entry_path = trash_path.join(&entry_name);
+        if let Some(trash) = self.open_trash(&root)? {
+            match rfs::statat(&trash, entry_name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(_) => return Ok(MoveOutcome::AlreadyInTrash { entry: entry_path }),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(FsError::new("stat trash entry", entry_path, e)),
+            }
+        }
+        let tenant_fd = self.open_tenant(&root, tenant)?;
+        let ws_path = self.root.join(tenant.as_str()).join(workspace.as_str());
+        let st = match &tenant_fd {
+            None => None,
+            Some(fd) => match rfs::statat(fd, workspace.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Some(st),
+                Err(Errno::NOENT) => None,
+                Err(e) => return Err(FsError::new("stat workspace", ws_path, e)),
+            },
+        };
+        let (Some(tenant_fd), Some(st)) = (tenant_fd, st) else {
+            // Nothing live: an earlier attempt may have moved the data and stopped before
+            // publishing the entry.
+            return self.publish_staged(&root, name);
+        };
+        let root_dev = rfs::fstat(&root)
+            .map_err(|e| FsError::new("stat root", &self.root, e))?
+            .st_dev;
+        if st.st_dev != root_dev {
+            return Err(FsError::new(
+                "refuse (another file system)",
+                ws_path,
+                Errno::XDEV,
+            ));
+        }
+        let trash = self.ensure_dir(&root, TRASH_DIR, &trash_path)?;
+        let staging_name = name.staging();
+        let staging_path = trash_path.join(&staging_name);
+        let staging = self.ensure_dir(&trash, &staging_name, &staging_path)?;
+        write_file_at(&staging, TRASH_RECORD, record_json)
+            .map_err(|e| FsError::new("write record", staging_path.join(TRASH_RECORD), e))?;
+        match rfs::renameat_with(
+            &tenant_fd,
+            workspace.as_str(),
+            &staging,
+            TRASH_DATA,
+            rfs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => {}
+            Err(Errno::NOENT) => return self.publish_staged(&root, name),
+            Err(e) => return Err(FsError::new("rename into trash", ws_path, e)),
+        }
+        publish(&trash, name, entry_path)
+    }
+
+    /// Finishes an entry whose move stopped half-way: publishes `.staging+<name>` as `<name>` when
+    /// it holds the data; when it holds only the record (the data never moved), removes it
+    /// (never recursively: anything else in it makes this fail and leaves it for an operator).
+    pub fn finish_staged(&self, name: &TrashName) -> Result<MoveOutcome, FsError> {
+        let root = self.open_root()?;
+        let outcome = self.publish_staged(&root, name)?;
+        if outcome == MoveOutcome::Absent {
+            if let Some(trash) = self.open_trash(&root)? {
+                let staging_name = name.staging();
+                let staging_path = self.trash_path().join(&staging_name);
+                if let Ok(staging) =
+                    rfs::openat(&trash, staging_name.as_str(), DIR_NOFOLLOW, Mode::empty())
+                {
+                    for file in [TRASH_RECORD, "record.json.tmp"] {
+                        match rfs::unlinkat(&staging, file, AtFlags::empty()) {
+                            Ok(()) | Err(Errno::NOENT) => {}
+                            Err(e) => {
+                                return Err(FsError::new("discard staging", &staging_path, e))
+                            }
+                        }
+                    }
+                    rfs::unlinkat(&trash, staging_name.as_str(), AtFlags::REMOVEDIR)
+                        .map_err(|e| FsError::new("discard staging", &staging_path, e))?;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Publishes `.staging+<name>` as `<name>` if it holds moved data; otherwise nothing was moved.
+    fn publish_staged(&self, root: &OwnedFd, name: &TrashName) -> Result<MoveOutcome, FsError> {
+        let Some(trash) = self.open_trash(root)? else {
+            return Ok(MoveOutcome::Absent);
+        };
+        let staging_name = name.staging();
+        let staging_path = self.trash_path().join(&staging_name);
+        let staging = match rfs::openat(&trash, staging_name.as_str(), DIR_NOFOLLOW, Mode::empty())
+        {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(MoveOutcome::Absent),
+            Err(e) => return Err(FsError::new("open staging entry", staging_path, e)),
+        };
+        match rfs::statat(&staging, TRASH_DATA, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => {}
+            Err(Errno::NOENT) => return Ok(MoveOutcome::Absent),
+            Err(e) => return Err(FsError::new("stat staged data", staging_path, e)),
+        }
+        let entry_name = name.to_string();
+        let entry_path = self.trash_path().join(&entry_name);
+        publish(&trash, name, entry_path)
+    }
+
+    /// Replaces the `record.json` of a trash entry (written atomically, never through a link).
+    pub fn write_trash_record(&self, entry: &TrashName, record_json: &[u8]) -> Result<(), FsError> {
+        let root = self.open_root()?;
+        let entry_path = self.trash_path().join(entry.to_string());
+        let trash = self
+            .open_trash(&root)?
+            .ok_or_else(|| FsError::new("open trash", self.trash_path(), Errno::NOENT))?;
+        let entry_fd = rfs::openat(
+            &trash,
+            entry.to_string().as_str(),
+            DIR_NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| FsError::new("open trash entry", &entry_path, e))?;
+        write_file_at(&entry_fd, TRASH_RECORD, record_json)
+            .map_err(|e| FsError::new("write record", entry_path.join(TRASH_RECORD), e))
+    }
+
+    /// Removes `.trash/<entry>` and everything in it; stops at `deadline`, to be finished later.
+    pub fn purge_trash_entry(
+        &self,
+        entry: &str,
+        deadline: Option<Instant>,
+    ) -> Result<RemovalReport, FsError> {
+        self.purge_trash_entry_with(None, entry, deadline)
+    }
+
+    /// [`WorkspaceFs::purge_trash_entry`] with many calls in flight when a deleter is given.
+    pub fn purge_trash_entry_with(
+        &self,
+        deleter: Option<&ParallelDeleter>,
+        entry: &str,
+        deadline: Option<Instant>,
+    ) -> Result<RemovalReport, FsError> {
+        if entry.is_empty() || entry.contains('/') || entry == "." || entry == ".." {
+            return Err(FsError::new("refuse trash entry", entry, Errno::INVAL));
+        }
+        let root = self.open_root()?;
+        let trash_path = self.trash_path();
+        let trash = match rfs::openat(&root, TRASH_DIR, DIR_NOFOLLOW, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                return Ok(RemovalReport {
+                    complete: true,
+                    ..RemovalReport::default()
+                })
+            }
+            Err(e) => return Err(FsError::new("open trash", trash_path, e)),
+        };
+        let dev = rfs::fstat(&trash)
+            .map_err(|e| FsError::new("stat trash", &trash_path, e))?
+            .st_dev;
+        // Committed to deletion: the entry leaves the names a restore looks at before anything in
+        // it is removed (a purge that stops at the deadline resumes under this name).
+        let purging = if entry.starts_with(PURGING_PREFIX) {
+            entry.to_string()
+        } else {
+            let purging = format!("{PURGING_PREFIX}{entry}");
+            match rfs::renameat_with(
+                &trash,
+                entry,
+                &trash,
+                purging.as_str(),
+                rfs::RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => {}
+                Err(Errno::NOENT) => {
+                    return Ok(RemovalReport {
+                        complete: true,
+                        ..RemovalReport::default()
+                    })
+                }
+                Err(e) => return Err(FsError::new("rename for purge", trash_path.join(entry), e)),
+            }
+            purging
+        };
+        let (name, path) = (OsStr::new(purging.as_str()), trash_path.join(&purging));
+        Ok(match deleter {
+            Some(d) => d.remove_tree_at(trash.as_fd(), name, &path, dev, deadline),
+            None => remove_tree_at(trash.as_fd(), name, &path, dev, deadline),
+        })
+    }
+
+    fn open_trash(&self, root: &OwnedFd) -> Result<Option<OwnedFd>, FsError> {
+        match rfs::openat(root, TRASH_DIR, DIR_NOFOLLOW, Mode::empty()) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(FsError::new("open trash", self.trash_path(), e)),
+        }
+    }
+
+    /// Every `<tenant>/<workspace>` entry under the root (not `.trash`), with its age. A tenant
+    /// entry that is not a directory, or cannot be listed, is returned without a workspace.
+    pub fn list_live(&self) -> Result<Vec<LiveEntry>, FsError> {
+        let root = self.open_root()?;
+        let mut out = Vec::new();
+        for tenant in read_names(&root).map_err(|e| FsError::new("list root", &self.root, e))? {
+            if tenant == TRASH_DIR {
+                continue;
+            }
+            // Not a tenant's name (lost+found, .snapshot, …): reported, never entered.
+            if TenantId::parse(tenant.as_str()).is_err() {
+                out.push(LiveEntry {
+                    tenant,
+                    workspace: None,
+                    changed_at: 0,
+                });
+                continue;
+            }
+            let tenant_fd = match rfs::openat(&root, tenant.as_str(), DIR_NOFOLLOW, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(_) => {
+                    out.push(LiveEntry {
+                        tenant,
+                        workspace: None,
+                        changed_at: 0,
+                    });
+                    continue;
+                }
+            };
+            let names = read_names(&tenant_fd)
+                .map_err(|e| FsError::new("list tenant", self.root.join(&tenant), e))?;
+            for ws in names {
+                let changed_at =
+                    match rfs::statat(&tenant_fd, ws.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => st.st_mtime.max(st.st_ctime),
+                        Err(Errno::NOENT) => continue,
+                        Err(e) => {
+                            return Err(FsError::new("stat", self.root.join(&tenant).join(&ws), e))
+                        }
+                    };
+                out.push(LiveEntry {
+                    tenant: tenant.clone(),
+                    workspace: Some(ws),
+                    changed_at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The names in `.trash` (none when it does not exist yet).
+    pub fn list_trash(&self) -> Result<Vec<TrashEntry>, FsError> {
+        let root = self.open_root()?;
+        let Some(trash) = self.open_trash(&root)? else {
+            return Ok(Vec::new());
+        };
+        let names =
+            read_names(&trash).map_err(|e| FsError::new("list trash", self.trash_path(), e))?;
+        Ok(names.into_iter().map(|name| TrashEntry { name }).collect())
+    }
+
+    /// The `record.json` kept with a trash entry, if it has one.
+    pub fn read_trash_record(&self, entry: &TrashName) -> Result<Option<Vec<u8>>, FsError> {
+        let path = self.trash_path().join(entry.to_string()).join(TRASH_RECORD);
+        let root = self.open_root()?;
+        let Some(trash) = self.open_trash(&root)? else {
+            return Ok(None);
+        };
+        let entry_fd = match rfs::openat(
+            &trash,
+            entry.to_string().as_str(),
+            DIR_NOFOLLOW,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(FsError::new("open trash entry", path, e)),
+        };
+        match rfs::openat(
+            &entry_fd,
+            TRASH_RECORD,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut bytes).map_err(
+                    |e| FsError {
+                        op: "read",
+                        path: path.clone(),
+                        source: e,
+                    },
+                )?;
+                Ok(Some(bytes))
+            }
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(FsError::new("open", path, e)),
+        }
+    }
+
+    /// Moves `.trash/<entry>/data` back to `<tenant>/<workspace>` (never over anything that is
+    /// there: the rename refuses to replace) and removes the emptied entry.
+    pub fn restore_from_trash(&self, entry: &TrashName) -> Result<PathBuf, FsError> {
+        let place = self.take_from_trash(entry)?;
+        self.discard_emptied_entry(entry);
+        Ok(place)
+    }
+
+    fn open_entry(&self, root: &OwnedFd, entry: &TrashName) -> Result<(OwnedFd, OwnedFd), FsError> {
+        let entry_path = self.trash_path().join(entry.to_string());
+        let trash = self
+            .open_trash(root)?
+            .ok_or_else(|| FsError::new("open trash", self.trash_path(), Errno::NOENT))?;
+        let entry_fd = rfs::openat(
+            &trash,
+            entry.to_string().as_str(),
+            DIR_NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| FsError::new("open trash entry", &entry_path, e))?;
+        Ok((trash, entry_fd))
+    }
+
+    /// Moves `.trash/<entry>/data` back to `<tenant>/<workspace>` (never over anything: the
+    /// rename refuses to replace) and leaves the entry with its record, so that a step after
+    /// this one that fails can [`WorkspaceFs::return_to_trash`].
+    pub fn take_from_trash(&self, entry: &TrashName) -> Result<PathBuf, FsError> {
+        let root = self.open_root()?;
+        let (_trash, entry_fd) = self.open_entry(&root, entry)?;
+        let tenant_path = self.root.join(entry.tenant.as_str());
+        let tenant_fd = self.ensure_dir(&root, entry.tenant.as_str(), &tenant_path)?;
+        let place = tenant_path.join(entry.workspace.as_str());
+        rfs::renameat_with(
+            &entry_fd,
+            TRASH_DATA,
+            &tenant_fd,
+            entry.workspace.as_str(),
+            rfs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| FsError::new("restore (rename back)", &place, e))?;
+        Ok(place)
+    }
+
+    /// Undoes [`WorkspaceFs::take_from_trash`]: the data goes back into its entry.
+    pub fn return_to_trash(&self, entry: &TrashName) -> Result<(), FsError> {
+        let root = self.open_root()?;
+        let (_trash, entry_fd) = self.open_entry(&root, entry)?;
+        let tenant_fd = self.open_tenant(&root, &entry.tenant)?.ok_or_else(|| {
+            FsError::new(
+                "open tenant dir",
+                self.root.join(entry.tenant.as_str()),
+                Errno::NOENT,
+            )
+        })?;
+        rfs::renameat_with(
+            &tenant_fd,
+            entry.workspace.as_str(),
+            &entry_fd,
+            TRASH_DATA,
+            rfs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| {
+            FsError::new(
+                "return to trash",
+                self.trash_path().join(entry.to_string()),
+                e,
+            )
+        })
+    }
+
+    /// Removes an entry whose data was taken back: its record files and the empty directory
+    /// (never recursively). Best effort: what is left is an empty entry the sweeper purges.
+    pub fn discard_emptied_entry(&self, entry: &TrashName) {
+        let Ok(root) = self.open_root() else { return };
+        let Ok((trash, entry_fd)) = self.open_entry(&root, entry) else {
+            return;
+        };
+        for name in [TRASH_RECORD, "record.json.tmp"] {
+            let _ = rfs::unlinkat(&entry_fd, name, AtFlags::empty());
+        }
+        let _ = rfs::unlinkat(&trash, entry.to_string().as_str(), AtFlags::REMOVEDIR);
+    }
+}
+
+/// The one rename that puts an assembled entry into the trash (never over another entry).
+fn publish(trash: &OwnedFd, name: &TrashName, entry_path: PathBuf) -> Result<MoveOutcome, FsError> {
+    rfs::renameat_with(
+        trash,
+        name.staging().as_str(),
+        trash,
+        name.to_string().as_str(),
+        rfs::RenameFlags::NOREPLACE,
+    )
+    .map_err(|e| FsError::new("publish trash entry", &entry_path, e))?;
+    Ok(MoveOutcome::Moved { entry: entry_path })
+}
+
+/// Writes a small file via a temporary name and a rename, so a reader never sees half of it.
+fn write_file_at(dir: &OwnedFd, name: &str, bytes: &[u8]) -> Result<(), Errno> {
+    let tmp = format!("{name}.tmp");
+    let fd = rfs::openat(
+        dir,
+        tmp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::RUSR | Mode::WUSR,
+    )?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)
+        .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+    drop(file);
+    rfs::renameat(dir, tmp.as_str(), dir, name)
+}
+
+/// The names in a directory (not `.`/`..`). Non-UTF-8 names are returned lossily; they never
+/// validate as ids, so they are reported and left alone.
+fn read_names(dir: &OwnedFd) -> Result<Vec<String>, Errno> {
+    let mut names = Vec::new();
+    let mut d = rfs::Dir::read_from(dir)?;
+    while let Some(entry) = d.read() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        names.push(String::from_utf8_lossy(name).into_owned());
+    }
+    names.sort();
+    Ok(names)
+}

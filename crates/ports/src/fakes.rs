@@ -1,0 +1,428 @@
+//! In-memory fakes of the ports, with the same semantics as the AWS adapters (conditional puts,
+//! not-found as success), for unit tests of handlers without the emulator.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use lifecycle_domain::access_point::AccessPointInfo;
+use lifecycle_domain::activity::ExpiryNotice;
+use lifecycle_domain::ids::WorkspaceId;
+use lifecycle_domain::prune::{ImageDetail, ImageUse};
+use lifecycle_domain::record::{attr, Attributes, Observed, Value};
+use lifecycle_domain::tasks::TaskSummary;
+
+use crate::{AccessPoints, Deployments, Notices, Registry, ServiceError, Tasks, WorkspaceTable};
+
+/// The table in memory. Its conditional writes evaluate the same conditions as the DynamoDB
+/// adapter's expressions, so a write the adapter would refuse is refused here too.
+#[derive(Debug, Default)]
+pub struct MemoryTable {
+    pub items: Mutex<BTreeMap<String, Attributes>>,
+    /// Test hook: items that replace their record right before the next conditional write to
+    /// it, as a control-plane write between a function's read and its write would.
+    pub changes_before_write: Mutex<HashMap<String, Attributes>>,
+}
+
+impl MemoryTable {
+    /// Replaces the record with `item` right before the next conditional write to it.
+    pub fn change_before_next_write(&self, item: Attributes) {
+        if let Some(id) = item.workspace_id() {
+            let id = id.to_string();
+            self.changes_before_write.lock().unwrap().insert(id, item);
+        }
+    }
+
+    /// Runs `write` on the record (after any pending change to it) if it exists.
+    fn write<T>(&self, id: &WorkspaceId, absent: T, write: impl FnOnce(&mut Attributes) -> T) -> T {
+        let change = self
+            .changes_before_write
+            .lock()
+            .unwrap()
+            .remove(id.as_str());
+        let mut items = self.items.lock().unwrap();
+        if let Some(item) = change {
+            items.insert(id.to_string(), item);
+        }
+        let Some(item) = items.get_mut(id.as_str()) else {
+            return absent;
+        };
+        write(item)
+    }
+}
+
+fn held(item: &Attributes) -> bool {
+    matches!(item.get(attr::HOLD), Some(Value::Bool(true)))
+}
+
+fn observed_in(observed: &Observed, item: &Attributes) -> bool {
+    observed.matches(item)
+}
+
+#[async_trait]
+impl WorkspaceTable for MemoryTable {
+    async fn get(&self, id: &WorkspaceId) -> Result<Option<Attributes>, ServiceError> {
+        Ok(self.items.lock().unwrap().get(id.as_str()).cloned())
+    }
+
+    async fn put_if_absent(&self, item: Attributes) -> Result<bool, ServiceError> {
+        let Some(id) = item.workspace_id().map(str::to_string) else {
+            return Err(ServiceError::permanent(
+                "PutAttributes",
+                "item has no string workspaceId",
+            ));
+        };
+        let mut items = self.items.lock().unwrap();
+        if items.contains_key(&id) {
+            return Ok(false);
+        }
+        items.insert(id, item);
+        Ok(true)
+    }
+
+    async fn get_many(&self, ids: &[WorkspaceId]) -> Result<Vec<Attributes>, ServiceError> {
+        let items = self.items.lock().unwrap();
+        Ok(ids
+            .iter()
+            .filter_map(|id| items.get(id.as_str()).cloned())
+            .collect())
+    }
+
+    async fn extend(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        last: i64,
+        expires: i64,
+    ) -> Result<bool, ServiceError> {
+        Ok(self.write(id, false, |item| {
+            let at_most = |name: &str, value: i64| match item.get(name) {
+                None => true,
+                Some(Value::N(n)) => n.parse::<f64>().is_ok_and(|n| n <= value as f64),
+                // DynamoDB's `<=` between a number and another type is false.
+                Some(_) => false,
+            };
+            if held(item)
+                || !at_most(attr::LAST_ACTIVITY_AT, last)
+                || !at_most(attr::EXPIRES_AT, expires)
+                || !observed_in(observed, item)
+            {
+                return false;
+            }
+            item.insert(attr::LAST_ACTIVITY_AT, Value::N(last.to_string()));
+            item.insert(attr::EXPIRES_AT, Value::N(expires.to_string()));
+            true
+        }))
+    }
+
+    async fn set_expiry(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        expires: Option<i64>,
+    ) -> Result<bool, ServiceError> {
+        Ok(self.write(id, false, |item| {
+            if !observed_in(observed, item) {
+                return false;
+            }
+            match expires {
+                Some(at) => item.insert(attr::EXPIRES_AT, Value::N(at.to_string())),
+                None => item.remove(attr::EXPIRES_AT),
+            };
+            true
+        }))
+    }
+
+    async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Attributes>, ServiceError> {
+        let items = self.items.lock().unwrap();
+        Ok(items
+            .values()
+            .filter(|item| match expiring {
+                None => true,
+                Some((from, to)) => {
+                    number(item, attr::EXPIRES_AT).is_some_and(|e| e > from && e <= to)
+                }
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn claim_notice(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        expires: i64,
+    ) -> Result<bool, ServiceError> {
+        Ok(self.write(id, false, |item| {
+            let is = |name: &str, value: i64| {
+                matches!(item.get(name), Some(Value::N(n)) if n.parse::<f64>().is_ok_and(|n| n == value as f64))
+            };
+            if held(item)
+                || !is(attr::EXPIRES_AT, expires)
+                || is(attr::NOTICE_SENT_FOR, expires)
+                || !observed_in(observed, item)
+            {
+                return false;
+            }
+            item.insert(attr::NOTICE_SENT_FOR, Value::N(expires.to_string()));
+            true
+        }))
+    }
+
+    async fn release_notice(&self, id: &WorkspaceId, expires: i64) -> Result<(), ServiceError> {
+        let mut items = self.items.lock().unwrap();
+        if let Some(item) = items.get_mut(id.as_str()) {
+            if number(item, attr::NOTICE_SENT_FOR) == Some(expires) {
+                item.remove(attr::NOTICE_SENT_FOR);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn number(item: &Attributes, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(Value::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryAccessPoints {
+    pub points: Mutex<HashMap<String, AccessPointInfo>>,
+}
+
+#[async_trait]
+impl AccessPoints for MemoryAccessPoints {
+    async fn describe(&self, id: &str) -> Result<Option<AccessPointInfo>, ServiceError> {
+        Ok(self.points.lock().unwrap().get(id).cloned())
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool, ServiceError> {
+        Ok(self.points.lock().unwrap().remove(id).is_some())
+    }
+
+    async fn list(&self, file_system_id: &str) -> Result<Vec<AccessPointInfo>, ServiceError> {
+        let mut out: Vec<_> = self
+            .points
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|ap| ap.file_system_id == file_system_id)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn tag(&self, id: &str, key: &str, value: &str) -> Result<bool, ServiceError> {
+        Ok(match self.points.lock().unwrap().get_mut(id) {
+            Some(ap) => {
+                ap.tags.insert(key.to_string(), value.to_string());
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn untag(&self, id: &str, key: &str) -> Result<bool, ServiceError> {
+        Ok(match self.points.lock().unwrap().get_mut(id) {
+            Some(ap) => {
+                ap.tags.remove(key);
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryTasks {
+    pub tasks: Mutex<Vec<TaskSummary>>,
+}
+
+#[async_trait]
+impl Tasks for MemoryTasks {
+    async fn active_tasks(&self) -> Result<Vec<TaskSummary>, ServiceError> {
+        Ok(self.tasks.lock().unwrap().clone())
+    }
+
+    async fn describe(
+        &self,
+        _cluster: &str,
+        arn: &str,
+    ) -> Result<Option<TaskSummary>, ServiceError> {
+        Ok(self
+            .tasks
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|t| t.arn == arn)
+            .cloned())
+    }
+}
+
+/// Notices kept in memory, in the order they were published.
+#[derive(Debug, Default)]
+pub struct MemoryNotices {
+    pub sent: Mutex<Vec<ExpiryNotice>>,
+    /// Workspaces whose notices the bus refuses (per entry, as PutEvents reports it).
+    pub refuse: Mutex<std::collections::HashSet<String>>,
+}
+
+#[async_trait]
+impl Notices for MemoryNotices {
+    async fn publish(&self, notices: &[ExpiryNotice]) -> Vec<Result<(), String>> {
+        let refuse = self.refuse.lock().unwrap();
+        let mut sent = self.sent.lock().unwrap();
+        notices
+            .iter()
+            .map(|n| {
+                if refuse.contains(&n.workspace_id) {
+                    return Err("InternalFailure: refused".to_string());
+                }
+                sent.push(n.clone());
+                Ok(())
+            })
+            .collect()
+    }
+}
+
+/// A registry in memory: repository -> digest -> (listing, manifest document). Like ECR it
+/// refuses to delete a manifest an index still references; `delete_failures` injects the
+/// per-image failures ECR reports in a 200 answer.
+/// A repository in memory: digest -> (listing, manifest document).
+pub type MemoryRepository = BTreeMap<String, (ImageDetail, String)>;
+
+#[derive(Debug, Default)]
+pub struct MemoryRegistry {
+    pub repositories: Mutex<BTreeMap<String, MemoryRepository>>,
+    pub delete_failures: Mutex<BTreeMap<String, ServiceError>>,
+    /// Every digest a delete call asked for, in order.
+    pub delete_calls: Mutex<Vec<String>>,
+}
+
+impl MemoryRegistry {
+    pub fn put(&self, repository: &str, detail: ImageDetail, manifest: &str) {
+        self.repositories
+            .lock()
+            .unwrap()
+            .entry(repository.to_string())
+            .or_default()
+            .insert(detail.digest.clone(), (detail, manifest.to_string()));
+    }
+
+    /// Moves `tag` to `digest` (as a push of that tag does).
+    pub fn tag(&self, repository: &str, digest: &str, tag: &str) {
+        let mut repos = self.repositories.lock().unwrap();
+        let images = repos.entry(repository.to_string()).or_default();
+        for (detail, _) in images.values_mut() {
+            detail.tags.retain(|t| t != tag);
+        }
+        if let Some((detail, _)) = images.get_mut(digest) {
+            detail.tags.push(tag.to_string());
+        }
+    }
+
+    pub fn digests(&self, repository: &str) -> Vec<String> {
+        self.repositories
+            .lock()
+            .unwrap()
+            .get(repository)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+fn no_repository(operation: &'static str, repository: &str) -> ServiceError {
+    ServiceError::permanent(
+        operation,
+        format!("RepositoryNotFoundException: {repository}"),
+    )
+}
+
+#[async_trait]
+impl Registry for MemoryRegistry {
+    async fn repositories(&self) -> Result<Vec<String>, ServiceError> {
+        Ok(self.repositories.lock().unwrap().keys().cloned().collect())
+    }
+
+    async fn images(&self, repository: &str) -> Result<Vec<ImageDetail>, ServiceError> {
+        let repos = self.repositories.lock().unwrap();
+        let images = repos
+            .get(repository)
+            .ok_or_else(|| no_repository("DescribeImages", repository))?;
+        Ok(images.values().map(|(d, _)| d.clone()).collect())
+    }
+
+    async fn manifests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, Result<String, String>)>, ServiceError> {
+        let repos = self.repositories.lock().unwrap();
+        let images = repos
+            .get(repository)
+            .ok_or_else(|| no_repository("BatchGetImage", repository))?;
+        Ok(digests
+            .iter()
+            .map(|d| {
+                let found = images.get(d).map(|(_, m)| m.clone());
+                (d.clone(), found.ok_or_else(|| "ImageNotFound".to_string()))
+            })
+            .collect())
+    }
+
+    async fn delete(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, Result<(), ServiceError>)>, ServiceError> {
+        self.delete_calls
+            .lock()
+            .unwrap()
+            .extend(digests.iter().cloned());
+        let failures = self.delete_failures.lock().unwrap().clone();
+        let mut repos = self.repositories.lock().unwrap();
+        let images = repos
+            .get_mut(repository)
+            .ok_or_else(|| no_repository("BatchDeleteImage", repository))?;
+        let mut out = Vec::with_capacity(digests.len());
+        for d in digests {
+            if let Some(e) = failures.get(d) {
+                out.push((d.clone(), Err(e.clone())));
+                continue;
+            }
+            let referenced = images.values().any(|(_, manifest)| {
+                lifecycle_domain::prune::manifest_facts(manifest)
+                    .is_ok_and(|f| f.children.is_some_and(|c| c.contains(d)))
+            });
+            if referenced {
+                out.push((
+                    d.clone(),
+                    Err(ServiceError::retryable(
+                        "ECR BatchDeleteImage",
+                        "ImageReferencedByManifestList: referenced by an index",
+                    )),
+                ));
+                continue;
+            }
+            images.remove(d);
+            out.push((d.clone(), Ok(())));
+        }
+        Ok(out)
+    }
+}
+
+/// What runs, in memory: tests change it between a plan and its re-check.
+#[derive(Debug, Default)]
+pub struct MemoryDeployments {
+    pub uses: Mutex<Vec<ImageUse>>,
+}
+
+#[async_trait]
+impl Deployments for MemoryDeployments {
+    async fn images_in_use(&self, _keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError> {
+        Ok(self.uses.lock().unwrap().clone())
+    }
+}

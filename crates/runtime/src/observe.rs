@@ -1,0 +1,150 @@
+//! Logs, audit lines and metrics. Every line is JSON on stdout (CloudWatch Logs ingests it as is).
+//! Audit lines carry `target = "audit"`, so one filter pattern finds every destructive decision.
+
+use lifecycle_domain::reasons::{code, Action, Reason};
+use serde::Serialize;
+use tracing_subscriber::EnvFilter;
+
+/// JSON logs at `RUST_LOG` (default `info`). Call once, first thing in `main`.
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(true)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// One audit line: what, to which workspace, why, and how much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Audit {
+    pub workspace_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    pub action: Action,
+    /// The reason's code, from any of the reason vocabularies (expiry, sweep, prune).
+    pub reason: &'static str,
+    pub dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Audit {
+    /// `reason` is any reason enum (serialized as its code).
+    pub fn new(
+        workspace_id: impl Into<String>,
+        action: Action,
+        reason: impl Serialize,
+        dry_run: bool,
+    ) -> Self {
+        Self {
+            workspace_id: workspace_id.into(),
+            action,
+            reason: code(&reason),
+            dry_run,
+            tenant_id: None,
+            resource: None,
+            files: None,
+            bytes: None,
+            error: None,
+        }
+    }
+
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant.into());
+        self
+    }
+
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    pub fn freed(mut self, files: u64, bytes: u64) -> Self {
+        self.files = Some(files);
+        self.bytes = Some(bytes);
+        self
+    }
+
+    pub fn error(mut self, error: impl std::fmt::Display) -> Self {
+        self.error = Some(error.to_string());
+        self
+    }
+
+    /// Emits the line (warn level for failures and rejections, info otherwise).
+    pub fn emit(&self) {
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "audit",
+                    workspaceId = %self.workspace_id,
+                    tenantId = self.tenant_id.as_deref(),
+                    action = self.action.as_str(),
+                    reason = self.reason,
+                    dryRun = self.dry_run,
+                    resource = self.resource.as_deref(),
+                    files = self.files,
+                    bytes = self.bytes,
+                    error = self.error.as_deref(),
+                    "audit"
+                )
+            };
+        }
+        let warn = [
+            Reason::InvalidRecord,
+            Reason::RefusedSymlink,
+            Reason::RecordAppeared,
+        ];
+        if self.error.is_some() || warn.iter().any(|r| self.reason == r.as_str()) {
+            line!(warn);
+        } else {
+            line!(info);
+        }
+    }
+}
+
+/// The CloudWatch namespace of the project's metrics.
+pub const METRICS_NAMESPACE: &str = "WorkspaceLifecycle";
+
+/// One line of CloudWatch Embedded Metric Format on stdout: CloudWatch turns it into metrics
+/// (dimension `Function`) without an API call. `metrics` are `(name, value, unit)`. Emitted only
+/// when running in Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set).
+pub fn emit_metrics(function: &str, metrics: &[(&str, f64, &str)]) {
+    // Only inside Lambda: from the CLI or a test, stdout belongs to the caller.
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+        return;
+    }
+    let definitions: Vec<_> = metrics
+        .iter()
+        .map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit}))
+        .collect();
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["Function"]],
+                "Metrics": definitions,
+            }],
+        },
+        "Function": function,
+    });
+    for (name, value, _) in metrics {
+        line[*name] = serde_json::json!(value);
+    }
+    println!("{line}");
+}

@@ -1,0 +1,75 @@
+//! The AWS side of every port, built from one SDK configuration. Functions, the CLI and the tests
+//! all build their adapters here, so a client is configured in exactly one place.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use lifecycle_aws::{
+    load_sdk_config, DynamoTable, EcrRegistry, EcsDeployments, EcsTasks, EfsAccessPoints,
+    EventBridgeNotices, LambdaFunctions,
+};
+use lifecycle_ports::{
+    AccessPoints, AllDeployments, Deployments, Notices, Registry, Tasks, WorkspaceTable,
+};
+
+use crate::config::Config;
+
+#[derive(Debug, Clone)]
+pub struct Aws {
+    sdk: SdkConfig,
+}
+
+impl Aws {
+    /// Region, credentials and `AWS_ENDPOINT_URL` from the environment.
+    pub async fn from_env() -> Self {
+        Self::new(load_sdk_config().await)
+    }
+
+    pub fn new(sdk: SdkConfig) -> Self {
+        Self { sdk }
+    }
+
+    pub fn sdk(&self) -> &SdkConfig {
+        &self.sdk
+    }
+
+    pub fn table(&self, config: &Config) -> Arc<dyn WorkspaceTable> {
+        Arc::new(DynamoTable::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            &config.table,
+        ))
+    }
+
+    pub fn access_points(&self) -> Arc<dyn AccessPoints> {
+        Arc::new(EfsAccessPoints::new(aws_sdk_efs::Client::new(&self.sdk)))
+    }
+
+    /// The in-use guard's source, or `None` when `ECS_CLUSTER=none` turned the guard off.
+    pub fn tasks(&self, config: &Config) -> Option<Arc<dyn Tasks>> {
+        config.ecs_cluster.as_ref().map(|cluster| {
+            Arc::new(EcsTasks::new(aws_sdk_ecs::Client::new(&self.sdk), cluster)) as Arc<dyn Tasks>
+        })
+    }
+
+    pub fn notices(&self, bus: &str) -> Arc<dyn Notices> {
+        Arc::new(EventBridgeNotices::new(
+            aws_sdk_eventbridge::Client::new(&self.sdk),
+            bus,
+        ))
+    }
+
+    pub fn registry(&self) -> Arc<dyn Registry> {
+        Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&self.sdk)))
+    }
+
+    /// What runs images: ECS (every cluster, or only `ecs_clusters`) and Lambda.
+    pub fn deployments(&self, ecs_clusters: Option<&[String]>) -> Arc<dyn Deployments> {
+        let ecs = EcsDeployments::new(aws_sdk_ecs::Client::new(&self.sdk));
+        let ecs = match ecs_clusters {
+            Some(clusters) => ecs.only_clusters(clusters.to_vec()),
+            None => ecs,
+        };
+        let lambda = LambdaFunctions::new(aws_sdk_lambda::Client::new(&self.sdk));
+        Arc::new(AllDeployments(vec![Arc::new(ecs), Arc::new(lambda)]))
+    }
+}
