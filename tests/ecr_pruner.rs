@@ -359,7 +359,7 @@ async fn an_image_tagged_protected_after_the_plan_is_not_deleted() {
     let pruner = fx.pruner(&vars(&settings));
     let later = now() + 30 * DAY;
     let plans = pruner.plan(later).await.unwrap();
-    assert_eq!(plans[0].deletes().len(), 2);
+    assert_eq!(plans.repositories[0].deletes().len(), 2);
     // Promoted between the plan and the delete: the same manifest pushed with a protected tag.
     let manifest = aws_sdk_ecr::Client::new(&fx.sdk)
         .batch_get_image()
@@ -387,7 +387,7 @@ async fn an_image_tagged_protected_after_the_plan_is_not_deleted() {
         .await,
         promoted
     );
-    let summary = pruner.apply(plans, later).await.unwrap();
+    let summary = pruner.execute(plans, later).await.unwrap();
     assert_eq!(
         summary.repositories[0].kept.get("protected_tag"),
         Some(&1),
@@ -406,10 +406,10 @@ async fn an_index_that_came_into_use_after_the_plan_keeps_its_children() {
     let pruner = fx.pruner(&vars(&settings));
     let later = now() + 30 * DAY;
     let plans = pruner.plan(later).await.unwrap();
-    assert_eq!(plans[0].deletes().len(), 5);
+    assert_eq!(plans.repositories[0].deletes().len(), 5);
     let td = fx.task_definition(&ecr_ref(&repo, &index)).await;
     fx.run_task_definition(&td).await;
-    let summary = pruner.apply(plans, later).await.unwrap();
+    let summary = pruner.execute(plans, later).await.unwrap();
     assert_eq!(summary.deleted, 0, "{summary:?}");
     assert_eq!(
         summary.repositories[0].kept.get("child_of_kept_index"),

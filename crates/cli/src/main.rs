@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -283,7 +283,7 @@ async fn run(cli: Cli) -> Result<()> {
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&plans)?);
             } else {
-                print_prune_plans(&plans);
+                print_prune_plans(&plans.repositories);
             }
         }
         Command::Apply { what, yes } => apply(&ctx, what, yes, cli.json, now).await?,
@@ -476,7 +476,7 @@ async fn apply(ctx: &Ctx, what: Job, yes: bool, json: bool, now: i64) -> Result<
                 bail!("not confirmed; nothing was done");
             }
             let bar = spinner("sweeping");
-            let summary = sweeper.execute(plan, now, None, Instant::now()).await;
+            let summary = sweeper.execute(plan, now, None).await;
             bar.finish_and_clear();
             print_json_or(json, &serde_json::to_value(&summary)?, || {
                 println!(
@@ -493,12 +493,9 @@ async fn apply(ctx: &Ctx, what: Job, yes: bool, json: bool, now: i64) -> Result<
             let pruner = ctx.pruner(repo.as_deref(), false)?;
             let plans = pruner.plan(now).await?;
             if !json {
-                print_prune_plans(&plans);
+                print_prune_plans(&plans.repositories);
             }
-            let n: usize = plans
-                .iter()
-                .map(|p| p.delete_waves.iter().map(Vec::len).sum::<usize>())
-                .sum();
+            let n = plans.deletes();
             if n == 0 {
                 return Ok(());
             }
@@ -506,7 +503,7 @@ async fn apply(ctx: &Ctx, what: Job, yes: bool, json: bool, now: i64) -> Result<
                 bail!("not confirmed; nothing was deleted");
             }
             let bar = spinner("pruning");
-            let summary = pruner.apply(plans, now).await?;
+            let summary = pruner.execute(plans, now).await?;
             bar.finish_and_clear();
             print_json_or(json, &serde_json::to_value(&summary)?, || {
                 println!(

@@ -4,6 +4,7 @@
 
 pub mod access_point;
 pub mod activity;
+pub mod caps;
 pub mod expiry;
 pub mod ids;
 pub mod layout;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::caps::{Caps, PercentSetting};
 use crate::retention::SECONDS_PER_DAY;
 
 pub const INDEX_MEDIA_TYPES: &[&str] = &[
@@ -162,6 +163,8 @@ pub enum PruneReason {
     ReferrerOfKeptImage,
     SubjectUnknown,
     ChangedSincePlan,
+    /// The repository's deletes are over a cap (`MAX_ACTIONS`, `MAX_ACTION_PERCENT`).
+    SkippedCap,
     TooYoung,
     NoAgeLimit,
     TaggedExpired,
@@ -184,6 +187,12 @@ impl PruneReason {
 }
 
 crate::serde_codes!(PruneReason);
+
+impl std::fmt::Display for PruneReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
@@ -329,6 +338,8 @@ pub struct Decision {
     pub size: u64,
 }
 
+/// One repository, decided: a verdict and a reason for every image, the deletes in their order,
+/// and (over a cap) why nothing is deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RepoPlan {
@@ -348,6 +359,41 @@ pub struct RepoPlan {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unread_subjects: Vec<String>,
     pub bytes_freed: u64,
+    /// Set when the repository's deletes are over a cap: then every one of them is kept as
+    /// `skipped_cap` (there is nothing to delete) and this says which cap and by how much.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap_exceeded: Option<String>,
+}
+
+/// Every selected repository, decided: the value `lifecycle plan prune` shows and the pruner
+/// then carries out (re-checked right before each repository's deletes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct PrunePlan {
+    /// By repository name.
+    pub repositories: Vec<RepoPlan>,
+}
+
+impl PrunePlan {
+    /// How many images the plan deletes, over every repository.
+    pub fn deletes(&self) -> usize {
+        self.repositories.iter().map(|r| r.deletes().len()).sum()
+    }
+
+    pub fn bytes_freed(&self) -> u64 {
+        self.repositories.iter().map(|r| r.bytes_freed).sum()
+    }
+}
+
+/// The caps of one repository: `MAX_ACTIONS` deletes, and `MAX_ACTION_PERCENT` of its images
+/// (however few it has).
+pub fn repository_caps(max_actions: usize, max_action_percent: u32) -> Caps {
+    Caps {
+        max_actions,
+        max_percent: max_action_percent,
+        percent_setting: PercentSetting::MaxActionPercent,
+        min_population: 0,
+    }
 }
 
 impl RepoPlan {
@@ -357,6 +403,28 @@ impl RepoPlan {
             .flatten()
             .map(String::as_str)
             .collect()
+    }
+
+    /// The plan within `caps` (counted over the repository's images): over a cap, every delete
+    /// becomes a keep with reason `skipped_cap`, nothing is left to delete, and `cap_exceeded`
+    /// says why.
+    pub fn capped(mut self, caps: &Caps) -> Self {
+        let deletes: Vec<usize> = (0..self.decisions.len())
+            .filter(|i| self.decisions[*i].verdict == Verdict::Delete)
+            .collect();
+        let capped = caps.apply("images to delete", deletes, self.decisions.len());
+        for i in capped.skipped {
+            let decision = &mut self.decisions[i];
+            decision.verdict = Verdict::Keep;
+            decision.reason = PruneReason::SkippedCap;
+        }
+        if let Some(why) = capped.exceeded {
+            self.delete_waves.clear();
+            self.delete_after.clear();
+            self.bytes_freed = 0;
+            self.cap_exceeded = Some(why.to_string());
+        }
+        self
     }
 }
 
@@ -745,6 +813,7 @@ fn plan(
         delete_after,
         unread_subjects,
         decisions,
+        cap_exceeded: None,
     }
 }
 

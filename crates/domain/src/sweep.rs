@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::access_point::{identify, AccessPointRules, WorkspaceAccessPoint};
 use crate::access_point::{AccessPointInfo, ORPHAN_SINCE_TAG};
+use crate::caps::{self, Caps, PercentSetting, MIN_POPULATION_FOR_PERCENT};
 use crate::ids::{TenantId, WorkspaceId};
 use crate::layout::{TrashName, PURGING_PREFIX, STAGING_PREFIX};
 use crate::retention::SECONDS_PER_DAY;
@@ -65,9 +66,28 @@ pub struct SweepRules {
     pub file_system_id: Option<String>,
 }
 
-/// Below this many candidates of a kind, only `MAX_ACTIONS` applies: one orphan among three
-/// workspaces is 33% but no sign of a misconfigured table.
-pub const MIN_POPULATION_FOR_PERCENT: usize = 10;
+impl SweepRules {
+    /// Purges: `MAX_ACTIONS`, and `MAX_PURGE_PERCENT` of the trash's entries (from ten on).
+    pub fn purge_caps(&self) -> Caps {
+        Caps {
+            max_actions: self.max_actions,
+            max_percent: self.max_purge_percent,
+            percent_setting: PercentSetting::MaxPurgePercent,
+            min_population: MIN_POPULATION_FOR_PERCENT,
+        }
+    }
+
+    /// Orphan directories and orphan access points, each kind on its own: `MAX_ACTIONS`, and
+    /// `MAX_ACTION_PERCENT` of the workspace directories (or workspace access points), from ten on.
+    pub fn orphan_caps(&self) -> Caps {
+        Caps {
+            max_actions: self.max_actions,
+            max_percent: self.max_action_percent,
+            percent_setting: PercentSetting::MaxActionPercent,
+            min_population: MIN_POPULATION_FOR_PERCENT,
+        }
+    }
+}
 
 /// Seconds after which a `.staging+` entry is finished by the sweeper: longer than a stream
 /// record can be retried (24 hours).
@@ -98,6 +118,12 @@ pub enum SweepReason {
 }
 
 crate::serde_codes!(SweepReason);
+
+impl std::fmt::Display for SweepReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -148,6 +174,8 @@ pub struct Skip {
     pub reason: SweepReason,
 }
 
+/// A whole sweep, decided: what to do (within the caps), what is kept and why, and which caps
+/// tripped. It is a value: shown by `lifecycle plan sweep`, then carried out as shown.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepPlan {
@@ -155,27 +183,9 @@ pub struct SweepPlan {
     /// marks), then removals of marks.
     pub actions: Vec<Planned>,
     pub skipped: Vec<Skip>,
-    /// Set when a cap is exceeded: then nothing of that kind is in `actions`, and this says
-    /// which caps and by how much.
+    /// Set when a cap is exceeded: then nothing of that kind is in `actions` (each is in
+    /// `skipped` as `skipped_cap`), and this says which caps and by how much.
     pub cap_exceeded: Option<String>,
-}
-
-fn cap_check(
-    kind: &str,
-    count: usize,
-    population: usize,
-    max_actions: usize,
-    (percent_var, max_percent): (&str, u32),
-) -> Option<String> {
-    if count > max_actions {
-        return Some(format!("{count} {kind} exceed MAX_ACTIONS={max_actions}"));
-    }
-    if population >= MIN_POPULATION_FOR_PERCENT && count * 100 > population * max_percent as usize {
-        return Some(format!(
-            "{count} of {population} {kind} exceed {percent_var}={max_percent}"
-        ));
-    }
-    None
 }
 
 pub fn plan_sweep(
@@ -400,43 +410,38 @@ pub fn plan_sweep(
         }
     }
 
-    // Each kind is capped on its own: over its cap, nothing of that kind is done, and the run
-    // says so. A wrong table or a failed listing must not look like "everything is orphaned",
-    // nor a wrong clock like "everything is past its grace".
-    let purge_percent = ("MAX_PURGE_PERCENT", rules.max_purge_percent);
-    let action_percent = ("MAX_ACTION_PERCENT", rules.max_action_percent);
+    // Each kind is capped on its own (`caps`): over its cap, nothing of that kind is done, and
+    // the plan says so. A wrong table or a failed listing must not look like "everything is
+    // orphaned", nor a wrong clock like "everything is past its grace". Resumed purges and
+    // abandoned moves were committed to by an earlier (capped) run.
     let kinds = [
-        ("trash purges", purges, trash_entries, purge_percent),
+        ("trash purges", purges, trash_entries, rules.purge_caps()),
         (
             "orphan directories",
             orphan_dirs,
             live_workspaces,
-            action_percent,
+            rules.orphan_caps(),
         ),
         (
             "orphan access points",
             orphan_aps,
             workspace_aps,
-            action_percent,
+            rules.orphan_caps(),
         ),
     ];
     let mut exceeded = Vec::new();
     plan.actions.extend(resumed);
-    for (kind, actions, population, percent) in kinds {
-        match cap_check(kind, actions.len(), population, rules.max_actions, percent) {
-            None => plan.actions.extend(actions),
-            Some(why) => {
-                plan.skipped.extend(actions.into_iter().map(|a| Skip {
-                    what: describe(&a.target),
-                    reason: SweepReason::SkippedCap,
-                }));
-                exceeded.push(why);
-            }
-        }
+    for (kind, actions, population, caps) in kinds {
+        let capped = caps.apply(kind, actions, population);
+        plan.actions.extend(capped.allowed);
+        plan.skipped
+            .extend(capped.skipped.into_iter().map(|a| Skip {
+                what: describe(&a.target),
+                reason: SweepReason::SkippedCap,
+            }));
+        exceeded.extend(capped.exceeded);
     }
-    if !exceeded.is_empty() {
-        plan.cap_exceeded = Some(exceeded.join("; "));
-    }
+    plan.cap_exceeded = caps::describe(&exceeded);
     // Removing a mark only ever delays a deletion, so no cap holds it back.
     plan.actions.extend(unmarks);
     plan
@@ -542,538 +547,4 @@ pub fn targets(plan: &SweepPlan) -> BTreeSet<SweepTarget> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::access_point::Ownership;
-    use proptest::prelude::*;
-
-    const H: i64 = 3600;
-    const NOW: i64 = 1_000 * 86_400;
-
-    fn rules() -> SweepRules {
-        SweepRules {
-            trash_grace_days: 7,
-            orphan_min_age_hours: 24,
-            max_actions: 100,
-            max_action_percent: 20,
-            max_purge_percent: 100,
-            file_system_id: None,
-        }
-    }
-
-    fn live(t: &str, w: &str, age_h: i64) -> LiveEntry {
-        LiveEntry {
-            tenant: t.into(),
-            workspace: Some(w.into()),
-            changed_at: NOW - age_h * H,
-        }
-    }
-
-    fn owners(list: &[(&str, &str)]) -> BTreeMap<String, Owner> {
-        owners_from(list.iter().copied())
-    }
-
-    #[test]
-    fn orphans_young_and_owned() {
-        let plan = plan_sweep(
-            &[
-                live("acme", "owned", 100),
-                live("acme", "orphan", 48),
-                live("acme", "young", 2),
-                live("other", "owned", 100),
-                live("acme", "..x", 100),
-                LiveEntry {
-                    tenant: "lost+found".into(),
-                    workspace: None,
-                    changed_at: 0,
-                },
-            ],
-            &[],
-            &owners(&[("owned", "acme")]),
-            &[],
-            &InUse::default(),
-            NOW,
-            &rules(),
-        );
-        assert_eq!(
-            plan.actions,
-            vec![Planned {
-                target: SweepTarget::TrashOrphan {
-                    tenant: "acme".into(),
-                    workspace: "orphan".into()
-                },
-                reason: SweepReason::OrphanNoRecord,
-            }]
-        );
-        let reasons: Vec<_> = plan
-            .skipped
-            .iter()
-            .map(|s| (s.what.as_str(), s.reason))
-            .collect();
-        assert!(reasons.contains(&("acme/young", SweepReason::SkippedTooYoung)));
-        assert!(reasons.contains(&("other/owned", SweepReason::SkippedTenantMismatch)));
-        assert!(reasons.contains(&("acme/..x", SweepReason::SkippedInvalidName)));
-        assert!(reasons.contains(&("lost+found", SweepReason::SkippedInvalidName)));
-    }
-
-    fn ap_in(
-        id: &str,
-        root: &str,
-        tags: &[(&str, &str)],
-        rules: &AccessPointRules,
-    ) -> AccessPointEntry {
-        AccessPointEntry::new(
-            AccessPointInfo {
-                id: id.into(),
-                file_system_id: "fs-1".into(),
-                root_path: Some(root.into()),
-                tags: tags
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            },
-            rules,
-        )
-    }
-
-    /// An access point under the default rules (layout root `/<tenant>/<workspace>`).
-    fn ap(id: &str, root: &str, tags: &[(&str, &str)]) -> AccessPointEntry {
-        ap_in(id, root, tags, &AccessPointRules::default())
-    }
-
-    fn skipped(plan: &SweepPlan) -> BTreeMap<String, SweepReason> {
-        plan.skipped
-            .iter()
-            .map(|s| (s.what.clone(), s.reason))
-            .collect()
-    }
-
-    #[test]
-    fn trash_by_name_time_and_access_points_by_owner_and_age() {
-        let old = format!("{}+acme+gone", NOW - 8 * 86_400);
-        let fresh = format!("{}+acme+recent", NOW - 86_400);
-        let an_hour_ago = (NOW - H).to_string();
-        let plan = plan_sweep(
-            &[],
-            &[
-                TrashEntry { name: old.clone() },
-                TrashEntry { name: fresh },
-                TrashEntry {
-                    name: "junk".into(),
-                },
-            ],
-            &owners(&[("kept", "acme")]),
-            &[
-                ap("fsap-1", "/acme/gone", &[]),
-                ap("fsap-2", "/acme/kept", &[]),
-                ap("fsap-3", "/acme/new", &[("createdAt", &an_hour_ago)]),
-                ap("fsap-4", "/acme/mystery", &[]),
-                ap("fsap-5", "/acme", &[("createdAt", "0")]),
-            ],
-            &InUse::default(),
-            NOW,
-            &rules(),
-        );
-        let targets: Vec<_> = plan.actions.iter().map(|a| describe(&a.target)).collect();
-        assert_eq!(
-            targets,
-            vec![format!(".trash/{old}"), "fsap-1".into(), "fsap-4".into()]
-        );
-        assert!(matches!(
-            plan.actions[2].target,
-            SweepTarget::MarkAccessPoint { since: NOW, .. }
-        ));
-        let reasons = skipped(&plan);
-        assert_eq!(reasons["fsap-3"], SweepReason::SkippedTooYoung);
-        assert_eq!(reasons["fsap-5"], SweepReason::SkippedNotWorkspace);
-        assert_eq!(reasons[".trash/junk"], SweepReason::SkippedInvalidName);
-        assert!(!reasons.contains_key("fsap-2") && !reasons.contains_key("fsap-4"));
-    }
-
-    #[test]
-    fn the_orphan_clock_starts_at_the_mark_or_at_an_older_creation() {
-        let at = |secs_ago: i64| (NOW - secs_ago).to_string();
-        let (two_h, day_plus, month) = (at(2 * H), at(25 * H), at(30 * 86_400));
-        let plan = plan_sweep(
-            &[],
-            &[],
-            &owners(&[("back", "acme"), ("moved", "globex")]),
-            &[
-                ap("fsap-new-mark", "/acme/a", &[(ORPHAN_SINCE_TAG, &two_h)]),
-                ap(
-                    "fsap-old-created",
-                    "/acme/b",
-                    &[(ORPHAN_SINCE_TAG, &two_h), ("createdAt", &month)],
-                ),
-                ap("fsap-old-mark", "/acme/c", &[(ORPHAN_SINCE_TAG, &day_plus)]),
-                ap("fsap-bad-mark", "/acme/d", &[(ORPHAN_SINCE_TAG, "soon")]),
-                ap("fsap-back", "/acme/back", &[(ORPHAN_SINCE_TAG, &day_plus)]),
-                ap(
-                    "fsap-moved",
-                    "/acme/moved",
-                    &[(ORPHAN_SINCE_TAG, &day_plus)],
-                ),
-                ap(
-                    "fsap-foreign",
-                    "/srv/x/data",
-                    &[(ORPHAN_SINCE_TAG, &day_plus)],
-                ),
-            ],
-            &InUse::default(),
-            NOW,
-            &rules(),
-        );
-        let actions: Vec<_> = plan
-            .actions
-            .iter()
-            .map(|a| (describe(&a.target), a.reason))
-            .collect();
-        assert_eq!(
-            actions,
-            vec![
-                ("fsap-old-created".into(), SweepReason::OrphanAccessPoint),
-                ("fsap-old-mark".into(), SweepReason::OrphanAccessPoint),
-                ("fsap-bad-mark".into(), SweepReason::OrphanAgeUnknown),
-                ("fsap-back".into(), SweepReason::OwnerRegained),
-                ("fsap-moved".into(), SweepReason::OwnerRegained),
-            ]
-        );
-        let reasons = skipped(&plan);
-        assert_eq!(reasons["fsap-new-mark"], SweepReason::SkippedTooYoung);
-        assert_eq!(reasons["fsap-moved"], SweepReason::SkippedTenantMismatch);
-        assert_eq!(reasons["fsap-foreign"], SweepReason::SkippedNotWorkspace);
-    }
-
-    #[test]
-    fn the_access_point_cap_counts_marks_and_workspace_access_points_only() {
-        let mut aps: Vec<_> = (0..20)
-            .map(|i| {
-                ap(
-                    &format!("fsap-f{i:02}"),
-                    &format!("/srv/app{i}/data"),
-                    &[("createdAt", "0")],
-                )
-            })
-            .collect();
-        let owned: Vec<(String, &str)> = (0..7).map(|i| (format!("ws{i}"), "acme")).collect();
-        for i in 0..10 {
-            aps.push(ap(&format!("fsap-w{i}"), &format!("/acme/ws{i}"), &[]));
-        }
-        let owned = owners_from(owned.iter().map(|(w, t)| (w.as_str(), *t)));
-        // Three orphans to mark out of ten workspace access points: 30% > 20%, although they are
-        // 10% of all thirty access points.
-        let plan = plan_sweep(&[], &[], &owned, &aps, &InUse::default(), NOW, &rules());
-        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
-        assert!(plan.cap_exceeded.unwrap().contains("3 of 10"));
-        assert_eq!(
-            plan.skipped
-                .iter()
-                .filter(|s| s.reason == SweepReason::SkippedCap)
-                .count(),
-            3
-        );
-        // Over a cap, a mark is still removed from an access point that regained its owner.
-        let marked = ap("fsap-m", "/acme/ws0", &[(ORPHAN_SINCE_TAG, "0")]);
-        aps.push(marked);
-        let plan = plan_sweep(&[], &[], &owned, &aps, &InUse::default(), NOW, &rules());
-        assert!(plan.cap_exceeded.is_some());
-        assert_eq!(plan.actions.len(), 1);
-        assert_eq!(plan.actions[0].reason, SweepReason::OwnerRegained);
-    }
-
-    #[test]
-    fn caps_stop_everything() {
-        let many: Vec<_> = (0..30)
-            .map(|i| live("acme", &format!("ws{i}"), 100))
-            .collect();
-        let all_owned: Vec<(String, &str)> = (0..20).map(|i| (format!("ws{i}"), "acme")).collect();
-        let owned = owners_from(all_owned.iter().map(|(w, t)| (w.as_str(), *t)));
-        let plan = plan_sweep(&many, &[], &owned, &[], &InUse::default(), NOW, &rules());
-        assert!(plan.actions.is_empty());
-        assert!(plan.cap_exceeded.unwrap().contains("10 of 30"));
-        assert_eq!(
-            plan.skipped
-                .iter()
-                .filter(|s| s.reason == SweepReason::SkippedCap)
-                .count(),
-            10
-        );
-        let mut tight = rules();
-        tight.max_actions = 2;
-        let plan = plan_sweep(
-            &many[..3],
-            &[],
-            &BTreeMap::new(),
-            &[],
-            &InUse::default(),
-            NOW,
-            &tight,
-        );
-        assert!(plan.cap_exceeded.unwrap().contains("MAX_ACTIONS=2"));
-    }
-
-    #[test]
-    fn purges_are_capped_by_count_and_by_share_of_the_trash() {
-        let due: Vec<_> = (0..300)
-            .map(|i| TrashEntry {
-                name: format!("{}+acme+ws{i}", NOW - 30 * 86_400),
-            })
-            .collect();
-        let mut tight = rules();
-        tight.max_actions = 5;
-        let plan = plan_sweep(
-            &[],
-            &due,
-            &BTreeMap::new(),
-            &[],
-            &InUse::default(),
-            NOW,
-            &tight,
-        );
-        assert!(plan.actions.is_empty(), "{:?}", plan.actions.len());
-        assert!(plan
-            .cap_exceeded
-            .unwrap()
-            .contains("300 trash purges exceed MAX_ACTIONS=5"));
-        let mut share = rules();
-        share.max_actions = 1_000;
-        share.max_purge_percent = 50;
-        let plan = plan_sweep(
-            &[],
-            &due,
-            &BTreeMap::new(),
-            &[],
-            &InUse::default(),
-            NOW,
-            &share,
-        );
-        assert!(plan.actions.is_empty());
-        assert!(plan.cap_exceeded.unwrap().contains("MAX_PURGE_PERCENT=50"));
-    }
-
-    #[test]
-    fn one_kind_over_its_cap_does_not_stop_the_others() {
-        let due = [TrashEntry {
-            name: format!("{}+acme+gone", NOW - 30 * 86_400),
-        }];
-        let orphans: Vec<_> = (0..3)
-            .map(|i| live("acme", &format!("o{i}"), 100))
-            .collect();
-        let mut tight = rules();
-        tight.max_actions = 2;
-        let plan = plan_sweep(
-            &orphans,
-            &due,
-            &BTreeMap::new(),
-            &[],
-            &InUse::default(),
-            NOW,
-            &tight,
-        );
-        assert_eq!(plan.actions.len(), 1);
-        assert!(matches!(
-            plan.actions[0].target,
-            SweepTarget::PurgeTrash { .. }
-        ));
-        assert!(plan.cap_exceeded.unwrap().contains("orphan directories"));
-    }
-
-    #[test]
-    fn orphan_directories_in_use_are_kept_and_resumed_purges_are_finished() {
-        use crate::tasks::{EfsMount, TaskSummary};
-        let in_use = InUse::from_tasks(&[
-            TaskSummary {
-                arn: "t-tag".into(),
-                last_status: "RUNNING".into(),
-                tags: vec![("workspaceId".into(), "busy".into())],
-                ..TaskSummary::default()
-            },
-            TaskSummary {
-                arn: "t-ap".into(),
-                last_status: "RUNNING".into(),
-                efs_mounts: vec![EfsMount {
-                    file_system_id: "fs-1".into(),
-                    access_point_id: Some("fsap-9".into()),
-                    root_directory: None,
-                }],
-                ..TaskSummary::default()
-            },
-        ]);
-        let plan = plan_sweep(
-            &[
-                live("acme", "busy", 100),
-                live("acme", "mounted", 100),
-                live("acme", "idle", 100),
-            ],
-            &[
-                TrashEntry {
-                    name: ".purging+1+acme+x".into(),
-                },
-                TrashEntry {
-                    name: ".staging+1+acme+y+0123456789abcdef".into(),
-                },
-            ],
-            &BTreeMap::new(),
-            &[ap(
-                "fsap-9",
-                "/acme/mounted",
-                &[("createdAt", &NOW.to_string())],
-            )],
-            &in_use,
-            NOW,
-            &rules(),
-        );
-        let targets: Vec<_> = plan.actions.iter().map(|a| describe(&a.target)).collect();
-        assert_eq!(
-            targets,
-            vec![
-                ".trash/.purging+1+acme+x",
-                ".trash/.staging+1+acme+y+0123456789abcdef",
-                "acme/idle"
-            ]
-        );
-        let reasons: BTreeMap<_, _> = plan
-            .skipped
-            .iter()
-            .map(|s| (s.what.clone(), s.reason))
-            .collect();
-        assert_eq!(reasons["acme/busy"], SweepReason::SkippedInUse);
-        assert_eq!(reasons["acme/mounted"], SweepReason::SkippedInUse);
-    }
-
-    fn component() -> impl Strategy<Value = &'static str> {
-        prop::sample::select(vec![
-            "workspaces",
-            "a",
-            "b",
-            "acme",
-            "ws-a",
-            "ws-b",
-            "..",
-            ".",
-            "",
-        ])
-    }
-
-    fn any_access_point() -> impl Strategy<Value = AccessPointInfo> {
-        (
-            proptest::option::of((proptest::collection::vec(component(), 0..5), any::<bool>())),
-            proptest::option::of(prop::sample::select(vec![
-                "ws-a",
-                "ws-b",
-                "acme",
-                "workspaces",
-                "../x",
-                "",
-                "a/b",
-            ])),
-            proptest::option::of(prop::sample::select(vec![0i64, NOW])),
-            proptest::option::of(prop::sample::select(vec![0i64, NOW])),
-        )
-            .prop_map(|(root, tag, created, mark)| {
-                let mut tags = BTreeMap::new();
-                if let Some(t) = tag {
-                    tags.insert("workspaceId".to_string(), t.to_string());
-                }
-                if let Some(c) = created {
-                    tags.insert(CREATED_AT.to_string(), c.to_string());
-                }
-                if let Some(m) = mark {
-                    tags.insert(ORPHAN_SINCE_TAG.to_string(), m.to_string());
-                }
-                AccessPointInfo {
-                    id: String::new(),
-                    file_system_id: "fs-1".into(),
-                    root_path: root.map(|(parts, slash)| {
-                        format!("/{}{}", parts.join("/"), if slash { "/" } else { "" })
-                    }),
-                    tags,
-                }
-            })
-    }
-
-    const CREATED_AT: &str = crate::access_point::CREATED_AT_TAG;
-
-    proptest! {
-        /// No access point that is not a workspace access point is ever acted on (deleted,
-        /// marked or unmarked), whatever its root, tags, the prefix and the own id; each is
-        /// reported once.
-        #[test]
-        fn only_workspace_access_points_are_candidates(
-            infos in proptest::collection::vec(any_access_point(), 0..12),
-            prefix in prop::sample::select(vec!["", "/workspaces", "/a/b"]),
-            own in proptest::option::of(0usize..12),
-            tag_only in any::<bool>(),
-            owned in proptest::collection::vec((prop::sample::select(vec!["ws-a", "ws-b", "acme", "workspaces"]), prop::sample::select(vec!["acme", "a"])), 0..4),
-        ) {
-            let rules_ap = AccessPointRules {
-                root_prefix: prefix.to_string(),
-                own_id: own.map(|i| format!("fsap-{i}")),
-                ownership: if tag_only { Ownership::Tag } else { Ownership::TagOrRoot },
-            };
-            let entries: Vec<_> = infos
-                .into_iter()
-                .enumerate()
-                .map(|(i, mut info)| {
-                    info.id = format!("fsap-{i}");
-                    AccessPointEntry::new(info, &rules_ap)
-                })
-                .collect();
-            let owners = owners_from(owned.iter().copied());
-            let mut lenient = rules();
-            lenient.max_action_percent = 100;
-            let plan = plan_sweep(&[], &[], &owners, &entries, &InUse::default(), NOW, &lenient);
-            for a in &plan.actions {
-                let (id, ws, destructive) = match &a.target {
-                    SweepTarget::DeleteAccessPoint { id, workspace, .. }
-                    | SweepTarget::MarkAccessPoint { id, workspace, .. } => (id, workspace, true),
-                    SweepTarget::UnmarkAccessPoint { id, workspace } => (id, workspace, false),
-                    _ => continue,
-                };
-                let info = &entries.iter().find(|e| &e.info.id == id).unwrap().info;
-                prop_assert!(rules_ap.own_id.as_ref() != Some(id));
-                let root = info.root_path.clone().unwrap_or_else(|| "/".into());
-                match info.tags.get("workspaceId") {
-                    Some(tag) => prop_assert_eq!(tag, ws),
-                    None => {
-                        prop_assert!(!tag_only);
-                        let tenant = root
-                            .strip_prefix(&format!("{prefix}/"))
-                            .and_then(|r| r.strip_suffix(&format!("/{ws}")));
-                        prop_assert!(tenant.is_some_and(|t| TenantId::parse(t).is_ok()), "{root}");
-                    }
-                }
-                let leaf = root.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-                prop_assert!(leaf.is_empty() || leaf == ws.as_str(), "{root} for {ws}");
-                prop_assert!(WorkspaceId::parse(ws.as_str()).is_ok());
-                prop_assert_eq!(destructive, !owners.contains_key(ws));
-            }
-            for e in &entries {
-                let reports = plan.skipped.iter().filter(|s| s.what == e.info.id).count();
-                if e.owner.is_err() {
-                    prop_assert_eq!(reports, 1);
-                    prop_assert!(plan.actions.iter().all(|a| describe(&a.target) != e.info.id));
-                }
-            }
-        }
-
-        /// An owned workspace is never planned for removal, whatever else is there.
-        #[test]
-        fn owned_is_never_touched(names in proptest::collection::vec("[a-c]{1,2}", 0..12), owned in proptest::collection::vec("[a-c]{1,2}", 0..12), age in 0i64..200) {
-            let entries: Vec<_> = names.iter().map(|n| live("t", n, age)).collect();
-            let owners = owners_from(owned.iter().map(|w| (w.as_str(), "t")));
-            let aps: Vec<_> = names.iter().enumerate().map(|(i, n)| ap(&format!("fsap-{i}"), &format!("/t/{n}"), &[("createdAt", "0")])).collect();
-            let plan = plan_sweep(&entries, &[], &owners, &aps, &InUse::default(), NOW, &rules());
-            for a in &plan.actions {
-                match &a.target {
-                    SweepTarget::TrashOrphan { workspace, .. }
-                    | SweepTarget::DeleteAccessPoint { workspace, .. }
-                    | SweepTarget::MarkAccessPoint { workspace, .. } => {
-                        prop_assert!(!owners.contains_key(workspace));
-                    }
-                    SweepTarget::PurgeTrash { .. } | SweepTarget::FinishStaged { .. } | SweepTarget::UnmarkAccessPoint { .. } => {}
-                }
-            }
-        }
-    }
-}
+mod tests;

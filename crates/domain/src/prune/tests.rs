@@ -712,3 +712,52 @@ fn a_cosign_tagged_signature_follows_the_image_it_names() {
         (Verdict::Delete, PruneReason::ReferrerOfDeletedImage)
     );
 }
+
+#[test]
+fn over_a_cap_every_delete_of_the_repository_is_kept_as_skipped_cap() {
+    // Ten untagged images past their age, two of them children of a deleted index.
+    let mut images: Vec<Image> = (1..=7).map(|n| img(n, &[], 30)).collect();
+    images.push(index(8, &[], 30, &[9, 10]));
+    images.push(img(9, &[], 30));
+    images.push(img(10, &[], 30));
+    images.push(img(11, &["latest"], 30));
+    let plan = plan_repository("repo", &images, &BTreeMap::new(), &rules(), NOW);
+    assert_eq!(plan.deletes().len(), 10);
+
+    let within = plan.clone().capped(&repository_caps(10, 100));
+    assert_eq!(within, plan, "within its caps a plan is unchanged");
+
+    let over = plan.clone().capped(&repository_caps(9, 100));
+    assert_eq!(
+        over.cap_exceeded.as_deref(),
+        Some("10 images to delete exceed MAX_ACTIONS=9")
+    );
+    assert!(over.deletes().is_empty() && over.delete_after.is_empty());
+    assert_eq!(over.bytes_freed, 0);
+    let got = reasons(&over);
+    for n in 1..=10 {
+        assert_eq!(got[&d(n)], (Verdict::Keep, PruneReason::SkippedCap), "{n}");
+    }
+    assert_eq!(got[&d(11)], (Verdict::Keep, PruneReason::ProtectedTag));
+
+    // The share is of the repository's images, however few.
+    let share = plan.capped(&repository_caps(100, 90));
+    assert_eq!(
+        share.cap_exceeded.as_deref(),
+        Some("10 of 11 images to delete exceed MAX_ACTION_PERCENT=90")
+    );
+    let few = plan_repository("repo", &[img(1, &[], 30)], &BTreeMap::new(), &rules(), NOW);
+    assert!(few.capped(&repository_caps(100, 50)).cap_exceeded.is_some());
+}
+
+#[test]
+fn a_re_check_over_its_cap_deletes_nothing() {
+    let images: Vec<Image> = (1..=4).map(|n| img(n, &[], 30)).collect();
+    let caps = repository_caps(100, 50);
+    let first = plan_repository("repo", &images, &BTreeMap::new(), &rules(), NOW)
+        .capped(&repository_caps(100, 100));
+    assert_eq!(first.deletes().len(), 4);
+    // Within the caps when planned; the re-check plans again and caps again.
+    let again = replan_repository(&first, &images, &BTreeMap::new(), &rules(), NOW).capped(&caps);
+    assert!(again.deletes().is_empty() && again.cap_exceeded.is_some());
+}

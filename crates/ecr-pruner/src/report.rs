@@ -1,0 +1,141 @@
+//! What a prune did: the summary the handler returns, and the run's metrics.
+
+use std::collections::BTreeMap;
+
+use lifecycle_domain::prune::{Decision, RepoPlan, Verdict};
+use lifecycle_ports::Failure;
+use lifecycle_runtime::observe::emit_metrics;
+use serde::Serialize;
+
+/// Why a delete the plan made was not done when the plan was carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotDeleted {
+    /// The re-check could not read the repository or what is in use: nothing deleted there.
+    SkippedRecheckFailed,
+    /// Something it must go after (its index, its subject) was not deleted.
+    SkippedParentNotDeleted,
+}
+
+lifecycle_domain::serde_codes!(NotDeleted);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoSummary {
+    pub repository: String,
+    pub images: usize,
+    /// Images kept, by reason code (a `PruneReason`, or a [`NotDeleted`]).
+    pub kept: BTreeMap<&'static str, usize>,
+    /// Images deleted (in a dry run: that would be), by reason code.
+    pub deleted: BTreeMap<&'static str, usize>,
+    pub bytes_freed: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<Failed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap_exceeded: Option<String>,
+    /// The re-check could not read the repository: nothing was deleted in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A delete that failed (after retries, for a retryable failure).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failed {
+    pub digest: String,
+    pub failure: Failure,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneSummary {
+    pub dry_run: bool,
+    pub repositories: Vec<RepoSummary>,
+    pub deleted: usize,
+    pub bytes_freed: u64,
+}
+
+impl RepoSummary {
+    pub(crate) fn of(plan: &RepoPlan) -> Self {
+        Self {
+            repository: plan.repository.clone(),
+            images: plan.decisions.len(),
+            cap_exceeded: plan.cap_exceeded.clone(),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn keep(&mut self, code: &'static str) {
+        *self.kept.entry(code).or_default() += 1;
+    }
+
+    /// Counts the plan's keeps (and, with `not_deleted`, its deletes as not done for that reason).
+    pub(crate) fn keeps_of(&mut self, plan: &RepoPlan, not_deleted: Option<NotDeleted>) {
+        for d in &plan.decisions {
+            match (d.verdict, not_deleted) {
+                (Verdict::Keep, _) => self.keep(d.reason.as_str()),
+                (Verdict::Delete, Some(why)) => self.keep(why.as_str()),
+                (Verdict::Delete, None) => {}
+            }
+        }
+    }
+
+    /// One image deleted (or, in a dry run, that would be), with its audit line.
+    pub(crate) fn deleted(&mut self, decision: &Decision, dry_run: bool) {
+        *self.deleted.entry(decision.reason.as_str()).or_default() += 1;
+        self.bytes_freed += decision.size;
+        // The image's own audit line: same target and shape as the workspace ones.
+        tracing::info!(
+            target: "audit",
+            repository = %self.repository,
+            digest = %decision.digest,
+            tags = %decision.tags.join(","),
+            action = lifecycle_domain::reasons::Action::DeleteImage.as_str(),
+            reason = decision.reason.as_str(),
+            dryRun = dry_run,
+            bytes = decision.size,
+            "audit"
+        );
+    }
+}
+
+impl PruneSummary {
+    pub(crate) fn add(&mut self, repository: RepoSummary) {
+        self.deleted += repository.deleted.values().sum::<usize>();
+        self.bytes_freed += repository.bytes_freed;
+        self.repositories.push(repository);
+    }
+
+    /// Repositories whose re-check failed (nothing was deleted in them).
+    pub fn recheck_failed(&self) -> Vec<String> {
+        self.repositories
+            .iter()
+            .filter(|r| r.error.is_some())
+            .map(|r| r.repository.clone())
+            .collect()
+    }
+
+    /// The run's metrics (one EMF line, inside Lambda only).
+    pub fn emit_metrics(&self) {
+        let failures: usize = self
+            .repositories
+            .iter()
+            .map(|r| r.failed.len() + usize::from(r.error.is_some()))
+            .sum();
+        let capped = self
+            .repositories
+            .iter()
+            .filter(|r| r.cap_exceeded.is_some())
+            .count();
+        emit_metrics(
+            "ecr-pruner",
+            &[
+                ("ImagesDeleted", self.deleted as f64, "Count"),
+                ("BytesFreed", self.bytes_freed as f64, "Bytes"),
+                ("DeleteFailures", failures as f64, "Count"),
+                ("CapExceeded", capped as f64, "Count"),
+            ],
+        );
+    }
+}

@@ -1,0 +1,444 @@
+use super::*;
+use lifecycle_domain::prune::ImageDetail;
+use lifecycle_domain::prune::ImageUse;
+use lifecycle_domain::prune::InUseKind;
+use lifecycle_domain::prune::INDEX_MEDIA_TYPES;
+use lifecycle_ports::fakes::MemoryDeployments;
+use lifecycle_ports::fakes::MemoryRegistry;
+use lifecycle_runtime::config::Env;
+use std::collections::BTreeSet;
+
+const DAY: i64 = 86_400;
+const NOW: i64 = 1_000 * DAY;
+const REPO: &str = "app";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn d(n: u32) -> String {
+    format!("sha256:{n:064x}")
+}
+
+fn put(reg: &MemoryRegistry, n: u32, tags: &[&str], age_days: i64, manifest: serde_json::Value) {
+    let media_type = manifest["mediaType"]
+        .as_str()
+        .unwrap_or(MANIFEST)
+        .to_string();
+    reg.put(
+        REPO,
+        ImageDetail {
+            digest: d(n),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed_at: NOW - age_days * DAY,
+            size: 100,
+            media_type,
+            subject: None,
+        },
+        &manifest.to_string(),
+    );
+}
+
+fn image(reg: &MemoryRegistry, n: u32, tags: &[&str], age_days: i64) {
+    put(
+        reg,
+        n,
+        tags,
+        age_days,
+        serde_json::json!({"mediaType": MANIFEST, "layers": []}),
+    );
+}
+
+fn index(reg: &MemoryRegistry, n: u32, age_days: i64, children: &[u32]) {
+    let manifests: Vec<_> = children
+        .iter()
+        .map(|c| serde_json::json!({"mediaType": MANIFEST, "digest": d(*c), "size": 1}))
+        .collect();
+    put(
+        reg,
+        n,
+        &[],
+        age_days,
+        serde_json::json!({"mediaType": INDEX_MEDIA_TYPES[0], "manifests": manifests}),
+    );
+}
+
+fn pruner(reg: &Arc<MemoryRegistry>, uses: &Arc<MemoryDeployments>) -> Pruner {
+    let policy = r#"{"default": {"keepLastTagged": 1, "keepSemverReleases": 0, "protectTags": ["prod-*"], "untaggedMaxAgeDays": 7}}"#;
+    let settings = Settings::from(&Env(|k: &str| {
+        (k == "PRUNE_POLICY").then(|| policy.to_string())
+    }))
+    .unwrap();
+    Pruner::new(reg.clone(), uses.clone(), settings)
+}
+
+fn in_use(uses: &MemoryDeployments, digest: &str) {
+    uses.uses.lock().unwrap().push(ImageUse {
+        image: format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPO}@{digest}"),
+        digest: None,
+        kind: InUseKind::InUseService,
+        by: "service/web".into(),
+    });
+}
+
+#[tokio::test]
+async fn an_index_that_comes_into_use_before_the_delete_keeps_its_children() {
+    let (reg, uses) = (
+        Arc::new(MemoryRegistry::default()),
+        Arc::new(MemoryDeployments::default()),
+    );
+    index(&reg, 1, 30, &[11, 12]);
+    image(&reg, 11, &[], 30);
+    image(&reg, 12, &[], 30);
+    let p = pruner(&reg, &uses);
+    let plans = p.plan(NOW).await.unwrap();
+    assert_eq!(plans.repositories[0].deletes().len(), 3);
+    in_use(&uses, &d(1)); // deployed between the plan and the delete
+    let summary = p.execute(plans, NOW).await.unwrap();
+    assert_eq!(summary.deleted, 0, "{summary:?}");
+    assert!(
+        reg.delete_calls.lock().unwrap().is_empty(),
+        "nothing was even asked"
+    );
+    assert_eq!(
+        summary.repositories[0].kept.get("child_of_kept_index"),
+        Some(&2)
+    );
+}
+
+#[tokio::test]
+async fn an_image_tagged_protected_after_the_plan_is_kept() {
+    let (reg, uses) = (
+        Arc::new(MemoryRegistry::default()),
+        Arc::new(MemoryDeployments::default()),
+    );
+    image(&reg, 1, &["build-1"], 30);
+    image(&reg, 2, &["build-2"], 1);
+    let p = pruner(&reg, &uses);
+    let plans = p.plan(NOW).await.unwrap();
+    assert_eq!(
+        plans.repositories[0].deletes(),
+        BTreeSet::from([d(1).as_str()])
+    );
+    reg.tag(REPO, &d(1), "prod-1"); // promoted between the plan and the delete
+    let summary = p.execute(plans, NOW).await.unwrap();
+    assert_eq!(summary.deleted, 0, "{summary:?}");
+    assert!(reg.digests(REPO).contains(&d(1)));
+    assert_eq!(summary.repositories[0].kept.get("protected_tag"), Some(&1));
+}
+
+#[tokio::test]
+async fn children_of_an_index_whose_delete_failed_are_not_deleted() {
+    let (reg, uses) = (
+        Arc::new(MemoryRegistry::default()),
+        Arc::new(MemoryDeployments::default()),
+    );
+    index(&reg, 1, 30, &[11, 12]);
+    image(&reg, 11, &[], 30);
+    image(&reg, 12, &[], 30);
+    // A referrer (signature) of a plain image whose delete fails.
+    image(&reg, 2, &[], 30);
+    put(
+        &reg,
+        21,
+        &[],
+        30,
+        serde_json::json!({"mediaType": MANIFEST, "subject": {"digest": d(2), "size": 1}}),
+    );
+    for n in [1, 2] {
+        reg.delete_failures.lock().unwrap().insert(
+            d(n),
+            ServiceError::permanent("ECR BatchDeleteImage", "InvalidImageDigest: no"),
+        );
+    }
+    let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
+    let r = &summary.repositories[0];
+    assert_eq!(r.failed.len(), 2, "{r:?}");
+    assert_eq!(r.kept.get("skipped_parent_not_deleted"), Some(&3), "{r:?}");
+    let calls = reg.delete_calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        vec![d(1), d(2)],
+        "asked once each (not retryable), children never"
+    );
+    assert_eq!(reg.digests(REPO).len(), 5);
+}
+
+#[tokio::test]
+async fn retryable_delete_failures_are_retried_and_others_are_not() {
+    let (reg, uses) = (
+        Arc::new(MemoryRegistry::default()),
+        Arc::new(MemoryDeployments::default()),
+    );
+    image(&reg, 1, &[], 30);
+    image(&reg, 2, &[], 30);
+    reg.delete_failures.lock().unwrap().insert(
+        d(1),
+        ServiceError::retryable("ECR BatchDeleteImage", "KmsError: busy"),
+    );
+    let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
+    let calls = reg.delete_calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().filter(|c| **c == d(1)).count(),
+        DELETE_ATTEMPTS as usize
+    );
+    assert_eq!(calls.iter().filter(|c| **c == d(2)).count(), 1);
+    assert_eq!(summary.deleted, 1);
+    assert_eq!(summary.repositories[0].failed[0].digest, d(1));
+}
+
+#[tokio::test]
+async fn a_signature_of_a_kept_image_stays_and_of_a_deleted_one_goes() {
+    let (reg, uses) = (
+        Arc::new(MemoryRegistry::default()),
+        Arc::new(MemoryDeployments::default()),
+    );
+    image(&reg, 1, &[], 30); // in use
+    put(
+        &reg,
+        11,
+        &[],
+        30,
+        serde_json::json!({"mediaType": MANIFEST, "subject": {"digest": d(1), "size": 1}}),
+    );
+    image(&reg, 2, &[], 30);
+    put(
+        &reg,
+        21,
+        &[],
+        1,
+        serde_json::json!({"mediaType": MANIFEST, "subject": {"digest": d(2), "size": 1}}),
+    );
+    in_use(&uses, &d(1));
+    let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
+    let r = &summary.repositories[0];
+    assert_eq!(r.kept.get("referrer_of_kept_image"), Some(&1), "{r:?}");
+    assert_eq!(
+        r.deleted.get("referrer_of_deleted_image"),
+        Some(&1),
+        "{r:?}"
+    );
+    assert_eq!(reg.digests(REPO), vec![d(1), d(11)]);
+    let calls = reg.delete_calls.lock().unwrap().clone();
+    assert_eq!(calls, vec![d(2), d(21)], "the subject first");
+}
+
+fn world() -> (Arc<MemoryRegistry>, Arc<MemoryDeployments>) {
+    (
+        Arc::new(MemoryRegistry::default()),
+        Arc::new(MemoryDeployments::default()),
+    )
+}
+
+/// A pruner with the test policy and these settings besides.
+fn pruner_with(
+    reg: &Arc<MemoryRegistry>,
+    uses: Arc<dyn Deployments>,
+    vars: &[(&str, &str)],
+) -> Pruner {
+    let policy = r#"{"default": {"keepLastTagged": 1, "keepSemverReleases": 0, "protectTags": ["prod-*"], "untaggedMaxAgeDays": 7}}"#;
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([("PRUNE_POLICY".to_string(), policy.to_string())])
+        .collect();
+    let settings = Settings::from(&Env(|k: &str| {
+        vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }))
+    .unwrap();
+    Pruner::new(reg.clone(), uses, settings)
+}
+
+#[tokio::test]
+async fn an_image_whose_task_stops_after_the_plan_is_not_deleted_by_execute() {
+    let (reg, uses) = world();
+    image(&reg, 1, &[], 30);
+    image(&reg, 2, &[], 30);
+    in_use(&uses, &d(1));
+    let p = pruner(&reg, &uses);
+    let plan = p.plan(NOW).await.unwrap();
+    assert_eq!(
+        plan.repositories[0].deletes(),
+        BTreeSet::from([d(2).as_str()])
+    );
+    uses.uses.lock().unwrap().clear(); // the task stops: now the planner would delete it too
+    let summary = p.execute(plan, NOW).await.unwrap();
+    assert_eq!(
+        reg.digests(REPO),
+        vec![d(1)],
+        "only what the plan deletes goes"
+    );
+    assert_eq!(*reg.delete_calls.lock().unwrap(), vec![d(2)]);
+    assert_eq!(
+        summary.repositories[0].kept.get("changed_since_plan"),
+        Some(&1)
+    );
+    // The next plan is free to delete it.
+    let next = p.plan(NOW).await.unwrap();
+    assert_eq!(
+        next.repositories[0].deletes(),
+        BTreeSet::from([d(1).as_str()])
+    );
+}
+
+#[tokio::test]
+async fn an_image_that_ages_past_its_limit_after_the_plan_is_not_deleted_by_execute() {
+    let (reg, uses) = world();
+    image(&reg, 1, &[], 6); // one day short of untaggedMaxAgeDays=7
+    image(&reg, 2, &[], 30);
+    let p = pruner(&reg, &uses);
+    let plan = p.plan(NOW).await.unwrap();
+    assert_eq!(
+        plan.repositories[0].deletes(),
+        BTreeSet::from([d(2).as_str()])
+    );
+    // Carried out two days later (an operator took their time): image 1 is past its limit now.
+    let summary = p.execute(plan, NOW + 2 * DAY).await.unwrap();
+    assert_eq!(summary.deleted, 1);
+    assert_eq!(reg.digests(REPO), vec![d(1)]);
+    assert_eq!(
+        summary.repositories[0].kept.get("changed_since_plan"),
+        Some(&1)
+    );
+}
+
+#[tokio::test]
+async fn a_plan_over_its_cap_shows_it_and_execute_deletes_nothing() {
+    let (reg, uses) = world();
+    for n in 1..=4 {
+        image(&reg, n, &[], 30);
+    }
+    let p = pruner_with(&reg, uses.clone(), &[("MAX_ACTIONS", "3")]);
+    let plan = p.plan(NOW).await.unwrap();
+    let repo = &plan.repositories[0];
+    assert_eq!(
+        repo.cap_exceeded.as_deref(),
+        Some("4 images to delete exceed MAX_ACTIONS=3")
+    );
+    assert!(repo.deletes().is_empty());
+    assert!(repo
+        .decisions
+        .iter()
+        .all(|d| d.reason == lifecycle_domain::prune::PruneReason::SkippedCap));
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(json[0]["capExceeded"], repo.cap_exceeded.clone().unwrap());
+    assert_eq!(json[0]["decisions"][0]["reason"], "skipped_cap");
+
+    let summary = p.execute(plan, NOW).await.unwrap();
+    assert!(reg.delete_calls.lock().unwrap().is_empty());
+    let r = &summary.repositories[0];
+    assert_eq!(r.kept.get("skipped_cap"), Some(&4));
+    assert!(r.cap_exceeded.is_some());
+    // The share of the repository's images is a cap of its own.
+    let share = pruner_with(&reg, uses, &[("MAX_ACTION_PERCENT", "50")]);
+    let plan = share.plan(NOW).await.unwrap();
+    assert_eq!(
+        plan.repositories[0].cap_exceeded.as_deref(),
+        Some("4 of 4 images to delete exceed MAX_ACTION_PERCENT=50")
+    );
+}
+
+#[tokio::test]
+async fn permanent_and_conflict_delete_failures_are_not_retried() {
+    let (reg, uses) = world();
+    image(&reg, 1, &[], 30);
+    image(&reg, 2, &[], 30);
+    let failures = [
+        (
+            1,
+            ServiceError::permanent("ECR BatchDeleteImage", "AccessDenied: no"),
+        ),
+        (
+            2,
+            ServiceError::conflict("ECR BatchDeleteImage", "changed meanwhile"),
+        ),
+    ];
+    for (n, e) in failures {
+        reg.delete_failures.lock().unwrap().insert(d(n), e);
+    }
+    let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
+    assert_eq!(
+        *reg.delete_calls.lock().unwrap(),
+        vec![d(1), d(2)],
+        "each asked once"
+    );
+    let failed: Vec<_> = summary.repositories[0]
+        .failed
+        .iter()
+        .map(|f| (f.digest.clone(), f.failure))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![
+            (d(1), lifecycle_ports::Failure::Permanent),
+            (d(2), lifecycle_ports::Failure::Conflict)
+        ]
+    );
+    assert_eq!(reg.digests(REPO).len(), 2);
+}
+
+/// What is in use, readable only `reads` times: the re-check's read fails.
+struct FailingAfter {
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Deployments for FailingAfter {
+    async fn images_in_use(&self, _: usize) -> Result<Vec<ImageUse>, ServiceError> {
+        let left = self.reads.load(std::sync::atomic::Ordering::SeqCst);
+        if left == 0 {
+            return Err(ServiceError::retryable(
+                "ECS ListTasks",
+                "ServerException: down",
+            ));
+        }
+        self.reads
+            .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_failed_re_check_deletes_nothing_there_and_says_so() {
+    let reg = Arc::new(MemoryRegistry::default());
+    image(&reg, 1, &[], 30);
+    let uses = Arc::new(FailingAfter {
+        reads: std::sync::atomic::AtomicUsize::new(1),
+    });
+    let p = pruner_with(&reg, uses, &[]);
+    let err = p.run(NOW).await.unwrap_err();
+    let PruneError::Recheck { failed, summary } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(failed, &vec![REPO.to_string()]);
+    assert!(reg.delete_calls.lock().unwrap().is_empty());
+    let r = &summary.repositories[0];
+    assert_eq!(r.kept.get("skipped_recheck_failed"), Some(&1));
+    assert!(
+        r.error.as_deref().unwrap().contains("ServerException"),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_handler_plans_then_executes_and_a_dry_run_deletes_nothing() {
+    let (reg, uses) = world();
+    image(&reg, 1, &["build-1"], 30);
+    image(&reg, 2, &["build-2"], 1);
+    let invocation = || lifecycle_runtime::Invocation {
+        now: NOW,
+        deadline: None,
+    };
+    let dry = pruner_with(&reg, uses.clone(), &[("DRY_RUN", "true")])
+        .handle(serde_json::json!({}), invocation())
+        .await
+        .unwrap();
+    assert!(dry.dry_run && reg.delete_calls.lock().unwrap().is_empty());
+    let real = pruner(&reg, &uses)
+        .handle(serde_json::json!({}), invocation())
+        .await
+        .unwrap();
+    assert_eq!(dry.repositories[0].deleted, real.repositories[0].deleted);
+    assert_eq!(
+        real.repositories[0].deleted.get("tagged_beyond_keep_last"),
+        Some(&1)
+    );
+    assert_eq!(reg.digests(REPO), vec![d(2)]);
+}

@@ -1,0 +1,127 @@
+//! What a sweep did: the summary the handler returns, and the run's metrics.
+
+use lifecycle_domain::sweep::{Skip, SweepReason, SweepTarget};
+use lifecycle_ports::Failure;
+use lifecycle_runtime::observe::emit_metrics;
+use serde::Serialize;
+
+/// A planned action that was taken (in a dry run: would be taken).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Done {
+    #[serde(flatten)]
+    pub target: SweepTarget,
+    /// The plan's reason for it.
+    pub reason: SweepReason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+/// Why a planned action was not taken, or not finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unfinished {
+    /// The deadline had passed before it started; the next run plans it again.
+    Deadline,
+    /// A purge stopped at the deadline; its entry is `.purging+` and the next run finishes it.
+    StoppedAtDeadline,
+    /// A purge left entries it could not remove.
+    Incomplete,
+    /// The workspace has a record again (fresh read): kept.
+    Recreated,
+    /// The trash entry's workspace has a record and no live directory: the entry may be that
+    /// record's only data, so it is kept.
+    RecordExistsWithoutData,
+    /// The access point's root or tags changed since the listing: kept.
+    Changed,
+    /// A task uses it now (fresh listing): kept.
+    SkippedInUse,
+    /// It was gone already.
+    AlreadyAbsent,
+    /// A re-check or the act itself failed (`failure` and `error` say how): nothing was done.
+    Failed,
+}
+
+lifecycle_domain::serde_codes!(Unfinished);
+
+/// A planned action that was not taken (or not finished), and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotDone {
+    #[serde(flatten)]
+    pub target: SweepTarget,
+    pub reason: Unfinished,
+    /// For [`Unfinished::Failed`] on a service call: how it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepSummary {
+    pub dry_run: bool,
+    /// What was done (or, in a dry run, would be done).
+    pub actions: Vec<Done>,
+    /// Planned actions not taken at the last moment (re-created record, deadline, error).
+    pub not_done: Vec<NotDone>,
+    /// What the plan kept, and why (`skipped_cap`: held back by a cap).
+    pub skipped: Vec<Skip>,
+    /// The plan's caps that tripped, if any.
+    pub cap_exceeded: Option<String>,
+    pub files_freed: u64,
+    pub bytes_freed: u64,
+    pub stopped_at_deadline: bool,
+    pub duration_ms: u64,
+}
+
+impl SweepSummary {
+    fn count(&self, kind: fn(&SweepTarget) -> bool) -> f64 {
+        self.actions.iter().filter(|a| kind(&a.target)).count() as f64
+    }
+
+    /// The run's metrics (one EMF line, inside Lambda only).
+    pub fn emit_metrics(&self) {
+        emit_metrics(
+            "efs-sweeper",
+            &[
+                (
+                    "TrashPurged",
+                    self.count(|t| matches!(t, SweepTarget::PurgeTrash { .. })),
+                    "Count",
+                ),
+                (
+                    "OrphanDirectories",
+                    self.count(|t| matches!(t, SweepTarget::TrashOrphan { .. })),
+                    "Count",
+                ),
+                (
+                    "OrphanAccessPoints",
+                    self.count(|t| matches!(t, SweepTarget::DeleteAccessPoint { .. })),
+                    "Count",
+                ),
+                (
+                    "OrphanAccessPointsMarked",
+                    self.count(|t| matches!(t, SweepTarget::MarkAccessPoint { .. })),
+                    "Count",
+                ),
+                ("FilesFreed", self.files_freed as f64, "Count"),
+                ("BytesFreed", self.bytes_freed as f64, "Bytes"),
+                (
+                    "CapExceeded",
+                    f64::from(u8::from(self.cap_exceeded.is_some())),
+                    "Count",
+                ),
+                ("NotDone", self.not_done.len() as f64, "Count"),
+                ("DurationMs", self.duration_ms as f64, "Milliseconds"),
+            ],
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! efs-sweeper's own settings, beside the shared [`lifecycle_runtime::config::Config`].
+
+use lifecycle_domain::sweep::SweepRules;
+use lifecycle_runtime::config::{Config, ConfigError, Env};
+use tree_deleter::DEFAULT_DELETE_WORKERS;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub orphan_min_age_hours: u32,
+    pub max_actions: usize,
+    pub max_action_percent: u32,
+    pub max_purge_percent: u32,
+    pub delete_concurrency: usize,
+}
+
+/// A weekly run with a 7-day grace finds about half the trash due; all of it says the clock or
+/// `TRASH_GRACE_DAYS` is wrong.
+pub const DEFAULT_MAX_PURGE_PERCENT: u32 = 75;
+
+impl Settings {
+    /// The variables the sweeper reads beside [`lifecycle_runtime::config::SHARED_VARS`].
+    pub const VARS: &'static [&'static str] = &[
+        "ORPHAN_MIN_AGE_HOURS",
+        "MAX_ACTIONS",
+        "MAX_ACTION_PERCENT",
+        "MAX_PURGE_PERCENT",
+        "DELETE_CONCURRENCY",
+    ];
+
+    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            orphan_min_age_hours: env.number("ORPHAN_MIN_AGE_HOURS", 24, 1..=8760)?,
+            max_actions: env.number("MAX_ACTIONS", 100, 0..=1_000_000)?,
+            max_action_percent: env.number("MAX_ACTION_PERCENT", 20, 0..=100)?,
+            max_purge_percent: env.number(
+                "MAX_PURGE_PERCENT",
+                DEFAULT_MAX_PURGE_PERCENT,
+                0..=100,
+            )?,
+            delete_concurrency: env.number(
+                "DELETE_CONCURRENCY",
+                DEFAULT_DELETE_WORKERS,
+                1..=512,
+            )?,
+        })
+    }
+
+    /// The planner's rules: grace and age from `config` and these settings, and the caps
+    /// ([`SweepRules::purge_caps`], [`SweepRules::orphan_caps`]).
+    pub fn rules(&self, config: &Config) -> SweepRules {
+        SweepRules {
+            trash_grace_days: config.trash_grace_days,
+            orphan_min_age_hours: self.orphan_min_age_hours,
+            max_actions: self.max_actions,
+            max_action_percent: self.max_action_percent,
+            max_purge_percent: self.max_purge_percent,
+            file_system_id: config.efs_file_system_id.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn every_variable_read_is_a_known_one() {
+        let read = RefCell::new(Vec::new());
+        Settings::from(&Env(|k: &str| {
+            read.borrow_mut().push(k.to_string());
+            None
+        }))
+        .unwrap();
+        for var in read.into_inner() {
+            assert!(
+                Settings::VARS.contains(&var.as_str()),
+                "{var} is not in VARS"
+            );
+        }
+    }
+}

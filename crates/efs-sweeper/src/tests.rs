@@ -1,0 +1,352 @@
+//! The sweeper over the ports' fakes and a real temporary root: plan, then execute that plan.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use lifecycle_domain::access_point::AccessPointInfo;
+use lifecycle_domain::record::{attr, Attributes, Value};
+use lifecycle_domain::sweep::{SweepReason, SweepTarget};
+use lifecycle_domain::tasks::TaskSummary;
+use lifecycle_ports::fakes::{MemoryAccessPoints, MemoryTable, MemoryTasks};
+use lifecycle_ports::{AccessPoints, Failure, ServiceError};
+use lifecycle_runtime::config::{Config, Env};
+use lifecycle_runtime::Invocation;
+use tree_deleter::ParallelDeleter;
+
+use super::*;
+
+const H: i64 = 3600;
+const DAY: i64 = 86_400;
+const FS: &str = "fs-0123abcd";
+
+fn now() -> i64 {
+    lifecycle_domain::time::now_epoch()
+}
+
+/// Access points whose `describe` fails with the queued errors first.
+#[derive(Default)]
+struct FlakyAccessPoints {
+    inner: MemoryAccessPoints,
+    describe_failures: Mutex<Vec<ServiceError>>,
+    describes: AtomicUsize,
+}
+
+#[async_trait]
+impl AccessPoints for FlakyAccessPoints {
+    async fn describe(&self, id: &str) -> Result<Option<AccessPointInfo>, ServiceError> {
+        self.describes.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = self.describe_failures.lock().unwrap().pop() {
+            return Err(e);
+        }
+        self.inner.describe(id).await
+    }
+    async fn delete(&self, id: &str) -> Result<bool, ServiceError> {
+        self.inner.delete(id).await
+    }
+    async fn list(&self, fs: &str) -> Result<Vec<AccessPointInfo>, ServiceError> {
+        self.inner.list(fs).await
+    }
+    async fn tag(&self, id: &str, key: &str, value: &str) -> Result<bool, ServiceError> {
+        self.inner.tag(id, key, value).await
+    }
+    async fn untag(&self, id: &str, key: &str) -> Result<bool, ServiceError> {
+        self.inner.untag(id, key).await
+    }
+}
+
+struct World {
+    root: tempfile::TempDir,
+    table: Arc<MemoryTable>,
+    access_points: Arc<FlakyAccessPoints>,
+    tasks: Arc<MemoryTasks>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            root: tempfile::tempdir().unwrap(),
+            table: Arc::default(),
+            access_points: Arc::default(),
+            tasks: Arc::default(),
+        }
+    }
+
+    fn sweeper(&self, vars: &[(&str, &str)]) -> Sweeper {
+        let root = self.root.path().display().to_string();
+        let mut all: BTreeMap<&str, &str> = BTreeMap::from([
+            ("WORKSPACE_TABLE", "workspaces"),
+            ("EFS_ROOT", root.as_str()),
+            ("EFS_FILE_SYSTEM_ID", FS),
+            ("ECS_CLUSTER", "agents"),
+        ]);
+        all.extend(vars.iter().copied());
+        let env = Env(|k: &str| all.get(k).map(|v| v.to_string()));
+        let (config, settings) = (Config::from(&env).unwrap(), Settings::from(&env).unwrap());
+        Sweeper {
+            table: self.table.clone(),
+            access_points: self.access_points.clone(),
+            tasks: Some(self.tasks.clone()),
+            fs: WorkspaceFs::new(self.root.path()),
+            deleter: Arc::new(ParallelDeleter::new(2).unwrap()),
+            config,
+            settings,
+        }
+    }
+
+    fn directory(&self, tenant: &str, ws: &str) -> std::path::PathBuf {
+        let dir = self.root.path().join(tenant).join(ws);
+        fs::create_dir_all(dir.join("src")).unwrap();
+        fs::write(dir.join("src/main.rs"), b"fn main() {}").unwrap();
+        dir
+    }
+
+    fn trash_entry(&self, deleted_at: i64, tenant: &str, ws: &str) -> std::path::PathBuf {
+        let entry = self
+            .root
+            .path()
+            .join(".trash")
+            .join(format!("{deleted_at}+{tenant}+{ws}+0123456789abcdef"));
+        fs::create_dir_all(entry.join("data")).unwrap();
+        fs::write(entry.join("data/f"), b"0123456789").unwrap();
+        fs::write(entry.join("record.json"), b"{\"item\": null}").unwrap();
+        entry
+    }
+
+    fn record(&self, tenant: &str, ws: &str) {
+        let mut item = Attributes::default();
+        item.insert(attr::WORKSPACE_ID, Value::S(ws.into()));
+        item.insert(attr::TENANT_ID, Value::S(tenant.into()));
+        self.table.items.lock().unwrap().insert(ws.into(), item);
+    }
+
+    fn forget(&self, ws: &str) {
+        self.table.items.lock().unwrap().remove(ws);
+    }
+
+    /// An access point of `ws` created long ago.
+    fn access_point(&self, id: &str, tenant: &str, ws: &str) {
+        let info = AccessPointInfo {
+            id: id.into(),
+            file_system_id: FS.into(),
+            root_path: Some(format!("/{tenant}/{ws}")),
+            tags: BTreeMap::from([
+                ("workspaceId".to_string(), ws.to_string()),
+                ("createdAt".to_string(), (now() - 30 * DAY).to_string()),
+            ]),
+        };
+        self.access_points
+            .inner
+            .points
+            .lock()
+            .unwrap()
+            .insert(id.into(), info);
+    }
+
+    fn has_access_point(&self, id: &str) -> bool {
+        self.access_points
+            .inner
+            .points
+            .lock()
+            .unwrap()
+            .contains_key(id)
+    }
+
+    fn task_for(&self, ws: &str) {
+        self.tasks.tasks.lock().unwrap().push(TaskSummary {
+            arn: format!("task/{ws}"),
+            last_status: "RUNNING".into(),
+            tags: vec![("workspaceId".into(), ws.into())],
+            ..TaskSummary::default()
+        });
+    }
+}
+
+fn described(summary: &SweepSummary) -> Vec<String> {
+    summary
+        .actions
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                lifecycle_domain::sweep::describe(&a.target),
+                a.reason
+            )
+        })
+        .collect()
+}
+
+fn not_done(summary: &SweepSummary) -> Vec<(String, Unfinished)> {
+    summary
+        .not_done
+        .iter()
+        .map(|n| (lifecycle_domain::sweep::describe(&n.target), n.reason))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_directory_that_becomes_an_orphan_after_the_plan_is_not_trashed_by_execute() {
+    let w = World::new();
+    let owned = w.directory("acme", "ws-owned");
+    let orphan = w.directory("acme", "ws-orphan");
+    w.record("acme", "ws-owned");
+    let sweeper = w.sweeper(&[]);
+    let later = now() + 25 * H;
+    let plan = sweeper.plan(later).await.unwrap();
+    assert_eq!(plan.actions.len(), 1, "{plan:?}");
+    w.forget("ws-owned"); // its record goes between the plan and the execution
+    let summary = sweeper.execute(plan, later, None).await;
+    assert_eq!(described(&summary), vec!["acme/ws-orphan orphan_no_record"]);
+    assert!(!orphan.exists(), "what the plan trashes is trashed");
+    assert!(
+        owned.join("src/main.rs").exists(),
+        "what it did not plan waits for the next plan"
+    );
+    // The next plan has it.
+    let next = sweeper.plan(later).await.unwrap();
+    assert!(matches!(
+        &next.actions[..],
+        [p] if p.target == SweepTarget::TrashOrphan { tenant: "acme".into(), workspace: "ws-owned".into() }
+    ));
+}
+
+#[tokio::test]
+async fn what_a_record_or_a_task_claims_after_the_plan_is_kept() {
+    let w = World::new();
+    let recreated = w.directory("acme", "ws-recreated");
+    let busy = w.directory("acme", "ws-busy");
+    w.access_point("fsap-1", "acme", "ws-gone");
+    let sweeper = w.sweeper(&[]);
+    let later = now() + 25 * H;
+    let plan = sweeper.plan(later).await.unwrap();
+    assert_eq!(plan.actions.len(), 3, "{plan:?}");
+    w.record("acme", "ws-recreated");
+    w.task_for("ws-busy");
+    w.task_for("ws-gone");
+    let summary = sweeper.execute(plan, later, None).await;
+    assert!(summary.actions.is_empty(), "{summary:?}");
+    assert_eq!(
+        not_done(&summary),
+        vec![
+            ("acme/ws-busy".into(), Unfinished::SkippedInUse),
+            ("acme/ws-recreated".into(), Unfinished::Recreated),
+            ("fsap-1".into(), Unfinished::SkippedInUse),
+        ]
+    );
+    assert!(recreated.exists() && busy.exists() && w.has_access_point("fsap-1"));
+}
+
+#[tokio::test]
+async fn the_plan_shows_a_tripped_cap_and_execute_does_nothing_of_that_kind() {
+    let w = World::new();
+    let dirs: Vec<_> = (0..12)
+        .map(|i| w.directory("acme", &format!("ws-{i:02}")))
+        .collect();
+    w.record("acme", "ws-00");
+    let old = w.trash_entry(now() - 30 * DAY, "acme", "ws-gone");
+    let sweeper = w.sweeper(&[]);
+    let later = now() + 25 * H;
+    let plan = sweeper.plan(later).await.unwrap();
+    assert_eq!(
+        plan.cap_exceeded.as_deref(),
+        Some("11 of 12 orphan directories exceed MAX_ACTION_PERCENT=20")
+    );
+    let capped = plan
+        .skipped
+        .iter()
+        .filter(|s| s.reason == SweepReason::SkippedCap)
+        .count();
+    assert_eq!(capped, 11);
+    assert_eq!(plan.actions.len(), 1, "purges have caps of their own");
+    let summary = sweeper.execute(plan, later, None).await;
+    assert!(dirs.iter().all(|d| d.exists()));
+    assert!(!old.exists());
+    assert_eq!(
+        summary
+            .cap_exceeded
+            .as_deref()
+            .map(|c| c.contains("11 of 12")),
+        Some(true)
+    );
+}
+
+#[tokio::test]
+async fn a_retryable_or_conflicting_re_check_is_taken_up_again_a_permanent_one_is_not() {
+    for (failure, deleted, describes) in [
+        (Failure::Retryable, true, 2),
+        (Failure::Conflict, true, 2),
+        (Failure::Permanent, false, 1),
+    ] {
+        let w = World::new();
+        w.access_point("fsap-1", "acme", "ws-gone");
+        w.access_points
+            .describe_failures
+            .lock()
+            .unwrap()
+            .push(ServiceError::new(
+                "EFS DescribeAccessPoints",
+                "boom",
+                failure,
+            ));
+        let summary = w.sweeper(&[]).run(now(), None).await.unwrap();
+        assert_eq!(w.has_access_point("fsap-1"), !deleted, "{failure:?}");
+        assert_eq!(
+            w.access_points.describes.load(Ordering::SeqCst),
+            describes,
+            "{failure:?}"
+        );
+        if deleted {
+            assert_eq!(described(&summary), vec!["fsap-1 orphan_access_point"]);
+            assert!(summary.not_done.is_empty());
+        } else {
+            let n = &summary.not_done[0];
+            assert_eq!((n.reason, n.failure), (Unfinished::Failed, Some(failure)));
+            assert!(n.error.as_deref().unwrap().contains("boom"), "{n:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn past_the_deadline_nothing_more_is_started() {
+    let w = World::new();
+    let entry = w.trash_entry(now() - 30 * DAY, "acme", "ws-gone");
+    let sweeper = w.sweeper(&[]);
+    let plan = sweeper.plan(now()).await.unwrap();
+    let summary = sweeper.execute(plan, now(), Some(Instant::now())).await;
+    assert!(summary.stopped_at_deadline);
+    assert_eq!(not_done(&summary)[0].1, Unfinished::Deadline);
+    assert!(entry.exists());
+}
+
+#[tokio::test]
+async fn the_handler_plans_then_executes_and_a_dry_run_changes_nothing() {
+    let w = World::new();
+    let entry = w.trash_entry(now() - 30 * DAY, "acme", "ws-gone");
+    let within = w.trash_entry(now() - DAY, "acme", "ws-recent");
+    w.access_point("fsap-1", "acme", "ws-gone");
+    let invocation = || Invocation {
+        now: now(),
+        deadline: None,
+    };
+    let dry = w
+        .sweeper(&[("DRY_RUN", "true")])
+        .handle(serde_json::json!({}), invocation())
+        .await
+        .unwrap();
+    assert!(dry.dry_run && entry.exists() && w.has_access_point("fsap-1"));
+    let real = w
+        .sweeper(&[])
+        .handle(serde_json::json!({}), invocation())
+        .await
+        .unwrap();
+    assert_eq!(described(&dry), described(&real));
+    assert_eq!(real.actions.len(), 2, "{real:?}");
+    assert!(!entry.exists() && within.exists() && !w.has_access_point("fsap-1"));
+    assert_eq!(real.files_freed, 2, "data/f and record.json");
+    let json = serde_json::to_value(&real).unwrap();
+    assert_eq!(json["actions"][0]["kind"], "purge_trash");
+    assert_eq!(json["actions"][0]["reason"], "trash_grace_elapsed");
+}
