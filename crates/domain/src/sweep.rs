@@ -412,8 +412,9 @@ pub fn plan_sweep(
 
     // Each kind is capped on its own (`caps`): over its cap, nothing of that kind is done, and
     // the plan says so. A wrong table or a failed listing must not look like "everything is
-    // orphaned", nor a wrong clock like "everything is past its grace". Resumed purges and
-    // abandoned moves were committed to by an earlier (capped) run.
+    // orphaned", nor a wrong clock like "everything is past its grace". Not capped: resumed
+    // purges (an earlier, capped run committed to them) and finished half-moves (they delete
+    // nothing).
     let kinds = [
         ("trash purges", purges, trash_entries, rules.purge_caps()),
         (
