@@ -465,6 +465,17 @@ impl WorkspaceTable for ChangedBeforeWrite {
     async fn release_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<(), ServiceError> {
         self.inner.release_notice(id, expires_at).await
     }
+    async fn set_access_point(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        access_point_id: &str,
+    ) -> Result<bool, ServiceError> {
+        self.change(id).await;
+        self.inner
+            .set_access_point(id, observed, access_point_id)
+            .await
+    }
 }
 
 fn with(

@@ -616,6 +616,16 @@ impl WorkspaceTable for Hooked {
     async fn release_notice(&self, id: &WorkspaceId, exp: i64) -> Result<(), ServiceError> {
         self.inner.release_notice(id, exp).await
     }
+    async fn set_access_point(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        access_point_id: &str,
+    ) -> Result<bool, ServiceError> {
+        self.inner
+            .set_access_point(id, observed, access_point_id)
+            .await
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use lifecycle_domain::access_point::AccessPointInfo;
+use lifecycle_domain::access_point::{AccessPointInfo, AccessPointSpec};
 use lifecycle_domain::activity::ExpiryNotice;
 use lifecycle_domain::ids::WorkspaceId;
 use lifecycle_domain::prune::{ImageDetail, ImageUse};
@@ -178,6 +178,21 @@ impl WorkspaceTable for MemoryTable {
         }
         Ok(())
     }
+
+    async fn set_access_point(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        access_point_id: &str,
+    ) -> Result<bool, ServiceError> {
+        Ok(self.write(id, false, |item| {
+            if !observed_in(observed, item) {
+                return false;
+            }
+            item.insert(attr::ACCESS_POINT_ID, Value::S(access_point_id.to_string()));
+            true
+        }))
+    }
 }
 
 fn number(item: &Attributes, name: &str) -> Option<i64> {
@@ -233,6 +248,23 @@ impl AccessPoints for MemoryAccessPoints {
             }
             None => false,
         })
+    }
+
+    async fn create(&self, spec: &AccessPointSpec) -> Result<String, ServiceError> {
+        // A fresh id, as EFS gives one: never one given before, even after a delete.
+        static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let id = format!("fsap-{n:017x}");
+        self.points.lock().unwrap().insert(
+            id.clone(),
+            AccessPointInfo {
+                id: id.clone(),
+                file_system_id: spec.file_system_id.clone(),
+                root_path: Some(spec.root_path.clone()),
+                tags: spec.tags.clone(),
+            },
+        );
+        Ok(id)
     }
 }
 
