@@ -430,17 +430,6 @@ impl TableHook for ChangedBeforeWrite {
         }
         Ok(())
     }
-    async fn set_access_point(
-        &self,
-        id: &WorkspaceId,
-        observed: &Observed,
-        access_point_id: &str,
-    ) -> Result<bool, ServiceError> {
-        self.change(id).await;
-        self.inner
-            .set_access_point(id, observed, access_point_id)
-            .await
-    }
 }
 
 fn with(

@@ -589,16 +589,6 @@ impl TableHook for Hooked {
         }
         Ok(())
     }
-    async fn set_access_point(
-        &self,
-        id: &WorkspaceId,
-        observed: &Observed,
-        access_point_id: &str,
-    ) -> Result<bool, ServiceError> {
-        self.inner
-            .set_access_point(id, observed, access_point_id)
-            .await
-    }
 }
 
 #[tokio::test]

@@ -476,6 +476,7 @@ pub enum TableCall<'a> {
     Scan,
     ClaimNotice(&'a WorkspaceId),
     ReleaseNotice(&'a WorkspaceId),
+    SetAccessPoint(&'a WorkspaceId),
 }
 
 impl TableCall<'_> {
@@ -486,7 +487,8 @@ impl TableCall<'_> {
             | TableCall::Extend(id)
             | TableCall::SetExpiry(id)
             | TableCall::ClaimNotice(id)
-            | TableCall::ReleaseNotice(id) => Some(id.as_str()),
+            | TableCall::ReleaseNotice(id)
+            | TableCall::SetAccessPoint(id) => Some(id.as_str()),
             TableCall::PutIfAbsent(item) => item.workspace_id(),
             TableCall::GetMany(_) | TableCall::Scan => None,
         }
@@ -496,7 +498,10 @@ impl TableCall<'_> {
     pub fn is_conditional_write(&self) -> bool {
         matches!(
             self,
-            TableCall::Extend(_) | TableCall::SetExpiry(_) | TableCall::ClaimNotice(_)
+            TableCall::Extend(_)
+                | TableCall::SetExpiry(_)
+                | TableCall::ClaimNotice(_)
+                | TableCall::SetAccessPoint(_)
         )
     }
 }
@@ -610,5 +615,15 @@ impl<H: TableHook> WorkspaceTable for HookedTable<H> {
     async fn release_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<(), ServiceError> {
         let answer = self.inner.release_notice(id, expires_at);
         self.call(TableCall::ReleaseNotice(id), answer).await
+    }
+
+    async fn set_access_point(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        access_point_id: &str,
+    ) -> Result<bool, ServiceError> {
+        let answer = self.inner.set_access_point(id, observed, access_point_id);
+        self.call(TableCall::SetAccessPoint(id), answer).await
     }
 }
