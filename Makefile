@@ -20,13 +20,26 @@ export AWS_EC2_METADATA_DISABLED := true
 export RUST_BACKTRACE := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv tools test unit e2e lint fmt clippy build release demo invoke bench clean
+# cargo-nextest when it is installed (CI installs it), else cargo's own test runner.
+NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
+ifeq ($(NEXTEST),yes)
+TEST_RUN := cargo nextest run --workspace --no-fail-fast
+UNIT_RUN := cargo nextest run --workspace --lib --bins
+else
+TEST_RUN := cargo test --workspace --no-fail-fast
+UNIT_RUN := cargo test --workspace --lib --bins
+endif
+
+CHECKOV_VENV := .venv-checkov
+
+.PHONY: help venv tools checkov-tools test unit e2e lint fmt clippy template-lint build build-arm64 release demo invoke bench clean
 
 help:
 	@echo "make test     unit + integration tests on moto, then an end-to-end run through the Runtime API"
 	@echo "make demo     seed a fleet on moto, expire some the way DynamoDB TTL does, run ttl-expiry"
-	@echo "make lint     sam validate --lint, cfn-lint, cargo fmt --check, clippy"
+	@echo "make lint     cargo fmt --check, clippy, sam validate --lint, cfn-lint, checkov, scripts/check_template.py"
 	@echo "make build    sam build (cargo lambda, arm64)"
+	@echo "make build-arm64  every function cross-built for arm64 by cargo lambda (CI; profile ci-arm64)"
 	@echo "make invoke   FUNCTION=ttl-expiry EVENT=events/... through cargo lambda watch/invoke"
 	@echo "make bench    cold start vs Python + boto3; our deleter vs rm -rf under EFS-like latency"
 
@@ -39,19 +52,26 @@ $(VENV)/.tools-stamp: requirements-tools.txt $(VENV)/.test-stamp
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-tools.txt
 	touch $@
 
+# checkov pins a boto3 that aws-sam-cli's conflicts with: it gets a venv of its own.
+$(CHECKOV_VENV)/.stamp: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/pip || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 venv: $(VENV)/.test-stamp
 tools: $(VENV)/.tools-stamp
+checkov-tools: $(CHECKOV_VENV)/.stamp
 
 # The test command (README, .ci/run): unit tests, integration tests on moto, end-to-end run.
 test: venv
 	scripts/moto.sh start >/dev/null
 	trap 'scripts/moto.sh stop' EXIT; \
-	  cargo nextest run --workspace --no-fail-fast && \
+	  $(TEST_RUN) && \
 	  cargo build --bins && \
 	  $(VENV)/bin/python scripts/e2e.py --bin-dir target/debug
 
 unit:
-	cargo nextest run --workspace --lib --bins
+	$(UNIT_RUN)
 
 e2e: venv release
 	scripts/moto.sh start >/dev/null
@@ -66,16 +86,30 @@ fmt:
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
-lint: tools fmt clippy
+lint: fmt clippy template-lint
+
+# The deploy artefacts: SAM's and cfn-lint's rules, checkov (every skip is written next to its
+# resource with the reason), and the alarms and dashboard the README promises (check_template.py).
+template-lint: tools checkov-tools
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH sam validate --lint --template template.yaml
 	$(VENV)/bin/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+	$(VENV)/bin/python scripts/check_template.py template.yaml
 
 build: tools
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH sam build --template template.yaml
 
-demo: venv release
+# What `sam build` compiles (every function, arm64, cargo-lambda with zig as the linker), with the
+# ci-arm64 profile: release without LTO, so a broken cross-build cannot land and CI stays short.
+build-arm64: tools
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --profile ci-arm64 --arm64 \
+	  --bin ttl-expiry --bin heartbeat --bin efs-sweeper --bin ecr-pruner
+
+# The demo profile is release without LTO (Cargo.toml): the same code, built in a fraction of the time.
+demo: venv
+	cargo build --profile demo --bins
 	scripts/moto.sh start >/dev/null
-	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/demo.py --bin-dir target/release
+	trap 'scripts/moto.sh stop' EXIT; $(VENV)/bin/python scripts/demo.py --bin-dir target/demo
 
 # Runs one function with cargo lambda watch (real Lambda Runtime API) against moto; cargo lambda invoke sends EVENT.
 invoke: tools

@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use heartbeat::HeartbeatError;
-use lifecycle_domain::record::Attributes as Item;
-use lifecycle_domain::record::Observed;
-use lifecycle_domain::WorkspaceId;
+use heartbeat::SkipReason;
 use lifecycle_integration_tests::*;
+use lifecycle_ports::fakes::{HookedTable, TableCall, TableHook};
 use lifecycle_ports::ServiceError;
 use lifecycle_ports::WorkspaceTable;
 use serde_json::{json, Value};
@@ -58,7 +57,7 @@ async fn dispatch_extends_and_out_of_order_never_shortens() {
         .handle(json!({"workspaceIds": ["ws-1"], "at": now - 5 * DAY}), now)
         .await
         .unwrap();
-    assert_eq!(summary.skipped[0].reason, "not_newer");
+    assert_eq!(summary.skipped[0].reason, SkipReason::NotNewer);
     assert_eq!(
         num(&fx.get("ws-1").await.unwrap(), "expiresAt"),
         Some(now + 30 * DAY)
@@ -69,7 +68,7 @@ async fn dispatch_extends_and_out_of_order_never_shortens() {
         .handle(json!({"workspaceId": "ws-1"}), now + 60)
         .await
         .unwrap();
-    assert_eq!(summary.skipped[0].reason, "coalesced");
+    assert_eq!(summary.skipped[0].reason, SkipReason::Coalesced);
     assert_eq!(
         num(&fx.get("ws-1").await.unwrap(), "lastActivityAt"),
         Some(now)
@@ -92,7 +91,7 @@ async fn unknown_ids_leave_no_record_and_invalid_ids_are_reported() {
         summary
             .skipped
             .iter()
-            .filter(|s| s.reason == "invalid_id")
+            .filter(|s| s.reason == SkipReason::InvalidId)
             .count(),
         2
     );
@@ -128,7 +127,7 @@ async fn expired_but_not_yet_deleted_is_saved_and_held_is_untouched() {
     assert!(summary
         .skipped
         .iter()
-        .any(|s| s.workspace_id == "ws-held" && s.reason == "held"));
+        .any(|s| s.workspace_id == "ws-held" && s.reason == SkipReason::Held));
 }
 
 #[tokio::test]
@@ -274,7 +273,7 @@ async fn recompute_after_a_downgrade_shortens_and_says_so() {
         summary.skipped,
         vec![heartbeat::Skipped {
             workspace_id: "ws-3".into(),
-            reason: "unchanged".into()
+            reason: SkipReason::Unchanged
         }]
     );
     let by_id = hb
@@ -377,18 +376,22 @@ async fn throttling_is_retried_by_the_sdk_and_surfaced_when_it_persists() {
     );
 }
 
-/// The table as the function sees it, except that the control plane changes a record (replaces it
-/// with the item given for its id) right before the function's first conditional write to it: the
-/// widest possible race between the function's read and its write, without timing.
+/// The control plane changes a record (replaces it with the item given for its id) right before
+/// the function's first conditional write to it: the widest possible race between the function's
+/// read and its write, without timing.
 struct ChangedBeforeWrite {
-    inner: lifecycle_aws::DynamoTable,
     raw: aws_sdk_dynamodb::Client,
     table: String,
     pending: std::sync::Mutex<HashMap<String, HashMap<String, AttributeValue>>>,
 }
 
 impl ChangedBeforeWrite {
-    fn new(fx: &Fixture, changes: Vec<HashMap<String, AttributeValue>>) -> Self {
+    /// `table` (the function's own) with these changes before its conditional writes.
+    fn around(
+        fx: &Fixture,
+        table: Arc<dyn WorkspaceTable>,
+        changes: Vec<HashMap<String, AttributeValue>>,
+    ) -> Arc<HookedTable<Self>> {
         let pending = changes
             .into_iter()
             .map(|item| match &item["workspaceId"] {
@@ -396,16 +399,26 @@ impl ChangedBeforeWrite {
                 _ => unreachable!(),
             })
             .collect();
-        Self {
-            inner: lifecycle_aws::DynamoTable::new(fx.ddb.clone(), &fx.table),
+        let hook = Self {
             raw: fx.ddb.clone(),
             table: fx.table.clone(),
             pending: std::sync::Mutex::new(pending),
-        }
+        };
+        HookedTable::around(table, hook)
     }
+}
 
-    async fn change(&self, id: &WorkspaceId) {
-        let item = self.pending.lock().unwrap().remove(id.as_str());
+#[async_trait::async_trait]
+impl TableHook for ChangedBeforeWrite {
+    async fn before(
+        &self,
+        call: TableCall<'_>,
+        _: &dyn WorkspaceTable,
+    ) -> Result<(), ServiceError> {
+        let Some(id) = call.workspace().filter(|_| call.is_conditional_write()) else {
+            return Ok(());
+        };
+        let item = self.pending.lock().unwrap().remove(id);
         if let Some(item) = item {
             self.raw
                 .put_item()
@@ -415,55 +428,7 @@ impl ChangedBeforeWrite {
                 .await
                 .expect("control plane write");
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl WorkspaceTable for ChangedBeforeWrite {
-    async fn get(&self, id: &WorkspaceId) -> Result<Option<Item>, ServiceError> {
-        self.inner.get(id).await
-    }
-    async fn put_if_absent(&self, item: Item) -> Result<bool, ServiceError> {
-        self.inner.put_if_absent(item).await
-    }
-    async fn get_many(&self, ids: &[WorkspaceId]) -> Result<Vec<Item>, ServiceError> {
-        self.inner.get_many(ids).await
-    }
-    async fn extend(
-        &self,
-        id: &WorkspaceId,
-        observed: &Observed,
-        last_activity_at: i64,
-        expires_at: i64,
-    ) -> Result<bool, ServiceError> {
-        self.change(id).await;
-        self.inner
-            .extend(id, observed, last_activity_at, expires_at)
-            .await
-    }
-    async fn set_expiry(
-        &self,
-        id: &WorkspaceId,
-        observed: &Observed,
-        expires_at: Option<i64>,
-    ) -> Result<bool, ServiceError> {
-        self.change(id).await;
-        self.inner.set_expiry(id, observed, expires_at).await
-    }
-    async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Item>, ServiceError> {
-        self.inner.scan(expiring).await
-    }
-    async fn claim_notice(
-        &self,
-        id: &WorkspaceId,
-        observed: &Observed,
-        expires_at: i64,
-    ) -> Result<bool, ServiceError> {
-        self.change(id).await;
-        self.inner.claim_notice(id, observed, expires_at).await
-    }
-    async fn release_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<(), ServiceError> {
-        self.inner.release_notice(id, expires_at).await
+        Ok(())
     }
 }
 
@@ -510,7 +475,7 @@ async fn a_recompute_planned_before_an_upgrade_or_a_hold_never_lands() {
         ],
     );
     let mut hb = fx.heartbeat(&[]);
-    hb.table = Arc::new(ChangedBeforeWrite::new(&fx, vec![upgraded, held.clone()]));
+    hb.table = ChangedBeforeWrite::around(&fx, hb.table.clone(), vec![upgraded, held.clone()]);
 
     let summary = hb.handle(json!({"recompute": "all"}), now).await.unwrap();
     assert_eq!(
@@ -539,7 +504,7 @@ async fn an_extension_planned_before_a_downgrade_never_lands() {
     fx.put(&enterprise).await;
     let downgraded = with(&enterprise, &[("tier", Some(s("free")))]);
     let mut hb = fx.heartbeat(&[]);
-    hb.table = Arc::new(ChangedBeforeWrite::new(&fx, vec![downgraded]));
+    hb.table = ChangedBeforeWrite::around(&fx, hb.table.clone(), vec![downgraded]);
 
     hb.handle(json!({"workspaceId": "ws-1"}), now)
         .await
@@ -562,7 +527,7 @@ async fn a_notice_claimed_on_a_stale_read_is_re_read_and_carries_the_new_tier() 
     fx.put(&soon).await;
     let upgraded = with(&soon, &[("tier", Some(s("enterprise")))]);
     let mut hb = fx.heartbeat(&[("NOTICE_EVENT_BUS", &bus)]);
-    hb.table = Arc::new(ChangedBeforeWrite::new(&fx, vec![upgraded]));
+    hb.table = ChangedBeforeWrite::around(&fx, hb.table.clone(), vec![upgraded]);
     let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": chrono_like(now), "detail": {}});
     hb.handle(tick, now).await.unwrap();
     let sent = fx.drain(&queue).await;

@@ -5,9 +5,8 @@ use std::os::unix::fs::symlink;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lifecycle_domain::record::Attributes as Item;
-use lifecycle_domain::record::Observed;
-use lifecycle_domain::WorkspaceId;
 use lifecycle_integration_tests::*;
+use lifecycle_ports::fakes::{HookedTable, TableCall, TableHook};
 use lifecycle_ports::ServiceError;
 use lifecycle_ports::WorkspaceTable;
 use serde_json::{json, Value};
@@ -539,13 +538,7 @@ async fn a_record_recreated_after_the_move_gets_its_data_back() {
     assert!(trash_entries(&fx).is_empty(), "{:?}", trash_entries(&fx));
 }
 
-/// The table as the function sees it, with one thing the world does at a chosen moment.
-struct Hooked {
-    inner: std::sync::Arc<dyn WorkspaceTable>,
-    reads: std::sync::atomic::AtomicU32,
-    hook: Hook,
-}
-
+/// One thing the world does at a chosen moment, around the function's table.
 enum Hook {
     /// The record is re-created right after the `at`-th consistent read returns: the world
     /// changing between a check and an act.
@@ -554,67 +547,47 @@ enum Hook {
     PanicFor(&'static str),
 }
 
+struct Hooked {
+    reads: std::sync::atomic::AtomicU32,
+    hook: Hook,
+}
+
 impl Hooked {
-    fn around(table: std::sync::Arc<dyn WorkspaceTable>, hook: Hook) -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Self {
-            inner: table,
-            reads: Default::default(),
-            hook,
-        })
+    fn around(
+        table: std::sync::Arc<dyn WorkspaceTable>,
+        hook: Hook,
+    ) -> std::sync::Arc<HookedTable<Self>> {
+        let reads = Default::default();
+        HookedTable::around(table, Self { reads, hook })
     }
 }
 
 #[async_trait::async_trait]
-impl WorkspaceTable for Hooked {
-    async fn get(&self, id: &WorkspaceId) -> Result<Option<Item>, ServiceError> {
-        if let Hook::PanicFor(ws) = &self.hook {
+impl TableHook for Hooked {
+    async fn before(
+        &self,
+        call: TableCall<'_>,
+        _: &dyn WorkspaceTable,
+    ) -> Result<(), ServiceError> {
+        if let (Hook::PanicFor(ws), TableCall::Get(id)) = (&self.hook, call) {
             assert_ne!(id.as_str(), *ws, "injected panic");
         }
-        let answer = self.inner.get(id).await;
+        Ok(())
+    }
+
+    async fn after(
+        &self,
+        call: TableCall<'_>,
+        table: &dyn WorkspaceTable,
+    ) -> Result<(), ServiceError> {
+        let (Hook::RecreateAfterRead { at, item }, TableCall::Get(_)) = (&self.hook, call) else {
+            return Ok(());
+        };
         let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        if let Hook::RecreateAfterRead { at, item } = &self.hook {
-            if n == *at {
-                self.inner.put_if_absent(item.clone()).await?;
-            }
+        if n == *at {
+            table.put_if_absent(item.clone()).await?;
         }
-        answer
-    }
-    async fn put_if_absent(&self, item: Item) -> Result<bool, ServiceError> {
-        self.inner.put_if_absent(item).await
-    }
-    async fn get_many(&self, ids: &[WorkspaceId]) -> Result<Vec<Item>, ServiceError> {
-        self.inner.get_many(ids).await
-    }
-    async fn extend(
-        &self,
-        id: &WorkspaceId,
-        observed: &Observed,
-        last: i64,
-        exp: i64,
-    ) -> Result<bool, ServiceError> {
-        self.inner.extend(id, observed, last, exp).await
-    }
-    async fn set_expiry(
-        &self,
-        id: &WorkspaceId,
-        observed: &Observed,
-        exp: Option<i64>,
-    ) -> Result<bool, ServiceError> {
-        self.inner.set_expiry(id, observed, exp).await
-    }
-    async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Item>, ServiceError> {
-        self.inner.scan(expiring).await
-    }
-    async fn claim_notice(
-        &self,
-        id: &WorkspaceId,
-        observed: &Observed,
-        exp: i64,
-    ) -> Result<bool, ServiceError> {
-        self.inner.claim_notice(id, observed, exp).await
-    }
-    async fn release_notice(&self, id: &WorkspaceId, exp: i64) -> Result<(), ServiceError> {
-        self.inner.release_notice(id, exp).await
+        Ok(())
     }
 }
 

@@ -234,6 +234,27 @@ impl WorkspaceTable for DynamoTable {
             .await;
         conditional(result, "DynamoDB PutItem")
     }
+
+    async fn set_access_point(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        access_point_id: &str,
+    ) -> Result<bool, ServiceError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::WORKSPACE_ID, AttributeValue::S(id.to_string()))
+            .update_expression("SET #ap = :ap")
+            .expression_attribute_names("#id", attr::WORKSPACE_ID)
+            .expression_attribute_names("#ap", attr::ACCESS_POINT_ID)
+            .expression_attribute_values(":ap", AttributeValue::S(access_point_id.to_string()));
+        let result = unchanged_since(update, "attribute_exists(#id)", observed)
+            .send()
+            .await;
+        conditional(result, "DynamoDB UpdateItem")
+    }
 }
 
 /// `condition` AND every observed attribute still holding the value that was read (or still

@@ -1,9 +1,11 @@
 //! The `lifecycle` binary against the moto server and a real temporary EFS root.
 
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use lifecycle_integration_tests::*;
+use lifecycle_runtime::{Function, Invocation};
 use serde_json::Value;
 
 fn lifecycle(fx: &Fixture, args: &[&str]) -> (i32, String, String) {
@@ -19,6 +21,8 @@ fn lifecycle_with(
     let mut command = Command::new(env!("CARGO_BIN_EXE_lifecycle"));
     command
         .args(args)
+        // No terminal: a command that would ask must refuse instead.
+        .stdin(Stdio::null())
         .env("AWS_ENDPOINT_URL", moto_endpoint())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -97,8 +101,29 @@ async fn status_counts_the_seeded_fleet() {
     assert_eq!(status["trash"]["entries"], 0);
 }
 
+/// What DynamoDB TTL does (moto never does it): the expired record deleted, and its REMOVE
+/// handed to ttl-expiry, built as its `main` builds it.
+async fn expire_by_ttl(fx: &Fixture, ws: &str) {
+    let old = fx
+        .ddb
+        .delete_item()
+        .table_name(&fx.table)
+        .key("workspaceId", AttributeValue::S(ws.into()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .expect("the record existed");
+    let function = fx.ttl_expiry(&[]);
+    let response = Function::handle(&function, batch(vec![ttl_remove(&old)]), Invocation::now())
+        .await
+        .expect("a stream event");
+    assert!(response.batch_item_failures.is_empty());
+}
+
 #[tokio::test]
-async fn expire_then_restore_round_trip_is_byte_identical() {
+async fn ttl_expiry_then_restore_round_trip_is_byte_identical() {
     let fx = Fixture::new().await;
     seed(&fx).await;
     let ap = fx.create_access_point("acme", "ws-free").await;
@@ -112,18 +137,43 @@ async fn expire_then_restore_round_trip_is_byte_identical() {
         .await
         .unwrap();
     let before = snapshot(&fx.workspace_dir("acme", "ws-free"));
-    let expired = json_of(&fx, &["expire"]);
-    assert_eq!(expired["expired"], serde_json::json!(["ws-free"]));
+    expire_by_ttl(&fx, "ws-free").await;
     assert!(!fx.workspace_dir("acme", "ws-free").exists());
     assert!(fx.get("ws-free").await.is_none());
     assert!(!fx.access_point_exists(&ap).await);
 
     let restored = json_of(&fx, &["restore", "ws-free"]);
     assert_eq!(snapshot(&fx.workspace_dir("acme", "ws-free")), before);
+    assert_eq!(
+        PathBuf::from(restored["place"].as_str().unwrap()),
+        fx.workspace_dir("acme", "ws-free")
+    );
     let item = fx.get("ws-free").await.expect("record re-created");
     let new_ap = restored["accessPointId"].as_str().unwrap();
+    assert_ne!(new_ap, ap);
     assert_eq!(item["accessPointId"], AttributeValue::S(new_ap.into()));
-    assert!(fx.access_point_exists(new_ap).await);
+    // Made like the one it replaces: where the layout puts the workspace, tagged with its id.
+    let described = fx
+        .efs
+        .describe_access_points()
+        .access_point_id(new_ap)
+        .send()
+        .await
+        .unwrap();
+    let made = &described.access_points()[0];
+    assert_eq!(made.file_system_id(), Some(fx.file_system_id.as_str()));
+    assert_eq!(
+        made.root_directory().and_then(|r| r.path()),
+        Some("/workspaces/acme/ws-free")
+    );
+    let tag = |key: &str| {
+        made.tags()
+            .iter()
+            .find(|t| t.key() == key)
+            .map(|t| t.value().to_string())
+    };
+    assert_eq!(tag("workspaceId").as_deref(), Some("ws-free"));
+    assert!(tag("createdAt").is_some_and(|t| t.parse::<i64>().is_ok()));
     let (code, _, err) = lifecycle(&fx, &["restore", "ws-free"]);
     assert_ne!(code, 0);
     assert!(
@@ -156,6 +206,7 @@ async fn plan_is_stable_and_apply_does_exactly_the_plan() {
     let applied = json_of(&fx, &["apply", "sweep", "--yes"]);
     let planned: Vec<&Value> = plan["actions"].as_array().unwrap().iter().collect();
     let done: Vec<&Value> = applied["actions"].as_array().unwrap().iter().collect();
+    assert_eq!(planned.len(), 1, "{plan}");
     assert_eq!(planned.len(), done.len());
     for (p, d) in planned.iter().zip(&done) {
         assert_eq!(
@@ -174,8 +225,17 @@ async fn plan_is_stable_and_apply_does_exactly_the_plan() {
 async fn touch_and_clear_errors() {
     let fx = Fixture::new().await;
     seed(&fx).await;
+    let expiry = |item: &std::collections::HashMap<String, AttributeValue>| match &item["expiresAt"]
+    {
+        AttributeValue::N(n) => n.parse::<i64>().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let before = expiry(&fx.get("ws-pro").await.unwrap());
     let touched = json_of(&fx, &["touch", "ws-pro"]);
     assert_eq!(touched["extended"][0]["workspaceId"], "ws-pro");
+    let after = expiry(&fx.get("ws-pro").await.unwrap());
+    assert!(after > before, "{before} -> {after}");
+    assert_eq!(touched["extended"][0]["expiresAt"], after);
 
     let (code, _, err) = lifecycle(&fx, &["touch", "ws-missing"]);
     assert_ne!(code, 0);
@@ -189,22 +249,67 @@ async fn touch_and_clear_errors() {
         err.contains("Connection refused") && err.lines().count() == 1,
         "{err}"
     );
-    let (code, _, err) = lifecycle(&fx, &["apply", "sweep"]);
-    let _ = code;
-    assert!(err.is_empty() || err.contains("--yes"), "{err}");
+    // Expiring records is DynamoDB TTL's work (the demo tooling imitates it), not an operator's.
+    let (code, _, err) = lifecycle(&fx, &["expire"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("expire"), "{err}");
 }
 
 #[tokio::test]
-async fn commands_that_delete_need_ecs_cluster_and_settings_are_checked() {
+async fn apply_refuses_without_confirmation_or_in_use_guard_and_deletes_nothing() {
+    let fx = Fixture::new().await;
+    seed(&fx).await;
+    let old = lifecycle_domain::time::now_epoch() - 10 * 86_400;
+    let due = fx.root().join(".trash").join(format!("{old}+acme+ws-gone"));
+    std::fs::create_dir_all(due.join("data")).unwrap();
+    // Each refusal is one line, exit code 1, and the due entry is still there.
+    let refused = |(code, out, err): (i32, String, String), says: &[&str]| {
+        assert_eq!(code, 1, "{out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(says.iter().all(|s| err.contains(s)), "{err}");
+        assert!(due.exists(), "nothing deleted");
+    };
+    // No --yes, and no terminal to ask on: the plan is shown, then refused.
+    let (code, out, err) = lifecycle(&fx, &["apply", "sweep"]);
+    assert!(
+        out.contains("purge_trash") && out.contains("total: 1 actions"),
+        "{out}"
+    );
+    refused(
+        (code, out, err),
+        &[
+            "refusing to apply these 1 actions without a terminal",
+            "--yes",
+        ],
+    );
+    // Deleting needs the in-use guard, or `none` said explicitly.
+    refused(
+        lifecycle_with(&fx, &["apply", "sweep", "--yes"], &[("ECS_CLUSTER", None)]),
+        &["ECS_CLUSTER", "is required", "none"],
+    );
+    refused(
+        lifecycle_with(
+            &fx,
+            &["apply", "sweep", "--yes"],
+            &[("ECS_CLUSTER", Some(" "))],
+        ),
+        &["ECS_CLUSTER", "blank"],
+    );
+    // The same entry goes once confirmed: the refusals above were what kept it.
+    let (code, _, err) = lifecycle(&fx, &["apply", "sweep", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!due.exists());
+}
+
+#[tokio::test]
+async fn commands_that_read_need_no_ecs_cluster_and_settings_are_checked() {
     let fx = Fixture::new().await;
     seed(&fx).await;
     let no_cluster = [("ECS_CLUSTER", None)];
     let (code, _, err) = lifecycle_with(&fx, &["status"], &no_cluster);
     assert_eq!(code, 0, "reading needs no in-use guard: {err}");
-    let (code, _, err) = lifecycle_with(&fx, &["expire"], &no_cluster);
-    assert_ne!(code, 0);
-    assert!(err.contains("ECS_CLUSTER") && err.contains("none"), "{err}");
-    assert!(fx.get("ws-free").await.is_some(), "nothing expired");
+    let (code, _, err) = lifecycle_with(&fx, &["plan", "sweep"], &no_cluster);
+    assert_eq!(code, 0, "planning deletes nothing: {err}");
     let (code, _, err) = lifecycle_with(&fx, &["status"], &[("DRYRUN", Some("true"))]);
     assert_ne!(code, 0);
     assert!(err.contains("did you mean DRY_RUN"), "{err}");

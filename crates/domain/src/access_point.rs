@@ -141,6 +141,40 @@ impl AccessPointInfo {
     }
 }
 
+/// An access point to create for a workspace (restoring one re-creates its access point): rooted
+/// at the workspace's place in the layout and tagged with its id and creation time, so that
+/// [`identify`] recognises it as this workspace's under either ownership rule and the sweeper
+/// knows its age.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessPointSpec {
+    pub file_system_id: String,
+    pub root_path: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl AccessPointSpec {
+    pub fn for_workspace(
+        file_system_id: &str,
+        rules: &AccessPointRules,
+        tenant: &TenantId,
+        workspace: &WorkspaceId,
+        now: i64,
+    ) -> Self {
+        Self {
+            file_system_id: file_system_id.to_string(),
+            root_path: format!("{}/{tenant}/{workspace}", rules.root_prefix),
+            tags: BTreeMap::from([
+                (
+                    crate::tasks::WORKSPACE_TAG.to_string(),
+                    workspace.to_string(),
+                ),
+                (CREATED_AT_TAG.to_string(), now.to_string()),
+            ]),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +287,35 @@ mod tests {
             &strict
         )
         .is_ok());
+    }
+
+    #[test]
+    fn an_access_point_made_for_a_workspace_is_recognised_as_its_own() {
+        let (tenant, ws) = (
+            TenantId::parse("acme").unwrap(),
+            WorkspaceId::parse("ws-1").unwrap(),
+        );
+        for prefix in ["", "/workspaces"] {
+            for ownership in [Ownership::TagOrRoot, Ownership::Tag] {
+                let r = AccessPointRules {
+                    ownership,
+                    ..rules(prefix)
+                };
+                let spec = AccessPointSpec::for_workspace("fs-1", &r, &tenant, &ws, 1_700_000_000);
+                let made = AccessPointInfo {
+                    id: "fsap-new".into(),
+                    file_system_id: spec.file_system_id.clone(),
+                    root_path: Some(spec.root_path.clone()),
+                    tags: spec.tags.clone(),
+                };
+                assert_eq!(
+                    who(&identify(&made, &r)),
+                    Some((Some("acme"), "ws-1")),
+                    "{spec:?}"
+                );
+                assert_eq!(made.created_at(), Some(1_700_000_000));
+            }
+        }
     }
 
     #[test]

@@ -184,7 +184,7 @@ fn parse_task_state_change(v: &Value) -> Result<HeartbeatInput, InputError> {
     })
 }
 
-/// Why a heartbeat did not write.
+/// Why a heartbeat did not write (the summary's `skipped[].reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
@@ -194,6 +194,18 @@ pub enum SkipReason {
     Coalesced,
     /// The stored activity is newer than this one and its expiry already covers it.
     NotNewer,
+    /// The event named something that is not a workspace id: nothing was looked up.
+    InvalidId,
+    /// A recompute found the stored expiry already what the record calls for.
+    Unchanged,
+}
+
+crate::serde_codes!(SkipReason);
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The workspace record: the contract every function shares (README, "The workspace record").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +130,42 @@ impl Attributes {
         self.text(attr::WORKSPACE_ID)
     }
 
+    /// The record's id, checked; otherwise what was stored (shortened) and why it is no id.
+    pub fn record_id(&self) -> Result<WorkspaceId, UnreadableId> {
+        match self.workspace_id() {
+            Some(raw) => WorkspaceId::parse(raw).map_err(|e| UnreadableId {
+                raw: raw.chars().take(160).collect(),
+                error: e.to_string(),
+            }),
+            None => Err(UnreadableId {
+                raw: "<no string workspaceId>".to_string(),
+                error: "record has no string workspaceId".to_string(),
+            }),
+        }
+    }
+
+    /// Where the record's data lives: its workspace and tenant ids, both present and valid.
+    /// `None` when either is missing or hostile: such a record cannot be located safely.
+    pub fn location(&self) -> Option<(WorkspaceId, TenantId)> {
+        let workspace = WorkspaceId::parse(self.workspace_id()?).ok()?;
+        let tenant = TenantId::parse(self.text(attr::TENANT_ID)?).ok()?;
+        Some((workspace, tenant))
+    }
+
+    /// Whether the record is, or may be, held: `hold` is true or holds something that is not a
+    /// boolean (an unreadable hold might be a hold). Absent, `false` and `NULL` are not held.
+    pub fn may_be_held(&self) -> bool {
+        !matches!(
+            self.get(attr::HOLD),
+            None | Some(Value::Bool(false)) | Some(Value::Null(_))
+        )
+    }
+
+    /// The access point the record names, if it names one (a non-empty string, not yet checked).
+    pub fn access_point_id(&self) -> Option<&str> {
+        self.text(attr::ACCESS_POINT_ID).filter(|ap| !ap.is_empty())
+    }
+
     fn to_json(&self) -> serde_json::Value {
         serde_json::Value::Object(
             self.0
@@ -138,6 +174,23 @@ impl Attributes {
                 .collect(),
         )
     }
+}
+
+/// A stored `workspaceId` that is not a usable id: its text (at most 160 characters, or a
+/// placeholder when it is absent or not a string) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableId {
+    pub raw: String,
+    pub error: String,
+}
+
+/// Records by their stored id, for looking up what a batch read returned. A record without a
+/// string id is left out: no lookup by id could find it.
+pub fn by_stored_id(records: impl IntoIterator<Item = Attributes>) -> HashMap<String, Attributes> {
+    records
+        .into_iter()
+        .filter_map(|record| Some((record.workspace_id()?.to_string(), record)))
+        .collect()
 }
 
 impl<K: Into<String>> FromIterator<(K, Value)> for Attributes {
@@ -522,6 +575,60 @@ pub(crate) mod tests {
         let mut held = base();
         held.push(("hold", Value::Bool(false)));
         assert!(!observed.matches(&item(&held)), "absent is not false");
+    }
+
+    #[test]
+    fn ids_hold_and_access_point_are_read_as_stored() {
+        let record = item(&base());
+        assert_eq!(record.record_id().unwrap().as_str(), "ws-1");
+        let (workspace, tenant) = record.location().unwrap();
+        assert_eq!((workspace.as_str(), tenant.as_str()), ("ws-1", "acme"));
+        let hostile = item(&[("workspaceId", s("../..")), ("tenantId", s("acme"))]);
+        let e = hostile.record_id().unwrap_err();
+        assert_eq!(e.raw, "../..");
+        assert!(e.error.contains("must start"), "{e:?}");
+        assert_eq!(hostile.location(), None);
+        let no_tenant = item(&[("workspaceId", s("ws-1")), ("tenantId", n(1))]);
+        assert_eq!(no_tenant.location(), None);
+        let number_id = item(&[("workspaceId", n(7))]);
+        assert_eq!(
+            number_id.record_id().unwrap_err().error,
+            "record has no string workspaceId"
+        );
+        let long = item(&[("workspaceId", s(&"w".repeat(500)))]);
+        assert_eq!(long.record_id().unwrap_err().raw.len(), 160);
+
+        for (hold, held) in [
+            (None, false),
+            (Some(Value::Bool(false)), false),
+            (Some(Value::Null(true)), false),
+            (Some(Value::Bool(true)), true),
+            (Some(s("yes")), true),
+            (Some(n(0)), true),
+        ] {
+            let mut pairs = base();
+            pairs.extend(hold.clone().map(|h| ("hold", h)));
+            assert_eq!(item(&pairs).may_be_held(), held, "{hold:?}");
+        }
+        let mut pairs = base();
+        assert_eq!(item(&pairs).access_point_id(), None);
+        pairs.push(("accessPointId", s("")));
+        assert_eq!(item(&pairs).access_point_id(), None);
+        pairs.pop();
+        pairs.push(("accessPointId", s("fsap-1")));
+        assert_eq!(item(&pairs).access_point_id(), Some("fsap-1"));
+    }
+
+    #[test]
+    fn records_are_found_by_their_stored_id() {
+        let records = vec![
+            item(&base()),
+            item(&[("workspaceId", n(7))]),
+            item(&[("workspaceId", s("../.."))]),
+        ];
+        let found = by_stored_id(records);
+        assert_eq!(found.len(), 2);
+        assert!(found.contains_key("ws-1") && found.contains_key("../.."));
     }
 
     #[test]

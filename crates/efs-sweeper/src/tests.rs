@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use lifecycle_domain::access_point::AccessPointInfo;
+use lifecycle_domain::access_point::{AccessPointInfo, AccessPointSpec};
 use lifecycle_domain::record::{attr, Attributes, Value};
 use lifecycle_domain::sweep::{SweepReason, SweepTarget};
 use lifecycle_domain::tasks::TaskSummary;
@@ -55,6 +55,9 @@ impl AccessPoints for FlakyAccessPoints {
     }
     async fn untag(&self, id: &str, key: &str) -> Result<bool, ServiceError> {
         self.inner.untag(id, key).await
+    }
+    async fn create(&self, spec: &AccessPointSpec) -> Result<String, ServiceError> {
+        self.inner.create(spec).await
     }
 }
 

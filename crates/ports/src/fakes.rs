@@ -2,10 +2,10 @@
 //! not-found as success), for unit tests of handlers without the emulator.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use lifecycle_domain::access_point::AccessPointInfo;
+use lifecycle_domain::access_point::{AccessPointInfo, AccessPointSpec};
 use lifecycle_domain::activity::ExpiryNotice;
 use lifecycle_domain::ids::WorkspaceId;
 use lifecycle_domain::prune::{ImageDetail, ImageUse};
@@ -178,6 +178,21 @@ impl WorkspaceTable for MemoryTable {
         }
         Ok(())
     }
+
+    async fn set_access_point(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        access_point_id: &str,
+    ) -> Result<bool, ServiceError> {
+        Ok(self.write(id, false, |item| {
+            if !observed_in(observed, item) {
+                return false;
+            }
+            item.insert(attr::ACCESS_POINT_ID, Value::S(access_point_id.to_string()));
+            true
+        }))
+    }
 }
 
 fn number(item: &Attributes, name: &str) -> Option<i64> {
@@ -190,6 +205,9 @@ fn number(item: &Attributes, name: &str) -> Option<i64> {
 #[derive(Debug, Default)]
 pub struct MemoryAccessPoints {
     pub points: Mutex<HashMap<String, AccessPointInfo>>,
+    /// Deletes of these access points fail with this error, as EFS answers them (throttled,
+    /// denied), and leave the access point in place.
+    pub delete_failures: Mutex<HashMap<String, ServiceError>>,
 }
 
 #[async_trait]
@@ -199,6 +217,9 @@ impl AccessPoints for MemoryAccessPoints {
     }
 
     async fn delete(&self, id: &str) -> Result<bool, ServiceError> {
+        if let Some(e) = self.delete_failures.lock().unwrap().get(id) {
+            return Err(e.clone());
+        }
         Ok(self.points.lock().unwrap().remove(id).is_some())
     }
 
@@ -233,6 +254,23 @@ impl AccessPoints for MemoryAccessPoints {
             }
             None => false,
         })
+    }
+
+    async fn create(&self, spec: &AccessPointSpec) -> Result<String, ServiceError> {
+        // A fresh id, as EFS gives one: never one given before, even after a delete.
+        static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let id = format!("fsap-{n:017x}");
+        self.points.lock().unwrap().insert(
+            id.clone(),
+            AccessPointInfo {
+                id: id.clone(),
+                file_system_id: spec.file_system_id.clone(),
+                root_path: Some(spec.root_path.clone()),
+                tags: spec.tags.clone(),
+            },
+        );
+        Ok(id)
     }
 }
 
@@ -424,5 +462,168 @@ pub struct MemoryDeployments {
 impl Deployments for MemoryDeployments {
     async fn images_in_use(&self, _keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError> {
         Ok(self.uses.lock().unwrap().clone())
+    }
+}
+
+/// One call to a [`WorkspaceTable`], as a [`TableHook`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum TableCall<'a> {
+    Get(&'a WorkspaceId),
+    PutIfAbsent(&'a Attributes),
+    GetMany(&'a [WorkspaceId]),
+    Extend(&'a WorkspaceId),
+    SetExpiry(&'a WorkspaceId),
+    Scan,
+    ClaimNotice(&'a WorkspaceId),
+    ReleaseNotice(&'a WorkspaceId),
+    SetAccessPoint(&'a WorkspaceId),
+}
+
+impl TableCall<'_> {
+    /// The one workspace the call is about, if it is about one.
+    pub fn workspace(&self) -> Option<&str> {
+        match self {
+            TableCall::Get(id)
+            | TableCall::Extend(id)
+            | TableCall::SetExpiry(id)
+            | TableCall::ClaimNotice(id)
+            | TableCall::ReleaseNotice(id)
+            | TableCall::SetAccessPoint(id) => Some(id.as_str()),
+            TableCall::PutIfAbsent(item) => item.workspace_id(),
+            TableCall::GetMany(_) | TableCall::Scan => None,
+        }
+    }
+
+    /// A write conditioned on what a plan read (the race window a hook may open).
+    pub fn is_conditional_write(&self) -> bool {
+        matches!(
+            self,
+            TableCall::Extend(_)
+                | TableCall::SetExpiry(_)
+                | TableCall::ClaimNotice(_)
+                | TableCall::SetAccessPoint(_)
+        )
+    }
+}
+
+/// What the world does around the calls of a [`HookedTable`]: another writer changing a record
+/// between a function's read and its write, an injected failure or panic. A hook acts through
+/// real calls (the table it is given, or a client of its own), so the table's own semantics
+/// decide what the function sees.
+#[async_trait]
+pub trait TableHook: Send + Sync {
+    /// Runs before the call reaches the table. An `Err` is the call's answer, and the table is
+    /// not called (a service refusing the call).
+    async fn before(
+        &self,
+        _call: TableCall<'_>,
+        _table: &dyn WorkspaceTable,
+    ) -> Result<(), ServiceError> {
+        Ok(())
+    }
+
+    /// Runs after the table answered. An `Err` replaces the answer.
+    async fn after(
+        &self,
+        _call: TableCall<'_>,
+        _table: &dyn WorkspaceTable,
+    ) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+/// Any table (the in-memory one, the DynamoDB adapter) with a [`TableHook`] around its calls.
+pub struct HookedTable<H> {
+    pub inner: Arc<dyn WorkspaceTable>,
+    pub hook: H,
+}
+
+impl<H: TableHook> HookedTable<H> {
+    pub fn around(inner: Arc<dyn WorkspaceTable>, hook: H) -> Arc<Self> {
+        Arc::new(Self { inner, hook })
+    }
+
+    async fn call<T, F>(&self, call: TableCall<'_>, answer: F) -> Result<T, ServiceError>
+    where
+        F: std::future::Future<Output = Result<T, ServiceError>> + Send,
+    {
+        self.hook.before(call, self.inner.as_ref()).await?;
+        let answer = answer.await;
+        self.hook.after(call, self.inner.as_ref()).await?;
+        answer
+    }
+}
+
+#[async_trait]
+impl<H: TableHook> WorkspaceTable for HookedTable<H> {
+    async fn get(&self, id: &WorkspaceId) -> Result<Option<Attributes>, ServiceError> {
+        self.call(TableCall::Get(id), self.inner.get(id)).await
+    }
+
+    async fn put_if_absent(&self, record: Attributes) -> Result<bool, ServiceError> {
+        let call = TableCall::PutIfAbsent(&record);
+        self.hook.before(call, self.inner.as_ref()).await?;
+        let answer = self.inner.put_if_absent(record.clone()).await;
+        self.hook
+            .after(TableCall::PutIfAbsent(&record), self.inner.as_ref())
+            .await?;
+        answer
+    }
+
+    async fn get_many(&self, ids: &[WorkspaceId]) -> Result<Vec<Attributes>, ServiceError> {
+        self.call(TableCall::GetMany(ids), self.inner.get_many(ids))
+            .await
+    }
+
+    async fn extend(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        last_activity_at: i64,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError> {
+        let answer = self
+            .inner
+            .extend(id, observed, last_activity_at, expires_at);
+        self.call(TableCall::Extend(id), answer).await
+    }
+
+    async fn set_expiry(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        expires_at: Option<i64>,
+    ) -> Result<bool, ServiceError> {
+        let answer = self.inner.set_expiry(id, observed, expires_at);
+        self.call(TableCall::SetExpiry(id), answer).await
+    }
+
+    async fn scan(&self, expiring: Option<(i64, i64)>) -> Result<Vec<Attributes>, ServiceError> {
+        self.call(TableCall::Scan, self.inner.scan(expiring)).await
+    }
+
+    async fn claim_notice(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        expires_at: i64,
+    ) -> Result<bool, ServiceError> {
+        let answer = self.inner.claim_notice(id, observed, expires_at);
+        self.call(TableCall::ClaimNotice(id), answer).await
+    }
+
+    async fn release_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<(), ServiceError> {
+        let answer = self.inner.release_notice(id, expires_at);
+        self.call(TableCall::ReleaseNotice(id), answer).await
+    }
+
+    async fn set_access_point(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        access_point_id: &str,
+    ) -> Result<bool, ServiceError> {
+        let answer = self.inner.set_access_point(id, observed, access_point_id);
+        self.call(TableCall::SetAccessPoint(id), answer).await
     }
 }

@@ -2,7 +2,7 @@
 //! adapters are in `lifecycle-aws`; in-memory fakes for handler tests are in [`fakes`].
 
 use async_trait::async_trait;
-use lifecycle_domain::access_point::AccessPointInfo;
+use lifecycle_domain::access_point::{AccessPointInfo, AccessPointSpec};
 use lifecycle_domain::activity::ExpiryNotice;
 use lifecycle_domain::ids::WorkspaceId;
 use lifecycle_domain::prune::{ImageDetail, ImageUse};
@@ -110,6 +110,16 @@ pub trait WorkspaceTable: Send + Sync {
 
     /// Undoes [`WorkspaceTable::claim_notice`] when the notice could not be sent.
     async fn release_notice(&self, id: &WorkspaceId, expires_at: i64) -> Result<(), ServiceError>;
+
+    /// Records `access_point_id` as the workspace's access point, only if the record exists and
+    /// every value in `observed` is still what was read (a restore re-creating the access point
+    /// of the record it wrote must not attach it to another record). `Ok(false)`: re-read.
+    async fn set_access_point(
+        &self,
+        id: &WorkspaceId,
+        observed: &Observed,
+        access_point_id: &str,
+    ) -> Result<bool, ServiceError>;
 }
 
 #[async_trait]
@@ -128,6 +138,9 @@ pub trait AccessPoints: Send + Sync {
 
     /// Removes one tag. `Ok(false)`: the access point is gone.
     async fn untag(&self, id: &str, key: &str) -> Result<bool, ServiceError>;
+
+    /// Creates an access point as `spec` describes (root directory, tags); its id.
+    async fn create(&self, spec: &AccessPointSpec) -> Result<String, ServiceError>;
 }
 
 #[async_trait]

@@ -452,16 +452,7 @@ mod tests {
 
     #[test]
     fn a_blank_setting_is_an_error_naming_it() {
-        for var in [
-            "WORKSPACE_TABLE",
-            "EFS_ROOT",
-            "EFS_FILE_SYSTEM_ID",
-            "ECS_CLUSTER",
-            "TRASH_GRACE_DAYS",
-            "DRY_RUN",
-            "RETENTION_POLICY",
-            "RECORD_CONCURRENCY",
-        ] {
+        for &var in SHARED_VARS {
             for blank in ["", "  ", "\t"] {
                 let e = config(&with(&[(var, blank)])).unwrap_err();
                 assert_eq!(e.var, var, "{e}");

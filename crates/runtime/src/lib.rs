@@ -2,6 +2,7 @@
 //! audit lines and metrics, and [`serve`], which builds a function once from its configuration
 //! and the SDK configuration and hands it the Lambda Runtime API's invocations.
 
+pub mod batch;
 pub mod config;
 pub mod observe;
 pub mod wiring;

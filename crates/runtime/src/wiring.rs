@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use lifecycle_aws::{
-    load_sdk_config, DynamoTable, EcrRegistry, EcsDeployments, EcsTasks, EfsAccessPoints,
-    EventBridgeNotices, LambdaFunctions,
+    load_sdk_config, sdk_config_loader, DynamoTable, EcrRegistry, EcsDeployments, EcsTasks,
+    EfsAccessPoints, EventBridgeNotices, LambdaFunctions,
 };
 use lifecycle_ports::{
     AccessPoints, AllDeployments, Deployments, Notices, Registry, Tasks, WorkspaceTable,
@@ -23,6 +23,26 @@ impl Aws {
     /// Region, credentials and `AWS_ENDPOINT_URL` from the environment.
     pub async fn from_env() -> Self {
         Self::new(load_sdk_config().await)
+    }
+
+    /// As [`Aws::from_env`], with what an operator chose on the command line taking precedence
+    /// (the CLI's `--endpoint-url`, `--region`, `--profile`).
+    pub async fn from_env_with(
+        endpoint_url: Option<&str>,
+        region: Option<&str>,
+        profile: Option<&str>,
+    ) -> Self {
+        let mut loader = sdk_config_loader();
+        if let Some(url) = endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region.to_string()));
+        }
+        if let Some(profile) = profile {
+            loader = loader.profile_name(profile);
+        }
+        Self::new(loader.load().await)
     }
 
     pub fn new(sdk: SdkConfig) -> Self {

@@ -1,0 +1,126 @@
+//! The command line: global flags, commands and their arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use lifecycle_domain::{SubscriptionStatus, Tier};
+
+#[derive(Parser)]
+#[command(
+    name = "lifecycle",
+    version,
+    about = "See and steer the workspace storage lifecycle"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes; each defaults to the variable the functions read.
+#[derive(clap::Args)]
+pub struct Global {
+    /// AWS endpoint (for example the local moto server).
+    #[arg(long, env = "AWS_ENDPOINT_URL", global = true)]
+    pub endpoint_url: Option<String>,
+    #[arg(long, env = "AWS_REGION", global = true)]
+    pub region: Option<String>,
+    #[arg(long, env = "AWS_PROFILE", global = true)]
+    pub profile: Option<String>,
+    /// The workspace table (WORKSPACE_TABLE).
+    #[arg(long, env = "WORKSPACE_TABLE", global = true)]
+    pub table: Option<String>,
+    /// Where the workspaces' file system is mounted (EFS_ROOT).
+    #[arg(long, env = "EFS_ROOT", global = true)]
+    pub efs_root: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show what a function would do now, changing nothing.
+    Plan {
+        #[command(subcommand)]
+        what: Job,
+    },
+    /// Do what `plan` shows, under the same caps.
+    Apply {
+        #[command(subcommand)]
+        what: Job,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y', global = true)]
+        yes: bool,
+    },
+    /// Put a trashed workspace back: data, record (fresh expiry) and access point.
+    Restore {
+        workspace_id: String,
+        /// The tier, where the trash kept no record (an orphan) or one that cannot be read.
+        #[arg(long, value_parser = parse_tier)]
+        tier: Option<Tier>,
+        /// The subscription status, in the same cases.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<SubscriptionStatus>,
+        /// The user, in the same cases.
+        #[arg(long)]
+        user: Option<String>,
+        /// Which trash entry (its name under `.trash`), when several could be meant.
+        #[arg(long)]
+        entry: Option<String>,
+    },
+    /// Workspaces by tier and status, what expires soon, holds, trash, orphans.
+    Status,
+    /// What a heartbeat does: push the workspace's expiry forward.
+    Touch { workspace_id: String },
+}
+
+#[derive(Subcommand, Clone)]
+pub enum Job {
+    /// The efs-sweeper's plan.
+    Sweep,
+    /// The ecr-pruner's plan.
+    Prune {
+        /// Only this repository (name or glob).
+        #[arg(long)]
+        repo: Option<String>,
+    },
+}
+
+/// The command line, or the exit code to leave with: help and version print and exit 0; a usage
+/// error is one line on stderr and exit code 2.
+pub fn parse() -> Result<Cli, ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("lifecycle: error: {first} (see lifecycle --help)");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn parse_tier(text: &str) -> Result<Tier, String> {
+    serde_json::from_value(serde_json::Value::String(text.into()))
+        .map_err(|_| format!("{text:?} is not free, pro or enterprise"))
+}
+
+fn parse_status(text: &str) -> Result<SubscriptionStatus, String> {
+    serde_json::from_value(serde_json::Value::String(text.into()))
+        .map_err(|_| format!("{text:?} is not active, suspended or cancelled"))
+}

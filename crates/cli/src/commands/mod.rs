@@ -1,0 +1,41 @@
+//! One module per command; [`run`] dispatches.
+
+pub mod apply;
+pub mod plan;
+pub mod restore;
+pub mod status;
+pub mod touch;
+
+use anyhow::Result;
+use lifecycle_fs::restore::Supplied;
+
+use crate::cli::{Cli, Command};
+use crate::context::Context;
+use crate::render::Output;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let ctx = Context::new(&cli.global).await?;
+    let output = Output {
+        json: cli.global.json,
+    };
+    match cli.command {
+        Command::Plan { what } => plan::run(&ctx, what, output).await,
+        Command::Apply { what, yes } => apply::run(&ctx, what, yes, output).await,
+        Command::Restore {
+            workspace_id,
+            tier,
+            status,
+            user,
+            entry,
+        } => {
+            let supplied = Supplied {
+                tier,
+                subscription_status: status,
+                user_id: user,
+            };
+            restore::run(&ctx, &workspace_id, entry.as_deref(), &supplied, output).await
+        }
+        Command::Status => status::run(&ctx, output).await,
+        Command::Touch { workspace_id } => touch::run(&ctx, &workspace_id, output).await,
+    }
+}

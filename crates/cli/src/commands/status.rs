@@ -1,0 +1,232 @@
+//! `lifecycle status`: the fleet by tier and status, what expires soon, holds, the trash, and
+//! the orphans a dry sweep finds.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use lifecycle_domain::record::Attributes;
+use lifecycle_domain::sweep::{SweepPlan, SweepReason, SweepTarget};
+use lifecycle_domain::StoredRecord;
+use serde::Serialize;
+
+use crate::commands::plan;
+use crate::context::{Access, Context};
+use crate::render::{self, Output};
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    #[serde(flatten)]
+    pub fleet: Fleet,
+    pub trash: TrashUsage,
+    pub orphans: usize,
+    pub sweep_cap_exceeded: Option<String>,
+}
+
+/// The records, counted.
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fleet {
+    pub workspaces: usize,
+    pub invalid_records: usize,
+    pub by_tier: BTreeMap<String, usize>,
+    pub by_status: BTreeMap<String, usize>,
+    #[serde(rename = "expiringWithin24h")]
+    pub expiring_within_day: usize,
+    #[serde(rename = "expiringWithin7d")]
+    pub expiring_within_week: usize,
+    pub held: usize,
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TrashUsage {
+    pub entries: usize,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+pub async fn run(ctx: &Context, output: Output) -> Result<()> {
+    let config = ctx.config(Access::Read)?;
+    let items = ctx.table(&config).scan(None).await?;
+    let fs = ctx.fs(&config);
+    let entries = fs.list_trash()?.len();
+    let (files, bytes) = usage(&fs.trash_path());
+    let plan = plan::sweep(&ctx.sweeper(Access::Read)?, ctx.now).await?;
+    let status = Status {
+        fleet: Fleet::of(&items, ctx.now),
+        trash: TrashUsage {
+            entries,
+            files,
+            bytes,
+        },
+        orphans: orphans(&plan),
+        sweep_cap_exceeded: plan.cap_exceeded,
+    };
+    output.show(&status, render::status)
+}
+
+/// The serde name of a code (`pro`, `suspended`).
+fn code(value: impl Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl Fleet {
+    pub fn of(items: &[Attributes], now: i64) -> Self {
+        let mut fleet = Fleet {
+            workspaces: items.len(),
+            ..Fleet::default()
+        };
+        for item in items {
+            let Ok(stored) = StoredRecord::parse(item.clone()) else {
+                fleet.invalid_records += 1;
+                continue;
+            };
+            let r = stored.record;
+            *fleet.by_tier.entry(code(r.tier)).or_default() += 1;
+            *fleet
+                .by_status
+                .entry(code(r.subscription_status))
+                .or_default() += 1;
+            if r.hold {
+                fleet.held += 1;
+            } else if let Some(e) = r.expires_at {
+                fleet.expiring_within_day += usize::from(e <= now + 86_400);
+                fleet.expiring_within_week += usize::from(e <= now + 7 * 86_400);
+            }
+        }
+        fleet
+    }
+}
+
+/// What a dry sweep would take as orphans: everything but purges and unmarks, and what a cap
+/// held back.
+fn orphans(plan: &SweepPlan) -> usize {
+    let acted = plan
+        .actions
+        .iter()
+        .filter(|a| {
+            !matches!(
+                a.target,
+                SweepTarget::PurgeTrash { .. } | SweepTarget::UnmarkAccessPoint { .. }
+            )
+        })
+        .count();
+    acted
+        + plan
+            .skipped
+            .iter()
+            .filter(|s| s.reason == SweepReason::SkippedCap)
+            .count()
+}
+
+/// Files and bytes under `dir`, without following a symlink (one counts as a file).
+fn usage(dir: &Path) -> (u64, u64) {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                files += 1;
+                bytes += meta.len();
+            }
+        }
+    }
+    (files, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifecycle_domain::record::Value;
+
+    fn record(ws: &str, tier: &str, status: &str, expiry: Option<i64>, hold: bool) -> Attributes {
+        let mut item: Attributes = [
+            ("workspaceId", Value::S(ws.into())),
+            ("tenantId", Value::S("acme".into())),
+            ("tier", Value::S(tier.into())),
+            ("subscriptionStatus", Value::S(status.into())),
+            ("lastActivityAt", Value::N("0".into())),
+        ]
+        .into_iter()
+        .collect();
+        if let Some(at) = expiry {
+            item.insert("expiresAt", Value::N(at.to_string()));
+        }
+        if hold {
+            item.insert("hold", Value::Bool(true));
+        }
+        item
+    }
+
+    #[test]
+    fn the_fleet_is_counted_by_tier_status_expiry_and_hold() {
+        let now = 1_000_000;
+        let unreadable = record("ws-bad", "platinum", "active", Some(now), false);
+        let items = [
+            record("ws-1", "free", "active", Some(now - 60), false),
+            record("ws-2", "pro", "active", Some(now + 3_600), false),
+            record(
+                "ws-3",
+                "enterprise",
+                "cancelled",
+                Some(now + 3 * 86_400),
+                false,
+            ),
+            record("ws-4", "pro", "suspended", Some(now + 30 * 86_400), false),
+            record("ws-5", "pro", "active", None, true),
+            unreadable,
+        ];
+        let fleet = Fleet::of(&items, now);
+        let counted = |pairs: &[(&str, usize)]| -> BTreeMap<String, usize> {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        assert_eq!(
+            fleet,
+            Fleet {
+                workspaces: 6,
+                invalid_records: 1,
+                by_tier: counted(&[("enterprise", 1), ("free", 1), ("pro", 3)]),
+                by_status: counted(&[("active", 3), ("cancelled", 1), ("suspended", 1)]),
+                expiring_within_day: 2,
+                expiring_within_week: 3,
+                held: 1,
+            }
+        );
+        let json = serde_json::to_value(&fleet).unwrap();
+        for key in [
+            "expiringWithin24h",
+            "expiringWithin7d",
+            "invalidRecords",
+            "byTier",
+        ] {
+            assert!(json.get(key).is_some(), "{key} in {json}");
+        }
+    }
+
+    #[test]
+    fn trash_usage_counts_files_and_does_not_follow_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("1+acme+ws-1/data/src");
+        std::fs::create_dir_all(&entry).unwrap();
+        std::fs::write(entry.join("a"), [0u8; 10]).unwrap();
+        std::fs::write(entry.join("b"), [0u8; 5]).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("big"), [0u8; 4096]).unwrap();
+        std::os::unix::fs::symlink(outside.path(), entry.join("link")).unwrap();
+        let (files, bytes) = usage(dir.path());
+        assert_eq!(files, 3, "two files and the link itself");
+        assert!((15..4096).contains(&bytes), "{bytes}");
+    }
+}

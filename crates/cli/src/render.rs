@@ -1,0 +1,230 @@
+//! What the commands print: a table for people or, with `--json`, the value itself. Each
+//! renderer takes the value a command produced and returns the text, so what is shown is
+//! exactly that value.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use lifecycle_domain::prune::{RepoPlan, Verdict};
+use lifecycle_domain::sweep::{describe, SweepPlan, SweepTarget};
+use serde::Serialize;
+
+use crate::commands::restore::Restored;
+use crate::commands::status::Status;
+
+/// Where a command's result goes: stdout, as a table or as JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    /// `value` as JSON, or `human(value)`.
+    pub fn show<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            println!("{}", human(value));
+        }
+        Ok(())
+    }
+
+    /// Text only people read (a plan shown before a question); nothing in JSON mode.
+    pub fn note(&self, text: &str) {
+        if !self.json {
+            println!("{text}");
+        }
+    }
+}
+
+/// An error as one line: the chain joined, no backtrace.
+pub fn error(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+pub fn date(epoch: i64) -> String {
+    lifecycle_domain::time::format_epoch(epoch)
+}
+
+pub fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+fn kind(target: &SweepTarget) -> &'static str {
+    match target {
+        SweepTarget::PurgeTrash { .. } => "purge_trash",
+        SweepTarget::FinishStaged { .. } => "finish_staged",
+        SweepTarget::TrashOrphan { .. } => "move_to_trash",
+        SweepTarget::DeleteAccessPoint { .. } => "delete_access_point",
+        SweepTarget::MarkAccessPoint { .. } => "mark_access_point",
+        SweepTarget::UnmarkAccessPoint { .. } => "unmark_access_point",
+    }
+}
+
+/// The line saying a cap stopped `what`; a plan that carries a cap shows it.
+fn cap_line(cap: &str, what: &str) -> String {
+    format!("cap exceeded: {cap}; {what} would act on nothing")
+}
+
+pub fn sweep_plan(plan: &SweepPlan) -> String {
+    let mut out = format!("{:<20} {:<60} REASON\n", "ACTION", "TARGET");
+    for a in &plan.actions {
+        let target = describe(&a.target);
+        let _ = writeln!(
+            out,
+            "{:<20} {target:<60} {}",
+            kind(&a.target),
+            a.reason.as_str()
+        );
+    }
+    for s in &plan.skipped {
+        let _ = writeln!(out, "{:<20} {:<60} {}", "keep", s.what, s.reason.as_str());
+    }
+    let _ = write!(
+        out,
+        "total: {} actions, {} kept",
+        plan.actions.len(),
+        plan.skipped.len()
+    );
+    if let Some(cap) = &plan.cap_exceeded {
+        let _ = write!(out, "\n{}", cap_line(cap, "the sweep"));
+    }
+    out
+}
+
+pub fn prune_plans(plans: &[RepoPlan]) -> String {
+    let mut out = String::new();
+    let (mut deleted, mut bytes) = (0, 0);
+    for plan in plans {
+        let _ = writeln!(out, "{}:", plan.repository);
+        let _ = writeln!(
+            out,
+            "  {:<19} {:<24} {:<7} {:<26} {:>10}",
+            "DIGEST", "TAGS", "VERDICT", "REASON", "SIZE"
+        );
+        for d in &plan.decisions {
+            let verdict = match d.verdict {
+                Verdict::Delete => "delete",
+                Verdict::Keep => "keep",
+            };
+            let _ = writeln!(
+                out,
+                "  {:<19} {:<24} {:<7} {:<26} {:>10}",
+                &d.digest[..d.digest.len().min(19)],
+                d.tags.join(","),
+                verdict,
+                d.reason.as_str(),
+                human(d.size)
+            );
+        }
+        let n = plan.delete_waves.iter().map(Vec::len).sum::<usize>();
+        let _ = writeln!(
+            out,
+            "  {n} to delete of {}, {} freed",
+            plan.decisions.len(),
+            human(plan.bytes_freed)
+        );
+        if let Some(cap) = &plan.cap_exceeded {
+            let _ = writeln!(out, "  {}", cap_line(cap, &plan.repository));
+        }
+        deleted += n;
+        bytes += plan.bytes_freed;
+    }
+    let _ = write!(
+        out,
+        "total: {deleted} images to delete, {} freed",
+        human(bytes)
+    );
+    out
+}
+
+pub fn sweep_done(summary: &efs_sweeper::SweepSummary) -> String {
+    format!(
+        "done: {} actions, {} not done, {} files / {} freed",
+        summary.actions.len(),
+        summary.not_done.len(),
+        summary.files_freed,
+        human(summary.bytes_freed)
+    )
+}
+
+pub fn prune_done(summary: &ecr_pruner::PruneSummary) -> String {
+    format!(
+        "done: {} images deleted, {} freed",
+        summary.deleted,
+        human(summary.bytes_freed)
+    )
+}
+
+pub fn restored(r: &Restored) -> String {
+    let mut out = format!("restored {} to {}\n", r.workspace_id, r.place.display());
+    let expires = r.expires_at.map_or("never (hold)".into(), date);
+    let _ = write!(out, "  record re-created, expires {expires}");
+    if let Some(ap) = &r.access_point_id {
+        let _ = write!(out, "\n  access point re-created: {ap}");
+    }
+    out
+}
+
+/// What `touch` did to `workspace_id`.
+pub fn touched(workspace_id: &str, summary: &heartbeat::Summary) -> String {
+    if let Some(e) = summary.extended.first() {
+        format!("{workspace_id}: expires {}", date(e.expires_at))
+    } else if let Some(s) = summary.skipped.first() {
+        format!("{workspace_id}: unchanged ({})", s.reason)
+    } else {
+        format!("{workspace_id}: no such workspace")
+    }
+}
+
+fn counts(by: &BTreeMap<String, usize>) -> String {
+    by.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn status(s: &Status) -> String {
+    let f = &s.fleet;
+    let cap = s
+        .sweep_cap_exceeded
+        .as_ref()
+        .map(|c| format!("; cap exceeded: {c}"))
+        .unwrap_or_default();
+    [
+        format!(
+            "workspaces      {} ({} invalid records)",
+            f.workspaces, f.invalid_records
+        ),
+        format!("  by tier       {}", counts(&f.by_tier)),
+        format!("  by status     {}", counts(&f.by_status)),
+        format!(
+            "  expiring      {} within 24 h, {} within 7 days",
+            f.expiring_within_day, f.expiring_within_week
+        ),
+        format!("  held          {}", f.held),
+        format!(
+            "trash           {} entries, {} files, {}",
+            s.trash.entries,
+            s.trash.files,
+            human(s.trash.bytes)
+        ),
+        format!("orphans         {} (dry sweep){cap}", s.orphans),
+    ]
+    .join("\n")
+}
+
+#[cfg(test)]
+mod tests;

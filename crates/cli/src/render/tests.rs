@@ -1,0 +1,116 @@
+//! The renderers on values made here: what a plan carries is what is shown.
+
+use super::*;
+use lifecycle_domain::sweep::Skip;
+
+#[test]
+fn a_plan_that_exceeds_a_cap_says_so() {
+    let plan = SweepPlan {
+        actions: Vec::new(),
+        skipped: Vec::<Skip>::new(),
+        cap_exceeded: Some("3 purges exceed MAX_ACTIONS=2".into()),
+    };
+    let text = sweep_plan(&plan);
+    assert!(text.starts_with("ACTION "), "{text}");
+    assert!(
+        text.ends_with(
+            "total: 0 actions, 0 kept\n\
+             cap exceeded: 3 purges exceed MAX_ACTIONS=2; the sweep would act on nothing"
+        ),
+        "{text}"
+    );
+    let uncapped = sweep_plan(&SweepPlan {
+        cap_exceeded: None,
+        ..plan
+    });
+    assert!(!uncapped.contains("cap exceeded"), "{uncapped}");
+}
+
+#[test]
+fn sizes_read_as_people_read_them() {
+    assert_eq!(human(0), "0 B");
+    assert_eq!(human(1023), "1023 B");
+    assert_eq!(human(1536), "1.5 KiB");
+    assert_eq!(human(3 * 1024 * 1024 * 1024), "3.0 GiB");
+}
+
+#[test]
+fn an_error_is_one_line() {
+    let e = anyhow::anyhow!("inner\nsecond line").context("outer");
+    assert_eq!(error(&e), "outer: inner second line");
+}
+
+#[test]
+fn a_prune_plan_lists_every_image_with_its_verdict_and_the_totals() {
+    use lifecycle_domain::prune::{Decision, PruneReason};
+    let image = |digest: &str, verdict, reason, size| Decision {
+        digest: digest.into(),
+        tags: vec!["v1".into()],
+        verdict,
+        reason,
+        size,
+    };
+    let plan = RepoPlan {
+        repository: "agent".into(),
+        decisions: vec![
+            image(
+                "sha256:0123456789abcdef0123",
+                Verdict::Keep,
+                PruneReason::InUseTask,
+                10,
+            ),
+            image(
+                "sha256:fedcba",
+                Verdict::Delete,
+                PruneReason::UntaggedExpired,
+                2048,
+            ),
+        ],
+        delete_waves: vec![vec!["sha256:fedcba".into()]],
+        bytes_freed: 2048,
+        ..RepoPlan::default()
+    };
+    let text = prune_plans(&[plan]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "agent:");
+    assert!(lines[2].starts_with("  sha256:0123456789ab v1 "), "{text}");
+    assert!(
+        lines[2].contains(" keep ") && lines[2].contains("in_use_task"),
+        "{text}"
+    );
+    assert!(
+        lines[3].contains(" delete ") && lines[3].ends_with("2.0 KiB"),
+        "{text}"
+    );
+    assert_eq!(lines[4], "  1 to delete of 2, 2.0 KiB freed");
+    assert_eq!(lines[5], "total: 1 images to delete, 2.0 KiB freed");
+    assert!(!text.contains("cap exceeded"), "{text}");
+}
+
+#[test]
+fn a_repository_over_its_cap_says_so_under_its_images() {
+    use lifecycle_domain::prune::{Decision, PruneReason};
+    let plan = RepoPlan {
+        repository: "agent".into(),
+        decisions: vec![Decision {
+            digest: "sha256:fedcba".into(),
+            tags: Vec::new(),
+            verdict: Verdict::Keep,
+            reason: PruneReason::SkippedCap,
+            size: 2048,
+        }],
+        cap_exceeded: Some("1 images to delete exceed MAX_ACTIONS=0".into()),
+        ..RepoPlan::default()
+    };
+    let text = prune_plans(&[plan]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[2].contains(" keep ") && lines[2].contains("skipped_cap"),
+        "{text}"
+    );
+    assert_eq!(lines[3], "  0 to delete of 1, 0 B freed");
+    assert_eq!(
+        lines[4],
+        "  cap exceeded: 1 images to delete exceed MAX_ACTIONS=0; agent would act on nothing"
+    );
+}

@@ -1,0 +1,76 @@
+//! Fetch: which ECS tasks use a workspace. The cluster is listed once per batch and again right
+//! before a move; a failed or partial read is an error, never "not in use".
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lifecycle_domain::tasks::{InUse, WorkspaceRef};
+use lifecycle_ports::ServiceError;
+
+use crate::event::Expired;
+use crate::TtlExpiry;
+
+/// The cluster's in-use index, shared by the records of a batch and listed again when it is older
+/// than asked for (the check right before a move may not lean on a listing from seconds ago).
+#[derive(Default)]
+pub(crate) struct InUseCell(tokio::sync::Mutex<Option<(Instant, Arc<InUse>)>>);
+
+/// How old the listing used right before a move may be.
+pub(crate) const FRESH_IN_USE: Duration = Duration::from_secs(2);
+
+impl TtlExpiry {
+    /// The cluster's in-use index, listed again if older than `max_age`: every task with its
+    /// tags, environment and EFS mounts, and every access point a task mounts described (so a
+    /// task is seen through any access point of a workspace). A failed or partial read of either
+    /// is an error, never "not in use".
+    async fn in_use_index(
+        &self,
+        cell: &InUseCell,
+        max_age: Option<Duration>,
+    ) -> Result<Arc<InUse>, ServiceError> {
+        let Some(tasks) = &self.tasks else {
+            return Ok(Arc::new(InUse::unguarded()));
+        };
+        let mut slot = cell.0.lock().await;
+        if let Some((at, index)) = slot.as_ref() {
+            if max_age.is_none_or(|age| at.elapsed() <= age) {
+                return Ok(index.clone());
+            }
+        }
+        let listed_at = Instant::now();
+        let mut index = InUse::from_tasks(&tasks.active_tasks().await?);
+        let mut described = Vec::new();
+        for id in index.mounted_access_points() {
+            if let Some(info) = self.access_points.describe(&id).await? {
+                described.push(info);
+            }
+        }
+        index.resolve_access_points(&described);
+        let index = Arc::new(index);
+        *slot = Some((listed_at, index.clone()));
+        Ok(index)
+    }
+
+    /// The tasks using this workspace.
+    pub(crate) async fn in_use_by(
+        &self,
+        work: &Expired,
+        cell: &InUseCell,
+        max_age: Option<Duration>,
+    ) -> Result<Vec<String>, ServiceError> {
+        let index = self.in_use_index(cell, max_age).await?;
+        let access_points: Vec<String> = work
+            .access_point_id()
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        Ok(index.users(
+            WorkspaceRef {
+                workspace: work.workspace.as_str(),
+                tenant: Some(work.tenant.as_str()),
+                access_points: &access_points,
+            },
+            self.config.efs_file_system_id.as_deref(),
+        ))
+    }
+}

@@ -1,0 +1,123 @@
+//! Report: how each record of a batch ended, the audit line of every failure, and the
+//! `batchItemFailures` Lambda retries.
+//!
+//! Every failure is reported: no record is ever dropped because its failure looked hopeless.
+//! What the failure's kind decides is what the report says and keeps ([`Disposition`]).
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use lifecycle_domain::reasons::{Action, Reason};
+use lifecycle_fs::FsError;
+use lifecycle_ports::{Failure, ServiceError};
+use lifecycle_runtime::batch::{Report, Settled};
+use lifecycle_runtime::observe::Audit;
+use serde::Serialize;
+use tracing::{error, warn};
+
+use crate::event::Expired;
+
+/// Why a record could not be handled this time.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordFailure {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error("file-system task failed: {0}")]
+    Task(String),
+}
+
+/// What reporting a failed record leads to. Either way it is in `batchItemFailures`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Disposition {
+    /// A retryable failure, or a conflict (the world changed under a call): Lambda delivers the
+    /// record again, and the handler reads everything again and decides afresh.
+    Retry,
+    /// A permanent failure (denied, invalid): the same calls will get the same answer. Reported
+    /// all the same, so after the event source's bounded retries the batch reaches the failure
+    /// queue and its alarm; that queue keeps only sequence numbers, so the old image goes into
+    /// the audit line, where it survives.
+    DeadLetter,
+}
+
+lifecycle_domain::serde_codes!(Disposition);
+
+impl RecordFailure {
+    pub fn disposition(&self) -> Disposition {
+        let permanent = match self {
+            RecordFailure::Service(e) => match e.failure {
+                Failure::Retryable | Failure::Conflict => false,
+                Failure::Permanent => true,
+            },
+            RecordFailure::Fs(e) => !e.is_retryable(),
+            // A file-system task that panicked or was cancelled: nothing says it would again.
+            RecordFailure::Task(_) => false,
+        };
+        if permanent {
+            Disposition::DeadLetter
+        } else {
+            Disposition::Retry
+        }
+    }
+}
+
+/// The audit and log lines of a record that did not end well; `true` when it is reported.
+fn settle(work: &Expired, settled: &Settled<(), RecordFailure>, dry_run: bool) -> bool {
+    let (error, disposition) = match settled {
+        Settled::Done(()) => return false,
+        Settled::Failed(e) => (e.to_string(), e.disposition()),
+        Settled::Panicked(message) => (format!("panicked: {message}"), Disposition::Retry),
+        Settled::AfterFailure => (
+            "an earlier record of the same workspace failed in this batch".to_string(),
+            Disposition::Retry,
+        ),
+        Settled::PastDeadline => (
+            "not started before the invocation's deadline".to_string(),
+            Disposition::Retry,
+        ),
+    };
+    let span = tracing::info_span!(
+        "record",
+        sequence = work.sequence.as_deref().unwrap_or("?"),
+        workspaceId = %work.workspace,
+    );
+    let audit = Audit::new(
+        work.workspace.as_str(),
+        Action::Skip,
+        Reason::Failed,
+        dry_run,
+    )
+    .tenant(work.tenant.as_str());
+    match disposition {
+        Disposition::Retry => {
+            audit.error(&error).emit();
+            warn!(parent: &span, disposition = disposition.as_str(), %error, "record failed; reported for retry");
+        }
+        Disposition::DeadLetter => {
+            let image = serde_json::to_string(&work.item).unwrap_or_default();
+            audit
+                .error(format!("{error}; a retry cannot help; old image: {image}"))
+                .emit();
+            error!(parent: &span, disposition = disposition.as_str(), %error, "record failed for good; reported so it reaches the failure queue");
+        }
+    }
+    true
+}
+
+/// Audits every failure and lists the failed records' sequence numbers, in stream order.
+pub(crate) fn response(
+    report: &Report<Arc<Expired>, (), RecordFailure>,
+    dry_run: bool,
+) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for (work, settled) in &report.settled {
+        if settle(work, settled, dry_run) {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = work.sequence.clone();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}

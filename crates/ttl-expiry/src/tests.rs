@@ -1,0 +1,335 @@
+//! The handler over the in-memory fakes (whose conditional writes behave as the adapters'): the
+//! same decisions as on the emulator, and the failure paths the emulator cannot produce.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use lifecycle_domain::access_point::AccessPointInfo;
+use lifecycle_domain::record::Value as Stored;
+use lifecycle_domain::tasks::TaskSummary;
+use lifecycle_fs::WorkspaceFs;
+use lifecycle_ports::fakes::{
+    HookedTable, MemoryAccessPoints, MemoryTable, MemoryTasks, TableCall, TableHook,
+};
+use lifecycle_ports::{ServiceError, WorkspaceTable};
+use lifecycle_runtime::config::{Config, Env};
+use serde_json::{json, Value};
+
+use crate::event::deletion_time;
+use crate::report::{Disposition, RecordFailure};
+use crate::TtlExpiry;
+
+fn image(ws: &str, extra: Value) -> Value {
+    let mut image = json!({
+        "workspaceId": {"S": ws}, "tenantId": {"S": "acme"}, "tier": {"S": "free"},
+        "subscriptionStatus": {"S": "active"}, "lastActivityAt": {"N": "1000"}, "expiresAt": {"N": "2000"},
+    });
+    image
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    image
+}
+
+fn ttl_remove(seq: &str, old: Value) -> Value {
+    json!({"eventID": seq, "eventName": "REMOVE", "awsRegion": "us-east-1",
+           "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+           "dynamodb": {"ApproximateCreationDateTime": 5000, "OldImage": old, "SequenceNumber": seq,
+                        "SizeBytes": 1, "StreamViewType": "NEW_AND_OLD_IMAGES"}})
+}
+
+/// The function over fakes and a temporary EFS root holding `acme/<ws>` for each of `workspaces`.
+struct Setup {
+    root: tempfile::TempDir,
+    table: Arc<MemoryTable>,
+    access_points: Arc<MemoryAccessPoints>,
+    tasks: Arc<MemoryTasks>,
+}
+
+impl Setup {
+    fn new(workspaces: &[&str]) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        for ws in workspaces {
+            std::fs::create_dir_all(root.path().join("acme").join(ws)).unwrap();
+        }
+        Self {
+            root,
+            table: Arc::default(),
+            access_points: Arc::default(),
+            tasks: Arc::default(),
+        }
+    }
+
+    fn function(&self) -> TtlExpiry {
+        let root_path = self.root.path().display().to_string();
+        let config = Config::from(&Env(move |k: &str| match k {
+            "WORKSPACE_TABLE" => Some("workspaces".into()),
+            "EFS_ROOT" => Some(root_path.clone()),
+            "EFS_FILE_SYSTEM_ID" => Some("fs-1".into()),
+            "ECS_CLUSTER" => Some("none".into()),
+            _ => None,
+        }))
+        .unwrap();
+        TtlExpiry {
+            table: self.table.clone(),
+            access_points: self.access_points.clone(),
+            tasks: Some(self.tasks.clone()),
+            fs: WorkspaceFs::new(self.root.path()),
+            config,
+        }
+    }
+
+    fn access_point(&self, id: &str, ws: &str) {
+        self.access_points.points.lock().unwrap().insert(
+            id.into(),
+            AccessPointInfo {
+                id: id.into(),
+                file_system_id: "fs-1".into(),
+                root_path: Some(format!("/acme/{ws}")),
+                tags: Default::default(),
+            },
+        );
+    }
+
+    fn task_using(&self, ws: &str) {
+        self.tasks.tasks.lock().unwrap().push(TaskSummary {
+            arn: format!("task-{ws}"),
+            last_status: "RUNNING".into(),
+            tags: vec![("workspaceId".into(), ws.into())],
+            ..TaskSummary::default()
+        });
+    }
+
+    fn live(&self, ws: &str) -> bool {
+        self.root.path().join("acme").join(ws).is_dir()
+    }
+
+    fn trash(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.root.path().join(".trash"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+async fn failed(
+    function: &TtlExpiry,
+    records: Vec<Value>,
+    deadline: Option<Instant>,
+) -> Vec<String> {
+    let response = function
+        .handle(json!({ "Records": records }), 10_000, deadline)
+        .await
+        .unwrap();
+    response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier.unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn implausible_creation_times_do_not_move_the_grace() {
+    let now = 1_800_000_000;
+    assert_eq!(deletion_time(now - 3_600, now), now - 3_600);
+    assert_eq!(deletion_time(1, now), now);
+    assert_eq!(deletion_time(now * 1_000, now), now);
+    assert_eq!(deletion_time(now - 30 * 86_400, now), now);
+    assert_eq!(deletion_time(i64::MIN, i64::MIN + 1), i64::MIN);
+}
+
+#[tokio::test]
+async fn expires_keeps_in_use_and_holds_with_fakes() {
+    let setup = Setup::new(&["ws-old", "ws-busy", "ws-held"]);
+    setup.access_point("fsap-1", "ws-old");
+    setup.task_using("ws-busy");
+    let records = vec![
+        ttl_remove(
+            "1",
+            image("ws-old", json!({"accessPointId": {"S": "fsap-1"}})),
+        ),
+        ttl_remove("2", image("ws-busy", json!({}))),
+        ttl_remove("3", image("ws-held", json!({"hold": {"BOOL": true}}))),
+    ];
+    assert!(failed(&setup.function(), records, None).await.is_empty());
+    assert!(setup.access_points.points.lock().unwrap().is_empty());
+    let entries = setup.trash();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].starts_with("5000+acme+ws-old+"));
+    assert!(setup
+        .root
+        .path()
+        .join(".trash")
+        .join(&entries[0])
+        .join("data")
+        .is_dir());
+    let items = setup.table.items.lock().unwrap();
+    assert_eq!(
+        items["ws-busy"].get("expiresAt"),
+        Some(&Stored::N((10_000 + 7 * 86_400).to_string()))
+    );
+    assert!(items["ws-held"].get("expiresAt").is_none());
+    assert!(setup.live("ws-busy") && setup.live("ws-held"));
+}
+
+#[test]
+fn the_kind_of_failure_decides_what_its_report_says() {
+    let service = |e: ServiceError| RecordFailure::Service(e).disposition();
+    assert_eq!(
+        service(ServiceError::retryable("op", "throttled")),
+        Disposition::Retry
+    );
+    assert_eq!(
+        service(ServiceError::conflict("op", "changed")),
+        Disposition::Retry
+    );
+    assert_eq!(
+        service(ServiceError::permanent("op", "denied")),
+        Disposition::DeadLetter
+    );
+    let fs = |errno: i32| {
+        RecordFailure::Fs(lifecycle_fs::FsError {
+            op: "rename",
+            path: "/x".into(),
+            source: std::io::Error::from_raw_os_error(errno),
+        })
+        .disposition()
+    };
+    const EIO: i32 = 5;
+    const EACCES: i32 = 13;
+    assert_eq!(fs(EIO), Disposition::Retry);
+    assert_eq!(fs(EACCES), Disposition::DeadLetter);
+    assert_eq!(Disposition::DeadLetter.as_str(), "dead_letter");
+}
+
+/// A permanent failure is still reported (never dropped): the reversible step is done, the
+/// irreversible one is not, and the retry after the cause is fixed completes with the same entry.
+#[tokio::test]
+async fn a_permanent_failure_is_reported_never_dropped() {
+    let setup = Setup::new(&["ws-denied", "ws-fine"]);
+    setup.access_point("fsap-d", "ws-denied");
+    setup.access_points.delete_failures.lock().unwrap().insert(
+        "fsap-d".into(),
+        ServiceError::permanent("EFS DeleteAccessPoint", "AccessDeniedException: no"),
+    );
+    let denied = image("ws-denied", json!({"accessPointId": {"S": "fsap-d"}}));
+    let records = vec![
+        ttl_remove("1", denied.clone()),
+        ttl_remove("2", image("ws-fine", json!({}))),
+        // A later record of the same workspace waits for the failed one: reported with it.
+        ttl_remove("3", denied),
+    ];
+    let function = setup.function();
+    assert_eq!(failed(&function, records.clone(), None).await, ["1", "3"]);
+    assert!(!setup.live("ws-denied") && !setup.live("ws-fine"));
+    assert!(setup
+        .access_points
+        .points
+        .lock()
+        .unwrap()
+        .contains_key("fsap-d"));
+    let denied_entries = || {
+        setup
+            .trash()
+            .into_iter()
+            .filter(|e| e.contains("+ws-denied+"))
+            .count()
+    };
+    assert_eq!(denied_entries(), 1);
+
+    setup.access_points.delete_failures.lock().unwrap().clear();
+    assert!(failed(&function, records, None).await.is_empty());
+    assert!(setup.access_points.points.lock().unwrap().is_empty());
+    assert_eq!(denied_entries(), 1, "the retry reused its entry");
+}
+
+/// The table refuses the put-back with a conflict once (another writer was at the record): the
+/// record is reported and nothing moves; its redelivery reads everything again and puts it back.
+#[tokio::test]
+async fn a_conflict_is_retried_and_the_retry_decides_afresh() {
+    struct ConflictOnce(AtomicBool);
+    #[async_trait::async_trait]
+    impl TableHook for ConflictOnce {
+        async fn before(
+            &self,
+            call: TableCall<'_>,
+            _: &dyn WorkspaceTable,
+        ) -> Result<(), ServiceError> {
+            if matches!(call, TableCall::PutIfAbsent(_)) && !self.0.swap(true, Ordering::SeqCst) {
+                return Err(ServiceError::conflict(
+                    "DynamoDB PutItem",
+                    "TransactionConflictException: a concurrent write",
+                ));
+            }
+            Ok(())
+        }
+    }
+    let setup = Setup::new(&["ws-busy"]);
+    setup.task_using("ws-busy");
+    let mut function = setup.function();
+    function.table = HookedTable::around(setup.table.clone(), ConflictOnce(AtomicBool::new(false)));
+    let records = vec![ttl_remove("1", image("ws-busy", json!({})))];
+    assert_eq!(failed(&function, records.clone(), None).await, ["1"]);
+    assert!(setup.table.items.lock().unwrap().is_empty());
+    assert!(setup.live("ws-busy") && setup.trash().is_empty());
+
+    assert!(failed(&function, records, None).await.is_empty());
+    assert!(
+        setup.table.items.lock().unwrap().contains_key("ws-busy"),
+        "put back"
+    );
+    assert!(setup.live("ws-busy") && setup.trash().is_empty());
+}
+
+/// A read of one workspace panics (an injected bug): that record fails, the others are done.
+#[tokio::test]
+async fn a_panic_is_its_record_failure() {
+    struct PanicFor(&'static str);
+    #[async_trait::async_trait]
+    impl TableHook for PanicFor {
+        async fn before(
+            &self,
+            call: TableCall<'_>,
+            _: &dyn WorkspaceTable,
+        ) -> Result<(), ServiceError> {
+            assert_ne!(call.workspace(), Some(self.0), "injected panic");
+            Ok(())
+        }
+    }
+    let setup = Setup::new(&["ws-fine", "ws-boom"]);
+    let mut function = setup.function();
+    function.table = HookedTable::around(setup.table.clone(), PanicFor("ws-boom"));
+    let records = vec![
+        ttl_remove("1", image("ws-boom", json!({}))),
+        ttl_remove("2", image("ws-fine", json!({}))),
+    ];
+    assert_eq!(failed(&function, records, None).await, ["1"]);
+    assert!(setup.live("ws-boom") && !setup.live("ws-fine"));
+}
+
+/// Records not started before the deadline are reported for a retry, and nothing of them is done.
+#[tokio::test]
+async fn records_past_the_deadline_are_reported_untouched() {
+    let setup = Setup::new(&["ws-1", "ws-2"]);
+    let records = vec![
+        ttl_remove("1", image("ws-1", json!({}))),
+        ttl_remove("2", image("ws-2", json!({}))),
+        // Not a TTL deletion: nothing to retry, deadline or not.
+        json!({"eventName": "MODIFY", "dynamodb": {"SequenceNumber": "3"}}),
+    ];
+    let function = setup.function();
+    let past = Instant::now();
+    assert_eq!(
+        failed(&function, records.clone(), Some(past)).await,
+        ["1", "2"]
+    );
+    assert!(setup.live("ws-1") && setup.live("ws-2") && setup.trash().is_empty());
+    let later = Instant::now() + std::time::Duration::from_secs(3600);
+    assert!(failed(&function, records, Some(later)).await.is_empty());
+    assert!(!setup.live("ws-1") && !setup.live("ws-2"));
+}

@@ -1,0 +1,221 @@
+//! Act on the file system: a record's data into the trash with its record, and back out when a
+//! record appears. Every step goes through `lifecycle-fs` (directory handles, no symlink ever
+//! followed) on a blocking thread.
+
+use lifecycle_domain::layout::TrashName;
+use lifecycle_domain::reasons::{Action, Reason};
+use lifecycle_domain::record::Attributes;
+use lifecycle_fs::{FsError, MoveOutcome, Presence};
+use serde::{Deserialize, Serialize};
+
+use crate::event::Expired;
+use crate::report::RecordFailure;
+use crate::TtlExpiry;
+
+/// What the trash keeps beside the data, so `lifecycle restore` can put the record back.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TrashRecord<'a> {
+    deleted_at: i64,
+    reason: Reason,
+    item: Option<&'a Attributes>,
+    /// Why the record could not be read, when it could not (restore then needs an operator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalid: Option<&'a str>,
+}
+
+/// A `record.json` as any writer leaves it (the sweeper writes its own reasons, and no item).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeptRecord {
+    #[allow(
+        dead_code,
+        reason = "required: a record.json without it is not a trash record"
+    )]
+    deleted_at: i64,
+    #[allow(
+        dead_code,
+        reason = "required: a record.json without it is not a trash record"
+    )]
+    reason: String,
+    item: Option<Attributes>,
+}
+
+fn trash_record_json(work: &Expired) -> Vec<u8> {
+    serde_json::to_vec_pretty(&TrashRecord {
+        deleted_at: work.deleted_at,
+        reason: Reason::TtlExpired,
+        item: Some(&work.item),
+        invalid: work.record.as_ref().err().map(String::as_str),
+    })
+    .expect("an item always serializes")
+}
+
+impl TtlExpiry {
+    pub(crate) fn entry_name(&self, work: &Expired) -> TrashName {
+        TrashName::new(
+            work.deleted_at,
+            work.tenant.clone(),
+            work.workspace.clone(),
+            work.nonce(),
+        )
+    }
+
+    fn entry_path(&self, name: &TrashName) -> String {
+        self.fs
+            .trash_path()
+            .join(name.to_string())
+            .display()
+            .to_string()
+    }
+
+    /// Moves this record's trash entry back to the live path if it holds the data and nothing
+    /// is there. `Ok(true)` when it did.
+    pub(crate) async fn move_back(
+        &self,
+        work: &Expired,
+        trash: &TrashName,
+    ) -> Result<bool, RecordFailure> {
+        if self.config.dry_run {
+            // Read-only: what the real run would move back.
+            let data = self.fs.trash_path().join(trash.to_string()).join("data");
+            let live = self
+                .fs
+                .root()
+                .join(work.tenant.as_str())
+                .join(work.workspace.as_str());
+            let would = std::fs::symlink_metadata(&data).is_ok()
+                && std::fs::symlink_metadata(&live).is_err();
+            if would {
+                self.audit(work, Action::MoveBack, Reason::RecordAppeared)
+                    .resource(data.display().to_string())
+                    .emit();
+            }
+            return Ok(would);
+        }
+        let fs = self.fs.clone();
+        let (tenant, workspace, entry) =
+            (work.tenant.clone(), work.workspace.clone(), trash.clone());
+        let moved = blocking(move || {
+            if fs.workspace_presence(&tenant, &workspace)? != Presence::Absent {
+                return Ok(false);
+            }
+            match fs.restore_from_trash(&entry) {
+                Ok(_) => Ok(true),
+                Err(e) if e.is_not_found() => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        if moved {
+            self.audit(work, Action::MoveBack, Reason::RecordAppeared)
+                .resource(self.entry_path(trash))
+                .emit();
+        }
+        Ok(moved)
+    }
+
+    /// Moves the data to the trash with its record, re-checking the record right before the move
+    /// and once more after it (moving the data back if a record appeared). `Ok(false)`: a record
+    /// exists again and the data is (back) in place.
+    pub(crate) async fn move_to_trash(
+        &self,
+        work: &Expired,
+        trash: &TrashName,
+    ) -> Result<bool, RecordFailure> {
+        if self.config.dry_run {
+            let fs = self.fs.clone();
+            let (tenant, workspace) = (work.tenant.clone(), work.workspace.clone());
+            let presence = blocking(move || fs.workspace_presence(&tenant, &workspace)).await?;
+            let reason = if presence == Presence::Absent {
+                Reason::AlreadyAbsent
+            } else {
+                Reason::TtlExpired
+            };
+            self.audit(work, Action::MoveToTrash, reason)
+                .resource(self.entry_path(trash))
+                .emit();
+            return Ok(true);
+        }
+        if self.record_exists(work).await? {
+            self.audit(work, Action::Skip, Reason::Recreated).emit();
+            return Ok(false);
+        }
+        let json = trash_record_json(work);
+        let fs = self.fs.clone();
+        let (tenant, workspace, name) =
+            (work.tenant.clone(), work.workspace.clone(), trash.clone());
+        let outcome = blocking(move || fs.move_to_trash(&tenant, &workspace, &name, &json)).await?;
+        match outcome {
+            MoveOutcome::Moved { entry } => {
+                if self.record_exists(work).await? {
+                    self.move_back(work, trash).await?;
+                    return Ok(false);
+                }
+                self.audit(work, Action::MoveToTrash, Reason::TtlExpired)
+                    .resource(entry.display().to_string())
+                    .emit();
+            }
+            MoveOutcome::AlreadyInTrash { entry } => {
+                self.audit(work, Action::MoveToTrash, Reason::AlreadyAbsent)
+                    .resource(entry.display().to_string())
+                    .emit();
+            }
+            MoveOutcome::Absent => self.complete_sweepers_entry(work).await?,
+        }
+        Ok(true)
+    }
+
+    /// Nothing was live: if the sweeper moved the directory to the trash as an orphan before this
+    /// record arrived, its entry has no record; write this one into it so it can be restored.
+    async fn complete_sweepers_entry(&self, work: &Expired) -> Result<(), RecordFailure> {
+        let fs = self.fs.clone();
+        let (tenant, workspace) = (work.tenant.clone(), work.workspace.clone());
+        let json = trash_record_json(work);
+        let completed = blocking(move || {
+            let mut candidates: Vec<TrashName> = fs
+                .list_trash()?
+                .into_iter()
+                .filter_map(|e| e.name.parse::<TrashName>().ok())
+                .filter(|n| n.tenant == tenant && n.workspace == workspace)
+                .collect();
+            candidates.sort_by_key(|n| std::cmp::Reverse(n.deleted_at));
+            for name in candidates {
+                let Some(bytes) = fs.read_trash_record(&name)? else {
+                    continue;
+                };
+                let kept: Option<KeptRecord> = serde_json::from_slice(&bytes).ok();
+                if kept.is_some_and(|k| k.item.is_none()) {
+                    fs.write_trash_record(&name, &json)?;
+                    return Ok(Some(name));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+        match completed {
+            Some(name) => self
+                .audit(
+                    work,
+                    Action::CompleteTrashRecord,
+                    Reason::TrashedFirstBySweeper,
+                )
+                .resource(self.entry_path(&name))
+                .emit(),
+            None => self
+                .audit(work, Action::MoveToTrash, Reason::AlreadyAbsent)
+                .emit(),
+        }
+        Ok(())
+    }
+}
+
+/// Runs a file-system step on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FsError> + Send + 'static,
+) -> Result<T, RecordFailure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RecordFailure::Task(e.to_string()))?
+        .map_err(RecordFailure::from)
+}

@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""make lint: what template.yaml promises an operator, checked on the template itself.
+
+cfn-lint and checkov check that the template is valid and safe in general; this checks that it
+says what the README says: every alarm exists on the right metric with the right threshold and is
+wired to the optional SNS topic, the dashboard shows what the lifecycle does, and a first deploy
+changes nothing until the operator says so. Alarms are found by what they watch (namespace,
+metric, dimensions), not by their names, so renaming one cannot hide a missing one.
+
+    scripts/check_template.py [template.yaml]      exit 1 and a FAIL line per broken promise
+"""
+import json
+import os
+import re
+import sys
+
+import yaml
+
+FUNCTIONS = {
+    "ttl-expiry": "TtlExpiryFunction",
+    "heartbeat": "HeartbeatFunction",
+    "efs-sweeper": "EfsSweeperFunction",
+    "ecr-pruner": "EcrPrunerFunction",
+}
+# Functions that delete: each starts in dry run (a parameter defaulting to "true").
+DESTRUCTIVE = ["ttl-expiry", "efs-sweeper", "ecr-pruner"]
+DAY = 86400
+EFS_ACCESS_POINT_QUOTA = 10000
+STREAM_RETENTION_MS = 24 * 3600 * 1000
+REF = lambda name: {"Ref": name}  # noqa: E731
+ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [REF("AlarmTopicArn")], REF("AWS::NoValue")]}
+
+
+class CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !Sub, !If, ...) as their long forms."""
+
+
+def _intrinsic(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {"Fn::" + suffix: value}
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+class Checks:
+    def __init__(self):
+        self.failures = 0
+        self.passed = 0
+
+    def check(self, ok, what):
+        if ok:
+            self.passed += 1
+        else:
+            self.failures += 1
+            print(f"FAIL {what}")
+        return ok
+
+
+def dims(alarm):
+    return {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+
+
+def lambda_alarm(alarms, function, metric):
+    """The alarms on AWS/Lambda `metric` of one function."""
+    logical = FUNCTIONS[function]
+    return [
+        (name, a) for name, a in alarms.items()
+        if a.get("Namespace") == "AWS/Lambda" and a.get("MetricName") == metric
+        and dims(a) == {"FunctionName": REF(logical)}
+    ]
+
+
+def custom_alarm(alarms, function, metric):
+    """The alarms on one of the functions' own metrics: configurable namespace, Stack + Function."""
+    return [
+        (name, a) for name, a in alarms.items()
+        if a.get("MetricName") == metric and a.get("Namespace") == REF("MetricsNamespace")
+        and dims(a) == {"Stack": REF("AWS::StackName"), "Function": function}
+    ]
+
+
+def one(c, found, what):
+    c.check(len(found) == 1, f"{what}: expected one alarm, found {[n for n, _ in found] or 'none'}")
+    return found[0][1] if found else None
+
+
+def expect(c, alarm, what, **want):
+    if alarm is None:
+        return
+    for key, value in want.items():
+        got = alarm.get(key)
+        ok = value(got) if callable(value) else got == value
+        c.check(ok, f"{what}: {key} is {got!r}")
+
+
+def substitute(text, variables, params):
+    """Resolves a Fn::Sub string well enough to parse it: every ${X} must name something."""
+    def value(m):
+        name = m.group(1)
+        if name in variables:
+            return "NS"
+        if name in params:
+            return "8000" if params[name].get("Type") == "Number" else f"param-{name}"
+        return f"resolved-{name}"
+    return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", value, text)
+
+
+def dashboard_metrics(widgets):
+    """(namespace, metric, dimensions, period, stat) of every metric line of every widget."""
+    out = []
+    for w in widgets:
+        props = w.get("properties", {})
+        for line in props.get("metrics", []):
+            options = line[-1] if isinstance(line[-1], dict) else {}
+            names = [x for x in line if not isinstance(x, dict)]
+            ns, metric, rest = names[0], names[1], names[2:]
+            d = dict(zip(rest[0::2], rest[1::2]))
+            out.append((ns, metric, d, options.get("period", props.get("period")),
+                        options.get("stat", props.get("stat"))))
+    return out
+
+
+def main(path):
+    with open(path) as f:
+        t = yaml.load(f, Loader=CfnLoader)
+    c = Checks()
+    params = t["Parameters"]
+    resources = t["Resources"]
+    conditions = t["Conditions"]
+    functions = {name: resources[logical] for name, logical in FUNCTIONS.items()}
+    env = lambda name: functions[name]["Properties"].get("Environment", {}).get("Variables", {})  # noqa: E731
+    globals_env = t["Globals"]["Function"]["Environment"]["Variables"]
+    alarms = {n: r["Properties"] for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+    # --- Every alarm notifies the optional topic, only when it is set. ---
+    c.check(conditions.get("HasAlarmTopic") == {"Fn::Not": [{"Fn::Equals": [REF("AlarmTopicArn"), ""]}]},
+            "condition HasAlarmTopic is AlarmTopicArn != ''")
+    c.check(params["AlarmTopicArn"].get("Default") == "", "AlarmTopicArn is optional (default empty)")
+    for name, a in alarms.items():
+        c.check(a.get("AlarmActions") == ALARM_ACTIONS, f"{name}: AlarmActions wired to AlarmTopicArn under HasAlarmTopic")
+        c.check(a.get("OKActions") == ALARM_ACTIONS, f"{name}: OKActions wired to AlarmTopicArn under HasAlarmTopic")
+        c.check(bool(a.get("AlarmDescription")), f"{name}: has a description")
+
+    # --- Metrics: configurable namespace, the stack as a dimension. ---
+    c.check(globals_env.get("METRICS_NAMESPACE") == REF("MetricsNamespace"), "every function gets METRICS_NAMESPACE")
+    c.check(globals_env.get("METRICS_STACK") == REF("AWS::StackName"), "every function gets METRICS_STACK (the stack name)")
+    for name, a in alarms.items():
+        if not str(a.get("Namespace", "")).startswith("AWS/"):
+            c.check(a.get("Namespace") == REF("MetricsNamespace"), f"{name}: custom metric in MetricsNamespace")
+            c.check(dims(a).get("Stack") == REF("AWS::StackName"), f"{name}: custom metric has dimension Stack")
+
+    # --- Lambda's own metrics, for every function. ---
+    for fn, logical in FUNCTIONS.items():
+        timeout = functions[fn]["Properties"].get("Timeout", t["Globals"]["Function"].get("Timeout", 3))
+        a = one(c, lambda_alarm(alarms, fn, "Errors"), f"{fn} Errors")
+        expect(c, a, f"{fn} Errors", Statistic="Sum", Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+        a = one(c, lambda_alarm(alarms, fn, "Throttles"), f"{fn} Throttles")
+        expect(c, a, f"{fn} Throttles", Statistic="Sum", Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+        a = one(c, lambda_alarm(alarms, fn, "Duration"), f"{fn} Duration near timeout")
+        expect(c, a, f"{fn} Duration near timeout", Statistic="Maximum",
+               ComparisonOperator="GreaterThanOrEqualToThreshold",
+               Threshold=lambda v, ms=timeout * 1000: isinstance(v, (int, float)) and 0.8 * ms <= v < ms)
+
+    # The stream: alarm well before records leave it at 24 h.
+    a = one(c, lambda_alarm(alarms, "ttl-expiry", "IteratorAge"), "ttl-expiry IteratorAge")
+    expect(c, a, "ttl-expiry IteratorAge", Statistic="Maximum", ComparisonOperator="GreaterThanOrEqualToThreshold",
+           Threshold=lambda v: isinstance(v, (int, float)) and STREAM_RETENTION_MS / 2 <= v <= 0.8 * STREAM_RETENTION_MS)
+
+    # Heartbeat not running: no invocation in an hour, and no data is itself the alarm.
+    a = one(c, lambda_alarm(alarms, "heartbeat", "Invocations"), "heartbeat not running")
+    expect(c, a, "heartbeat not running", Statistic="Sum", Threshold=1, ComparisonOperator="LessThanThreshold",
+           TreatMissingData="breaching", Period=lambda v: isinstance(v, int) and v * 1 <= 3600)
+
+    # --- The functions' own metrics. ---
+    a = one(c, custom_alarm(alarms, "ecr-pruner", "DeleteFailures"), "ecr-pruner DeleteFailures")
+    expect(c, a, "ecr-pruner DeleteFailures", Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    a = one(c, custom_alarm(alarms, "efs-sweeper", "NotDone"), "efs-sweeper NotDone")
+    expect(c, a, "efs-sweeper NotDone", Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    capped = [fn for fn in FUNCTIONS if "MAX_ACTIONS" in env(fn)]
+    c.check(sorted(capped) == ["ecr-pruner", "efs-sweeper"], f"functions with caps: {capped}")
+    for fn in capped:
+        a = one(c, custom_alarm(alarms, fn, "CapExceeded"), f"{fn} CapExceeded")
+        expect(c, a, f"{fn} CapExceeded", Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    a = one(c, custom_alarm(alarms, "efs-sweeper", "AccessPoints"), "access points vs quota")
+    expect(c, a, "access points vs quota", Statistic="Maximum", ComparisonOperator="GreaterThanOrEqualToThreshold",
+           Threshold=REF("AccessPointAlarmThreshold"))
+    threshold = params.get("AccessPointAlarmThreshold", {})
+    c.check(threshold.get("MaxValue") == EFS_ACCESS_POINT_QUOTA and threshold.get("Default", 0) < EFS_ACCESS_POINT_QUOTA,
+            "AccessPointAlarmThreshold is below the 10,000 access points EFS allows")
+
+    # --- Failed stream batches: kept whole in S3, and an alarm when one lands. ---
+    events = functions["ttl-expiry"]["Properties"]["Events"]
+    stream = next(e for e in events.values() if e["Type"] == "DynamoDB")["Properties"]
+    on_failure = stream.get("DestinationConfig", {}).get("OnFailure", {})
+    c.check(on_failure.get("Type") == "S3", "ttl-expiry's failed batches go to S3 (the records, not pointers)")
+    bucket = (on_failure.get("Destination") or {}).get("Fn::GetAtt", [None])[0]
+    c.check(resources.get(bucket, {}).get("Type") == "AWS::S3::Bucket", f"on-failure destination is a bucket of the stack: {bucket}")
+    filters = [m["Id"] for m in resources.get(bucket, {}).get("Properties", {}).get("MetricsConfigurations", [])]
+    found = [(n, a) for n, a in alarms.items() if a.get("Namespace") == "AWS/S3" and a.get("MetricName") == "PutRequests"
+             and dims(a).get("BucketName") == REF(bucket) and dims(a).get("FilterId") in filters]
+    a = one(c, found, "failed batch landed")
+    expect(c, a, "failed batch landed", Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+
+    # --- The dashboard. ---
+    boards = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    if c.check(len(boards) == 1, "one dashboard"):
+        body = boards[0]["DashboardBody"]["Fn::Sub"]
+        text, variables = (body[0], body[1]) if isinstance(body, list) else (body, {})
+        for name in re.findall(r"\$\{([A-Za-z0-9:.]+)\}", text):
+            known = name in variables or name in params or name.split(".")[0] in resources or name.startswith("AWS::")
+            c.check(known, f"dashboard: ${{{name}}} names a parameter, resource or variable")
+        c.check(variables.get("Ns") == REF("MetricsNamespace"), "dashboard: Ns is MetricsNamespace")
+        widgets = json.loads(substitute(text, variables, params))["widgets"]
+        lines = dashboard_metrics(widgets)
+
+        def shown(ns, metric, dimensions, per_day=True, what=None):
+            hit = [x for x in lines if x[0] == ns and x[1] == metric and x[2] == dimensions]
+            ok = bool(hit) and (not per_day or any(x[3] == DAY and x[4] == "Sum" for x in hit))
+            c.check(ok, f"dashboard shows {what or metric} {dimensions}{' per day' if per_day else ''}")
+
+        own = lambda fn: {"Stack": "resolved-AWS::StackName", "Function": fn}  # noqa: E731
+        shown("NS", "Trashed", own("ttl-expiry"), what="workspaces trashed")
+        shown("NS", "SkippedInUse", own("ttl-expiry"), what="workspaces put back (in use)")
+        shown("NS", "Restored", own("lifecycle"), what="workspaces restored")
+        shown("NS", "TrashPurged", own("efs-sweeper"), what="workspaces purged")
+        shown("NS", "BytesFreed", own("efs-sweeper"), what="bytes freed (EFS)")
+        shown("NS", "BytesFreed", own("ecr-pruner"), what="bytes freed (ECR)")
+        shown("NS", "ImagesDeleted", own("ecr-pruner"), what="images deleted")
+        for fn in capped:
+            shown("NS", "CapExceeded", own(fn), what="caps hit")
+        for fn, logical in FUNCTIONS.items():
+            shown("AWS/Lambda", "Errors", {"FunctionName": f"resolved-{logical}"}, what="failures")
+        shown("NS", "DeleteFailures", own("ecr-pruner"), what="failures")
+        shown("NS", "NotDone", own("efs-sweeper"), what="failures")
+        shown("AWS/Lambda", "IteratorAge", {"FunctionName": "resolved-TtlExpiryFunction"}, per_day=False,
+              what="iterator age")
+
+    # --- A first deploy changes nothing until the operator says so. ---
+    for fn in DESTRUCTIVE:
+        dry = env(fn).get("DRY_RUN")
+        param = params.get(dry.get("Ref")) if isinstance(dry, dict) else None
+        c.check(param is not None and param.get("Default") == "true", f"{fn}: DRY_RUN is a parameter defaulting to true")
+    cluster = params["EcsClusterName"]
+    pattern = re.compile(cluster.get("AllowedPattern", ".*"))
+    c.check("Default" not in cluster, "EcsClusterName is required (no default)")
+    c.check(not pattern.fullmatch("") and pattern.fullmatch("none") and pattern.fullmatch("agents"),
+            "EcsClusterName refuses empty and accepts none (the explicit guard-off) and a name")
+    repos = params["EcrRepositories"]
+    c.check("Default" not in repos, "EcrRepositories is required (no '*' default)")
+    c.check(not re.fullmatch(repos.get("AllowedPattern", ".*"), ""), "EcrRepositories refuses empty")
+    c.check("Default" not in params["EcrRepositoryPolicyPattern"], "EcrRepositoryPolicyPattern is required")
+    stream_arn = re.compile(params["ExistingTableStreamArn"]["AllowedPattern"])
+    c.check(bool(stream_arn.fullmatch("")) and bool(stream_arn.fullmatch(
+        "arn:aws:dynamodb:us-east-1:123456789012:table/workspaces/stream/2026-01-01T00:00:00.000")),
+        "ExistingTableStreamArn accepts empty or a stream ARN")
+    table = resources["WorkspaceTable"]["Properties"]
+    c.check(table.get("DeletionProtectionEnabled") is True, "the table has deletion protection")
+
+    # --- Operations parameters and presentation. ---
+    g = t["Globals"]["Function"]
+    c.check(g.get("PermissionsBoundary") == {"Fn::If": ["HasPermissionsBoundary", REF("PermissionsBoundaryArn"), REF("AWS::NoValue")]},
+            "every function role gets the optional permissions boundary")
+    c.check(g.get("PropagateTags") is True and bool(g.get("Tags")), "function tags are propagated")
+    roles = [n for n, r in resources.items() if r["Type"] == "AWS::IAM::Role"]
+    c.check(not roles, f"no role outside SAM's function roles (they would miss the boundary): {roles}")
+    for n, r in resources.items():
+        if r["Type"] == "AWS::Logs::LogGroup":
+            c.check(r["Properties"].get("RetentionInDays") == REF("LogRetentionDays"), f"{n}: retention is LogRetentionDays")
+    groups = t["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [p for grp in groups for p in grp["Parameters"]]
+    c.check(sorted(grouped) == sorted(params), f"ParameterGroups list every parameter once: "
+            f"missing {sorted(set(params) - set(grouped))}, extra {sorted(set(grouped) - set(params))}")
+    for n, o in t["Outputs"].items():
+        c.check(bool(o.get("Description")), f"output {n} has a description")
+    for n, r in resources.items():
+        for skip in r.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            c.check(bool(skip.get("id")) and len(str(skip.get("comment", "")).strip()) >= 20,
+                    f"{n}: checkov skip {skip.get('id')} says why")
+
+    # --- Local runs: sam local invoke applies only variables the template declares. ---
+    c.check(globals_env.get("AWS_ENDPOINT_URL") == {"Fn::If": ["HasLocalEndpoint", REF("LocalEndpointUrl"), REF("AWS::NoValue")]}
+            and params["LocalEndpointUrl"].get("Default") == "",
+            "AWS_ENDPOINT_URL is declared for local runs only (absent when LocalEndpointUrl is empty)")
+    local = os.path.join(os.path.dirname(os.path.abspath(path)), "events", "env.local.json")
+    if c.check(os.path.exists(local), f"{local} exists"):
+        with open(local) as f:
+            local_env = json.load(f)
+        c.check(sorted(local_env) == sorted(FUNCTIONS.values()), f"env.local.json has every function: {sorted(local_env)}")
+        for logical, variables in local_env.items():
+            fn = next((n for n, l in FUNCTIONS.items() if l == logical), None)
+            if fn is None:
+                continue
+            declared = set(globals_env) | set(env(fn))
+            unknown = sorted(set(variables) - declared)
+            c.check(not unknown, f"env.local.json {logical}: sam local ignores variables the template does not declare: {unknown}")
+            if fn in DESTRUCTIVE:
+                c.check(variables.get("DRY_RUN") == "true", f"env.local.json {logical}: DRY_RUN is true")
+            c.check(variables.get("AWS_ENDPOINT_URL", "").startswith("http://host.docker.internal:"),
+                    f"env.local.json {logical}: AWS_ENDPOINT_URL is the host's emulator")
+
+    print(f"check_template: {c.passed} checks passed, {c.failures} failed ({len(alarms)} alarms, "
+          f"{len(boards)} dashboard)")
+    return 1 if c.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "template.yaml"))
