@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lifecycle_integration_tests::*;
+use lifecycle_testkit::*;
 use serde_json::Value;
 
 fn lifecycle(fx: &Fixture, args: &[&str]) -> (i32, String, String) {
@@ -19,16 +19,12 @@ fn lifecycle_with(
     let mut command = Command::new(env!("CARGO_BIN_EXE_lifecycle"));
     command
         .args(args)
+        .envs(fx.vars(&[]))
         .env("AWS_ENDPOINT_URL", moto_endpoint())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("WORKSPACE_TABLE", &fx.table)
-        .env("EFS_ROOT", fx.root())
-        .env("EFS_FILE_SYSTEM_ID", &fx.file_system_id)
-        .env("ACCESS_POINT_ROOT_PREFIX", "/workspaces")
-        .env("ECS_CLUSTER", &fx.cluster)
         .env("RUST_LOG", "off");
     for (var, value) in changes {
         match value {
