@@ -197,8 +197,11 @@ def check_ecr_pruner(binary):
     repo = f"agent-{fleet.table[-8:]}"
     client("ecr").create_repository(repositoryName=repo)
     old = [fleet.push_image(repo, f"old-{i}", tag=f"build-{i}") for i in range(3)]
-    time.sleep(1.1)  # ECR push times have one-second resolution: make the multi-arch build the newest
-    index, children = fleet.push_buildx(repo, "multi", tag="build-9")
+    # The newest tagged image is the last pushed; push times have one-second resolution, and the
+    # pruner orders images pushed in the same second by digest. Pushed last and with a digest
+    # below the others', the multi-arch build is the newest whichever second each push lands in.
+    index, children = fleet.push_buildx(repo, "multi-7", tag="build-9")
+    assert index < min(old), "set-up: pick a build seed whose index digest sorts first"
     fleet.run_task_with_image(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{repo}:build-0")
     policy = json.dumps({"default": {"keepLastTagged": 1, "protectTags": [], "keepSemverReleases": 0}})
     env = {"ECR_REPOSITORIES": repo, "PRUNE_POLICY": policy, "KEEP_TASK_DEFINITION_REVISIONS": "0"}

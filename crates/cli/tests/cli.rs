@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use lifecycle_integration_tests::*;
 use lifecycle_runtime::{Function, Invocation};
+use lifecycle_testkit::*;
 use serde_json::Value;
 
 fn lifecycle(fx: &Fixture, args: &[&str]) -> (i32, String, String) {
@@ -23,16 +23,12 @@ fn lifecycle_with(
         .args(args)
         // No terminal: a command that would ask must refuse instead.
         .stdin(Stdio::null())
+        .envs(fx.vars(&[]))
         .env("AWS_ENDPOINT_URL", moto_endpoint())
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("WORKSPACE_TABLE", &fx.table)
-        .env("EFS_ROOT", fx.root())
-        .env("EFS_FILE_SYSTEM_ID", &fx.file_system_id)
-        .env("ACCESS_POINT_ROOT_PREFIX", "/workspaces")
-        .env("ECS_CLUSTER", &fx.cluster)
         .env("RUST_LOG", "off");
     for (var, value) in changes {
         match value {

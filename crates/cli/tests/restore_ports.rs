@@ -5,8 +5,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use lifecycle_domain::access_point::{identify, AccessPointSpec};
 use lifecycle_domain::record::{attr, Observed};
 use lifecycle_domain::{TenantId, WorkspaceId};
-use lifecycle_integration_tests::*;
 use lifecycle_runtime::Aws;
+use lifecycle_testkit::*;
 
 #[tokio::test]
 async fn an_access_point_is_created_as_specified_and_recognised_as_the_workspaces() {

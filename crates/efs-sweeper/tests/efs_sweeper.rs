@@ -8,14 +8,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use efs_sweeper::{SweepSummary, Unfinished};
 use lifecycle_domain::layout::TrashName;
 use lifecycle_domain::sweep::SweepTarget;
-use lifecycle_integration_tests::*;
+use lifecycle_testkit::*;
 
 const H: i64 = 3600;
 const DAY: i64 = 86_400;
-
-fn now() -> i64 {
-    lifecycle_domain::time::now_epoch()
-}
 
 fn kinds(summary: &SweepSummary) -> Vec<String> {
     let mut v: Vec<String> = summary
@@ -33,13 +29,6 @@ fn kinds(summary: &SweepSummary) -> Vec<String> {
     v
 }
 
-/// Makes a directory look changed `secs` from now (in the future: "young" at a later `now`).
-fn set_mtime(path: &std::path::Path, at: i64) {
-    let f = fs::File::open(path).unwrap();
-    f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(at as u64))
-        .unwrap();
-}
-
 fn trash_entry(
     fx: &Fixture,
     deleted_at: i64,
@@ -49,8 +38,8 @@ fn trash_entry(
 ) -> std::path::PathBuf {
     let name = TrashName::new(
         deleted_at,
-        tenant.parse_id(),
-        ws.parse_ws(),
+        lifecycle_domain::TenantId::parse(tenant).unwrap(),
+        lifecycle_domain::WorkspaceId::parse(ws).unwrap(),
         lifecycle_domain::layout::fresh_nonce(),
     );
     let entry = fx.root().join(".trash").join(name.to_string());
@@ -60,19 +49,6 @@ fn trash_entry(
     }
     fs::write(entry.join("record.json"), b"{\"item\": null}").unwrap();
     entry
-}
-
-trait Ids {
-    fn parse_id(&self) -> lifecycle_domain::TenantId;
-    fn parse_ws(&self) -> lifecycle_domain::WorkspaceId;
-}
-impl Ids for &str {
-    fn parse_id(&self) -> lifecycle_domain::TenantId {
-        lifecycle_domain::TenantId::parse(*self).unwrap()
-    }
-    fn parse_ws(&self) -> lifecycle_domain::WorkspaceId {
-        lifecycle_domain::WorkspaceId::parse(*self).unwrap()
-    }
 }
 
 #[tokio::test]
@@ -89,7 +65,11 @@ async fn orphans_go_to_the_trash_and_nothing_owned_or_young_is_touched() {
     held.remove("expiresAt");
     fx.put(&held).await;
     let later = now() + 25 * H;
-    set_mtime(&young, later - H);
+    // Changed an hour before `later`: young when the sweep runs at `later`.
+    fs::File::open(&young)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs((later - H) as u64))
+        .unwrap();
     let before_owned = snapshot(&fx.workspace_dir("acme", "ws-owned"));
 
     let summary = fx.sweeper(&[]).run(later, None).await.unwrap();
@@ -327,7 +307,8 @@ async fn trash_past_grace_is_purged_and_within_grace_kept() {
 #[tokio::test]
 async fn a_deadline_mid_delete_is_finished_by_the_next_run() {
     let fx = Fixture::new().await;
-    let entry = trash_entry(&fx, now() - 8 * DAY, "acme", "ws-big", 0);
+    // Within its grace: only a purge already begun gets it deleted by a sweep.
+    let entry = trash_entry(&fx, now() - DAY, "acme", "ws-big", 0);
     for d in 0..40 {
         let dir = entry.join(format!("data/d{d}"));
         fs::create_dir_all(&dir).unwrap();
@@ -335,16 +316,56 @@ async fn a_deadline_mid_delete_is_finished_by_the_next_run() {
             fs::File::create(dir.join(format!("f{f}"))).unwrap();
         }
     }
+    let name = entry.file_name().unwrap().to_string_lossy().into_owned();
     let sweeper = fx.sweeper(&[("DELETE_CONCURRENCY", "2")]);
+    // The purge a sweep runs, with a deadline that has passed: it commits the entry to deletion
+    // (out of a restore's sight), then stops.
     let first = sweeper
-        .run(now(), Some(Instant::now() + Duration::from_millis(30)))
-        .await
+        .fs
+        .purge_trash_entry_with(Some(&sweeper.deleter), &name, Some(Instant::now()))
         .unwrap();
-    assert!(first.stopped_at_deadline, "{first:?}");
-    assert!(entry.exists(), "a consistent partial tree is left");
+    assert!(first.stopped_at_deadline && !first.complete, "{first:?}");
+    let purging = entry.with_file_name(format!(".purging+{name}"));
+    assert!(
+        !entry.exists() && purging.join("data/d0").exists(),
+        "committed to deletion, the tree left for the next run"
+    );
+    assert!(lifecycle_fs::restore::entries_for(&sweeper.fs, "ws-big")
+        .unwrap()
+        .is_empty());
     let second = sweeper.run(now(), None).await.unwrap();
-    assert!(!entry.exists());
-    assert_eq!(first.files_freed + second.files_freed, 20_001);
+    assert!(!purging.exists(), "{second:?}");
+    assert_eq!(first.files + second.files_freed, 20_001);
+}
+
+#[tokio::test]
+async fn a_sweep_past_its_deadline_starts_nothing_and_the_next_run_does_it() {
+    let fx = Fixture::new().await;
+    let old = trash_entry(&fx, now() - 8 * DAY, "acme", "ws-old", 3);
+    fx.make_workspace("acme", "ws-orphan");
+    let before = snapshot(fx.root());
+    let later = now() + 25 * H;
+    let sweeper = fx.sweeper(&[]);
+    let late = sweeper.run(later, Some(Instant::now())).await.unwrap();
+    assert!(late.stopped_at_deadline, "{late:?}");
+    assert!(late.actions.is_empty(), "{late:?}");
+    let reasons: Vec<_> = late.not_done.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(reasons, vec!["deadline", "deadline"], "{late:?}");
+    assert_eq!(snapshot(fx.root()), before);
+
+    let next = sweeper.run(later, None).await.unwrap();
+    assert!(!next.stopped_at_deadline);
+    assert_eq!(
+        kinds(&next),
+        vec![
+            format!(
+                ".trash/{} trash_grace_elapsed",
+                old.file_name().unwrap().to_string_lossy()
+            ),
+            "acme/ws-orphan orphan_no_record".to_string(),
+        ]
+    );
+    assert!(!old.exists() && !fx.workspace_dir("acme", "ws-orphan").exists());
 }
 
 #[tokio::test]
@@ -492,6 +513,7 @@ async fn a_failing_listing_is_retried_then_stops_the_sweep() {
     // Two 5xx answers are absorbed by the SDK's retries.
     let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
     assert_eq!(summary.actions.len(), 2, "{summary:?}");
+    assert_eq!(proxy.counts()[0].2, 2, "both were injected");
     assert!(!fx.access_point_exists(&orphan).await && !old.exists());
 
     // A listing that keeps failing stops the run before anything is decided.
@@ -620,33 +642,6 @@ async fn an_abandoned_half_move_is_finished_never_deleted() {
 // ---- Which access points are workspace access points (issue #9, defects 4 and 5) ----
 
 const ORPHAN_SINCE: &str = "lifecycle:orphanSince";
-
-/// An access point on the fixture's file system with exactly this root and these tags.
-async fn access_point_with(fx: &Fixture, root: &str, tags: &[(&str, &str)]) -> String {
-    let mut call = fx
-        .efs
-        .create_access_point()
-        .file_system_id(&fx.file_system_id)
-        .root_directory(
-            aws_sdk_efs::types::RootDirectory::builder()
-                .path(root)
-                .build(),
-        );
-    for (k, v) in tags {
-        call = call.tags(
-            aws_sdk_efs::types::Tag::builder()
-                .key(*k)
-                .value(*v)
-                .build()
-                .unwrap(),
-        );
-    }
-    call.send()
-        .await
-        .expect("create access point")
-        .access_point_id
-        .unwrap()
-}
 
 fn days_ago(days: i64) -> String {
     (now() - days * DAY).to_string()
@@ -789,8 +784,6 @@ async fn a_tag_and_a_root_that_disagree_are_not_ours() {
         &[("workspaceId", "ws-a"), ("createdAt", &old)],
     )
     .await;
-    // With the default prefix the layout root is /<tenant>/<workspace>; this root still names
-    // another workspace's directory.
     let b = access_point_with(
         &fx,
         "/workspaces/acme/ws-b",
@@ -798,16 +791,28 @@ async fn a_tag_and_a_root_that_disagree_are_not_ours() {
     )
     .await;
     fx.put(&fx.record("acme", "ws-b", None)).await;
-    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
-    for id in [&a, &b] {
-        assert!(fx.access_point_exists(id).await, "{id} kept");
-        assert_eq!(
-            skipped_for(&summary, id),
-            vec!["skipped_not_workspace"],
-            "{id}"
+    // Each root is ws-b's directory under one layout: `a` with the default prefix
+    // (/<tenant>/<workspace>), `b` with the template's (/workspaces/<tenant>/<workspace>).
+    for prefix in ["/", "/workspaces"] {
+        let summary = fx
+            .sweeper(&[("ACCESS_POINT_ROOT_PREFIX", prefix)])
+            .run(now(), None)
+            .await
+            .unwrap();
+        for id in [&a, &b] {
+            assert!(fx.access_point_exists(id).await, "{prefix}: {id} kept");
+            assert_eq!(
+                skipped_for(&summary, id),
+                vec!["skipped_not_workspace"],
+                "{prefix}: {id}"
+            );
+        }
+        assert!(
+            summary.actions.is_empty(),
+            "{prefix}: {:?}",
+            kinds(&summary)
         );
     }
-    assert!(summary.actions.is_empty(), "{:?}", kinds(&summary));
 }
 
 #[tokio::test]

@@ -2,13 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use lifecycle_integration_tests::*;
+use lifecycle_testkit::*;
 
 const DAY: i64 = 86_400;
-
-fn now() -> i64 {
-    lifecycle_domain::time::now_epoch()
-}
 
 async fn digests(fx: &Fixture, repo: &str) -> BTreeSet<String> {
     let out = aws_sdk_ecr::Client::new(&fx.sdk)
@@ -285,8 +281,7 @@ async fn a_service_left_out_of_describe_services_is_read_again_or_nothing_is_del
     // The first answer moves the service into `failures` (HTTP 200): read again, it is there.
     let proxy = FaultProxy::start(&["DescribeServices=partial:first1"]);
     let faulty = Fixture::with_endpoint(&proxy.endpoint).await;
-    let mut settings = only(&fx, &repo);
-    settings[3].1 = fx.cluster.clone();
+    let settings = only(&fx, &repo);
     let summary = faulty
         .pruner(&vars(&settings))
         .run(now() + 30 * DAY)

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use heartbeat::HeartbeatError;
 use heartbeat::SkipReason;
-use lifecycle_integration_tests::*;
 use lifecycle_ports::fakes::{HookedTable, TableCall, TableHook};
 use lifecycle_ports::ServiceError;
 use lifecycle_ports::WorkspaceTable;
+use lifecycle_testkit::*;
 use serde_json::{json, Value};
 
 const DAY: i64 = 86_400;
@@ -164,7 +164,7 @@ async fn ecs_task_state_change_touches_by_env_or_by_described_tags() {
     let tagged_arn = fx.run_task_for("ws-tag", true).await;
     let hb = fx.heartbeat(&[]);
     let mut event: Value = serde_json::from_str(include_str!(
-        "../events/heartbeat/ecs-task-state-change.json"
+        "../../../events/heartbeat/ecs-task-state-change.json"
     ))
     .unwrap();
     event["time"] = json!(chrono_like(now));
@@ -200,7 +200,7 @@ async fn scheduled_scan_touches_every_running_workspace() {
     assert_eq!(
         summary.extended.len(),
         250,
-        "three ListTasks pages, three DescribeTasks batches"
+        "every running workspace: 250 tasks, more than one DescribeTasks batch"
     );
     for id in [&ids[0], &ids[149], &ids[249]] {
         assert_eq!(

@@ -5,10 +5,10 @@ use std::os::unix::fs::symlink;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lifecycle_domain::record::Attributes as Item;
-use lifecycle_integration_tests::*;
 use lifecycle_ports::fakes::{HookedTable, TableCall, TableHook};
 use lifecycle_ports::ServiceError;
 use lifecycle_ports::WorkspaceTable;
+use lifecycle_testkit::*;
 use serde_json::{json, Value};
 
 fn failures(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
@@ -91,7 +91,7 @@ async fn user_remove_and_modify_change_nothing() {
     let mut new = old.clone();
     new.insert("expiresAt".into(), AttributeValue::N("1".into()));
     let events = batch(vec![
-        stream_record("REMOVE", Some(&old), None, false),
+        user_remove(&old),
         stream_record("MODIFY", Some(&old), Some(&new), true),
         stream_record("INSERT", None, Some(&new), false),
     ]);
@@ -161,6 +161,33 @@ async fn not_a_stream_event_is_a_clear_error() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("Records"), "{err}");
+}
+
+#[tokio::test]
+async fn a_record_not_started_before_the_deadline_is_reported_and_left_alone() {
+    let fx = Fixture::new().await;
+    let ap = fx.create_access_point("acme", "ws-late").await;
+    let before = snapshot(&fx.make_workspace("acme", "ws-late"));
+    let record = ttl_remove(&fx.record("acme", "ws-late", Some(&ap)));
+    let expected = vec![sequence_of(&record)];
+    let f = fx.ttl_expiry(&[]);
+    let passed = std::time::Instant::now();
+    let response = f
+        .handle(
+            batch(vec![record.clone()]),
+            lifecycle_domain::time::now_epoch(),
+            Some(passed),
+        )
+        .await
+        .expect("a stream event");
+    assert_eq!(failures(&response), expected, "reported for a retry");
+    assert_eq!(snapshot(&fx.workspace_dir("acme", "ws-late")), before);
+    assert!(fx.access_point_exists(&ap).await);
+    assert!(trash_entries(&fx).is_empty(), "{:?}", trash_entries(&fx));
+    // The retry, with time left, expires it: the deadline alone held it back.
+    assert!(handle(&f, batch(vec![record])).await.is_empty());
+    assert!(!fx.workspace_dir("acme", "ws-late").exists());
+    assert!(!fx.access_point_exists(&ap).await);
 }
 
 #[tokio::test]
@@ -374,31 +401,24 @@ async fn transient_faults_are_retried_and_persistent_ones_reported() {
 
 #[tokio::test]
 async fn records_of_one_workspace_keep_stream_order() {
-    // A TTL delete, then the control plane re-creating the workspace (INSERT), then a second TTL
-    // delete of the re-created record: the data ends in the trash exactly once per real deletion.
-    let fx = Fixture::new().await;
+    // Two TTL records of one workspace, and GetItem fails for the first (every attempt the SDK
+    // makes): the later record must not run ahead of it, nor after it as if it had succeeded.
+    let proxy = FaultProxy::start(&["DynamoDB_20120810.GetItem=5xx:first4"]);
+    let fx = Fixture::with_endpoint(&proxy.endpoint).await;
     fx.make_workspace("acme", "ws-1");
     let rec = fx.record("acme", "ws-1", None);
-    let first = ttl_remove(&rec);
-    let failed_seq;
-    {
-        // GetItem fails for the first record only: the later record of the same workspace must not
-        // run ahead of it.
-        let proxy = FaultProxy::start(&["DynamoDB_20120810.GetItem=5xx:first4"]);
-        let fx2 = Fixture::with_endpoint(&proxy.endpoint).await;
-        fx2.make_workspace("acme", "ws-1");
-        let rec2 = fx2.record("acme", "ws-1", None);
-        let a = ttl_remove(&rec2);
-        let b = ttl_remove(&rec2);
-        failed_seq = vec![sequence_of(&a), sequence_of(&b)];
-        let f2 = fx2.ttl_expiry(&[("RECORD_CONCURRENCY", "4")]);
-        assert_eq!(handle(&f2, batch(vec![a, b])).await, failed_seq);
-        assert!(fx2.workspace_dir("acme", "ws-1").exists());
-    }
-    assert!(handle(&fx.ttl_expiry(&[]), batch(vec![first]))
-        .await
-        .is_empty());
+    let (a, b) = (ttl_remove(&rec), ttl_remove(&rec));
+    let failed_seq = vec![sequence_of(&a), sequence_of(&b)];
+    let f = fx.ttl_expiry(&[("RECORD_CONCURRENCY", "4")]);
+    let records = batch(vec![a, b]);
+    assert_eq!(handle(&f, records.clone()).await, failed_seq);
+    assert!(fx.workspace_dir("acme", "ws-1").exists());
+
+    // Lambda retries both once the table answers: the data ends in the trash exactly once.
+    proxy.set_rules(&[]);
+    assert!(handle(&f, records).await.is_empty());
     assert!(!fx.workspace_dir("acme", "ws-1").exists());
+    assert_eq!(trash_entries(&fx).len(), 1, "{:?}", trash_entries(&fx));
 }
 
 /// The entry of `ws` in the trash (exactly one expected).
@@ -705,7 +725,7 @@ async fn a_task_mounting_the_workspace_through_another_access_point_keeps_it() {
 
 #[tokio::test]
 async fn a_retry_that_finds_the_workspace_in_use_brings_its_data_back() {
-    // First delivery: the data goes to the trash, then the access point delete is throttled, so
+    // First delivery: the data goes to the trash, then the access point delete fails (503), so
     // the record is reported for a retry. Before the retry, a task starts on the workspace.
     let proxy = FaultProxy::start(&["access-points=5xx:1.0"]);
     let fx = Fixture::with_endpoint(&proxy.endpoint).await;
