@@ -8,143 +8,17 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::caps::{Caps, PercentSetting};
 use crate::retention::SECONDS_PER_DAY;
 
-pub const INDEX_MEDIA_TYPES: &[&str] = &[
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
-
+mod graph;
+mod image;
+mod in_use;
+mod policy;
 mod reference;
+
+use graph::{propagate_keeps, Graph};
+pub use image::*;
+pub use in_use::*;
+pub use policy::*;
 pub use reference::{ImageRef, ReferenceError};
-
-/// One image (manifest) of a repository, as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Image {
-    pub digest: String,
-    pub tags: Vec<String>,
-    pub pushed_at: i64,
-    pub size: u64,
-    /// The manifest's media type; empty when the registry did not say (then the manifest itself
-    /// must be read before anything can be decided about what it references).
-    pub media_type: String,
-    /// For an index: the manifests it references, or why it could not be read.
-    pub manifests: Option<Result<Vec<String>, String>>,
-    /// For a referrer (signature, attestation, SBOM): the image it is about.
-    pub subject: Subject,
-}
-
-/// What is known about an image's OCI `subject` (the image a referrer is about).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
-    /// Not reported by the registry and the manifest not read yet: the image may be a referrer,
-    /// so the planner never deletes it (it asks for the manifest instead).
-    Unknown,
-    /// Known not to be a referrer.
-    None,
-    /// A referrer of this digest.
-    Of(String),
-    /// The manifest could not be read.
-    Unreadable(String),
-}
-
-impl Image {
-    pub fn is_index(&self) -> bool {
-        INDEX_MEDIA_TYPES.contains(&self.media_type.as_str())
-    }
-
-    /// Whether the manifest must be read before planning: an index (its children), or an image
-    /// whose media type the registry did not report (it may be an index).
-    pub fn needs_manifest(&self) -> bool {
-        self.manifests.is_none() && (self.is_index() || self.media_type.is_empty())
-    }
-
-    /// Records what the manifest says (or why it could not be read). Manifests are addressed by
-    /// their digest, so what they say never changes.
-    pub fn learn(&mut self, manifest: Result<&ManifestFacts, &str>) {
-        match manifest {
-            Ok(facts) => {
-                if self.media_type.is_empty() {
-                    self.media_type = facts.media_type.clone().unwrap_or_default();
-                }
-                if self.is_index() || facts.children.is_some() {
-                    self.manifests = Some(Ok(facts.children.clone().unwrap_or_default()));
-                }
-                self.subject = match &facts.subject {
-                    Some(d) => Subject::Of(d.clone()),
-                    None => Subject::None,
-                };
-            }
-            Err(e) => {
-                // An index (or what may be one) that cannot be read hides its children.
-                if self.is_index() || self.media_type.is_empty() {
-                    self.manifests = Some(Err(e.to_string()));
-                }
-                if !matches!(self.subject, Subject::Of(_)) {
-                    self.subject = Subject::Unreadable(e.to_string());
-                }
-            }
-        }
-    }
-}
-
-/// What a manifest says about the image graph.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ManifestFacts {
-    pub media_type: Option<String>,
-    /// For an index: every manifest it references (platform images and attestations alike).
-    pub children: Option<Vec<String>>,
-    /// The `subject` of a referrer.
-    pub subject: Option<String>,
-}
-
-/// Reads a manifest document (image manifest or index, OCI or Docker).
-pub fn manifest_facts(manifest_json: &str) -> Result<ManifestFacts, String> {
-    let v: serde_json::Value = serde_json::from_str(manifest_json).map_err(|e| e.to_string())?;
-    let digest_of = |m: &serde_json::Value, what: &str| {
-        m.get("digest")
-            .and_then(|d| d.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| format!("{what} without digest"))
-    };
-    let children = match v.get("manifests") {
-        None => None,
-        Some(list) => Some(
-            list.as_array()
-                .ok_or("\"manifests\" is not a list")?
-                .iter()
-                .map(|m| digest_of(m, "manifest"))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-    };
-    let subject = match v.get("subject") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(s) => Some(digest_of(s, "subject")?),
-    };
-    Ok(ManifestFacts {
-        media_type: v
-            .get("mediaType")
-            .and_then(|m| m.as_str())
-            .map(str::to_string),
-        children,
-        subject,
-    })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InUseKind {
-    InUseTask,
-    InUseService,
-    InUseFunction,
-    InUseTaskDefinition,
-    /// A reference that cannot be parsed names this repository somewhere: any image may be it.
-    AmbiguousReference,
-}
-
-impl InUseKind {
-    pub fn as_str(self) -> &'static str {
-        PruneReason::of(self).as_str()
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -192,133 +66,6 @@ impl std::fmt::Display for PruneReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-/// One set of rules as written in `PRUNE_POLICY`; absent keys inherit, `null` means "no limit".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RuleSet {
-    pub keep_last_tagged: Option<usize>,
-    #[serde(default, deserialize_with = "present")]
-    pub untagged_max_age_days: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    pub tagged_max_age_days: Option<Option<u32>>,
-    pub protect_tags: Option<Vec<String>>,
-    pub keep_semver_releases: Option<usize>,
-    pub pinned_digests: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrunePolicy {
-    #[serde(default)]
-    pub default: RuleSet,
-    /// Repository name or glob -> overrides. An exact name wins over globs; globs apply in order.
-    #[serde(default)]
-    pub repositories: BTreeMap<String, RuleSet>,
-}
-
-/// Rules resolved for one repository.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rules {
-    pub keep_last_tagged: usize,
-    pub untagged_max_age_days: Option<u32>,
-    pub tagged_max_age_days: Option<u32>,
-    pub protect_tags: Vec<glob::Pattern>,
-    pub keep_semver_releases: usize,
-    pub pinned_digests: BTreeSet<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PrunePolicyError(String);
-
-impl PrunePolicy {
-    pub fn from_json(text: &str) -> Result<Self, PrunePolicyError> {
-        let policy: Self =
-            serde_json::from_str(text).map_err(|e| PrunePolicyError(e.to_string()))?;
-        let sets = std::iter::once(("default".to_string(), &policy.default)).chain(
-            policy
-                .repositories
-                .iter()
-                .map(|(k, v)| (format!("repositories.{k:?}"), v)),
-        );
-        for (at, set) in sets {
-            for tag in set.protect_tags.iter().flatten() {
-                glob::Pattern::new(tag)
-                    .map_err(|e| PrunePolicyError(format!("{at}.protectTags: {tag:?}: {e}")))?;
-            }
-            for digest in set.pinned_digests.iter().flatten() {
-                if !is_digest(digest) {
-                    return Err(PrunePolicyError(format!(
-                        "{at}.pinnedDigests: {digest:?} is not sha256:<64 hex>"
-                    )));
-                }
-            }
-        }
-        for key in policy.repositories.keys() {
-            glob::Pattern::new(key)
-                .map_err(|e| PrunePolicyError(format!("repositories: {key:?}: {e}")))?;
-        }
-        Ok(policy)
-    }
-
-    pub fn rules_for(&self, repository: &str) -> Rules {
-        let mut rules = Rules {
-            keep_last_tagged: 10,
-            untagged_max_age_days: Some(7),
-            tagged_max_age_days: None,
-            protect_tags: vec![glob::Pattern::new("latest").expect("valid")],
-            keep_semver_releases: 5,
-            pinned_digests: BTreeSet::new(),
-        };
-        let mut apply = |set: &RuleSet| {
-            if let Some(n) = set.keep_last_tagged {
-                rules.keep_last_tagged = n;
-            }
-            if let Some(d) = set.untagged_max_age_days {
-                rules.untagged_max_age_days = d;
-            }
-            if let Some(d) = set.tagged_max_age_days {
-                rules.tagged_max_age_days = d;
-            }
-            if let Some(tags) = &set.protect_tags {
-                rules.protect_tags = tags
-                    .iter()
-                    .filter_map(|t| glob::Pattern::new(t).ok())
-                    .collect();
-            }
-            if let Some(n) = set.keep_semver_releases {
-                rules.keep_semver_releases = n;
-            }
-            if let Some(pins) = &set.pinned_digests {
-                // Registries write digests in lower case; a pin in upper case means the same image.
-                rules.pinned_digests = pins.iter().map(|p| p.to_ascii_lowercase()).collect();
-            }
-        };
-        apply(&self.default);
-        for (pattern, set) in &self.repositories {
-            let is_glob = pattern.contains(['*', '?', '[']);
-            if is_glob && glob::Pattern::new(pattern).is_ok_and(|p| p.matches(repository)) {
-                apply(set);
-            }
-        }
-        if let Some(exact) = self.repositories.get(repository) {
-            apply(exact);
-        }
-        rules
-    }
-}
-
-pub fn is_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -431,59 +178,6 @@ impl RepoPlan {
 fn semver_of(tag: &str) -> Option<semver::Version> {
     let v = semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()?;
     v.pre.is_empty().then_some(v)
-}
-
-/// The image graph of one repository: index -> children, subject -> referrers.
-struct Graph<'a> {
-    /// Index parents of each referenced digest.
-    parents: BTreeMap<&'a str, Vec<&'a str>>,
-    /// The subject of each referrer whose subject is in the repository.
-    subject: BTreeMap<&'a str, &'a str>,
-    /// Children and referrers of each digest.
-    below: BTreeMap<&'a str, Vec<&'a str>>,
-}
-
-impl<'a> Graph<'a> {
-    fn new(images: &'a [Image]) -> Self {
-        let present: BTreeSet<&str> = images.iter().map(|i| i.digest.as_str()).collect();
-        let mut graph = Graph {
-            parents: BTreeMap::new(),
-            subject: BTreeMap::new(),
-            below: BTreeMap::new(),
-        };
-        for img in images {
-            if let Some(Ok(children)) = &img.manifests {
-                for c in children {
-                    let parents = graph.parents.entry(c.as_str()).or_default();
-                    if !parents.contains(&img.digest.as_str()) {
-                        parents.push(img.digest.as_str());
-                    }
-                    graph
-                        .below
-                        .entry(img.digest.as_str())
-                        .or_default()
-                        .push(c.as_str());
-                }
-            }
-            if let Subject::Of(s) = &img.subject {
-                if let Some(s) = present.get(s.as_str()).filter(|s| **s != img.digest) {
-                    graph.subject.insert(img.digest.as_str(), s);
-                    graph.below.entry(s).or_default().push(img.digest.as_str());
-                }
-            }
-        }
-        graph
-    }
-
-    /// Index parents and subject: everything that must stay if this image stays... reversed.
-    fn above(&self, d: &str) -> impl Iterator<Item = &'a str> + '_ {
-        self.parents
-            .get(d)
-            .into_iter()
-            .flatten()
-            .copied()
-            .chain(self.subject.get(d).copied())
-    }
 }
 
 /// Plans one repository: every image gets exactly one verdict and reason.
@@ -817,29 +511,6 @@ fn plan(
     }
 }
 
-/// What is kept keeps everything below it (children, referrers), overriding a delete, until
-/// nothing changes.
-fn propagate_keeps<'a>(graph: &Graph<'a>, decided: &mut BTreeMap<&'a str, (Verdict, PruneReason)>) {
-    let mut stack: Vec<&'a str> = decided
-        .iter()
-        .filter(|(_, (v, _))| *v == Verdict::Keep)
-        .map(|(d, _)| *d)
-        .collect();
-    while let Some(d) = stack.pop() {
-        for b in graph.below.get(d).into_iter().flatten() {
-            if decided.get(b).is_some_and(|(v, _)| *v == Verdict::Delete) {
-                let reason = if graph.subject.get(b) == Some(&d) {
-                    PruneReason::ReferrerOfKeptImage
-                } else {
-                    PruneReason::ChildOfKeptIndex
-                };
-                decided.insert(b, (Verdict::Keep, reason));
-                stack.push(b);
-            }
-        }
-    }
-}
-
 fn untagged_by_age(img: &Image, rules: &Rules, now: i64) -> (Verdict, PruneReason) {
     match rules.untagged_max_age_days {
         None => (Verdict::Keep, PruneReason::NoAgeLimit),
@@ -848,80 +519,6 @@ fn untagged_by_age(img: &Image, rules: &Rules, now: i64) -> (Verdict, PruneReaso
         }
         Some(_) => (Verdict::Keep, PruneReason::TooYoung),
     }
-}
-
-/// The digests of `repository` that `uses` depend on, each with its strongest reason. A
-/// reference is matched by its repository path (any registry: keeping too much is the safe side).
-pub fn in_use_in(
-    repository: &str,
-    images: &[Image],
-    uses: &[crate::prune::ImageUse],
-) -> BTreeMap<String, InUseKind> {
-    let by_tag: BTreeMap<&str, &str> = images
-        .iter()
-        .flat_map(|i| i.tags.iter().map(move |t| (t.as_str(), i.digest.as_str())))
-        .collect();
-    let mut out: BTreeMap<String, InUseKind> = BTreeMap::new();
-    let mut mark = |d: &str, kind: InUseKind| {
-        let k = out.entry(d.to_string()).or_insert(kind);
-        *k = (*k).min(kind);
-    };
-    for u in uses {
-        let reference = match ImageRef::parse(&u.image) {
-            Ok(r) => r,
-            Err(_) => {
-                // Unparseable, yet it may name this repository: then any image may be it.
-                if u.image.to_ascii_lowercase().contains(repository) {
-                    for img in images {
-                        mark(&img.digest, InUseKind::AmbiguousReference);
-                    }
-                }
-                continue;
-            }
-        };
-        if reference.path != repository {
-            continue;
-        }
-        // The digest it really runs (as ECS or Lambda resolved it) and what its reference names:
-        // both stay. A reference with a digest names that digest, whatever its tag says now.
-        if let Some(d) = &u.digest {
-            mark(d, u.kind);
-        }
-        match (&reference.digest, &reference.tag) {
-            (Some(d), _) => mark(d, u.kind),
-            (None, tag) => {
-                if let Some(d) = by_tag.get(tag.as_deref().unwrap_or("latest")) {
-                    mark(d, u.kind);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// An image as the registry lists it (manifests are read separately).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageDetail {
-    pub digest: String,
-    pub tags: Vec<String>,
-    pub pushed_at: i64,
-    pub size: u64,
-    /// The manifest's media type; empty when the registry does not say.
-    pub media_type: String,
-    /// For a referrer (signature, attestation): the digest it is about, when the registry says.
-    pub subject: Option<String>,
-}
-
-/// An image reference something (ECS, Lambda) depends on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageUse {
-    /// As written: `registry/repo:tag` or `registry/repo@sha256:…`.
-    pub image: String,
-    /// The digest it actually runs, when ECS or Lambda reports it.
-    pub digest: Option<String>,
-    pub kind: InUseKind,
-    /// The task, service, task definition or function that uses it.
-    pub by: String,
 }
 
 #[cfg(test)]
