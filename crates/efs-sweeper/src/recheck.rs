@@ -6,7 +6,7 @@ use lifecycle_domain::layout::{TrashName, PURGING_PREFIX};
 use lifecycle_domain::tasks::{InUse, WorkspaceRef};
 use lifecycle_domain::{TenantId, WorkspaceId};
 use lifecycle_fs::Presence;
-use lifecycle_ports::ServiceError;
+use lifecycle_ports::{read_in_use, ServiceError};
 
 use crate::acts::ActError;
 use crate::Sweeper;
@@ -16,18 +16,7 @@ impl Sweeper {
     /// with every mounted access point described, so a task is seen through any access point of
     /// a workspace.
     pub(crate) async fn in_use(&self) -> Result<InUse, ServiceError> {
-        let Some(tasks) = &self.tasks else {
-            return Ok(InUse::unguarded());
-        };
-        let mut index = InUse::from_tasks(&tasks.active_tasks().await?);
-        let mut described = Vec::new();
-        for id in index.mounted_access_points() {
-            if let Some(info) = self.access_points.describe(&id).await? {
-                described.push(info);
-            }
-        }
-        index.resolve_access_points(&described);
-        Ok(index)
+        read_in_use(self.tasks.as_deref(), self.access_points.as_ref()).await
     }
 
     /// The tasks using a workspace now (a fresh listing), through its tag, environment, access

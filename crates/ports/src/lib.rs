@@ -7,7 +7,7 @@ use lifecycle_domain::activity::ExpiryNotice;
 use lifecycle_domain::ids::WorkspaceId;
 use lifecycle_domain::prune::{ImageDetail, ImageUse};
 use lifecycle_domain::record::{Attributes, Observed};
-use lifecycle_domain::tasks::TaskSummary;
+use lifecycle_domain::tasks::{InUse, TaskSummary};
 
 pub mod fakes;
 
@@ -206,4 +206,26 @@ impl Deployments for AllDeployments {
         }
         Ok(uses)
     }
+}
+
+/// The in-use index now: one complete listing of the cluster's active tasks (a failed or partial
+/// one is an error, never "not in use") with every access point a task mounts described, so a
+/// task is seen through any access point of a workspace. `tasks` is `None` only when the guard
+/// was explicitly switched off (`ECS_CLUSTER=none`).
+pub async fn read_in_use(
+    tasks: Option<&dyn Tasks>,
+    access_points: &dyn AccessPoints,
+) -> Result<InUse, ServiceError> {
+    let Some(tasks) = tasks else {
+        return Ok(InUse::unguarded());
+    };
+    let mut index = InUse::from_tasks(&tasks.active_tasks().await?);
+    let mut described = Vec::new();
+    for id in index.mounted_access_points() {
+        if let Some(info) = access_points.describe(&id).await? {
+            described.push(info);
+        }
+    }
+    index.resolve_access_points(&described);
+    Ok(index)
 }

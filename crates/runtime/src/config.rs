@@ -65,6 +65,20 @@ pub fn process_env(known: &[&[&'static str]]) -> Result<ProcessEnv, ConfigError>
     Ok(env)
 }
 
+/// The variables `read` asks an empty environment for, in order: how a test checks that a
+/// settings type lists (in its `VARS`) every variable it reads, so the start-up check knows them.
+pub fn variables_read<R>(
+    read: impl FnOnce(&Env<&dyn Fn(&str) -> Option<String>>) -> R,
+) -> Vec<String> {
+    let names = std::cell::RefCell::new(Vec::new());
+    let lookup = |k: &str| {
+        names.borrow_mut().push(k.to_string());
+        None
+    };
+    read(&Env(&lookup as &dyn Fn(&str) -> Option<String>));
+    names.into_inner()
+}
+
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// The trimmed value, `None` when unset. A value that is set but blank is an error: read as
     /// "unset" it would switch a setting (a guard) off without a word.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lifecycle_domain::tasks::{InUse, WorkspaceRef};
-use lifecycle_ports::ServiceError;
+use lifecycle_ports::{read_in_use, ServiceError};
 
 use crate::event::Expired;
 use crate::TtlExpiry;
@@ -28,9 +28,6 @@ impl TtlExpiry {
         cell: &InUseCell,
         max_age: Option<Duration>,
     ) -> Result<Arc<InUse>, ServiceError> {
-        let Some(tasks) = &self.tasks else {
-            return Ok(Arc::new(InUse::unguarded()));
-        };
         let mut slot = cell.0.lock().await;
         if let Some((at, index)) = slot.as_ref() {
             if max_age.is_none_or(|age| at.elapsed() <= age) {
@@ -38,15 +35,8 @@ impl TtlExpiry {
             }
         }
         let listed_at = Instant::now();
-        let mut index = InUse::from_tasks(&tasks.active_tasks().await?);
-        let mut described = Vec::new();
-        for id in index.mounted_access_points() {
-            if let Some(info) = self.access_points.describe(&id).await? {
-                described.push(info);
-            }
-        }
-        index.resolve_access_points(&described);
-        let index = Arc::new(index);
+        let index =
+            Arc::new(read_in_use(self.tasks.as_deref(), self.access_points.as_ref()).await?);
         *slot = Some((listed_at, index.clone()));
         Ok(index)
     }
