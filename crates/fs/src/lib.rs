@@ -297,16 +297,7 @@ impl WorkspaceFs {
     pub fn write_trash_record(&self, entry: &TrashName, record_json: &[u8]) -> Result<(), FsError> {
         let root = self.open_root()?;
         let entry_path = self.trash_path().join(entry.to_string());
-        let trash = self
-            .open_trash(&root)?
-            .ok_or_else(|| FsError::new("open trash", self.trash_path(), Errno::NOENT))?;
-        let entry_fd = rfs::openat(
-            &trash,
-            entry.to_string().as_str(),
-            DIR_NOFOLLOW,
-            Mode::empty(),
-        )
-        .map_err(|e| FsError::new("open trash entry", &entry_path, e))?;
+        let (_trash, entry_fd) = self.open_entry(&root, entry)?;
         write_file_at(&entry_fd, TRASH_RECORD, record_json)
             .map_err(|e| FsError::new("write record", entry_path.join(TRASH_RECORD), e))
     }
