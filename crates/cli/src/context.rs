@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use lifecycle_fs::WorkspaceFs;
 use lifecycle_ports::{AccessPoints, WorkspaceTable};
-use lifecycle_runtime::config::{Config, Env, NO_CLUSTER, SHARED_VARS};
+use lifecycle_runtime::config::{Config, Env, NO_CLUSTER, OBSERVE_VARS, SHARED_VARS};
 use lifecycle_runtime::{Aws, Function};
 
 use crate::cli::Global;
@@ -41,6 +41,7 @@ impl Context {
             names.iter().map(String::as_str),
             &[
                 SHARED_VARS,
+                OBSERVE_VARS,
                 heartbeat::Settings::VARS,
                 efs_sweeper::Settings::VARS,
                 ecr_pruner::Settings::VARS,

@@ -111,6 +111,12 @@ pub fn parse_root_prefix(text: &str) -> Result<String, String> {
     Ok(trimmed.to_string())
 }
 
+/// Whether `id` is an access point id as EFS writes them (`fsap-` and up to 40 hex digits).
+pub fn is_access_point_id(id: &str) -> bool {
+    let hex = id.strip_prefix("fsap-").unwrap_or("");
+    !hex.is_empty() && hex.len() <= 40 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// An access point as EFS describes it. Which workspace (if any) it serves is decided by
 /// [`identify`], never inferred here.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -40,7 +40,9 @@ impl Value {
     fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
-            Value::S(s) | Value::B(s) => J::String(s.clone()),
+            Value::S(s) => J::String(s.clone()),
+            // Never read as text: a binary value where a string belongs makes the record invalid.
+            Value::B(b) => serde_json::json!({ "B": b }),
             Value::N(n) => n
                 .parse::<i64>()
                 .map(J::from)
@@ -152,18 +154,17 @@ impl Attributes {
         Some((workspace, tenant))
     }
 
-    /// Whether the record is, or may be, held: `hold` is true or holds something that is not a
-    /// boolean (an unreadable hold might be a hold). Absent, `false` and `NULL` are not held.
+    /// Whether the record is, or may be, held: `hold` is true or holds anything but `false`
+    /// (an unreadable hold, `NULL` included, might be a hold). Only absent and `false` are not.
     pub fn may_be_held(&self) -> bool {
-        !matches!(
-            self.get(attr::HOLD),
-            None | Some(Value::Bool(false)) | Some(Value::Null(_))
-        )
+        !matches!(self.get(attr::HOLD), None | Some(Value::Bool(false)))
     }
 
-    /// The access point the record names, if it names one (a non-empty string, not yet checked).
+    /// The access point the record names, if it names a valid one (`fsap-` and hex digits): an
+    /// id that is not one is never sent to EFS.
     pub fn access_point_id(&self) -> Option<&str> {
-        self.text(attr::ACCESS_POINT_ID).filter(|ap| !ap.is_empty())
+        self.text(attr::ACCESS_POINT_ID)
+            .filter(|ap| crate::access_point::is_access_point_id(ap))
     }
 
     fn to_json(&self) -> serde_json::Value {
@@ -312,8 +313,7 @@ impl StoredRecord {
         let record: WorkspaceRecord =
             serde_json::from_value(attributes.to_json()).map_err(|e| invalid(e.to_string()))?;
         if let Some(ap) = &record.access_point_id {
-            let hex = ap.strip_prefix("fsap-").unwrap_or("");
-            if hex.is_empty() || hex.len() > 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !crate::access_point::is_access_point_id(ap) {
                 return Err(invalid(format!(
                     "{}: {:?} is not an access point id (fsap-…)",
                     attr::ACCESS_POINT_ID,
@@ -601,7 +601,7 @@ pub(crate) mod tests {
         for (hold, held) in [
             (None, false),
             (Some(Value::Bool(false)), false),
-            (Some(Value::Null(true)), false),
+            (Some(Value::Null(true)), true),
             (Some(Value::Bool(true)), true),
             (Some(s("yes")), true),
             (Some(n(0)), true),
@@ -617,6 +617,26 @@ pub(crate) mod tests {
         pairs.pop();
         pairs.push(("accessPointId", s("fsap-1")));
         assert_eq!(item(&pairs).access_point_id(), Some("fsap-1"));
+        // An id that is not one is never handed to EFS.
+        pairs.pop();
+        pairs.push(("accessPointId", s("fsap-../../x")));
+        assert_eq!(item(&pairs).access_point_id(), None);
+    }
+
+    #[test]
+    fn a_binary_value_where_a_string_belongs_makes_the_record_invalid() {
+        let mut pairs = base();
+        pairs.push(("userId", Value::B("dXNlcg==".into())));
+        let err = StoredRecord::parse(item(&pairs)).unwrap_err().to_string();
+        assert!(err.contains("ws-1"), "{err}");
+        // Binary attributes the project does not read are kept as they are.
+        let mut pairs = base();
+        pairs.push(("avatar", Value::B("dXNlcg==".into())));
+        let stored = StoredRecord::parse(item(&pairs)).unwrap();
+        assert_eq!(
+            stored.attributes.get("avatar"),
+            Some(&Value::B("dXNlcg==".into()))
+        );
     }
 
     #[test]

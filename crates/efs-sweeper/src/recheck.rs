@@ -5,7 +5,6 @@ use lifecycle_domain::access_point::identify;
 use lifecycle_domain::layout::{TrashName, PURGING_PREFIX};
 use lifecycle_domain::tasks::{InUse, WorkspaceRef};
 use lifecycle_domain::{TenantId, WorkspaceId};
-use lifecycle_fs::Presence;
 use lifecycle_ports::{read_in_use, ServiceError};
 
 use crate::acts::ActError;
@@ -67,9 +66,10 @@ impl Sweeper {
         ))
     }
 
-    /// Right before a purge: a trash entry whose workspace has a record again and no live
-    /// directory is that record's only data (a move that raced a re-creation, or a record put
-    /// back by hand). It is never purged; the run reports it (`NotDone`, which an alarm watches).
+    /// Right before a purge: a trash entry whose workspace has a record again and no live data
+    /// (no directory, an empty one, or a link) is that record's only data (a move that raced a
+    /// re-creation, a record put back by hand, a re-created record whose new access point made an
+    /// empty root). It is never purged; the run reports it (`NotDone`, which an alarm watches).
     pub(crate) async fn owned_trash_entry(&self, entry: &str) -> Result<Option<String>, ActError> {
         let Ok(name) = entry
             .strip_prefix(PURGING_PREFIX)
@@ -83,11 +83,11 @@ impl Sweeper {
         }
         let fs = self.fs.clone();
         let (tenant, ws) = (name.tenant.clone(), name.workspace.clone());
-        let presence =
-            tokio::task::spawn_blocking(move || fs.workspace_presence(&tenant, &ws)).await??;
-        Ok((presence == Presence::Absent).then(|| {
+        let has_data =
+            tokio::task::spawn_blocking(move || fs.workspace_has_data(&tenant, &ws)).await??;
+        Ok((!has_data).then(|| {
             format!(
-                "workspace {} has a record and no live directory: this entry may be its only data; kept",
+                "workspace {} has a record and no live data (no directory, or an empty one): this entry may be its only data; kept",
                 name.workspace
             )
         }))

@@ -210,6 +210,15 @@ async fn a_trash_entry_whose_workspace_has_a_record_and_no_data_is_never_purged(
         summary.not_done[0].reason,
         Unfinished::RecordExistsWithoutData
     );
+    // A directory re-created empty (EFS makes an access point's root on its first mount) is not
+    // the record's data: the entry is still all the workspace has.
+    std::fs::create_dir_all(fx.workspace_dir("acme", "ws-back")).unwrap();
+    let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();
+    assert!(entry.exists(), "an empty directory is no data: {summary:?}");
+    assert_eq!(
+        summary.not_done[0].reason,
+        Unfinished::RecordExistsWithoutData
+    );
     // Once the workspace has live data again, the old generation in the trash may go.
     fx.make_workspace("acme", "ws-back");
     let summary = fx.sweeper(&[]).run(now(), None).await.unwrap();

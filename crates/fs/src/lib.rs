@@ -163,6 +163,36 @@ impl WorkspaceFs {
         }
     }
 
+    /// Whether the workspace has live data: a directory (never a link) with at least one entry.
+    /// An empty directory is not data: EFS creates an access point's root directory on its first
+    /// mount, so a re-created record's fresh access point makes one without any of the old data.
+    pub fn workspace_has_data(
+        &self,
+        tenant: &TenantId,
+        workspace: &WorkspaceId,
+    ) -> Result<bool, FsError> {
+        let path = self.root.join(tenant.as_str()).join(workspace.as_str());
+        let root = self.open_root()?;
+        let Some(tenant_fd) = self.open_tenant(&root, tenant)? else {
+            return Ok(false);
+        };
+        let dir = match rfs::openat(&tenant_fd, workspace.as_str(), DIR_NOFOLLOW, Mode::empty()) {
+            Ok(dir) => dir,
+            // Absent, a file, or a link: none of them is the workspace's data.
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(false),
+            Err(e) => return Err(FsError::new("open workspace", &path, e)),
+        };
+        let entries =
+            rfs::Dir::read_from(&dir).map_err(|e| FsError::new("read workspace", &path, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| FsError::new("read workspace", &path, e))?;
+            if !matches!(entry.file_name().to_bytes(), b"." | b"..") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn ensure_dir(&self, parent: &OwnedFd, name: &str, path: &Path) -> Result<OwnedFd, FsError> {
         match rfs::mkdirat(parent, name, Mode::RWXU) {
             Ok(()) | Err(Errno::EXIST) => {}
@@ -507,6 +537,25 @@ impl WorkspaceFs {
         let tenant_path = self.root.join(entry.tenant.as_str());
         let tenant_fd = self.ensure_dir(&root, entry.tenant.as_str(), &tenant_path)?;
         let place = tenant_path.join(entry.workspace.as_str());
+        // Only a directory is a workspace's data: a link or a file put in its place would become
+        // a "workspace" pointing anywhere.
+        match rfs::statat(&entry_fd, TRASH_DATA, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
+            Ok(_) => {
+                return Err(FsError::new(
+                    "restore (data is not a directory)",
+                    self.trash_path().join(entry.to_string()).join(TRASH_DATA),
+                    Errno::NOTDIR,
+                ))
+            }
+            Err(e) => {
+                return Err(FsError::new(
+                    "restore (stat data)",
+                    self.trash_path().join(entry.to_string()).join(TRASH_DATA),
+                    e,
+                ))
+            }
+        }
         rfs::renameat_with(
             &entry_fd,
             TRASH_DATA,
@@ -603,4 +652,68 @@ fn read_names(dir: &OwnedFd) -> Result<Vec<String>, Errno> {
     }
     names.sort();
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(root: &Path, data: impl FnOnce(&Path)) -> TrashName {
+        let name = TrashName::new(
+            1_700_000_000,
+            TenantId::parse("acme").unwrap(),
+            WorkspaceId::parse("ws-1").unwrap(),
+            "0123456789abcdef".into(),
+        );
+        let dir = root.join(TRASH_DIR).join(name.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        data(&dir.join(TRASH_DATA));
+        name
+    }
+
+    #[test]
+    fn only_a_directory_comes_back_out_of_the_trash() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let fs = WorkspaceFs::new(root.path());
+        let linked = entry(root.path(), |data| {
+            std::os::unix::fs::symlink(outside.path(), data).unwrap()
+        });
+        let err = fs.take_from_trash(&linked).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        assert!(std::fs::symlink_metadata(root.path().join("acme/ws-1")).is_err());
+
+        let root = tempfile::tempdir().unwrap();
+        let fs = WorkspaceFs::new(root.path());
+        let real = entry(root.path(), |data| {
+            std::fs::create_dir(data).unwrap();
+            std::fs::write(data.join("f"), b"1").unwrap();
+        });
+        let place = fs.take_from_trash(&real).unwrap();
+        assert_eq!(std::fs::read(place.join("f")).unwrap(), b"1");
+    }
+
+    #[test]
+    fn an_empty_or_linked_workspace_directory_is_no_data() {
+        let root = tempfile::tempdir().unwrap();
+        let fs = WorkspaceFs::new(root.path());
+        let (tenant, ws) = (
+            TenantId::parse("acme").unwrap(),
+            WorkspaceId::parse("ws-1").unwrap(),
+        );
+        assert!(!fs.workspace_has_data(&tenant, &ws).unwrap());
+        let dir = root.path().join("acme/ws-1");
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!fs.workspace_has_data(&tenant, &ws).unwrap());
+        std::fs::write(dir.join("f"), b"1").unwrap();
+        assert!(fs.workspace_has_data(&tenant, &ws).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("f"), b"1").unwrap();
+        std::os::unix::fs::symlink(outside.path(), &dir).unwrap();
+        assert!(
+            !fs.workspace_has_data(&tenant, &ws).unwrap(),
+            "a link is never followed"
+        );
+    }
 }

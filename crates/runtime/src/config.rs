@@ -39,6 +39,9 @@ pub const SHARED_VARS: &[&str] = &[
     "ACCESS_POINT_OWNERSHIP",
 ];
 
+/// The variables of metrics (read by [`crate::observe`]): every function knows them.
+pub const OBSERVE_VARS: &[&str] = &["METRICS_NAMESPACE", "METRICS_STACK"];
+
 /// `ECS_CLUSTER=none`: run without the in-use guard, said explicitly.
 pub const NO_CLUSTER: &str = "none";
 
@@ -173,6 +176,14 @@ fn near_miss(name: &str, known: &[&'static str]) -> Option<&'static str> {
         return None;
     }
     let squash = |s: &str| s.to_ascii_uppercase().replace(['_', '-'], "");
+    // A known name with a prefix or a suffix (`WORKSPACE_DRY_RUN`, `DRY_RUN_ALL`) reads as ours
+    // to whoever set it, and would leave the real setting at its default.
+    let words = upper.replace('-', "_");
+    let affixed =
+        |k: &str| words.ends_with(&format!("_{k}")) || words.starts_with(&format!("{k}_"));
+    if let Some(k) = known.iter().find(|k| affixed(k)) {
+        return Some(k);
+    }
     known
         .iter()
         .map(|k| {
@@ -225,7 +236,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from(&process_env(&[SHARED_VARS])?)
+        Self::from(&process_env(&[SHARED_VARS, OBSERVE_VARS])?)
     }
 
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
@@ -589,6 +600,30 @@ mod tests {
             "{read:?}"
         );
         assert_eq!(read.len(), SHARED_VARS.len(), "{read:?}");
+    }
+
+    #[test]
+    fn a_known_name_with_a_prefix_or_suffix_is_a_near_miss() {
+        let known = &["DRY_RUN", "MAX_ACTIONS", "ECS_CLUSTER"];
+        for name in [
+            "WORKSPACE_DRY_RUN",
+            "LIFECYCLE_DRY_RUN",
+            "lifecycle-dry-run",
+            "DRY_RUN_ALL",
+        ] {
+            assert_eq!(near_miss(name, known), Some("DRY_RUN"), "{name}");
+        }
+        assert_eq!(near_miss("SWEEPER_MAX_ACTIONS", known), Some("MAX_ACTIONS"));
+        // Not a known name as a word: left alone.
+        for name in [
+            "DRY_RUNNER_HOME",
+            "PATH",
+            "HOME",
+            "AWS_DRY_RUN",
+            "ECS_CLUSTER",
+        ] {
+            assert_eq!(near_miss(name, known), None, "{name}");
+        }
     }
 
     #[test]

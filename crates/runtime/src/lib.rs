@@ -17,7 +17,7 @@ use serde_json::Value;
 
 pub use wiring::Aws;
 
-use crate::config::{process_env, Env, SHARED_VARS};
+use crate::config::{process_env, Env, OBSERVE_VARS, SHARED_VARS};
 
 /// Why a function could not be built: a one-line message for the operator.
 pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
@@ -79,7 +79,7 @@ pub trait Function: Sized + Send + Sync + 'static {
 /// invocation the Runtime API hands over.
 pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
     observe::init_tracing();
-    let env = config_or_exit(process_env(&[SHARED_VARS, F::VARS]));
+    let env = config_or_exit(process_env(&[SHARED_VARS, OBSERVE_VARS, F::VARS]));
     let aws = Aws::from_env().await;
     let function = Arc::new(config_or_exit(F::build(&env, &aws)));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

@@ -118,33 +118,93 @@ impl Audit {
 pub const METRICS_NAMESPACE: &str = "WorkspaceLifecycle";
 
 /// One line of CloudWatch Embedded Metric Format on stdout: CloudWatch turns it into metrics
-/// (dimension `Function`) without an API call. `metrics` are `(name, value, unit)`. Emitted only
-/// when running in Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set).
+/// without an API call. `metrics` are `(name, value, unit)`. Emitted only when running in Lambda
+/// (`AWS_LAMBDA_FUNCTION_NAME` is set), in namespace `METRICS_NAMESPACE` (default
+/// [`METRICS_NAMESPACE`]) with dimensions `Stack` (`METRICS_STACK`, when set) and `Function`.
 pub fn emit_metrics(function: &str, metrics: &[(&str, f64, &str)]) {
     // Only inside Lambda: from the CLI or a test, stdout belongs to the caller.
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
         return;
     }
+    let namespace = std::env::var("METRICS_NAMESPACE").ok();
+    let stack = std::env::var("METRICS_STACK").ok();
+    let line = metrics_line(
+        namespace.as_deref().unwrap_or(METRICS_NAMESPACE),
+        stack.as_deref(),
+        function,
+        metrics,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    );
+    println!("{line}");
+}
+
+/// The EMF document of one set of metrics. The stack is a dimension so that two stacks in one
+/// account never share a metric (or an alarm on it).
+pub fn metrics_line(
+    namespace: &str,
+    stack: Option<&str>,
+    function: &str,
+    metrics: &[(&str, f64, &str)],
+    timestamp_ms: u64,
+) -> serde_json::Value {
     let definitions: Vec<_> = metrics
         .iter()
         .map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit}))
         .collect();
+    let dimensions: Vec<&str> = match stack {
+        Some(_) => vec!["Stack", "Function"],
+        None => vec!["Function"],
+    };
     let mut line = serde_json::json!({
         "_aws": {
-            "Timestamp": std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
-                "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["Function"]],
+                "Namespace": namespace,
+                "Dimensions": [dimensions],
                 "Metrics": definitions,
             }],
         },
         "Function": function,
     });
+    if let Some(stack) = stack {
+        line["Stack"] = serde_json::json!(stack);
+    }
     for (name, value, _) in metrics {
         line[*name] = serde_json::json!(value);
     }
-    println!("{line}");
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_is_a_dimension_of_every_metric() {
+        let line = metrics_line(
+            "Ns",
+            Some("prod-a"),
+            "efs-sweeper",
+            &[("NotDone", 2.0, "Count")],
+            7,
+        );
+        let emf = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(emf["Namespace"], "Ns");
+        assert_eq!(
+            emf["Dimensions"],
+            serde_json::json!([["Stack", "Function"]])
+        );
+        assert_eq!(line["Stack"], "prod-a");
+        assert_eq!(line["Function"], "efs-sweeper");
+        assert_eq!(line["NotDone"], 2.0);
+        let alone = metrics_line("Ns", None, "heartbeat", &[], 7);
+        assert_eq!(
+            alone["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Function"]])
+        );
+        assert!(alone.get("Stack").is_none());
+    }
 }

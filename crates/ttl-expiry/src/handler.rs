@@ -48,6 +48,7 @@ impl TtlExpiry {
             )
             .await;
         let response = report::response(&report, dry_run);
+        report::emit_metrics(batch.records, &report);
         info!(
             records = batch.records,
             failed = response.batch_item_failures.len(),

@@ -11,7 +11,7 @@ use lifecycle_domain::reasons::{Action, Reason};
 use lifecycle_fs::FsError;
 use lifecycle_ports::{Failure, ServiceError};
 use lifecycle_runtime::batch::{Report, Settled};
-use lifecycle_runtime::observe::Audit;
+use lifecycle_runtime::observe::{emit_metrics as emit, Audit};
 use serde::Serialize;
 use tracing::{error, warn};
 
@@ -120,4 +120,29 @@ pub(crate) fn response(
         }
     }
     response
+}
+
+/// The batch's metrics (one EMF line, inside Lambda only): records delivered, TTL deletions
+/// handled, and the failed ones by what their failure leads to.
+pub(crate) fn emit_metrics(records: usize, report: &Report<Arc<Expired>, (), RecordFailure>) {
+    let failed: Vec<Disposition> = report
+        .settled
+        .iter()
+        .filter_map(|(_, settled)| match settled {
+            Settled::Done(()) => None,
+            Settled::Failed(e) => Some(e.disposition()),
+            _ => Some(Disposition::Retry),
+        })
+        .collect();
+    let count = |d: Disposition| failed.iter().filter(|f| **f == d).count() as f64;
+    emit(
+        "ttl-expiry",
+        &[
+            ("Records", records as f64, "Count"),
+            ("TtlDeletions", report.settled.len() as f64, "Count"),
+            ("Failed", failed.len() as f64, "Count"),
+            ("FailedRetry", count(Disposition::Retry), "Count"),
+            ("FailedPermanent", count(Disposition::DeadLetter), "Count"),
+        ],
+    );
 }
