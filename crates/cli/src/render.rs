@@ -73,9 +73,9 @@ fn kind(target: &SweepTarget) -> &'static str {
     }
 }
 
-/// The line saying a cap stopped `what`; a plan that carries a cap shows it.
+/// The line saying a cap held back `what`; a plan that carries a cap shows it.
 fn cap_line(cap: &str, what: &str) -> String {
-    format!("cap exceeded: {cap}; {what} would act on nothing")
+    format!("cap exceeded: {cap}; {what} holds back everything of that kind")
 }
 
 pub fn sweep_plan(plan: &SweepPlan) -> String {

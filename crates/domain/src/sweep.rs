@@ -186,6 +186,9 @@ pub struct SweepPlan {
     /// Set when a cap is exceeded: then nothing of that kind is in `actions` (each is in
     /// `skipped` as `skipped_cap`), and this says which caps and by how much.
     pub cap_exceeded: Option<String>,
+    /// How many access points the file system has (all of them, ours or not): EFS allows
+    /// 10,000 per file system, and past that no workspace can be created.
+    pub access_points: usize,
 }
 
 pub fn plan_sweep(
@@ -197,7 +200,10 @@ pub fn plan_sweep(
     now: i64,
     rules: &SweepRules,
 ) -> SweepPlan {
-    let mut plan = SweepPlan::default();
+    let mut plan = SweepPlan {
+        access_points: access_points.len(),
+        ..SweepPlan::default()
+    };
     let min_age = i64::from(rules.orphan_min_age_hours) * 3600;
     let grace = i64::from(rules.trash_grace_days) * SECONDS_PER_DAY;
 

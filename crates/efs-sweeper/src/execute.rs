@@ -55,6 +55,7 @@ impl Sweeper {
             dry_run,
             skipped: plan.skipped,
             cap_exceeded: plan.cap_exceeded,
+            access_points: plan.access_points,
             ..SweepSummary::default()
         };
         let mut again = Vec::new();

@@ -80,6 +80,8 @@ pub struct SweepSummary {
     pub bytes_freed: u64,
     pub stopped_at_deadline: bool,
     pub duration_ms: u64,
+    /// How many access points the file system has (the quota is 10,000).
+    pub access_points: usize,
 }
 
 impl SweepSummary {
@@ -120,6 +122,7 @@ impl SweepSummary {
                     "Count",
                 ),
                 ("NotDone", self.not_done.len() as f64, "Count"),
+                ("AccessPoints", self.access_points as f64, "Count"),
                 ("DurationMs", self.duration_ms as f64, "Milliseconds"),
             ],
         );

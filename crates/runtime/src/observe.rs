@@ -5,18 +5,56 @@ use lifecycle_domain::reasons::{code, Action, Reason};
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
-/// JSON logs at `RUST_LOG` (default `info`). Call once, first thing in `main`.
+/// Logs as Lambda's advanced logging controls say (the runtime's conventions): the level from
+/// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`; JSON unless `AWS_LAMBDA_LOG_FORMAT` is
+/// `Text`. Not the runtime's own `init_default_subscriber`: that one drops the target (audit lines
+/// are found by `target = "audit"`) and nests the fields. Call once, first thing in `main`.
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
+    let var = |name: &str| std::env::var(name).ok();
+    let settings = LogSettings::from(
+        var("AWS_LAMBDA_LOG_LEVEL").as_deref(),
+        var("RUST_LOG").as_deref(),
+        var("AWS_LAMBDA_LOG_FORMAT").as_deref(),
+    );
+    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
         .with_target(true)
         .with_ansi(false)
-        .with_env_filter(filter)
-        .try_init();
+        .with_env_filter(filter);
+    let _ = if settings.json {
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        fmt.try_init()
+    };
+}
+
+/// What the environment asks of the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive.
+    pub filter: String,
+    pub json: bool,
+}
+
+impl LogSettings {
+    pub fn from(lambda_level: Option<&str>, rust_log: Option<&str>, format: Option<&str>) -> Self {
+        let filter = match lambda_level.map(str::trim).filter(|l| !l.is_empty()) {
+            // Lambda's levels; FATAL has no tracing level of its own.
+            Some(level) if level.eq_ignore_ascii_case("fatal") => "error".to_string(),
+            Some(level) => level.to_ascii_lowercase(),
+            None => rust_log
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .unwrap_or("info")
+                .to_string(),
+        };
+        let json = !format.is_some_and(|f| f.trim().eq_ignore_ascii_case("text"));
+        Self { filter, json }
+    }
 }
 
 /// One audit line: what, to which workspace, why, and how much.
@@ -181,6 +219,30 @@ pub fn metrics_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_follow_lambdas_logging_controls() {
+        let of = LogSettings::from;
+        assert_eq!(
+            of(None, None, None),
+            LogSettings {
+                filter: "info".into(),
+                json: true
+            }
+        );
+        assert_eq!(
+            of(None, Some("debug,hyper=off"), None).filter,
+            "debug,hyper=off"
+        );
+        assert_eq!(
+            of(Some("WARN"), Some("debug"), None).filter,
+            "warn",
+            "Lambda's level wins"
+        );
+        assert_eq!(of(Some("FATAL"), None, None).filter, "error");
+        assert!(!of(None, None, Some("Text")).json);
+        assert!(of(None, None, Some("JSON")).json);
+    }
 
     #[test]
     fn a_stack_is_a_dimension_of_every_metric() {

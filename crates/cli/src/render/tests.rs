@@ -9,13 +9,14 @@ fn a_plan_that_exceeds_a_cap_says_so() {
         actions: Vec::new(),
         skipped: Vec::<Skip>::new(),
         cap_exceeded: Some("3 purges exceed MAX_ACTIONS=2".into()),
+        access_points: 0,
     };
     let text = sweep_plan(&plan);
     assert!(text.starts_with("ACTION "), "{text}");
     assert!(
         text.ends_with(
             "total: 0 actions, 0 kept\n\
-             cap exceeded: 3 purges exceed MAX_ACTIONS=2; the sweep would act on nothing"
+             cap exceeded: 3 purges exceed MAX_ACTIONS=2; the sweep holds back everything of that kind"
         ),
         "{text}"
     );
@@ -111,6 +112,6 @@ fn a_repository_over_its_cap_says_so_under_its_images() {
     assert_eq!(lines[3], "  0 to delete of 1, 0 B freed");
     assert_eq!(
         lines[4],
-        "  cap exceeded: 1 images to delete exceed MAX_ACTIONS=0; agent would act on nothing"
+        "  cap exceeded: 1 images to delete exceed MAX_ACTIONS=0; agent holds back everything of that kind"
     );
 }
