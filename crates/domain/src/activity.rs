@@ -85,6 +85,13 @@ pub fn parse_input(v: &Value) -> Result<HeartbeatInput, InputError> {
         };
     }
     if let Some(scope) = obj.get("recompute") {
+        // The one input that may shorten expiries is never read out of an event that is also
+        // something else: a dispatch with a stray `recompute` key is refused, not obeyed.
+        if let Some(other) = obj.keys().find(|k| k.as_str() != "recompute") {
+            return Err(bad(format!(
+                "a recompute carries only \"recompute\"; {other:?} says this is another event"
+            )));
+        }
         return match scope {
             Value::String(s) if s == "all" => Ok(HeartbeatInput::Recompute(RecomputeScope::All)),
             Value::Array(_) => Ok(HeartbeatInput::Recompute(RecomputeScope::Ids(string_list(
@@ -331,6 +338,22 @@ pub struct ExpiryNotice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recompute_mixed_into_another_event_is_refused() {
+        for event in [
+            serde_json::json!({"workspaceIds": ["ws-1"], "at": 5, "recompute": "all"}),
+            serde_json::json!({"workspaceId": "ws-1", "recompute": ["ws-1"]}),
+            serde_json::json!({"recompute": "all", "at": 5}),
+        ] {
+            let err = parse_input(&event).unwrap_err().to_string();
+            assert!(err.contains("only \"recompute\""), "{event}: {err}");
+        }
+        assert_eq!(
+            parse_input(&serde_json::json!({"recompute": "all"})).unwrap(),
+            HeartbeatInput::Recompute(RecomputeScope::All)
+        );
+    }
     use crate::ids::{TenantId, WorkspaceId};
     use crate::record::{SubscriptionStatus, Tier};
     use proptest::prelude::*;

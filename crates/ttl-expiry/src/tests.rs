@@ -333,3 +333,99 @@ async fn records_past_the_deadline_are_reported_untouched() {
     assert!(failed(&function, records, Some(later)).await.is_empty());
     assert!(!setup.live("ws-1") && !setup.live("ws-2"));
 }
+
+/// The record and a new generation's directory appear right after the data moved: the move back
+/// cannot take the place, so the old data stays in the trash, and an audit line says so (an
+/// operator sees it before its grace ends). Nothing is reported failed: the new record owns the
+/// place, and a redelivery would find it re-created.
+#[tokio::test]
+async fn a_move_the_record_overtook_is_audited_when_its_place_is_taken() {
+    struct RecreateAfterMove {
+        live: std::path::PathBuf,
+        record: lifecycle_domain::record::Attributes,
+        done: AtomicBool,
+    }
+    #[async_trait::async_trait]
+    impl TableHook for RecreateAfterMove {
+        async fn before(
+            &self,
+            call: TableCall<'_>,
+            table: &dyn WorkspaceTable,
+        ) -> Result<(), ServiceError> {
+            if matches!(call, TableCall::Get(_))
+                && !self.live.exists()
+                && !self.done.swap(true, Ordering::SeqCst)
+            {
+                table.put_if_absent(self.record.clone()).await?;
+                std::fs::create_dir_all(self.live.join("NEW-GEN")).unwrap();
+            }
+            Ok(())
+        }
+    }
+    let setup = Setup::new(&["ws-r"]);
+    std::fs::write(setup.root.path().join("acme/ws-r/OLD-GEN"), b"old").unwrap();
+    let old = image("ws-r", json!({}));
+    let mut function = setup.function();
+    function.table = HookedTable::around(
+        setup.table.clone(),
+        RecreateAfterMove {
+            live: setup.root.path().join("acme/ws-r"),
+            record: serde_json::from_value(old.clone()).unwrap(),
+            done: AtomicBool::new(false),
+        },
+    );
+    let logs = Logs::default();
+    let failures = {
+        let _guard = tracing::subscriber::set_default(logs.subscriber());
+        failed(&function, vec![ttl_remove("1", old)], None).await
+    };
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(setup.root.path().join("acme/ws-r/NEW-GEN").is_dir());
+    assert_eq!(
+        setup.trash().len(),
+        1,
+        "the old generation stays in the trash"
+    );
+    let lines = logs.audit_lines();
+    assert!(
+        lines.iter().any(|l| l["action"] == "move_to_trash"
+            && l["reason"] == "record_appeared"
+            && l["error"].as_str().is_some_and(|e| e.contains("taken"))),
+        "{lines:#?}"
+    );
+}
+
+/// Audit lines written while a test runs, as CloudWatch would receive them.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        let logs = self.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_target(true)
+            .with_writer(move || logs.clone())
+            .finish()
+    }
+
+    fn audit_lines(&self) -> Vec<Value> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["target"] == "audit")
+            .collect()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -149,7 +149,19 @@ impl TtlExpiry {
         match outcome {
             MoveOutcome::Moved { entry } => {
                 if self.record_exists(work).await? {
-                    self.move_back(work, trash).await?;
+                    if !self.move_back(work, trash).await? {
+                        // The record came back while the data moved, and its place is already
+                        // taken (a new generation): the moved data stays in the trash, where an
+                        // operator must see it before its grace ends.
+                        self.audit(work, Action::MoveToTrash, Reason::RecordAppeared)
+                            .resource(entry.display().to_string())
+                            .error(
+                                "a record appeared during the move and its place is taken by \
+                                 new data; this data stays in the trash entry (restore it by \
+                                 hand if it is wanted)",
+                            )
+                            .emit();
+                    }
                     return Ok(false);
                 }
                 self.audit(work, Action::MoveToTrash, Reason::TtlExpired)
