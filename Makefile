@@ -100,12 +100,13 @@ build: tools
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH sam build --template template.yaml
 
 # What `sam build` compiles (every function, arm64, cargo-lambda with zig as the linker), with the
-# ci-arm64 profile: release without LTO, so a broken cross-build cannot land and CI stays short.
+# ci-arm64 profile (release, unoptimised: Cargo.toml), so a broken cross-build cannot land and CI
+# stays short.
 build-arm64: tools
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --profile ci-arm64 --arm64 \
 	  --bin ttl-expiry --bin heartbeat --bin efs-sweeper --bin ecr-pruner
 
-# The demo profile is release without LTO (Cargo.toml): the same code, built in a fraction of the time.
+# The demo profile is the release profile unoptimised (Cargo.toml): the same code, built in half the time.
 demo: venv
 	cargo build --profile demo --bins
 	scripts/moto.sh start >/dev/null

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make demo: a small fleet on moto, a week of idleness, DynamoDB TTL's deletions, and ttl-expiry
-(the release binary, through the Lambda Runtime API) cleaning up after them."""
+(the function binaries of the demo profile, through the Lambda Runtime API) cleaning up after them."""
 import argparse
 import json
 import os
@@ -50,7 +50,7 @@ def main():
     arn = fleet.run_task("initech-agent-run")
     print(f"   a Fargate task is running on initech-agent-run ({arn.rsplit('/', 1)[-1]})")
 
-    print("\n== A dispatch to globex-spike: heartbeat (release binary, Lambda Runtime API) saves it")
+    print("\n== A dispatch to globex-spike: heartbeat (its binary, Lambda Runtime API) saves it")
     before = fleet.record("globex-spike")["expiresAt"]["N"]
     report, _ = run_function(heartbeat, [{"workspaceId": "globex-spike"}], fleet.env(NOTICE_EVENT_BUS="off"))
     body = report["results"][0]["body"] if report["results"] else report
@@ -64,7 +64,7 @@ def main():
         print(f"   REMOVE {r['dynamodb']['OldImage']['workspaceId']['S']}  (userIdentity: dynamodb.amazonaws.com)")
     sizes = {r["dynamodb"]["OldImage"]["workspaceId"]["S"]: du(os.path.join(fleet.root, r["dynamodb"]["OldImage"]["tenantId"]["S"], r["dynamodb"]["OldImage"]["workspaceId"]["S"])) for r in records}
 
-    print("\n== ttl-expiry handles the stream batch (release binary, Lambda Runtime API)")
+    print("\n== ttl-expiry handles the stream batch (its binary, Lambda Runtime API)")
     report, lines = run_function(ttl_expiry, [{"Records": records}], fleet.env())
     result = report["results"][0] if report["results"] else {"status": "no answer", "body": report}
     print(f"   answered {result['status']} in {result.get('ms')} ms (cold start included): {result['body']}")
