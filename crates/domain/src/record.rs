@@ -407,7 +407,7 @@ impl Lifetime {
 
 /// The stored values a decision read, attribute by attribute (`None`: the attribute was absent).
 /// A conditional write built on them lands only if each is still exactly what was read, so no
-/// write planned on a stale read lands (DESIGN.md, invariant 7). Conditioned on the inputs rather
+/// write planned on a stale read lands (ARCHITECTURE.md, "Invariants", 7). Conditioned on the inputs rather
 /// than on a version attribute: the platform's control plane writes records too and bumps none.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed(Vec<(&'static str, Option<Value>)>);

@@ -1,5 +1,5 @@
 //! Conditional writes and lost races. Every write is conditioned on what its plan read
-//! (DESIGN.md, invariant 7); when the record changed in between, the plan is stale: the record is
+//! (ARCHITECTURE.md, "Invariants", 7); when the record changed in between, the plan is stale: the record is
 //! read again and planned again, up to [`MAX_ATTEMPTS`] times.
 
 use lifecycle_ports::{Failure, ServiceError};
