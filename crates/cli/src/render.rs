@@ -222,8 +222,86 @@ pub fn status(s: &Status) -> String {
             human(s.trash.bytes)
         ),
         format!("orphans         {} (dry sweep){cap}", s.orphans),
+        String::new(),
+        forecast_chart(&s.forecast),
+        String::new(),
+        trash_chart(&s.trash_by_age, &s.trash_other),
     ]
     .join("\n")
+}
+
+/// Width of the longest bar in a chart, in cells.
+const BAR_WIDTH: usize = 40;
+
+/// A bar `value / max` of [`BAR_WIDTH`], in eighths of a cell so small values still show.
+fn bar(value: u64, max: u64) -> String {
+    if value == 0 || max == 0 {
+        return String::new();
+    }
+    let eighths = ((value as u128 * BAR_WIDTH as u128 * 8).div_ceil(max as u128)) as usize;
+    // One eighth to seven eighths of a cell.
+    const PARTIAL: [char; 7] = ['▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+    let mut text = "█".repeat(eighths / 8);
+    if eighths % 8 > 0 {
+        text.push(PARTIAL[eighths % 8 - 1]);
+    }
+    text
+}
+
+fn forecast_chart(f: &lifecycle_domain::forecast::Forecast) -> String {
+    let max = f
+        .days
+        .iter()
+        .chain(std::iter::once(&f.overdue))
+        .map(|d| d.workspaces as u64)
+        .max()
+        .unwrap_or(0);
+    let mut out = format!(
+        "expiring per day, next {} days (held, never expiring: {})\n",
+        f.days.len(),
+        f.held
+    );
+    for d in std::iter::once(&f.overdue).chain(&f.days) {
+        let _ = writeln!(
+            out,
+            "  {:<10} {:>6} {:>10}  {}",
+            d.day,
+            d.workspaces,
+            human(d.bytes),
+            bar(d.workspaces as u64, max)
+        );
+    }
+    out.trim_end().to_string()
+}
+
+fn trash_chart(
+    bands: &[lifecycle_domain::forecast::AgeBand],
+    other: &lifecycle_domain::forecast::AgeBand,
+) -> String {
+    let max = bands.iter().map(|b| b.bytes).max().unwrap_or(0);
+    let mut out = String::from("trash by age (bytes)\n");
+    for b in bands {
+        let due = if b.purge_due { "purge due" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {:<10} {:>6} {:>10}  {:<9}  {}",
+            b.label,
+            b.entries,
+            human(b.bytes),
+            due,
+            bar(b.bytes, max)
+        );
+    }
+    if other.entries > 0 {
+        let _ = writeln!(
+            out,
+            "  {} entries, {}: {}",
+            other.entries,
+            human(other.bytes),
+            other.label
+        );
+    }
+    out.trim_end().to_string()
 }
 
 #[cfg(test)]

@@ -95,6 +95,41 @@ async fn status_counts_the_seeded_fleet() {
     assert_eq!(status["expiringWithin7d"], 3);
     assert_eq!(status["held"], 1);
     assert_eq!(status["trash"]["entries"], 0);
+
+    let forecast = &status["forecast"];
+    let days = forecast["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    assert_eq!(forecast["overdue"]["workspaces"], 1, "ws-free");
+    assert_eq!(forecast["held"], 1);
+    // ws-pro expires today or tomorrow (by the clock), ws-ent on the fourth day, ws-sus (30
+    // days out) after the window.
+    let per_day: Vec<u64> = days
+        .iter()
+        .map(|d| d["workspaces"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per_day[0] + per_day[1], 1, "{per_day:?}");
+    assert_eq!(per_day[3], 1, "{per_day:?}");
+    assert_eq!(per_day.iter().sum::<u64>(), 2, "{per_day:?}");
+    assert!(
+        days[3]["bytes"].as_u64().unwrap() > 0,
+        "the data is measured"
+    );
+
+    // Once expired, ws-free is in the trash, in the youngest band.
+    expire_by_ttl(&fx, "ws-free").await;
+    let status = json_of(&fx, &["status"]);
+    assert_eq!(status["trash"]["entries"], 1);
+    let bands = status["trashByAge"].as_array().unwrap();
+    assert_eq!(bands[0]["label"], "0-1 d");
+    assert_eq!(bands[0]["entries"], 1);
+    assert_eq!(bands[0]["purgeDue"], false);
+    assert!(bands.iter().any(|b| b["purgeDue"] == true));
+    assert_eq!(status["trashOther"]["entries"], 0);
+    let (code, text, err) = lifecycle(&fx, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("expiring per day, next 30 days"), "{text}");
+    assert!(text.contains("trash by age"), "{text}");
+    assert!(text.contains('█'), "{text}");
 }
 
 /// What DynamoDB TTL does (moto never does it): the expired record deleted, and its REMOVE

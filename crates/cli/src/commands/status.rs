@@ -1,10 +1,13 @@
 //! `lifecycle status`: the fleet by tier and status, what expires soon, holds, the trash, and
-//! the orphans a dry sweep finds.
+//! the orphans a dry sweep finds; then the forecast (workspaces and bytes expiring per day for
+//! the next 30 days) and the trash by age.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
+use lifecycle_domain::forecast::{self, AgeBand, Expiring, Forecast, TrashAge};
+use lifecycle_domain::layout::{workspace_rel_path, TrashName};
 use lifecycle_domain::record::Attributes;
 use lifecycle_domain::sweep::{SweepPlan, SweepReason, SweepTarget};
 use lifecycle_domain::StoredRecord;
@@ -22,7 +25,14 @@ pub struct Status {
     pub trash: TrashUsage,
     pub orphans: usize,
     pub sweep_cap_exceeded: Option<String>,
+    pub forecast: Forecast,
+    pub trash_by_age: Vec<AgeBand>,
+    /// Names in the trash that are not a trash entry's (staging, purging, foreign).
+    pub trash_other: AgeBand,
 }
+
+/// How many days the forecast covers.
+pub const FORECAST_DAYS: usize = 30;
 
 /// The records, counted.
 #[derive(Debug, Default, PartialEq, Eq, Serialize)]
@@ -50,9 +60,27 @@ pub async fn run(ctx: &Context, output: Output) -> Result<()> {
     let config = ctx.config(Access::Read)?;
     let items = ctx.table(&config).scan(None).await?;
     let fs = ctx.fs(&config);
-    let entries = fs.list_trash()?.len();
-    let (files, bytes) = usage(&fs.trash_path());
+    let trash = fs.list_trash()?;
+    let entries = trash.len();
+    // One walk of each entry gives both the totals and the ages.
+    let sizes: Vec<(u64, u64)> = trash
+        .iter()
+        .map(|e| usage(&fs.trash_path().join(&e.name)))
+        .collect();
+    let files = sizes.iter().map(|s| s.0).sum();
+    let bytes = sizes.iter().map(|s| s.1).sum();
     let plan = plan::sweep(&ctx.sweeper(Access::Read)?, ctx.now).await?;
+    let expiring = expiring(&items, fs.root(), ctx.now);
+    let ages: Vec<TrashAge> = trash
+        .iter()
+        .zip(&sizes)
+        .map(|(e, &(_, bytes))| TrashAge {
+            deleted_at: e.name.parse::<TrashName>().ok().map(|n| n.deleted_at),
+            bytes,
+        })
+        .collect();
+    let (trash_by_age, trash_other) =
+        forecast::trash_by_age(&ages, ctx.now, config.trash_grace_days);
     let status = Status {
         fleet: Fleet::of(&items, ctx.now),
         trash: TrashUsage {
@@ -62,6 +90,9 @@ pub async fn run(ctx: &Context, output: Output) -> Result<()> {
         },
         orphans: orphans(&plan),
         sweep_cap_exceeded: plan.cap_exceeded,
+        forecast: forecast::expiring_by_day(&expiring, ctx.now, FORECAST_DAYS),
+        trash_by_age,
+        trash_other,
     };
     output.show(&status, render::status)
 }
@@ -102,6 +133,29 @@ impl Fleet {
     }
 }
 
+/// Each readable record with its expiry and, when it expires within the forecast, the size of
+/// its data (only those are walked: a fleet's worth of trees is not read for a chart).
+fn expiring(items: &[Attributes], root: &Path, now: i64) -> Vec<Expiring> {
+    let horizon = now + (FORECAST_DAYS as i64 + 1) * 86_400;
+    items
+        .iter()
+        .filter_map(|item| StoredRecord::parse(item.clone()).ok())
+        .map(|stored| {
+            let r = stored.record;
+            let soon = !r.hold && r.expires_at.is_some_and(|e| e < horizon);
+            Expiring {
+                expires_at: r.expires_at,
+                held: r.hold,
+                bytes: if soon {
+                    usage(&root.join(workspace_rel_path(&r.tenant_id, &r.workspace_id))).1
+                } else {
+                    0
+                },
+            }
+        })
+        .collect()
+}
+
 /// What a dry sweep would take as orphans: everything but purges and unmarks, and what a cap
 /// held back.
 fn orphans(plan: &SweepPlan) -> usize {
@@ -123,10 +177,16 @@ fn orphans(plan: &SweepPlan) -> usize {
             .count()
 }
 
-/// Files and bytes under `dir`, without following a symlink (one counts as a file).
-fn usage(dir: &Path) -> (u64, u64) {
+/// Files and bytes under `path` (itself, when it is not a directory), without following a
+/// symlink (one counts as a file).
+fn usage(path: &Path) -> (u64, u64) {
+    match path.symlink_metadata() {
+        Ok(meta) if !meta.is_dir() => return (1, meta.len()),
+        Err(_) => return (0, 0),
+        Ok(_) => {}
+    }
     let (mut files, mut bytes) = (0u64, 0u64);
-    let mut stack = vec![dir.to_path_buf()];
+    let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;

@@ -115,3 +115,15 @@ fn a_repository_over_its_cap_says_so_under_its_images() {
         "  cap exceeded: 1 images to delete exceed MAX_ACTIONS=0; agent holds back everything of that kind"
     );
 }
+
+#[test]
+fn bars_scale_to_the_largest_value_in_eighths() {
+    assert_eq!(bar(0, 10), "");
+    assert_eq!(bar(10, 10).chars().count(), BAR_WIDTH);
+    assert!(bar(10, 10).chars().all(|c| c == '█'));
+    assert_eq!(bar(5, 10), "█".repeat(BAR_WIDTH / 2));
+    // A value far below the largest still shows as a sliver, never as nothing.
+    assert_eq!(bar(1, 1_000_000), "▏");
+    // 1/16 of 40 cells is 2.5 cells: two full and a half.
+    assert_eq!(bar(1, 16), "██▌");
+}
