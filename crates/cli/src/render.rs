@@ -242,8 +242,8 @@ fn bar(value: u64, max: u64) -> String {
     // One eighth to seven eighths of a cell.
     const PARTIAL: [char; 7] = ['▏', '▎', '▍', '▌', '▋', '▊', '▉'];
     let mut text = "█".repeat(eighths / 8);
-    if eighths % 8 > 0 {
-        text.push(PARTIAL[eighths % 8 - 1]);
+    if let Some(&partial) = (eighths % 8).checked_sub(1).and_then(|i| PARTIAL.get(i)) {
+        text.push(partial);
     }
     text
 }
