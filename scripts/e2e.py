@@ -78,6 +78,11 @@ def check_ttl_expiry(binary):
     check(("reject_record", "invalid_record", "../..") in actions, "audit: the hostile id is rejected")
     check(("move_to_trash", "already_absent", "ws-old") in actions, "audit: redelivery finds nothing to move")
     check(all(l.get("tenantId") for l in audits if l["action"] != "reject_record"), "audit lines name the tenant")
+    emf = [l for l in lines if "_aws" in l]
+    first = emf[0] if emf else {}
+    check(len(emf) == 2 and first.get("TtlDeletions") == 2 and first.get("Trashed") == 1
+          and first.get("SkippedInUse") == 1 and first.get("Failed") == 0,
+          f"EMF per batch: trashed 1, put back in use 1: {first}")
 
     # Bad configuration: the function refuses to start and says which variable is wrong.
     report, lines = run_function(binary, [event], fleet.env(TRASH_GRACE_DAYS="seven"), timeout=5)

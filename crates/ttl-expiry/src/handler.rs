@@ -15,7 +15,7 @@ use tracing::{info, Instrument};
 
 use crate::event::{self, EventError, Expired};
 use crate::in_use::{InUseCell, FRESH_IN_USE};
-use crate::report::{self, RecordFailure};
+use crate::report::{self, Outcome, RecordFailure};
 use crate::TtlExpiry;
 
 impl TtlExpiry {
@@ -66,14 +66,14 @@ impl TtlExpiry {
         work: &Expired,
         now: i64,
         in_use: &InUseCell,
-    ) -> Result<(), RecordFailure> {
+    ) -> Result<Outcome, RecordFailure> {
         match self.expire(work, now, in_use).await {
             Err(RecordFailure::Fs(e)) if e.is_refused_link() => {
                 let image = serde_json::to_string(&work.item).unwrap_or_default();
                 self.audit(work, Action::Skip, Reason::RefusedSymlink)
                     .error(format!("{e}; old image: {image}"))
                     .emit();
-                Ok(())
+                Ok(Outcome::Kept)
             }
             result => result,
         }
@@ -93,7 +93,7 @@ impl TtlExpiry {
         work: &Expired,
         now: i64,
         in_use: &InUseCell,
-    ) -> Result<(), RecordFailure> {
+    ) -> Result<Outcome, RecordFailure> {
         let exists_again = self.record_exists(work).await?;
         let hold = work.held();
         let in_use_by = if exists_again || hold {
@@ -120,9 +120,11 @@ impl TtlExpiry {
                 // came back: the data goes back with it.
                 self.move_back(work, &self.entry_name(work)).await?;
                 self.audit(work, Action::Skip, reason).emit();
+                Ok(Outcome::kept(reason))
             }
             ExpiryPlan::PutBack { reason, expires_at } => {
                 self.put_back(work, reason, expires_at, &in_use_by).await?;
+                Ok(Outcome::kept(reason))
             }
             ExpiryPlan::Remove {
                 access_point_id,
@@ -138,12 +140,12 @@ impl TtlExpiry {
                             i64::from(self.config.retention.longest_days()) * 86_400,
                         )),
                     };
-                    return self
-                        .put_back(work, Reason::SkippedInUse, expires_at, &users)
-                        .await;
+                    self.put_back(work, Reason::SkippedInUse, expires_at, &users)
+                        .await?;
+                    return Ok(Outcome::SkippedInUse);
                 }
                 if !self.move_to_trash(work, &trash).await? {
-                    return Ok(());
+                    return Ok(Outcome::Kept);
                 }
                 if let Some(ap) = access_point_id {
                     // The irreversible step last, after its own fresh re-check; a record that
@@ -153,13 +155,13 @@ impl TtlExpiry {
                         self.audit(work, Action::Skip, Reason::Recreated)
                             .resource(ap)
                             .emit();
-                        return Ok(());
+                        return Ok(Outcome::Kept);
                     }
                     self.delete_access_point(work, &ap).await?;
                 }
+                Ok(Outcome::Trashed)
             }
         }
-        Ok(())
     }
 
     /// Puts the old image back (only if no record exists) and, if an earlier delivery of this

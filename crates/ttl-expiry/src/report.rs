@@ -28,6 +28,28 @@ pub(crate) enum RecordFailure {
     Task(String),
 }
 
+/// How a record that was handled ended, for the batch's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The data is in the trash (the access point deleted, or left where it was not ours).
+    Trashed,
+    /// Kept because a running task uses it: the record put back, the data in place.
+    SkippedInUse,
+    /// Kept for another reason: held, re-created, a user's delete, a link refused, nothing left.
+    Kept,
+}
+
+impl Outcome {
+    /// The outcome of keeping a workspace for `reason`.
+    pub fn kept(reason: Reason) -> Self {
+        if reason == Reason::SkippedInUse {
+            Outcome::SkippedInUse
+        } else {
+            Outcome::Kept
+        }
+    }
+}
+
 /// What reporting a failed record leads to. Either way it is in `batchItemFailures`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,9 +86,9 @@ impl RecordFailure {
 }
 
 /// The audit and log lines of a record that did not end well; `true` when it is reported.
-fn settle(work: &Expired, settled: &Settled<(), RecordFailure>, dry_run: bool) -> bool {
+fn settle(work: &Expired, settled: &Settled<Outcome, RecordFailure>, dry_run: bool) -> bool {
     let (error, disposition) = match settled {
-        Settled::Done(()) => return false,
+        Settled::Done(_) => return false,
         Settled::Failed(e) => (e.to_string(), e.disposition()),
         Settled::Panicked(message) => (format!("panicked: {message}"), Disposition::Retry),
         Settled::AfterFailure => (
@@ -108,7 +130,7 @@ fn settle(work: &Expired, settled: &Settled<(), RecordFailure>, dry_run: bool) -
 
 /// Audits every failure and lists the failed records' sequence numbers, in stream order.
 pub(crate) fn response(
-    report: &Report<Arc<Expired>, (), RecordFailure>,
+    report: &Report<Arc<Expired>, Outcome, RecordFailure>,
     dry_run: bool,
 ) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
@@ -122,27 +144,39 @@ pub(crate) fn response(
     response
 }
 
-/// The batch's metrics (one EMF line, inside Lambda only): records delivered, TTL deletions
-/// handled, and the failed ones by what their failure leads to.
-pub(crate) fn emit_metrics(records: usize, report: &Report<Arc<Expired>, (), RecordFailure>) {
-    let failed: Vec<Disposition> = report
-        .settled
-        .iter()
-        .filter_map(|(_, settled)| match settled {
-            Settled::Done(()) => None,
+/// The batch's metrics: records delivered, TTL deletions handled, how the handled ones ended,
+/// and the failed ones by what their failure leads to.
+pub(crate) fn metrics(
+    records: usize,
+    report: &Report<Arc<Expired>, Outcome, RecordFailure>,
+) -> Vec<(&'static str, f64, &'static str)> {
+    let settled = || report.settled.iter().map(|(_, settled)| settled);
+    let ended = |o: Outcome| {
+        settled()
+            .filter(|s| matches!(s, Settled::Done(done) if *done == o))
+            .count() as f64
+    };
+    let failed: Vec<Disposition> = settled()
+        .filter_map(|settled| match settled {
+            Settled::Done(_) => None,
             Settled::Failed(e) => Some(e.disposition()),
             _ => Some(Disposition::Retry),
         })
         .collect();
     let count = |d: Disposition| failed.iter().filter(|f| **f == d).count() as f64;
-    emit(
-        "ttl-expiry",
-        &[
-            ("Records", records as f64, "Count"),
-            ("TtlDeletions", report.settled.len() as f64, "Count"),
-            ("Failed", failed.len() as f64, "Count"),
-            ("FailedRetry", count(Disposition::Retry), "Count"),
-            ("FailedPermanent", count(Disposition::DeadLetter), "Count"),
-        ],
-    );
+    vec![
+        ("Records", records as f64, "Count"),
+        ("TtlDeletions", report.settled.len() as f64, "Count"),
+        ("Trashed", ended(Outcome::Trashed), "Count"),
+        ("SkippedInUse", ended(Outcome::SkippedInUse), "Count"),
+        ("Kept", ended(Outcome::Kept), "Count"),
+        ("Failed", failed.len() as f64, "Count"),
+        ("FailedRetry", count(Disposition::Retry), "Count"),
+        ("FailedPermanent", count(Disposition::DeadLetter), "Count"),
+    ]
+}
+
+/// [`metrics`] as one EMF line (inside Lambda only).
+pub(crate) fn emit_metrics(records: usize, report: &Report<Arc<Expired>, Outcome, RecordFailure>) {
+    emit("ttl-expiry", &metrics(records, report));
 }
