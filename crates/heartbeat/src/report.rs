@@ -175,6 +175,27 @@ impl Summary {
         }
     }
 
+    /// The invocation's metrics: each list of the summary counted, and the skips that were a
+    /// heartbeat coalescing into a recent one apart from the others (held, cancelled, ...).
+    pub(crate) fn metrics(&self) -> Vec<(&'static str, f64, &'static str)> {
+        let coalesced = self
+            .skipped
+            .iter()
+            .filter(|s| s.reason == SkipReason::Coalesced)
+            .count();
+        let count = |n: usize| n as f64;
+        vec![
+            ("Extended", count(self.extended.len()), "Count"),
+            ("Coalesced", count(coalesced), "Count"),
+            ("Skipped", count(self.skipped.len() - coalesced), "Count"),
+            ("Unknown", count(self.unknown.len()), "Count"),
+            ("Recomputed", count(self.recomputed.len()), "Count"),
+            ("Notices", count(self.notices.len()), "Count"),
+            ("Failed", count(self.failed.len()), "Count"),
+            ("InvalidRecords", count(self.invalid.len()), "Count"),
+        ]
+    }
+
     /// Logs and metrics; the invocation's error if anything failed or cannot be read.
     pub(crate) fn finish(mut self) -> Result<Summary, HeartbeatError> {
         // A record seen twice in one run (touched, then scanned for notices) is reported once.
@@ -190,14 +211,7 @@ impl Summary {
             invalid = self.invalid.len(),
             "heartbeat done"
         );
-        emit_metrics(
-            "heartbeat",
-            &[
-                ("Extended", self.extended.len() as f64, "Count"),
-                ("Failed", self.failed.len() as f64, "Count"),
-                ("InvalidRecords", self.invalid.len() as f64, "Count"),
-            ],
-        );
+        emit_metrics("heartbeat", &self.metrics());
         let failed = self.failed.len() + self.invalid.len();
         if failed > 0 {
             return Err(HeartbeatError::Partial {

@@ -510,3 +510,47 @@ mod failures {
         assert_eq!(reasons, [("../..", "invalid_id"), ("ws", "not_newer")]);
     }
 }
+
+#[tokio::test]
+async fn metrics_count_extended_coalesced_unknown_and_notices_apart() {
+    let table = Arc::new(MemoryTable::default());
+    let now = T0;
+    let put = |ws: &str, last: i64, hold: bool| {
+        let r = WorkspaceRecord {
+            workspace_id: WorkspaceId::parse(ws).unwrap(),
+            tenant_id: lifecycle_domain::TenantId::parse("acme").unwrap(),
+            user_id: Some("u".into()),
+            tier: Tier::Pro,
+            subscription_status: SubscriptionStatus::Active,
+            last_activity_at: last,
+            expires_at: Some(last + 30 * DAY),
+            retention_days: None,
+            access_point_id: None,
+            hold,
+            notice_sent_for: None,
+        };
+        table.items.lock().unwrap().insert(ws.into(), item(&r));
+    };
+    put("ws-idle", now - 10 * DAY, false);
+    put("ws-just-touched", now - 5, false);
+    put("ws-held", now - 10 * DAY, true);
+    let hb = heartbeat(table.clone(), None);
+    let summary = hb
+        .handle(
+            json!({"workspaceIds": ["ws-idle", "ws-just-touched", "ws-held", "ws-gone"]}),
+            now,
+        )
+        .await
+        .unwrap();
+    let metrics: std::collections::BTreeMap<_, _> = summary
+        .metrics()
+        .into_iter()
+        .map(|(name, value, _)| (name, value))
+        .collect();
+    assert_eq!(metrics["Extended"], 1.0, "{summary:?}");
+    assert_eq!(metrics["Coalesced"], 1.0, "{summary:?}");
+    assert_eq!(metrics["Skipped"], 1.0, "the held one: {summary:?}");
+    assert_eq!(metrics["Unknown"], 1.0, "{summary:?}");
+    assert_eq!(metrics["Notices"], 0.0);
+    assert_eq!(metrics["Failed"], 0.0);
+}
