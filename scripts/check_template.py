@@ -231,7 +231,6 @@ def main(path):
         own = lambda fn: {"Stack": "resolved-AWS::StackName", "Function": fn}  # noqa: E731
         shown("NS", "Trashed", own("ttl-expiry"), what="workspaces trashed")
         shown("NS", "SkippedInUse", own("ttl-expiry"), what="workspaces put back (in use)")
-        shown("NS", "Restored", own("lifecycle"), what="workspaces restored")
         shown("NS", "TrashPurged", own("efs-sweeper"), what="workspaces purged")
         shown("NS", "BytesFreed", own("efs-sweeper"), what="bytes freed (EFS)")
         shown("NS", "BytesFreed", own("ecr-pruner"), what="bytes freed (ECR)")

@@ -7,6 +7,7 @@ pub mod ecs;
 pub mod efs;
 pub mod eventbridge;
 pub mod lambda;
+pub mod s3;
 pub mod sdk;
 
 pub use dynamodb::DynamoTable;
@@ -15,4 +16,5 @@ pub use ecs::{EcsDeployments, EcsTasks};
 pub use efs::EfsAccessPoints;
 pub use eventbridge::EventBridgeNotices;
 pub use lambda::LambdaFunctions;
+pub use s3::S3FailedBatches;
 pub use sdk::{load_sdk_config, sdk_config_loader, service_error};

@@ -71,8 +71,35 @@ pub enum Command {
         #[arg(long)]
         entry: Option<String>,
     },
-    /// Workspaces by tier and status, what expires soon, holds, trash, orphans.
+    /// Workspaces by tier and status, what expires soon, holds, trash, orphans; the expiry
+    /// forecast for 30 days and the trash by age.
     Status,
+    /// Hand ttl-expiry's failed batches (its S3 on-failure destination) to it again. With only
+    /// a bucket: list them.
+    Replay {
+        /// The failed-batch bucket (the stack's output TtlExpiryFailedBatchBucketName).
+        #[arg(long, env = "FAILED_BATCH_BUCKET")]
+        bucket: Option<String>,
+        /// Only objects under this prefix (with --all, or when listing).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// One object to replay (repeatable).
+        #[arg(long = "key")]
+        keys: Vec<String>,
+        /// Every object under the prefix.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
+        /// A failed batch saved to a file (repeatable): the object as Lambda wrote it, or a
+        /// stream event.
+        #[arg(long = "file")]
+        files: Vec<PathBuf>,
+        /// Decide and audit every record, change nothing (DRY_RUN=true for this run).
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// What a heartbeat does: push the workspace's expiry forward.
     Touch { workspace_id: String },
 }

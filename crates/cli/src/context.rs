@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use lifecycle_fs::WorkspaceFs;
-use lifecycle_ports::{AccessPoints, WorkspaceTable};
+use lifecycle_ports::{AccessPoints, FailedBatches, WorkspaceTable};
 use lifecycle_runtime::config::{Config, Env, NO_CLUSTER, OBSERVE_VARS, SHARED_VARS};
 use lifecycle_runtime::{Aws, Function};
 
@@ -113,7 +113,13 @@ impl Context {
     }
 
     pub fn pruner(&self, repo: Option<&str>, access: Access) -> Result<ecr_pruner::Pruner> {
-        let mut pruner: ecr_pruner::Pruner = self.function(access, &[])?;
+        // `--repo` names the repository instead of ECR_REPOSITORIES, which may then be unset.
+        let overrides: &[(&str, &str)] = if repo.is_some() {
+            &[("ECR_REPOSITORIES", "*")]
+        } else {
+            &[]
+        };
+        let mut pruner: ecr_pruner::Pruner = self.function(access, overrides)?;
         if let Some(repo) = repo {
             pruner.settings.repositories = vec![glob::Pattern::new(repo).context("--repo")?];
         }
@@ -127,6 +133,10 @@ impl Context {
 
     pub fn access_points(&self) -> Arc<dyn AccessPoints> {
         self.aws.access_points()
+    }
+
+    pub fn failed_batches(&self, bucket: &str) -> Arc<dyn FailedBatches> {
+        self.aws.failed_batches(bucket)
     }
 
     pub fn fs(&self, config: &Config) -> WorkspaceFs {

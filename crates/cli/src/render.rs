@@ -10,6 +10,7 @@ use lifecycle_domain::prune::{RepoPlan, Verdict};
 use lifecycle_domain::sweep::{describe, SweepPlan, SweepTarget};
 use serde::Serialize;
 
+use crate::commands::replay::{Listed, ReplaySummary, Replayed};
 use crate::commands::restore::Restored;
 use crate::commands::status::Status;
 
@@ -228,6 +229,69 @@ pub fn status(s: &Status) -> String {
         trash_chart(&s.trash_by_age, &s.trash_other),
     ]
     .join("\n")
+}
+
+/// The failed batches about to be replayed.
+pub fn replay_batches(batches: &[Replayed]) -> String {
+    let mut out = String::from("failed batches\n");
+    for b in batches {
+        let _ = writeln!(
+            out,
+            "  {}  {} records{}{}{}",
+            b.source,
+            b.records,
+            b.condition
+                .as_ref()
+                .map(|c| format!(", {c}"))
+                .unwrap_or_default(),
+            b.timestamp
+                .as_ref()
+                .map(|t| format!(", failed at {t}"))
+                .unwrap_or_default(),
+            match (&b.first_sequence, &b.last_sequence) {
+                (Some(first), Some(last)) => format!(", sequence {first}..{last}"),
+                _ => String::new(),
+            }
+        );
+    }
+    out.trim_end().to_string()
+}
+
+pub fn replayed(s: &ReplaySummary) -> String {
+    let mode = if s.dry_run { " (dry run)" } else { "" };
+    let mut out = format!("replayed{mode}\n");
+    for b in &s.batches {
+        let _ = writeln!(
+            out,
+            "  {}  {} records, {} failed again{}",
+            b.source,
+            b.records,
+            b.failed_again.len(),
+            if b.failed_again.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", b.failed_again.join(", "))
+            }
+        );
+    }
+    out.trim_end().to_string()
+}
+
+pub fn failed_batch_objects(bucket: &str, objects: &[Listed]) -> String {
+    if objects.is_empty() {
+        return format!("no failed batches in s3://{bucket}");
+    }
+    let mut out = format!("failed batches in s3://{bucket} (replay with --key KEY or --all)\n");
+    for o in objects {
+        let _ = writeln!(
+            out,
+            "  {}  {}  {}",
+            o.last_modified.map(date).unwrap_or_default(),
+            human(o.size.max(0) as u64),
+            o.key
+        );
+    }
+    out.trim_end().to_string()
 }
 
 /// Width of the longest bar in a chart, in cells.

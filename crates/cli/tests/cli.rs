@@ -351,3 +351,131 @@ async fn commands_that_read_need_no_ecs_cluster_and_settings_are_checked() {
         "{err}"
     );
 }
+
+/// A TTL deletion whose batch Lambda gave up on: the record is gone, the data still in place.
+async fn ttl_delete_unhandled(fx: &Fixture, ws: &str) -> Value {
+    let old = fx
+        .ddb
+        .delete_item()
+        .table_name(&fx.table)
+        .key("workspaceId", AttributeValue::S(ws.into()))
+        .return_values(ReturnValue::AllOld)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .expect("the record existed");
+    batch(vec![ttl_remove(&old)])
+}
+
+#[tokio::test]
+async fn replay_lists_then_hands_failed_batches_to_ttl_expiry_again() {
+    let fx = Fixture::new().await;
+    seed(&fx).await;
+    let bucket = fx.bucket().await;
+    let (code, out, err) = lifecycle(&fx, &["replay", "--bucket", &bucket]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no failed batches"), "{out}");
+
+    let event = ttl_delete_unhandled(&fx, "ws-free").await;
+    let key = "aws/lambda/esm/2026/11/28/04/batch-1";
+    fx.put_object(
+        &bucket,
+        key,
+        lifecycle_testkit::s3::failed_batch_object(&event),
+    )
+    .await;
+    // The record of ws-pro was deleted by a user meanwhile: not a TTL deletion, nothing done.
+    let listed = json_of(&fx, &["replay", "--bucket", &bucket]);
+    assert_eq!(listed[0]["key"], key, "{listed}");
+    assert!(
+        fx.workspace_dir("acme", "ws-free").exists(),
+        "listing changes nothing"
+    );
+
+    // A dry run decides every record and changes nothing.
+    let dry = json_of(&fx, &["replay", "--bucket", &bucket, "--all", "--dry-run"]);
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(dry["batches"][0]["records"], 1);
+    assert!(fx.workspace_dir("acme", "ws-free").exists());
+
+    // Without a terminal and without --yes, nothing is replayed.
+    let (code, _, err) = lifecycle(&fx, &["replay", "--bucket", &bucket, "--key", key]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--yes"), "{err}");
+    assert!(fx.workspace_dir("acme", "ws-free").exists());
+
+    let done = json_of(&fx, &["replay", "--bucket", &bucket, "--key", key, "--yes"]);
+    assert_eq!(done["batches"][0]["failedAgain"], serde_json::json!([]));
+    assert!(
+        !fx.workspace_dir("acme", "ws-free").exists(),
+        "now in the trash"
+    );
+    let trash: Vec<_> = std::fs::read_dir(fx.root().join(".trash"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        trash.len() == 1 && trash[0].contains("+acme+ws-free+"),
+        "{trash:?}"
+    );
+    // Again: the same entry, nothing else moved.
+    let again = json_of(&fx, &["replay", "--bucket", &bucket, "--all", "--yes"]);
+    assert_eq!(again["batches"][0]["failedAgain"], serde_json::json!([]));
+    assert_eq!(
+        std::fs::read_dir(fx.root().join(".trash")).unwrap().count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn replay_keeps_a_workspace_recreated_since_and_refuses_what_it_cannot_read() {
+    let fx = Fixture::new().await;
+    seed(&fx).await;
+    let event = ttl_delete_unhandled(&fx, "ws-pro").await;
+    // Re-created since the batch failed: the replay must keep it.
+    let item = fx.record("acme", "ws-pro", None);
+    fx.put(&item).await;
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("batch.json");
+    std::fs::write(&saved, lifecycle_testkit::s3::failed_batch_object(&event)).unwrap();
+    let done = json_of(&fx, &["replay", "--file", saved.to_str().unwrap(), "--yes"]);
+    assert_eq!(done["batches"][0]["failedAgain"], serde_json::json!([]));
+    assert!(fx.workspace_dir("acme", "ws-pro").exists());
+    assert!(fx.get("ws-pro").await.is_some());
+
+    // An SQS-style pointer (no payload), a missing key, no bucket at all: one clear line each.
+    let bucket = fx.bucket().await;
+    fx.put_object(
+        &bucket,
+        "pointer",
+        br#"{"requestContext": {}, "DDBStreamBatchInfo": {}}"#.to_vec(),
+    )
+    .await;
+    for (args, expected) in [
+        (
+            vec!["replay", "--bucket", bucket.as_str(), "--all", "--yes"],
+            "SQS or SNS",
+        ),
+        (
+            vec![
+                "replay",
+                "--bucket",
+                bucket.as_str(),
+                "--key",
+                "nope",
+                "--yes",
+            ],
+            "no such object",
+        ),
+        (vec!["replay", "--all", "--yes"], "FAILED_BATCH_BUCKET"),
+    ] {
+        let (code, _, err) = lifecycle_with(&fx, &args, &[("FAILED_BATCH_BUCKET", None)]);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(
+            err.contains(expected) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+}

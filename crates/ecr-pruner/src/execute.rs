@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use lifecycle_domain::prune::{Decision, PrunePlan, RepoPlan, Verdict};
 use lifecycle_ports::ServiceError;
+use lifecycle_runtime::progress::{Progress, Silent};
 use tracing::{error, info, warn};
 
 use crate::report::{Failed, NotDeleted, PruneSummary, RepoSummary};
@@ -34,13 +35,27 @@ impl Pruner {
     /// it has become deletable since: that waits for the next plan). A dry run (`DRY_RUN`)
     /// reports the plan's deletes without the re-check and without deleting.
     pub async fn execute(&self, plan: PrunePlan, now: i64) -> Result<PruneSummary, PruneError> {
+        self.execute_with_progress(plan, now, &Silent).await
+    }
+
+    /// [`Pruner::execute`], telling `progress` after each repository: its planned deletions
+    /// (done or not) and the bytes freed.
+    pub async fn execute_with_progress(
+        &self,
+        plan: PrunePlan,
+        now: i64,
+        progress: &dyn Progress,
+    ) -> Result<PruneSummary, PruneError> {
         let dry_run = self.settings.dry_run;
         let mut summary = PruneSummary {
             dry_run,
             ..PruneSummary::default()
         };
         for repository in plan.repositories {
-            summary.add(self.execute_repository(repository, now).await);
+            let steps = repository.deletes().len() as u64;
+            let repo = self.execute_repository(repository, now).await;
+            progress.advance(steps, repo.bytes_freed);
+            summary.add(repo);
         }
         info!(
             deleted = summary.deleted,

@@ -6,7 +6,8 @@ use lifecycle_runtime::config::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `ECR_REPOSITORIES`: names or globs, comma-separated (default `*`).
+    /// `ECR_REPOSITORIES` (required): names or globs, comma-separated; `*` says every repository,
+    /// and only when said: the pruner acts on the repositories the operator names.
     pub repositories: Vec<glob::Pattern>,
     pub policy: PrunePolicy,
     /// `KEEP_TASK_DEFINITION_REVISIONS`: ACTIVE revisions per family whose images count as in use.
@@ -35,8 +36,7 @@ impl Settings {
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let err = |var: &'static str, problem: String| ConfigError { var, problem };
         let repositories = env
-            .get("ECR_REPOSITORIES")?
-            .unwrap_or_else(|| "*".into())
+            .required("ECR_REPOSITORIES")?
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -44,6 +44,12 @@ impl Settings {
                 glob::Pattern::new(p).map_err(|e| err("ECR_REPOSITORIES", format!("{p:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if repositories.is_empty() {
+            return Err(err(
+                "ECR_REPOSITORIES",
+                "names no repository; name them (or `*` for every repository)".into(),
+            ));
+        }
         let policy = match env.get("PRUNE_POLICY")? {
             Some(text) => {
                 PrunePolicy::from_json(&text).map_err(|e| err("PRUNE_POLICY", e.to_string()))?
@@ -85,7 +91,12 @@ mod tests {
 
     #[test]
     fn every_variable_read_is_a_known_one() {
-        let read = variables_read(|env| Settings::from(env).unwrap());
+        let read = variables_read(|env| {
+            // Every variable is looked up (and recorded) before the required one is supplied.
+            let named =
+                Env(|k: &str| (env.0)(k).or_else(|| (k == "ECR_REPOSITORIES").then(|| "*".into())));
+            Settings::from(&named).unwrap()
+        });
         assert!(!read.is_empty());
         for var in read {
             assert!(

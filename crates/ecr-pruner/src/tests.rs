@@ -62,8 +62,10 @@ fn index(reg: &MemoryRegistry, n: u32, age_days: i64, children: &[u32]) {
 
 fn pruner(reg: &Arc<MemoryRegistry>, uses: &Arc<MemoryDeployments>) -> Pruner {
     let policy = r#"{"default": {"keepLastTagged": 1, "keepSemverReleases": 0, "protectTags": ["prod-*"], "untaggedMaxAgeDays": 7}}"#;
-    let settings = Settings::from(&Env(|k: &str| {
-        (k == "PRUNE_POLICY").then(|| policy.to_string())
+    let settings = Settings::from(&Env(|k: &str| match k {
+        "PRUNE_POLICY" => Some(policy.to_string()),
+        "ECR_REPOSITORIES" => Some("*".into()),
+        _ => None,
     }))
     .unwrap();
     Pruner::new(reg.clone(), uses.clone(), settings)
@@ -238,6 +240,7 @@ fn pruner_with(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .chain([("PRUNE_POLICY".to_string(), policy.to_string())])
+        .chain([("ECR_REPOSITORIES".to_string(), "*".to_string())])
         .collect();
     let settings = Settings::from(&Env(|k: &str| {
         vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
@@ -441,4 +444,27 @@ async fn the_handler_plans_then_executes_and_a_dry_run_deletes_nothing() {
         Some(&1)
     );
     assert_eq!(reg.digests(REPO), vec![d(2)]);
+}
+
+#[test]
+fn the_repositories_must_be_named() {
+    let settings = |value: Option<&str>| {
+        let value = value.map(str::to_string);
+        Settings::from(&Env(move |k: &str| {
+            (k == "ECR_REPOSITORIES").then(|| value.clone()).flatten()
+        }))
+    };
+    for (value, problem) in [
+        (None, "is required"),
+        (Some(" , ,"), "names no repository"),
+        (Some("agent-[x"), "agent-[x"),
+    ] {
+        let e = settings(value).unwrap_err();
+        assert_eq!(e.var, "ECR_REPOSITORIES");
+        assert!(e.to_string().contains(problem), "{value:?}: {e}");
+    }
+    let every = settings(Some("*")).unwrap();
+    assert!(every.selects("anything"));
+    let named = settings(Some("agent-*, tools")).unwrap();
+    assert!(named.selects("agent-web") && named.selects("tools") && !named.selects("base"));
 }

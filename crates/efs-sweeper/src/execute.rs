@@ -22,6 +22,7 @@ use std::time::Instant;
 use lifecycle_domain::reasons::Action;
 use lifecycle_domain::sweep::{describe, Planned, SweepPlan, SweepReason};
 use lifecycle_ports::Failure;
+use lifecycle_runtime::progress::{Progress, Silent};
 use tracing::{info, warn};
 
 use crate::acts::{action_of, audit, ActError, Freed, Outcome};
@@ -41,6 +42,18 @@ impl Sweeper {
         now: i64,
         deadline: Option<Instant>,
     ) -> SweepSummary {
+        self.execute_with_progress(plan, now, deadline, &Silent)
+            .await
+    }
+
+    /// [`Sweeper::execute`], telling `progress` after each action (the CLI's progress bar).
+    pub async fn execute_with_progress(
+        &self,
+        plan: SweepPlan,
+        now: i64,
+        deadline: Option<Instant>,
+        progress: &dyn Progress,
+    ) -> SweepSummary {
         let started = Instant::now();
         let dry_run = self.config.dry_run;
         for skip in &plan.skipped {
@@ -59,18 +72,28 @@ impl Sweeper {
             ..SweepSummary::default()
         };
         let mut again = Vec::new();
+        let mut freed = 0;
+        // The bytes the summary gained since the last step.
+        let mut step = |summary: &SweepSummary| {
+            progress.advance(1, summary.bytes_freed - freed);
+            freed = summary.bytes_freed;
+        };
         for planned in plan.actions {
             match self.attempt(&planned, now, deadline).await {
                 Err(e) if e.failure().is_some_and(|f| f != Failure::Permanent) => {
                     warn!(target = %describe(&planned.target), error = %e, "failed; taken up again at the end of the run");
                     again.push(planned);
                 }
-                result => record(&mut summary, planned, result, dry_run),
+                result => {
+                    record(&mut summary, planned, result, dry_run);
+                    step(&summary);
+                }
             }
         }
         for planned in again {
             let result = self.attempt(&planned, now, deadline).await;
             record(&mut summary, planned, result, dry_run);
+            step(&summary);
         }
         summary.duration_ms = started.elapsed().as_millis() as u64;
         info!(

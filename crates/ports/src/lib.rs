@@ -185,6 +185,24 @@ pub trait Registry: Send + Sync {
     ) -> Result<Vec<(String, Result<(), ServiceError>)>, ServiceError>;
 }
 
+/// One object of a bucket, as a listing gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub key: String,
+    pub size: i64,
+    /// Epoch seconds.
+    pub last_modified: Option<i64>,
+}
+
+/// The bucket Lambda writes a stream's failed batches to (its S3 on-failure destination).
+#[async_trait]
+pub trait FailedBatches: Send + Sync {
+    /// Every object whose key starts with `prefix` (all pages; never a partial list).
+    async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError>;
+    /// One object's content; `None` only when S3 says it does not exist.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ServiceError>;
+}
+
 #[async_trait]
 pub trait Deployments: Send + Sync {
     /// Images something depends on: for ECS, running and pending tasks and service deployments

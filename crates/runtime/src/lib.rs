@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod config;
 pub mod observe;
+pub mod progress;
 pub mod wiring;
 
 use std::future::Future;

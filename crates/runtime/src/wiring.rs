@@ -6,10 +6,11 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use lifecycle_aws::{
     load_sdk_config, sdk_config_loader, DynamoTable, EcrRegistry, EcsDeployments, EcsTasks,
-    EfsAccessPoints, EventBridgeNotices, LambdaFunctions,
+    EfsAccessPoints, EventBridgeNotices, LambdaFunctions, S3FailedBatches,
 };
 use lifecycle_ports::{
-    AccessPoints, AllDeployments, Deployments, Notices, Registry, Tasks, WorkspaceTable,
+    AccessPoints, AllDeployments, Deployments, FailedBatches, Notices, Registry, Tasks,
+    WorkspaceTable,
 };
 
 use crate::config::Config;
@@ -80,6 +81,19 @@ impl Aws {
 
     pub fn registry(&self) -> Arc<dyn Registry> {
         Arc::new(EcrRegistry::new(aws_sdk_ecr::Client::new(&self.sdk)))
+    }
+
+    /// ttl-expiry's failed batches, as its S3 on-failure destination keeps them.
+    pub fn failed_batches(&self, bucket: &str) -> Arc<dyn FailedBatches> {
+        // Path-style addressing: an emulator behind `AWS_ENDPOINT_URL` serves no bucket
+        // subdomains, and AWS serves both.
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .force_path_style(true)
+            .build();
+        Arc::new(S3FailedBatches::new(
+            aws_sdk_s3::Client::from_conf(config),
+            bucket,
+        ))
     }
 
     /// What runs images: ECS (every cluster, or only `ecs_clusters`) and Lambda.

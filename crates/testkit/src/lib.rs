@@ -11,6 +11,7 @@
 //! - [`ecr`]: repositories and pushes with the digests ECR would give
 //! - [`lambda`]: Lambda functions packaged as container images
 //! - [`notices`]: an event bus whose notices a test can read
+//! - [`s3`]: a bucket of failed batches, as ttl-expiry's on-failure destination writes them
 //! - [`fault_proxy`]: the project's fault proxy in front of moto
 //!
 //! Tests `use lifecycle_testkit::*`: the fixture's methods come with it.
@@ -23,6 +24,7 @@ pub mod lambda;
 pub mod moto;
 pub mod notices;
 pub mod records;
+pub mod s3;
 pub mod stream;
 
 pub use ecr::ecr_ref;

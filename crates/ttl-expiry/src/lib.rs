@@ -9,6 +9,7 @@
 mod event;
 mod handler;
 mod in_use;
+pub mod replay;
 mod report;
 #[cfg(test)]
 mod tests;

@@ -3,11 +3,13 @@
 //! execution, so the operator confirms exactly what is executed (the functions' own re-check
 //! right before each delete still applies).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use lifecycle_domain::prune::PrunePlan;
 use lifecycle_domain::sweep::SweepPlan;
+use lifecycle_runtime::progress::Progress;
 use serde::Serialize;
 
 use crate::cli::Job;
@@ -20,7 +22,7 @@ use crate::render::{self, Output};
 pub(crate) trait Apply {
     type Plan: Serialize;
     type Summary: Serialize;
-    /// What the spinner says while executing.
+    /// What the progress bar says while executing.
     const DOING: &'static str;
     /// The refusal when the answer is no.
     const NOT_CONFIRMED: &'static str = "not confirmed; nothing was done";
@@ -31,8 +33,14 @@ pub(crate) trait Apply {
     fn changes(plan: &Self::Plan) -> usize;
     /// What is asked, as in "… these 3 actions?".
     fn question(changes: usize) -> String;
-    /// Carries out `plan`, the value that was shown and confirmed.
-    async fn execute(&self, plan: Self::Plan, now: i64) -> Result<Self::Summary>;
+    /// Carries out `plan`, the value that was shown and confirmed, telling `progress` as it goes
+    /// (one step per change [`Apply::changes`] counted).
+    async fn execute(
+        &self,
+        plan: Self::Plan,
+        now: i64,
+        progress: &dyn Progress,
+    ) -> Result<Self::Summary>;
     fn render_summary(summary: &Self::Summary) -> String;
 }
 
@@ -70,17 +78,39 @@ pub(crate) async fn apply<J: Apply>(
     if !confirm.confirm(&J::question(changes))? {
         bail!(J::NOT_CONFIRMED);
     }
-    let bar = spinner(J::DOING);
-    let summary = job.execute(plan, now).await;
-    bar.finish_and_clear();
+    let bar = Bar::new(J::DOING, changes as u64);
+    let summary = job.execute(plan, now, &bar).await;
+    bar.0.finish_and_clear();
     output.show(&summary?, J::render_summary)
 }
 
-fn spinner(message: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_message(message.to_string());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
+/// A progress bar on stderr (hidden when stderr is not a terminal): steps done of the plan's,
+/// rate, time left, and the bytes freed so far.
+struct Bar(indicatif::ProgressBar, AtomicU64, &'static str);
+
+impl Bar {
+    fn new(doing: &'static str, steps: u64) -> Self {
+        let bar = indicatif::ProgressBar::new(steps);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(doing);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Bar(bar, AtomicU64::new(0), doing)
+    }
+}
+
+impl Progress for Bar {
+    fn advance(&self, steps: u64, bytes_freed: u64) {
+        let freed = self.1.fetch_add(bytes_freed, Ordering::Relaxed) + bytes_freed;
+        self.0
+            .set_message(format!("{}, {} freed", self.2, render::human(freed)));
+        self.0.inc(steps);
+    }
 }
 
 struct Sweep(efs_sweeper::Sweeper);
@@ -102,8 +132,16 @@ impl Apply for Sweep {
     fn question(changes: usize) -> String {
         format!("apply these {changes} actions")
     }
-    async fn execute(&self, plan: SweepPlan, now: i64) -> Result<Self::Summary> {
-        Ok(self.0.execute(plan, now, None).await)
+    async fn execute(
+        &self,
+        plan: SweepPlan,
+        now: i64,
+        progress: &dyn Progress,
+    ) -> Result<Self::Summary> {
+        Ok(self
+            .0
+            .execute_with_progress(plan, now, None, progress)
+            .await)
     }
     fn render_summary(summary: &Self::Summary) -> String {
         render::sweep_done(summary)
@@ -130,8 +168,13 @@ impl Apply for Prune {
     fn question(changes: usize) -> String {
         format!("delete these {changes} images")
     }
-    async fn execute(&self, plan: PrunePlan, now: i64) -> Result<Self::Summary> {
-        Ok(self.0.execute(plan, now).await?)
+    async fn execute(
+        &self,
+        plan: PrunePlan,
+        now: i64,
+        progress: &dyn Progress,
+    ) -> Result<Self::Summary> {
+        Ok(self.0.execute_with_progress(plan, now, progress).await?)
     }
     fn render_summary(summary: &Self::Summary) -> String {
         render::prune_done(summary)

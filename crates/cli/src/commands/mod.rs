@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod plan;
+pub mod replay;
 pub mod restore;
 pub mod status;
 pub mod touch;
@@ -36,6 +37,24 @@ pub async fn run(cli: Cli) -> Result<()> {
             restore::run(&ctx, &workspace_id, entry.as_deref(), &supplied, output).await
         }
         Command::Status => status::run(&ctx, output).await,
+        Command::Replay {
+            bucket,
+            prefix,
+            keys,
+            all,
+            files,
+            dry_run,
+            yes,
+        } => {
+            let sources = replay::Sources {
+                bucket,
+                prefix,
+                keys,
+                files,
+                all,
+            };
+            replay::run(&ctx, sources, yes, dry_run, output).await
+        }
         Command::Touch { workspace_id } => touch::run(&ctx, &workspace_id, output).await,
     }
 }

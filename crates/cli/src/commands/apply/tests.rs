@@ -54,7 +54,13 @@ impl Apply for Recording {
     fn question(changes: usize) -> String {
         format!("do these {changes} things")
     }
-    async fn execute(&self, plan: Planned, _now: i64) -> Result<usize> {
+    async fn execute(
+        &self,
+        plan: Planned,
+        _now: i64,
+        progress: &dyn lifecycle_runtime::progress::Progress,
+    ) -> Result<usize> {
+        progress.advance(1, 0);
         self.executed.borrow_mut().push(plan);
         Ok(self.executed.borrow().len())
     }

@@ -1,0 +1,70 @@
+//! Failed batches: a bucket with objects in the shape Lambda's S3 on-failure destination writes
+//! for a stream source (metadata, and the invocation's payload as JSON text).
+
+use serde_json::{json, Value};
+
+use crate::moto::unique;
+use crate::Fixture;
+
+impl Fixture {
+    fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.direct)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// A new, empty bucket.
+    pub async fn bucket(&self) -> String {
+        let bucket = unique("failed-batches").to_lowercase();
+        self.s3()
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create bucket");
+        bucket
+    }
+
+    pub async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        self.s3()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .expect("put object");
+    }
+}
+
+/// The object Lambda writes when it gives up on `event` (a stream batch) after its retries.
+pub fn failed_batch_object(event: &Value) -> Vec<u8> {
+    let records = event["Records"].as_array().map(Vec::len).unwrap_or(0);
+    let sequence = |i: usize| {
+        event["Records"][i]["dynamodb"]["SequenceNumber"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    serde_json::to_vec(&json!({
+        "requestContext": {
+            "requestId": "5c1e4d7e-0c8b-4f5e-9b1a-2f3c4d5e6f70",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:ttl-expiry",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": 3
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": "2026-11-28T04:00:06.021Z",
+        "DDBStreamBatchInfo": {
+            "shardId": "shardId-00000001573689847184-864758bb",
+            "startSequenceNumber": sequence(0),
+            "endSequenceNumber": sequence(records.saturating_sub(1)),
+            "batchSize": records,
+            "streamArn": "arn:aws:dynamodb:us-east-1:123456789012:table/workspaces/stream/2026-11-01T00:00:00.000"
+        },
+        "payload": event.to_string()
+    }))
+    .expect("serializes")
+}
