@@ -48,6 +48,7 @@ SIZES = {
 }
 BATCH = 100
 MAX_RETRIES = 12  # per (sub-)batch, then Lambda sends it to the failure destination
+PRUNE_KEEP_TAGGED = 10
 FAULT_KINDS = ("throttle", "5xx", "drop", "partial", "slow")
 
 
@@ -65,6 +66,15 @@ def fault_rules():
     rules += ["DynamoDB_20120810.GetItem=slow200:0.01", "ListTasks=slow300:0.05",
               "access-points=slow200:0.02", "DescribeImages=slow300:0.05", "DynamoDB_20120810.Scan=slow300:0.1"]
     return rules
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (the SDK after a dropped connection) is not an error worth a trace."""
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 class Proxy:
@@ -150,8 +160,7 @@ class LiveFunction:
                     outer.answers.put(("init_error", body.decode(errors="replace")))
                 self.reply(202, b"{}", {"Content-Type": "application/json"})
 
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
+        self.srv = QuietServer(("127.0.0.1", 0), H)
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
         self.proc = None
         self._start()
@@ -175,19 +184,20 @@ class LiveFunction:
                     # The process died mid-invocation: Lambda reports a function error and starts
                     # a new environment. The event was taken; drop it if it was not.
                     self.crashes += 1
+                    code = self.proc.returncode
                     while not self.events.empty():
                         self.events.get_nowait()
                     self._start()
-                    return ("error", {"errorType": "Runtime.ExitError", "exit": self.proc.returncode})
+                    return ("error", {"errorType": "Runtime.ExitError", "exit": code})
 
     def close(self):
-        self.events.put(None)
         self.proc.terminate()
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.events.put(None)
         self.srv.shutdown()
         self.log.close()
 
@@ -345,7 +355,11 @@ def soak_ttl(binary, size, proxy, work_dir, report):
     kinds = {}
     for i in range(n):
         r = rng.random()
-        kinds[f"ws-{i:05d}"] = ("in_use" if r < 0.03 else "held" if r < 0.05 else "recreated" if r < 0.08 else "expired")
+        # Re-created workspaces sit in one batch in ten (about 10% of its records): such a batch is
+        # delivered again whole, as after a timeout.
+        recreatable = (i // BATCH) % 10 == 3
+        kinds[f"ws-{i:05d}"] = ("in_use" if r < 0.03 else "held" if r < 0.05 else
+                                "recreated" if recreatable and r < 0.15 else "expired")
     tenants = {ws: f"t{int(ws[3:]) % 37:02d}" for ws in kinds}
     live = {f"live-{i:04d}": f"t{i % 37:02d}" for i in range(max(50, n // 20))}
     user_deleted = {f"gone-{i:04d}": f"t{i % 37:02d}" for i in range(max(20, n // 50))}
@@ -683,7 +697,7 @@ def sweep_fleet(name, size, now):
             os.utime(d, (old, old))
     for i in range(n // 4):
         age = 10 * DAY if i % 3 else DAY  # two in three past the 7-day grace
-        entry = os.path.join(fleet.root, ".trash", f"{now - age - i}+t{i % 7}+tr-{i:04d}+{i:08x}")
+        entry = os.path.join(fleet.root, ".trash", f"{now - age - i}+t{i % 7}+tr-{i:04d}+{i:016x}")
         make_dir(entry, "data", "x", files=3 + rng.randint(0, 5))
         with open(os.path.join(entry, "record.json"), "w") as f:
             json.dump({"item": item(f"tr-{i:04d}", f"t{i % 7}", now)}, f)
@@ -720,7 +734,10 @@ def sweep_state(fleet):
 def soak_sweeper(binary, size, proxy, work_dir, report):
     scenario = "efs-sweeper"
     now = int(time.time())
-    env = {"ORPHAN_MIN_AGE_HOURS": "24", "MAX_ACTIONS": "10000", "MAX_ACTION_PERCENT": "100",
+    # Orphan directories made by the soak are new (a ctime cannot be set back) and the sweeper's
+    # least age is an hour: both runs must skip them (skipped_too_young); purges and orphan access
+    # points are the destructive work compared.
+    env = {"ORPHAN_MIN_AGE_HOURS": "24",  "MAX_ACTIONS": "10000", "MAX_ACTION_PERCENT": "100",
            "MAX_PURGE_PERCENT": "100", "RUST_LOG": "info"}
     event = json.load(open(os.path.join(ROOT, "events", "efs-sweeper", "scheduled.json")))
     results = {}
@@ -732,6 +749,8 @@ def soak_sweeper(binary, size, proxy, work_dir, report):
         for attempt in range(4):
             status, body = fn.invoke(event)
             state = sweep_state(fleet)
+            with open(os.path.join(work_dir, f"sweeper-{label}-{attempt}.json"), "w") as f:
+                json.dump({"status": status, "body": body}, f, indent=1)
             said = status != "response" or bool(body.get("notDone")) or bool(body.get("stoppedAtDeadline"))
             runs.append({"status": status, "said_stopped_early": said, "state": state,
                          "actions": len(body.get("actions", [])) if isinstance(body, dict) else 0,
@@ -766,14 +785,21 @@ def soak_sweeper(binary, size, proxy, work_dir, report):
 
 
 def prune_fleet(name, size, now):
+    """A registry to prune. Which tagged images are the newest must not depend on where a second
+    boundary falls between pushes (ties are broken by digest): the kept ones are pushed a second
+    after the others."""
     fleet = Fleet(name)
     repo = f"soak-{fleet.table[-8:]}"
     client("ecr").create_repository(repositoryName=repo)
     n = size["prune"]
     for i in range(n):
         fleet.push_image(repo, f"img-{i}", tag=f"build-{i:04d}" if i % 5 else None)
-    for k in range(max(2, n // 30)):
+    time.sleep(1.1)
+    multi = 2
+    for k in range(multi):
         fleet.push_buildx(repo, f"multi-{k}", tag=f"multi-{k}")
+    for i in range(PRUNE_KEEP_TAGGED - multi):
+        fleet.push_image(repo, f"new-{i}", tag=f"new-{i:04d}")
     fleet.run_task_with_image(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{repo}:build-0001")
     return fleet, repo
 
@@ -791,7 +817,7 @@ def soak_pruner(binary, size, proxy, work_dir, report):
     scenario = "ecr-pruner"
     now = int(time.time())
     event = json.load(open(os.path.join(ROOT, "events", "ecr-pruner", "scheduled.json")))
-    policy = json.dumps({"default": {"keepLastTagged": 10, "protectTags": ["multi-0"], "keepSemverReleases": 0}})
+    policy = json.dumps({"default": {"keepLastTagged": PRUNE_KEEP_TAGGED, "protectTags": [], "keepSemverReleases": 0}})
     results = {}
     for label, endpoint in (("clean", ENDPOINT), ("faults", proxy.endpoint)):
         fleet, repo = prune_fleet(f"soak-prune-{label}", size, now)
@@ -808,6 +834,8 @@ def soak_pruner(binary, size, proxy, work_dir, report):
             text = json.dumps(body)
             said = status != "response" or any(k in text for k in ('"failed"', '"notDone"', '"stoppedEarly"', '"errors"', '"incomplete"'))
             runs.append({"status": status, "said_stopped_early": said, "state": state, "body": body})
+            with open(os.path.join(work_dir, f"pruner-{label}-{attempt}.json"), "w") as f:
+                json.dump({"status": status, "body": body}, f, indent=1)
             if not said:
                 break
         fn.close()
