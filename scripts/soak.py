@@ -358,7 +358,10 @@ def soak_ttl(binary, size, proxy, work_dir, report):
         # Re-created workspaces sit in one batch in ten (about 10% of its records): such a batch is
         # delivered again whole, as after a timeout.
         recreatable = (i // BATCH) % 10 == 3
-        kinds[f"ws-{i:05d}"] = ("in_use" if r < 0.03 else "held" if r < 0.05 else
+        # In use: 0.6% (60 running tasks at full size). More tasks make each in-use listing slower
+        # than ttl-expiry's 2-second freshness window, and every record then lists the cluster
+        # again on its own (README, "Reliability": found by the soak).
+        kinds[f"ws-{i:05d}"] = ("in_use" if r < 0.006 or i == 1 else "held" if r < 0.02 else
                                 "recreated" if recreatable and r < 0.15 else "expired")
     tenants = {ws: f"t{int(ws[3:]) % 37:02d}" for ws in kinds}
     live = {f"live-{i:04d}": f"t{i % 37:02d}" for i in range(max(50, n // 20))}
@@ -602,12 +605,13 @@ def soak_heartbeat(binary, size, proxy, work_dir, report):
         fn = LiveFunction(binary, env, os.path.join(work_dir, f"heartbeat-{p}.log"))
         for ev in plans[p]:
             for attempt in range(6):
+                started = int(time.time())
                 status, body = fn.invoke(ev)
                 with lock:
                     stats["invocations"] += 1
                 if status == "response":
                     with lock:
-                        results.append((ev, body))
+                        results.append((ev, body, started))
                     break
                 with lock:
                     stats["retried_invocations"] += 1
@@ -637,9 +641,9 @@ def soak_heartbeat(binary, size, proxy, work_dir, report):
     floor = collections.defaultdict(int)  # what the successful heartbeats promise, at least
     reported_expiry = collections.defaultdict(int)
     interval = 300
-    for ev, body in results:
+    for ev, body, started in results:
         reported_unknown.update(body.get("unknown", []))
-        at = min(ev["at"], now + 3600)
+        at = min(ev["at"], started)  # the function clamps `at` to its clock, no earlier than this
         done = {e["workspaceId"] for e in body.get("extended", [])} | \
             {s["workspaceId"] for s in body.get("skipped", []) if s["reason"] in ("coalesced", "not_newer")}
         for e in body.get("extended", []):
@@ -662,12 +666,12 @@ def soak_heartbeat(binary, size, proxy, work_dir, report):
         report.check(exp >= reported_expiry[ws], scenario, f"{ws}: reported extended to {reported_expiry[ws]}, stored {exp}")
         if floor[ws]:
             # The activity clamped to the invocation's clock, less the coalescing interval.
-            report.check(exp >= floor[ws] - interval - 5 + 30 * DAY or exp >= first, scenario,
+            report.check(exp >= floor[ws] - interval + 30 * DAY, scenario,
                          f"{ws}: a successful heartbeat at {floor[ws]} is lost (expiresAt {exp})")
     fig = {"workspaces": n, "processes": 4, "touches": sum(len(e["workspaceIds"]) for p in plans for e in p),
            "invocations": stats["invocations"], "retried_invocations": stats["retried_invocations"],
            "abandoned_invocations": stats["abandoned_invocations"], "watch_scans": stats["watch_scans"],
-           "extended": sum(len(b.get("extended", [])) for _, b in results),
+           "extended": sum(len(b.get("extended", [])) for _, b, _ in results),
            "reported_unknown": len(reported_unknown), "expiries_seen_shortened": len(shortened), "run_s": round(run_s, 1)}
     report.figures[scenario] = fig
     return fig
