@@ -563,8 +563,9 @@ def soak_heartbeat(binary, size, proxy, work_dir, report):
         initial[ws] = it
         items.append(it)
     batch_put(fleet.ddb, fleet.table, items)
-    # Four processes, each touching every workspace hb_rounds times, in dispatches of 1 to 40
-    # ids with an `at` anywhere in the last 12 days (some an hour ahead: clamped to now).
+    # Four processes, each touching every workspace hb_rounds times, in dispatches of 1 to 16
+    # ids (a dispatch is usually one workspace) with an `at` anywhere in the last 12 days (some an
+    # hour ahead: clamped to now).
     plans = []
     for p in range(4):
         touches = [(ws, now - rng.randint(-3600, 12 * DAY)) for _ in range(size["hb_rounds"]) for ws in ids]
@@ -572,7 +573,7 @@ def soak_heartbeat(binary, size, proxy, work_dir, report):
         rng.shuffle(touches)
         events = []
         while touches:
-            k = rng.randint(1, 40)
+            k = rng.randint(1, 16)
             chunk, touches = touches[:k], touches[k:]
             at = max(t for _, t in chunk)
             events.append({"workspaceIds": [w for w, _ in chunk], "at": at})
