@@ -44,11 +44,12 @@ SIZES = {
     # ttl: TTL REMOVE records; hb: heartbeat workspaces; sweep/prune: fleet sizes; min_faults: the
     # least number of injections of every fault kind for the run to count.
     "full": {"ttl": 10_000, "hb": 2_000, "hb_rounds": 2, "sweep": 400, "prune": 120, "min_faults": 100},
-    "short": {"ttl": 600, "hb": 200, "hb_rounds": 2, "sweep": 60, "prune": 30, "min_faults": 3},
+    "short": {"ttl": 400, "hb": 150, "hb_rounds": 2, "sweep": 60, "prune": 30, "min_faults": 3},
 }
 BATCH = 100
 MAX_RETRIES = 12  # per (sub-)batch, then Lambda sends it to the failure destination
 PRUNE_KEEP_TAGGED = 10
+EXTRA_ENV = {}
 FAULT_KINDS = ("throttle", "5xx", "drop", "partial", "slow")
 
 
@@ -114,7 +115,7 @@ class LiveFunction:
     does for one execution environment. A process that dies is counted and started again."""
 
     def __init__(self, binary, env, log_path, timeout_s=300):
-        self.binary, self.env, self.timeout_s = binary, env, timeout_s
+        self.binary, self.env, self.timeout_s = binary, dict(env, **EXTRA_ENV), timeout_s
         self.events, self.answers = queue.Queue(), queue.Queue()
         self.log = open(log_path, "ab")
         self.log_path = log_path
@@ -873,7 +874,10 @@ def main():
     ap.add_argument("--report", help="write the JSON report here")
     ap.add_argument("--only", action="append", choices=["ttl", "heartbeat", "sweeper", "pruner"])
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="set in every function's environment (to see the soak fail: ECS_CLUSTER=none)")
     a = ap.parse_args()
+    EXTRA_ENV.update(e.split("=", 1) for e in a.env)
     size = SIZES[a.size]
     start = time.time()
     work_dir = os.path.join(ROOT, ".work", f"soak-{a.size}")  # the functions' logs, kept for reading
