@@ -359,7 +359,7 @@ def soak_ttl(binary, size, proxy, work_dir, report):
         # Re-created workspaces sit in one batch in ten (about 10% of its records): such a batch is
         # delivered again whole, as after a timeout.
         recreatable = (i // BATCH) % 10 == 3
-        # In use: 0.6% (60 running tasks at full size). More tasks make each in-use listing slower
+        # In use: 0.6% (56 running tasks at full size). More tasks make each in-use listing slower
         # than ttl-expiry's 2-second freshness window, and every record then lists the cluster
         # again on its own (README, "Reliability": found by the soak).
         kinds[f"ws-{i:05d}"] = ("in_use" if r < 0.006 or i == 1 else "held" if r < 0.02 else
