@@ -32,11 +32,12 @@ endif
 
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: help venv tools checkov-tools test unit e2e lint fmt clippy template-lint build build-arm64 release demo invoke bench clean
+.PHONY: help venv tools checkov-tools test unit e2e soak lint fmt clippy template-lint build build-arm64 release demo invoke bench clean
 
 help:
 	@echo "make test     unit + integration tests on moto, then an end-to-end run through the Runtime API"
 	@echo "make demo     seed a fleet on moto, expire some the way DynamoDB TTL does, run ttl-expiry"
+	@echo "make soak     the functions under injected AWS faults on a fleet (under 15 min); make test runs a short one"
 	@echo "make lint     cargo fmt --check, clippy, sam validate --lint, cfn-lint, checkov, scripts/check_template.py"
 	@echo "make build    sam build (cargo lambda, arm64)"
 	@echo "make build-arm64  every function cross-built for arm64 by cargo lambda (CI; profile ci-arm64)"
@@ -62,13 +63,22 @@ venv: $(VENV)/.test-stamp
 tools: $(VENV)/.tools-stamp
 checkov-tools: $(CHECKOV_VENV)/.stamp
 
-# The test command (README, .ci/run): unit tests, integration tests on moto, end-to-end run.
+# The test command (README, .ci/run): unit tests, integration tests on moto, end-to-end run, and
+# the short soak (the binaries under injected faults, scripts/soak.py).
 test: venv
 	scripts/moto.sh start >/dev/null
 	trap 'scripts/moto.sh stop' EXIT; \
 	  $(TEST_RUN) && \
 	  cargo build --bins && \
-	  $(VENV)/bin/python scripts/e2e.py --bin-dir target/debug
+	  $(VENV)/bin/python scripts/e2e.py --bin-dir target/debug && \
+	  $(VENV)/bin/python scripts/soak.py --bin-dir target/debug --size short --report .work/soak-short.json
+
+# The full soak (README, "Reliability"): prints the report and writes it to .work/soak-report.json.
+soak: venv
+	cargo build --bins
+	scripts/moto.sh start >/dev/null
+	trap 'scripts/moto.sh stop' EXIT; \
+	  $(VENV)/bin/python scripts/soak.py --bin-dir target/debug --size full --report .work/soak-report.json
 
 unit:
 	$(UNIT_RUN)

@@ -230,6 +230,48 @@ async fn throttled_deletes_are_retried_and_persistent_failures_reported() {
     assert_eq!(digests(&fx, &repo).await.len(), 2);
 }
 
+#[tokio::test]
+async fn an_image_batch_delete_image_did_not_delete_is_retried_then_reported() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    for i in 0..3 {
+        fx.push_image(&repo, &format!("img-{i}"), None).await;
+    }
+    // The proxy takes one image out of the request and reports it in `failures` (KmsError): it
+    // really was not deleted, and the pruner's retry deletes it.
+    let proxy = FaultProxy::start(&["BatchDeleteImage=partial:first1"]);
+    let faulty = Fixture::with_endpoint(&proxy.endpoint).await;
+    let settings = only(&fx, &repo);
+    let summary = faulty
+        .pruner(&vars(&settings))
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(proxy.counts()[0].2, 1);
+    assert_eq!(summary.deleted, 3, "{summary:?}");
+    assert!(summary.repositories[0].failed.is_empty(), "{summary:?}");
+    assert!(digests(&fx, &repo).await.is_empty());
+
+    // Every answer leaves one out: what was not deleted is reported, never counted deleted.
+    for i in 3..6 {
+        fx.push_image(&repo, &format!("img-{i}"), None).await;
+    }
+    proxy.set_rules(&["BatchDeleteImage=partial:1.0"]);
+    let summary = faulty
+        .pruner(&vars(&settings))
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    let left = digests(&fx, &repo).await;
+    assert!(!left.is_empty(), "{summary:?}");
+    assert_eq!(summary.deleted + left.len(), 3, "{summary:?}");
+    assert_eq!(
+        summary.repositories[0].failed.len(),
+        left.len(),
+        "{summary:?}"
+    );
+}
+
 /// One cluster and no task-definition revisions: only what the test deploys is in use.
 fn only(fx: &Fixture, repo: &str) -> Vec<(&'static str, String)> {
     vec![
