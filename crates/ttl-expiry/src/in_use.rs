@@ -2,7 +2,10 @@
 //! before a move; a failed or partial read is an error, never "not in use".
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, so a test can run the listings on paused time.
+use tokio::time::Instant;
 
 use lifecycle_domain::tasks::{InUse, WorkspaceRef};
 use lifecycle_ports::{read_in_use, ServiceError};
@@ -11,7 +14,10 @@ use crate::event::Expired;
 use crate::TtlExpiry;
 
 /// The cluster's in-use index, shared by the records of a batch and listed again when it is older
-/// than asked for (the check right before a move may not lean on a listing from seconds ago).
+/// than asked for (the check right before a move may not lean on a listing from seconds ago),
+/// unless it was started after the record asked: such a listing is as fresh as one the record
+/// would start itself, so records waiting on a slow listing share the next one instead of each
+/// listing in turn.
 #[derive(Default)]
 pub(crate) struct InUseCell(tokio::sync::Mutex<Option<(Instant, Arc<InUse>)>>);
 
@@ -28,9 +34,10 @@ impl TtlExpiry {
         cell: &InUseCell,
         max_age: Option<Duration>,
     ) -> Result<Arc<InUse>, ServiceError> {
+        let asked = Instant::now();
         let mut slot = cell.0.lock().await;
         if let Some((at, index)) = slot.as_ref() {
-            if max_age.is_none_or(|age| at.elapsed() <= age) {
+            if max_age.is_none_or(|age| *at >= asked || at.elapsed() <= age) {
                 return Ok(index.clone());
             }
         }

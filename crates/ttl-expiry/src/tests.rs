@@ -429,3 +429,57 @@ impl std::io::Write for Logs {
         Ok(())
     }
 }
+
+/// The cluster behind a slow ECS API: each listing takes longer than the freshness the check
+/// before a move asks for, and is counted.
+struct SlowTasks {
+    inner: Arc<MemoryTasks>,
+    listings: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl lifecycle_ports::Tasks for SlowTasks {
+    async fn active_tasks(&self) -> Result<Vec<TaskSummary>, ServiceError> {
+        self.listings.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(crate::in_use::FRESH_IN_USE * 3).await;
+        self.inner.active_tasks().await
+    }
+
+    async fn describe(
+        &self,
+        cluster: &str,
+        arn: &str,
+    ) -> Result<Option<TaskSummary>, ServiceError> {
+        self.inner.describe(cluster, arn).await
+    }
+}
+
+/// A listing slower than the freshness asked for is shared by the records that were waiting for
+/// it, instead of each record listing again in turn (a batch of 100 would list 100 times).
+#[tokio::test(start_paused = true)]
+async fn records_waiting_on_a_slow_listing_share_the_next_one() {
+    let names: Vec<String> = (0..24).map(|i| format!("ws-{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let setup = Setup::new(&refs);
+    setup.task_using("ws-03");
+    let slow = Arc::new(SlowTasks {
+        inner: setup.tasks.clone(),
+        listings: Default::default(),
+    });
+    let mut function = setup.function();
+    function.tasks = Some(slow.clone());
+    let records = names
+        .iter()
+        .enumerate()
+        .map(|(i, ws)| ttl_remove(&format!("{:03}", i + 1), image(ws, json!({}))))
+        .collect();
+    assert!(failed(&function, records, None).await.is_empty());
+    let listings = slow.listings.load(Ordering::SeqCst);
+    // Records run RECORD_CONCURRENCY (8) at a time: the batch's listing, then at most two per
+    // group of eight (one they all waited on, one for those that asked during it). Each record
+    // listing in turn would be 24 or more.
+    assert!(listings <= 1 + 2 * 3, "{listings} listings for 24 records");
+    // The guard still held: the workspace in use stayed, the others went.
+    assert!(setup.live("ws-03"));
+    assert_eq!(setup.trash().len(), 23);
+}
