@@ -6,6 +6,7 @@ pub mod access_point;
 pub mod activity;
 pub mod caps;
 pub mod expiry;
+pub mod fuzz_checks;
 pub mod ids;
 pub mod layout;
 pub mod prune;
