@@ -32,7 +32,8 @@ fn peak_rss_kib() -> u64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut entries, mut workers, mut deadline_s) = (1_000_000usize, DEFAULT_DELETE_WORKERS, 870u64);
+    let (mut entries, mut workers, mut deadline_s) =
+        (1_000_000usize, DEFAULT_DELETE_WORKERS, 870u64);
     let mut base = std::env::temp_dir();
     while let Some(arg) = args.next() {
         let mut value = || args.next().and_then(|v| v.parse().ok()).expect("a number");
@@ -67,12 +68,16 @@ fn main() {
     let deleter = ParallelDeleter::new(workers).expect("thread pool");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(deadline_s);
-    let report =
-        deleter.remove_tree_at(parent.as_fd(), OsStr::new("flat"), &top, dev, Some(deadline));
+    let report = deleter.remove_tree_at(
+        parent.as_fd(),
+        OsStr::new("flat"),
+        &top,
+        dev,
+        Some(deadline),
+    );
     let remove_s = started.elapsed().as_secs_f64();
-    let rerun = (!report.complete).then(|| {
-        deleter.remove_tree_at(parent.as_fd(), OsStr::new("flat"), &top, dev, None)
-    });
+    let rerun = (!report.complete)
+        .then(|| deleter.remove_tree_at(parent.as_fd(), OsStr::new("flat"), &top, dev, None));
     let left = std::fs::read_dir(&top).map(|d| d.count()).unwrap_or(0);
     let _ = std::fs::remove_dir(&parent_path);
     println!(

@@ -1452,14 +1452,26 @@ mod tests {
             for i in 0..20 {
                 fs::write(top.join(format!("a/b/f{i}")), b"x").unwrap();
             }
-            fs::write(top.join("a/b").join(OsStr::from_bytes(trigger.to_bytes())), b"1").unwrap();
+            fs::write(
+                top.join("a/b").join(OsStr::from_bytes(trigger.to_bytes())),
+                b"1",
+            )
+            .unwrap();
             fs::write(tmp.path().join("beside"), b"keep").unwrap();
-            let (first, ran) = with_racer(Step::Unlink, trigger, add_late_entries, || run(tmp.path()));
+            let (first, ran) =
+                with_racer(Step::Unlink, trigger, add_late_entries, || run(tmp.path()));
             assert!(ran, "the writer ran");
             assert_eq!(first.complete, !top.exists(), "{first:?}");
+            eprintln!(
+                "{trigger:?}: first run complete: {}, errors: {:?}",
+                first.complete, first.errors
+            );
             if !first.complete {
                 // What was left: the directories that got new entries, holding only those.
-                assert!(first.errors.iter().all(|e| e.error.contains("not empty")), "{first:?}");
+                assert!(
+                    first.errors.iter().all(|e| e.error.contains("not empty")),
+                    "{first:?}"
+                );
                 let second = run(tmp.path());
                 assert!(second.complete, "{second:?}");
             }

@@ -198,7 +198,11 @@ mod tests {
     /// another entry's name.
     #[test]
     fn a_name_is_taken_only_as_the_layout_writes_it() {
-        for name in ["0+acme+ws", "12+acme+ws", "1795494162+acme+ws+0123456789abcdef"] {
+        for name in [
+            "0+acme+ws",
+            "12+acme+ws",
+            "1795494162+acme+ws+0123456789abcdef",
+        ] {
             let parsed: TrashName = name.parse().unwrap();
             assert_eq!(parsed.to_string(), name);
         }

@@ -364,7 +364,10 @@ async fn a_panic_mid_record_fails_that_record_only_and_touches_nothing_of_it() {
         !trash.iter().any(|name| name.contains("ws-boom")),
         "nothing of it staged or moved: {trash:?}"
     );
-    assert!(setup.table.items.lock().unwrap().is_empty(), "nothing put back");
+    assert!(
+        setup.table.items.lock().unwrap().is_empty(),
+        "nothing put back"
+    );
     for ws in others {
         assert!(!setup.live(ws), "{ws} was not done");
     }
