@@ -32,7 +32,7 @@ endif
 
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: help venv tools checkov-tools test unit e2e lint fmt clippy template-lint build build-arm64 release demo invoke bench clean fuzz fuzz-replay
+.PHONY: help venv tools checkov-tools test unit e2e lint fmt clippy template-lint build build-arm64 release demo invoke bench clean fuzz fuzz-replay bench-flat
 
 help:
 	@echo "make test     unit + integration tests on moto, then an end-to-end run through the Runtime API"
@@ -147,6 +147,12 @@ fuzz:
 
 fuzz-replay:
 	cargo test -p lifecycle-domain --test fuzz_corpus -- --nocapture
+
+# A flat directory of a million entries removed by the parallel deleter under a Lambda deadline
+# (README, "Reliability"): measured here, never as a timed test.
+bench-flat:
+	cargo build --release --example flat_dir -p tree-deleter
+	target/release/examples/flat_dir --entries 1000000
 
 clean:
 	cargo clean
