@@ -25,9 +25,12 @@ use crate::record::{Attributes, Lifetime, Observed, StoredRecord, EPOCH_SECONDS_
 use crate::retention::{RetentionPolicy, MAX_RETENTION_DAYS};
 use crate::stream::{classify, StreamRecordKind, TTL_IDENTITY_TYPE, TTL_PRINCIPAL};
 
+/// A check: runs the code under test on raw fuzzer bytes and panics on a violated property.
+pub type Check = fn(&[u8]);
+
 /// Every target's name and check, as `fuzz/fuzz_targets/<name>.rs` and the corpus directories
 /// name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("stream_record", stream_record),
     ("ids_layout", ids_layout),
     ("trash_name", trash_name),

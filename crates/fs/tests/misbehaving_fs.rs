@@ -154,7 +154,7 @@ fn files_appearing_in_an_entry_between_purges_are_purged_by_the_next_run() {
         .unwrap();
     assert!(first.stopped_at_deadline && !first.complete, "{first:?}");
     let purging = format!("{PURGING_PREFIX}{name}");
-    assert_eq!(names(&root.join(TRASH_DIR)), [purging.clone()]);
+    assert_eq!(names(&root.join(TRASH_DIR)), [purging.as_str()]);
 
     for i in 0..50 {
         let fd = rustix::fs::openat(

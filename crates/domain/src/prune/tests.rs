@@ -42,7 +42,11 @@ fn an_index_that_lists_itself_is_not_its_own_parent() {
     for (x, firsts) in &plan.delete_after {
         assert!(!firsts.contains(x), "{x} is to be deleted after itself");
     }
-    let wave_of = |x: &str| plan.delete_waves.iter().position(|w| w.iter().any(|y| y == x));
+    let wave_of = |x: &str| {
+        plan.delete_waves
+            .iter()
+            .position(|w| w.iter().any(|y| y == x))
+    };
     assert!(wave_of(&d(0)) < wave_of(&d(2)), "{plan:?}");
 }
 
