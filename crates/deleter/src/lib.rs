@@ -461,6 +461,8 @@ fn walk(
                 .and_then(|fd| rfs::unlinkat(fd, &done.name, AtFlags::REMOVEDIR));
                 match result {
                     Ok(()) | Err(Errno::NOENT) => report.dirs += 1,
+                    // The top itself is at the origin's path, not below it.
+                    Err(e) if stack.is_empty() => report.error(|| origin.render(&[]), e),
                     Err(e) => report.error(|| origin.render(&below(&stack, Some(&done.name))), e),
                 }
             }
@@ -1470,6 +1472,15 @@ mod tests {
                 // What was left: the directories that got new entries, holding only those.
                 assert!(
                     first.errors.iter().all(|e| e.error.contains("not empty")),
+                    "{first:?}"
+                );
+                // Each is reported where it is: the top at its own path (it was once `t/t`).
+                assert!(first.errors.iter().any(|e| e.path == top), "{first:?}");
+                assert!(
+                    first
+                        .errors
+                        .iter()
+                        .all(|e| e.path.starts_with(&top) && !e.path.starts_with(top.join("t"))),
                     "{first:?}"
                 );
                 let second = run(tmp.path());
