@@ -32,7 +32,7 @@ endif
 
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: help venv tools checkov-tools test unit e2e soak lint fmt clippy template-lint build build-arm64 release demo invoke bench clean
+.PHONY: help venv tools checkov-tools test unit e2e soak lint fmt clippy template-lint build build-arm64 release demo invoke bench clean fuzz fuzz-replay bench-flat
 
 help:
 	@echo "make test     unit + integration tests on moto, then an end-to-end run through the Runtime API"
@@ -43,6 +43,7 @@ help:
 	@echo "make build-arm64  every function cross-built for arm64 by cargo lambda (CI; profile ci-arm64)"
 	@echo "make invoke   FUNCTION=ttl-expiry EVENT=events/... through cargo lambda watch/invoke"
 	@echo "make bench    cold start vs Python + boto3; our deleter vs rm -rf under EFS-like latency"
+	@echo "make fuzz     every cargo-fuzz target for FUZZ_SECONDS (nightly); make fuzz-replay: the corpus on stable"
 
 $(VENV)/.test-stamp: requirements-test.txt
 	test -x $(VENV)/bin/pip || $(PYTHON) -m venv $(VENV)
@@ -136,6 +137,32 @@ bench: venv release
 	  $(VENV)/bin/python scripts/bench_coldstart.py --binary target/release/ttl-expiry && \
 	  $(VENV)/bin/python scripts/bench_pruner.py --binary target/release/ecr-pruner && \
 	  $(VENV)/bin/python scripts/bench_deleter.py --purge target/release/examples/purge
+
+# Hostile input (README, "Reliability"): each cargo-fuzz target for FUZZ_SECONDS on nightly, growing
+# its corpus in fuzz/corpus/<target>/ (commit what it adds; `cargo fuzz cmin` when it grows large).
+# A crash stops the run with the input in fuzz/artifacts/<target>/. The corpus replay on stable is
+# part of the tests (crates/domain/tests/fuzz_corpus.rs): `make fuzz-replay`.
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS := stream_record ids_layout trash_name prune_graph policy heartbeat_event
+fuzz:
+	mkdir -p .work/fuzz
+	cd fuzz && cargo +nightly fuzz build -O
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  (cd fuzz && cargo +nightly fuzz run -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1) \
+	    > .work/fuzz/$$t.log 2>&1 || { tail -40 .work/fuzz/$$t.log; exit 1; }; \
+	  grep -E "^Done|stat::number_of_executed_units" .work/fuzz/$$t.log | tail -2; \
+	  echo "corpus: $$(ls fuzz/corpus/$$t | wc -l) files, $$(du -sk fuzz/corpus/$$t | cut -f1) KiB"; \
+	done
+
+fuzz-replay:
+	cargo test -p lifecycle-domain --test fuzz_corpus -- --nocapture
+
+# A flat directory of a million entries removed by the parallel deleter under a Lambda deadline
+# (README, "Reliability"): measured here, never as a timed test.
+bench-flat:
+	cargo build --release --example flat_dir -p tree-deleter
+	target/release/examples/flat_dir --entries 1000000
 
 clean:
 	cargo clean

@@ -461,6 +461,8 @@ fn walk(
                 .and_then(|fd| rfs::unlinkat(fd, &done.name, AtFlags::REMOVEDIR));
                 match result {
                     Ok(()) | Err(Errno::NOENT) => report.dirs += 1,
+                    // The top itself is at the origin's path, not below it.
+                    Err(e) if stack.is_empty() => report.error(|| origin.render(&[]), e),
                     Err(e) => report.error(|| origin.render(&below(&stack, Some(&done.name))), e),
                 }
             }
@@ -1422,6 +1424,71 @@ mod tests {
         let second = remove(tmp.path(), "t");
         assert!(second.complete);
         assert!(!top.exists());
+    }
+
+    /// The racer for files appearing during a purge: a writer still inside the directory being
+    /// emptied adds files and a directory with a file, right before the deleter's next unlink.
+    fn add_late_entries(dir: BorrowedFd<'_>, _: &CStr) {
+        for name in [c"late-1", c"late-2"] {
+            drop(rfs::openat(dir, name, OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap());
+        }
+        rfs::mkdirat(dir, c"late-dir", Mode::RWXU).unwrap();
+        let sub = rfs::openat(dir, c"late-dir", DIR_FLAGS, Mode::empty()).unwrap();
+        drop(rfs::openat(&sub, c"f", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap());
+    }
+
+    /// Files appearing in a tree while it is removed: the walk either removes them too or
+    /// reports the directory it could not empty; whichever, the report says exactly whether the
+    /// tree is gone, nothing outside it is touched, and the next run removes the rest.
+    #[test]
+    fn files_appearing_during_a_removal_are_removed_now_or_by_the_next_run() {
+        type Remove = fn(&Path) -> RemovalReport;
+        let runs: [(&'static CStr, Remove); 2] = [
+            (c"appear-seq", |root| remove(root, "t")),
+            (c"appear-par", |root| remove_parallel(root, "t", None)),
+        ];
+        for (trigger, run) in runs {
+            let tmp = tempfile::tempdir().unwrap();
+            let top = tmp.path().join("t");
+            fs::create_dir_all(top.join("a/b")).unwrap();
+            for i in 0..20 {
+                fs::write(top.join(format!("a/b/f{i}")), b"x").unwrap();
+            }
+            fs::write(
+                top.join("a/b").join(OsStr::from_bytes(trigger.to_bytes())),
+                b"1",
+            )
+            .unwrap();
+            fs::write(tmp.path().join("beside"), b"keep").unwrap();
+            let (first, ran) =
+                with_racer(Step::Unlink, trigger, add_late_entries, || run(tmp.path()));
+            assert!(ran, "the writer ran");
+            assert_eq!(first.complete, !top.exists(), "{first:?}");
+            eprintln!(
+                "{trigger:?}: first run complete: {}, errors: {:?}",
+                first.complete, first.errors
+            );
+            if !first.complete {
+                // What was left: the directories that got new entries, holding only those.
+                assert!(
+                    first.errors.iter().all(|e| e.error.contains("not empty")),
+                    "{first:?}"
+                );
+                // Each is reported where it is: the top at its own path (it was once `t/t`).
+                assert!(first.errors.iter().any(|e| e.path == top), "{first:?}");
+                assert!(
+                    first
+                        .errors
+                        .iter()
+                        .all(|e| e.path.starts_with(&top) && !e.path.starts_with(top.join("t"))),
+                    "{first:?}"
+                );
+                let second = run(tmp.path());
+                assert!(second.complete, "{second:?}");
+            }
+            assert!(!top.exists());
+            assert_eq!(fs::read(tmp.path().join("beside")).unwrap(), b"keep");
+        }
     }
 
     #[test]

@@ -134,7 +134,10 @@ impl FromStr for TrashName {
                 return Err(shape());
             }
         }
-        if at.is_empty() || !at.bytes().all(|b| b.is_ascii_digit()) {
+        // Only the canonical decimal the layout writes: `0012+a+b` would parse as `12+a+b`, and
+        // the entry a purge or restore then opens by the parsed name is another one.
+        let canonical = at == "0" || !at.starts_with('0');
+        if at.is_empty() || !at.bytes().all(|b| b.is_ascii_digit()) || !canonical {
             return Err(shape());
         }
         let deleted_at = at.parse().map_err(|_| shape())?;
@@ -191,6 +194,21 @@ mod tests {
         }
     }
 
+    /// Found by the `trash_name` fuzz target: a name with a leading zero parsed, and printed as
+    /// another entry's name.
+    #[test]
+    fn a_name_is_taken_only_as_the_layout_writes_it() {
+        for name in [
+            "0+acme+ws",
+            "12+acme+ws",
+            "1795494162+acme+ws+0123456789abcdef",
+        ] {
+            let parsed: TrashName = name.parse().unwrap();
+            assert_eq!(parsed.to_string(), name);
+        }
+        assert!("0012+acme+ws".parse::<TrashName>().is_err());
+    }
+
     #[test]
     fn rejects_foreign_names() {
         for bad in [
@@ -206,6 +224,8 @@ mod tests {
             "-1+a+b",
             "12+a+b/c",
             "lost+found",
+            "0012+acme+ws",
+            "00+acme+ws",
         ] {
             assert!(bad.parse::<TrashName>().is_err(), "{bad}");
         }

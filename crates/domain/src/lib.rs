@@ -7,6 +7,7 @@ pub mod activity;
 pub mod caps;
 pub mod expiry;
 pub mod forecast;
+pub mod fuzz_checks;
 pub mod ids;
 pub mod layout;
 pub mod prune;

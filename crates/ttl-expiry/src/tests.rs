@@ -312,6 +312,73 @@ async fn a_panic_is_its_record_failure() {
     assert!(setup.live("ws-boom") && !setup.live("ws-fine"));
 }
 
+/// A panic half-way through one record of a concurrent batch (at the re-check right before the
+/// move, after the first read): that record alone is reported failed, its data and files are
+/// untouched (not moved, not staged, its record not put back), the same workspace's later record
+/// is not started, every other workspace is done; the redelivery finishes it.
+#[tokio::test]
+async fn a_panic_mid_record_fails_that_record_only_and_touches_nothing_of_it() {
+    struct PanicOnSecondRead(std::sync::atomic::AtomicUsize);
+    #[async_trait::async_trait]
+    impl TableHook for PanicOnSecondRead {
+        async fn before(
+            &self,
+            call: TableCall<'_>,
+            _: &dyn WorkspaceTable,
+        ) -> Result<(), ServiceError> {
+            if let TableCall::Get(id) = call {
+                if id.as_str() == "ws-boom" && self.0.fetch_add(1, Ordering::SeqCst) == 1 {
+                    panic!("injected panic at the re-check");
+                }
+            }
+            Ok(())
+        }
+    }
+    let others = ["ws-a", "ws-b", "ws-c", "ws-d"];
+    let setup = Setup::new(&["ws-boom", "ws-a", "ws-b", "ws-c", "ws-d"]);
+    let boom = setup.root.path().join("acme/ws-boom");
+    std::fs::write(boom.join("work.txt"), b"unsaved work").unwrap();
+    let mut function = setup.function();
+    function.table = HookedTable::around(
+        setup.table.clone(),
+        PanicOnSecondRead(std::sync::atomic::AtomicUsize::new(0)),
+    );
+    let mut records = vec![
+        ttl_remove("1", image("ws-a", json!({}))),
+        ttl_remove("2", image("ws-boom", json!({}))),
+        ttl_remove("3", image("ws-b", json!({}))),
+    ];
+    // The same workspace again (a later stream record of it): not started after the panic.
+    records.push(ttl_remove("4", image("ws-boom", json!({}))));
+    records.push(ttl_remove("5", image("ws-c", json!({}))));
+    records.push(ttl_remove("6", image("ws-d", json!({}))));
+    assert_eq!(failed(&function, records.clone(), None).await, ["2", "4"]);
+    assert_eq!(
+        std::fs::read(boom.join("work.txt")).unwrap(),
+        b"unsaved work",
+        "its data untouched"
+    );
+    let trash = setup.trash();
+    assert_eq!(trash.len(), others.len(), "{trash:?}");
+    assert!(
+        !trash.iter().any(|name| name.contains("ws-boom")),
+        "nothing of it staged or moved: {trash:?}"
+    );
+    assert!(
+        setup.table.items.lock().unwrap().is_empty(),
+        "nothing put back"
+    );
+    for ws in others {
+        assert!(!setup.live(ws), "{ws} was not done");
+    }
+
+    // Lambda redelivers from the failed record: the panic does not recur, the record is done.
+    let redelivery = records[1..].to_vec();
+    assert!(failed(&function, redelivery, None).await.is_empty());
+    assert!(!setup.live("ws-boom"));
+    assert_eq!(setup.trash().len(), others.len() + 1);
+}
+
 /// Records not started before the deadline are reported for a retry, and nothing of them is done.
 #[tokio::test]
 async fn records_past_the_deadline_are_reported_untouched() {

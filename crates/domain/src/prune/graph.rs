@@ -23,7 +23,10 @@ impl<'a> Graph<'a> {
         };
         for img in images {
             if let Some(Ok(children)) = &img.manifests {
-                for c in children {
+                // A manifest cannot list its own digest (content addressing); a registry answer
+                // that does is not an edge, or the index would be its own parent, to be deleted
+                // after itself (as a subject naming itself is ignored below).
+                for c in children.iter().filter(|c| **c != img.digest) {
                     let parents = graph.parents.entry(c.as_str()).or_default();
                     if !parents.contains(&img.digest.as_str()) {
                         parents.push(img.digest.as_str());

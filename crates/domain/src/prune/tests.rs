@@ -32,6 +32,24 @@ fn rules() -> Rules {
     PrunePolicy::default().rules_for("any")
 }
 
+/// Found by the `prune_graph` fuzz target: an index that lists itself (impossible for a real
+/// digest, possible in a wrong registry answer) was its own parent, to be deleted after itself.
+#[test]
+fn an_index_that_lists_itself_is_not_its_own_parent() {
+    let images = vec![index(0, &[], 400, &[0, 2]), img(2, &[], 400)];
+    let plan = plan_repository("repo", &images, &BTreeMap::new(), &rules(), NOW);
+    assert_eq!(plan.deletes().len(), 2, "{plan:?}");
+    for (x, firsts) in &plan.delete_after {
+        assert!(!firsts.contains(x), "{x} is to be deleted after itself");
+    }
+    let wave_of = |x: &str| {
+        plan.delete_waves
+            .iter()
+            .position(|w| w.iter().any(|y| y == x))
+    };
+    assert!(wave_of(&d(0)) < wave_of(&d(2)), "{plan:?}");
+}
+
 fn reasons(plan: &RepoPlan) -> BTreeMap<String, (Verdict, PruneReason)> {
     plan.decisions
         .iter()
