@@ -8,6 +8,13 @@ use lifecycle_aws::{
     load_sdk_config, sdk_config_loader, DynamoTable, EcrRegistry, EcsDeployments, EcsTasks,
     EfsAccessPoints, EventBridgeNotices, LambdaFunctions,
 };
+use lifecycle_aws::{
+    CloudWatchLogGroups, DynamoTableSettings, EcrPolicies, EfsFileSystems, EventBridgeAuditReports,
+    S3Buckets,
+};
+use lifecycle_ports::posture::{
+    AuditReports, Buckets, FileSystems, LogGroups, RegistryPolicies, TableSettings,
+};
 use lifecycle_ports::{
     AccessPoints, AllDeployments, Deployments, Notices, Registry, Tasks, WorkspaceTable,
 };
@@ -91,5 +98,37 @@ impl Aws {
         };
         let lambda = LambdaFunctions::new(aws_sdk_lambda::Client::new(&self.sdk));
         Arc::new(AllDeployments(vec![Arc::new(ecs), Arc::new(lambda)]))
+    }
+
+    // The storage audit's read-only ports.
+
+    pub fn table_settings(&self) -> Arc<dyn TableSettings> {
+        Arc::new(DynamoTableSettings::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            aws_sdk_lambda::Client::new(&self.sdk),
+        ))
+    }
+
+    pub fn file_systems(&self) -> Arc<dyn FileSystems> {
+        Arc::new(EfsFileSystems::new(aws_sdk_efs::Client::new(&self.sdk)))
+    }
+
+    pub fn registry_policies(&self) -> Arc<dyn RegistryPolicies> {
+        Arc::new(EcrPolicies::new(aws_sdk_ecr::Client::new(&self.sdk)))
+    }
+
+    pub fn log_groups(&self) -> Arc<dyn LogGroups> {
+        Arc::new(CloudWatchLogGroups::from_sdk(&self.sdk))
+    }
+
+    pub fn buckets(&self) -> Arc<dyn Buckets> {
+        Arc::new(S3Buckets::new(&self.sdk))
+    }
+
+    pub fn audit_reports(&self, bus: &str) -> Arc<dyn AuditReports> {
+        Arc::new(EventBridgeAuditReports::new(
+            aws_sdk_eventbridge::Client::new(&self.sdk),
+            bus,
+        ))
     }
 }
