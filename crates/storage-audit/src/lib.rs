@@ -17,7 +17,7 @@ use std::sync::Arc;
 use lifecycle_domain::audit::{
     check_access_point_quota, check_archived_in_use, check_bucket, check_file_system,
     check_log_groups, check_reclaim, check_repository, check_sweep, check_table, could_not_check,
-    AuditReport, Check, Finding, Observation, ReclaimFacts, RepositoryFacts, Service, Severity,
+    AuditReport, Check, Finding, Observation, ReclaimFacts, RepositoryFacts, Service,
     SweepFacts,
 };
 use lifecycle_ports::posture::{

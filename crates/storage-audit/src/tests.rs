@@ -15,6 +15,7 @@ use lifecycle_runtime::Invocation;
 use tree_deleter::ParallelDeleter;
 
 use super::*;
+use lifecycle_domain::audit::Severity;
 
 const FS: &str = "fs-0123abcd";
 const TABLE: &str = "workspaces";

@@ -33,7 +33,7 @@ fn has(report: &AuditReport, check: Check, resource: &str) -> bool {
         .any(|f| f.check == check && f.resource == resource)
 }
 
-fn of<'a>(report: &'a AuditReport, resource: &str) -> Vec<(Check, Severity)> {
+fn of(report: &AuditReport, resource: &str) -> Vec<(Check, Severity)> {
     report
         .findings
         .iter()
@@ -258,7 +258,7 @@ async fn images_the_pruner_would_reclaim() {
         fx.push_image(&repo, &format!("old-{i}"), Some(&format!("v{i}")))
             .await;
     }
-    let policy = r#"{"default": {"keepLastTagged": 1, "protectTags": [], "keepSemverReleases": 0, "taggedMaxAgeDays": 0}}"#;
+    let policy = r#"{"default": {"keepLastTagged": 1, "protectTags": [], "keepSemverReleases": 0}}"#;
     let vars = [("ECR_REPOSITORIES", repo.as_str()), ("PRUNE_POLICY", policy)];
     let report = auditor(&fx, &vars).audit(now() + 2 * 86_400).await;
     let reclaim = report
