@@ -50,14 +50,14 @@ impl TableSettings for DynamoTableSettings {
             .send()
             .await
             .map_err(|e| service_error("DynamoDB DescribeTimeToLive", e))?;
-        let ttl_attribute = ttl.time_to_live_description().and_then(|d| {
-            match d.time_to_live_status() {
-                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => {
-                    d.attribute_name().map(str::to_string)
-                }
-                _ => None,
-            }
-        });
+        let ttl_attribute =
+            ttl.time_to_live_description()
+                .and_then(|d| match d.time_to_live_status() {
+                    Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => {
+                        d.attribute_name().map(str::to_string)
+                    }
+                    _ => None,
+                });
         let backups = self
             .dynamodb
             .describe_continuous_backups()

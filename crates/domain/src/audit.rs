@@ -11,7 +11,9 @@ use crate::record::attr;
 mod tests;
 
 /// How bad a finding is. Ordered: `Info < Low < Medium < High < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -418,7 +420,11 @@ impl SweepFacts {
         facts.trash_entries = names.len();
         facts.oldest_trash = names
             .iter()
-            .filter_map(|n| n.parse::<crate::layout::TrashName>().ok().map(|t| t.deleted_at))
+            .filter_map(|n| {
+                n.parse::<crate::layout::TrashName>()
+                    .ok()
+                    .map(|t| t.deleted_at)
+            })
             .min();
         facts
     }

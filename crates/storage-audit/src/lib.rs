@@ -17,8 +17,7 @@ use std::sync::Arc;
 use lifecycle_domain::audit::{
     check_access_point_quota, check_archived_in_use, check_bucket, check_file_system,
     check_log_groups, check_reclaim, check_repository, check_sweep, check_table, could_not_check,
-    AuditReport, Check, Finding, Observation, ReclaimFacts, RepositoryFacts, Service,
-    SweepFacts,
+    AuditReport, Check, Finding, Observation, ReclaimFacts, RepositoryFacts, Service, SweepFacts,
 };
 use lifecycle_ports::posture::{
     AuditReports, Buckets, FileSystems, LogGroups, RegistryPolicies, TableSettings,
@@ -79,7 +78,10 @@ impl Function for Auditor {
             policies: aws.registry_policies(),
             log_groups: aws.log_groups(),
             buckets: aws.buckets(),
-            reports: settings.event_bus.as_deref().map(|bus| aws.audit_reports(bus)),
+            reports: settings
+                .event_bus
+                .as_deref()
+                .map(|bus| aws.audit_reports(bus)),
             sweeper: efs_sweeper::Sweeper::build(env, aws)?,
             pruner: ecr_pruner::Pruner::build(env, aws)?,
             config,
@@ -167,7 +169,10 @@ impl Auditor {
             findings.extend(check_log_groups(prefix, &groups));
         }
         for bucket in &self.settings.buckets {
-            findings.extend(check_bucket(bucket, &self.buckets.describe(bucket).await.into()));
+            findings.extend(check_bucket(
+                bucket,
+                &self.buckets.describe(bucket).await.into(),
+            ));
         }
         AuditReport::new(now, findings)
     }
@@ -296,4 +301,3 @@ impl Auditor {
         out
     }
 }
-

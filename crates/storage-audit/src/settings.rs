@@ -118,12 +118,20 @@ mod tests {
         assert_eq!(s.log_group_prefixes, vec!["/aws/lambda/x-", "/outpost"]);
         assert_eq!(s.event_bus, None);
         assert_eq!(s.access_point_quota, 10_000);
-        assert_eq!(env(&[("AUDIT_S3_BUCKETS", "Bad_Bucket")]).unwrap_err().var, "AUDIT_S3_BUCKETS");
         assert_eq!(
-            env(&[("AUDIT_LOG_GROUP_PREFIXES", "/a b")]).unwrap_err().var,
+            env(&[("AUDIT_S3_BUCKETS", "Bad_Bucket")]).unwrap_err().var,
+            "AUDIT_S3_BUCKETS"
+        );
+        assert_eq!(
+            env(&[("AUDIT_LOG_GROUP_PREFIXES", "/a b")])
+                .unwrap_err()
+                .var,
             "AUDIT_LOG_GROUP_PREFIXES"
         );
         assert!(env(&[("AUDIT_ACCESS_POINT_QUOTA", "0")]).is_err());
-        assert!(env(&[("AUDIT_S3_BUCKETS", " ")]).is_err(), "blank is refused");
+        assert!(
+            env(&[("AUDIT_S3_BUCKETS", " ")]).is_err(),
+            "blank is refused"
+        );
     }
 }

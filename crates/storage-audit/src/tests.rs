@@ -119,7 +119,10 @@ async fn a_healthy_posture_has_no_finding_and_one_event() {
     let root = tempfile::tempdir().unwrap();
     let posture = Arc::new(healthy());
     let audit = auditor(posture.clone(), root.path(), &[]);
-    let report = audit.handle(serde_json::json!({}), Invocation::at(1_800_000_000)).await.unwrap();
+    let report = audit
+        .handle(serde_json::json!({}), Invocation::at(1_800_000_000))
+        .await
+        .unwrap();
     assert_eq!(report.findings, vec![], "{report:#?}");
     assert_eq!(posture.published.lock().unwrap().len(), 1);
     assert!(report_metrics(&report).iter().all(|(_, v, _)| *v == 0.0));
@@ -131,11 +134,15 @@ async fn each_drift_is_found_and_each_failed_read_is_could_not_check() {
     let mut posture = healthy();
     posture.tables.insert(
         TABLE.into(),
-        Err(ServiceError::permanent("DynamoDB DescribeTable", "AccessDeniedException: no")),
+        Err(ServiceError::permanent(
+            "DynamoDB DescribeTable",
+            "AccessDeniedException: no",
+        )),
     );
-    posture
-        .failing_prefixes
-        .insert("/aws/lambda/stack-".into(), ServiceError::retryable("Logs", "503"));
+    posture.failing_prefixes.insert(
+        "/aws/lambda/stack-".into(),
+        ServiceError::retryable("Logs", "503"),
+    );
     posture.buckets.insert(
         "outputs".into(),
         Ok(BucketFacts {
@@ -158,7 +165,10 @@ async fn each_drift_is_found_and_each_failed_read_is_could_not_check() {
     let audit = auditor(
         posture.clone(),
         root.path(),
-        &[("ECR_REPOSITORIES", "other-*"), ("AUDIT_ACCESS_POINT_QUOTA", "10")],
+        &[
+            ("ECR_REPOSITORIES", "other-*"),
+            ("AUDIT_ACCESS_POINT_QUOTA", "10"),
+        ],
     );
     let report = audit.audit(1_800_000_000).await;
     let found: Vec<(Check, &str)> = report

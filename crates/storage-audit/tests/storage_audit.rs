@@ -6,13 +6,55 @@ use lifecycle_runtime::{Function, Invocation};
 use lifecycle_testkit::*;
 use storage_audit::Auditor;
 
+/// Moto answers GetBucketVersioning with the root `GetBucketVersioningResponse`, which the SDK
+/// refuses (S3's is `VersioningConfiguration`): the functions of the S3 tests reach moto through
+/// `tests/moto_s3_shim.py`, which renames that root and forwards everything else unchanged.
+struct MotoS3Shim {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl MotoS3Shim {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moto_s3_shim.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args(["--upstream", &moto_endpoint()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the S3 shim");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let endpoint = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("shim address")
+            .to_string();
+        Self { child, endpoint }
+    }
+}
+
+impl Drop for MotoS3Shim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A name no other test uses (lowercase: S3 bucket names).
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000_000)
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
 }
 
 async fn direct() -> aws_config::SdkConfig {
@@ -21,7 +63,10 @@ async fn direct() -> aws_config::SdkConfig {
 
 /// The audit as the function builds it; the pruner plans only `repos` (moto is shared).
 fn auditor(fx: &Fixture, vars: &[(&str, &str)]) -> Auditor {
-    let mut all = vec![("AUDIT_EVENT_BUS", "off"), ("ECR_REPOSITORIES", "none-such")];
+    let mut all = vec![
+        ("AUDIT_EVENT_BUS", "off"),
+        ("ECR_REPOSITORIES", "none-such"),
+    ];
     all.extend_from_slice(vars);
     fx.function(&all)
 }
@@ -51,7 +96,10 @@ async fn the_table_without_ttl_then_with() {
     assert!(has(&report, Check::PointInTimeRecoveryOff, &fx.table));
     assert!(has(&report, Check::DeletionProtectionOff, &fx.table));
     assert!(!has(&report, Check::StreamDisabled, &fx.table));
-    assert!(has(&report, Check::StreamNotWired, &fx.table), "no mapping reads it");
+    assert!(
+        has(&report, Check::StreamNotWired, &fx.table),
+        "no mapping reads it"
+    );
     assert!(report.fails(Severity::Critical));
 
     fx.ddb
@@ -102,7 +150,10 @@ async fn a_table_on_the_wrong_ttl_attribute() {
         .await
         .unwrap();
     let report = auditor(&fx, &[]).audit(now()).await;
-    assert!(has(&report, Check::TtlWrongAttribute, &fx.table), "{report:#?}");
+    assert!(
+        has(&report, Check::TtlWrongAttribute, &fx.table),
+        "{report:#?}"
+    );
     assert!(!has(&report, Check::TtlDisabled, &fx.table));
 }
 
@@ -113,7 +164,11 @@ async fn log_groups_without_retention_then_with() {
     let prefix = format!("/{}/", unique("audit"));
     let (bare, kept) = (format!("{prefix}bare"), format!("{prefix}kept"));
     for name in [&bare, &kept] {
-        logs.create_log_group().log_group_name(name).send().await.unwrap();
+        logs.create_log_group()
+            .log_group_name(name)
+            .send()
+            .await
+            .unwrap();
     }
     logs.put_retention_policy()
         .log_group_name(&kept)
@@ -123,7 +178,10 @@ async fn log_groups_without_retention_then_with() {
         .unwrap();
     let vars = [("AUDIT_LOG_GROUP_PREFIXES", prefix.as_str())];
     let report = auditor(&fx, &vars).audit(now()).await;
-    assert_eq!(of(&report, &bare), vec![(Check::LogGroupNoRetention, Severity::Medium)]);
+    assert_eq!(
+        of(&report, &bare),
+        vec![(Check::LogGroupNoRetention, Severity::Medium)]
+    );
     assert_eq!(of(&report, &kept), vec![]);
     let finding = report.findings.iter().find(|f| f.resource == bare).unwrap();
     assert_eq!(
@@ -148,7 +206,8 @@ async fn a_bucket_without_rules_then_versioned_then_governed() {
         LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
         VersioningConfiguration,
     };
-    let fx = Fixture::new().await;
+    let shim = MotoS3Shim::start();
+    let fx = Fixture::with_endpoint(&shim.endpoint).await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&direct().await)
             .force_path_style(true)
@@ -158,7 +217,11 @@ async fn a_bucket_without_rules_then_versioned_then_governed() {
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let vars = [("AUDIT_S3_BUCKETS", bucket.as_str())];
     let report = auditor(&fx, &vars).audit(now()).await;
-    assert_eq!(of(&report, &bucket), vec![(Check::BucketNoLifecycle, Severity::High)]);
+    assert_eq!(
+        of(&report, &bucket),
+        vec![(Check::BucketNoLifecycle, Severity::High)],
+        "{report:#?}"
+    );
 
     let rule = |noncurrent: bool| {
         let mut rule = LifecycleRule::builder()
@@ -218,7 +281,10 @@ async fn a_missing_bucket_is_could_not_check() {
     let report = auditor(&fx, &[("AUDIT_S3_BUCKETS", bucket.as_str())])
         .audit(now())
         .await;
-    assert_eq!(of(&report, &bucket), vec![(Check::CouldNotCheck, Severity::High)]);
+    assert_eq!(
+        of(&report, &bucket),
+        vec![(Check::CouldNotCheck, Severity::High)]
+    );
 }
 
 #[tokio::test]
@@ -258,15 +324,23 @@ async fn images_the_pruner_would_reclaim() {
         fx.push_image(&repo, &format!("old-{i}"), Some(&format!("v{i}")))
             .await;
     }
-    let policy = r#"{"default": {"keepLastTagged": 1, "protectTags": [], "keepSemverReleases": 0}}"#;
-    let vars = [("ECR_REPOSITORIES", repo.as_str()), ("PRUNE_POLICY", policy)];
+    let policy =
+        r#"{"default": {"keepLastTagged": 1, "protectTags": [], "keepSemverReleases": 0}}"#;
+    let vars = [
+        ("ECR_REPOSITORIES", repo.as_str()),
+        ("PRUNE_POLICY", policy),
+    ];
     let report = auditor(&fx, &vars).audit(now() + 2 * 86_400).await;
     let reclaim = report
         .findings
         .iter()
         .find(|f| f.resource == repo && f.check == Check::ImagesReclaimable)
         .unwrap_or_else(|| panic!("{report:#?}"));
-    assert!(reclaim.evidence.contains("deletes 2 of 3"), "{}", reclaim.evidence);
+    assert!(
+        reclaim.evidence.contains("deletes 2 of 3"),
+        "{}",
+        reclaim.evidence
+    );
     // Nothing was deleted: the audit reads only.
     let left = aws_sdk_ecr::Client::new(&direct().await)
         .describe_images()
@@ -277,9 +351,15 @@ async fn images_the_pruner_would_reclaim() {
     assert_eq!(left.image_details().len(), 3);
 
     let keep_all = r#"{"default": {"keepLastTagged": 10}}"#;
-    let vars = [("ECR_REPOSITORIES", repo.as_str()), ("PRUNE_POLICY", keep_all)];
+    let vars = [
+        ("ECR_REPOSITORIES", repo.as_str()),
+        ("PRUNE_POLICY", keep_all),
+    ];
     let report = auditor(&fx, &vars).audit(now() + 2 * 86_400).await;
-    assert!(!has(&report, Check::ImagesReclaimable, &repo), "{report:#?}");
+    assert!(
+        !has(&report, Check::ImagesReclaimable, &repo),
+        "{report:#?}"
+    );
 }
 
 #[tokio::test]
@@ -308,7 +388,11 @@ async fn access_points_near_a_quota_and_the_file_systems_lifecycle() {
         .iter()
         .any(|f| f.check == Check::AccessPointsNearQuota && f.severity == Severity::High));
     let report = auditor(&fx, &[]).audit(now()).await;
-    assert!(!has(&report, Check::AccessPointsNearQuota, &fx.file_system_id));
+    assert!(!has(
+        &report,
+        Check::AccessPointsNearQuota,
+        &fx.file_system_id
+    ));
 
     assert!(has(&report, Check::NoLifecycleToIa, &fx.file_system_id));
     fx.efs
@@ -323,7 +407,10 @@ async fn access_points_near_a_quota_and_the_file_systems_lifecycle() {
         .await
         .unwrap();
     let report = auditor(&fx, &[]).audit(now()).await;
-    assert!(!has(&report, Check::NoLifecycleToIa, &fx.file_system_id), "{report:#?}");
+    assert!(
+        !has(&report, Check::NoLifecycleToIa, &fx.file_system_id),
+        "{report:#?}"
+    );
 }
 
 #[tokio::test]
@@ -337,12 +424,18 @@ async fn orphans_from_the_sweepers_dry_plan() {
         .iter()
         .find(|f| f.check == Check::OrphansFound)
         .unwrap_or_else(|| panic!("{report:#?}"));
-    assert!(orphans.evidence.contains("1 orphan directories"), "{}", orphans.evidence);
+    assert!(
+        orphans.evidence.contains("1 orphan directories"),
+        "{}",
+        orphans.evidence
+    );
     assert!(dir.exists(), "the audit moves nothing");
-    fx.put(&fx.record("acme", "ws-orphan", None))
-        .await;
+    fx.put(&fx.record("acme", "ws-orphan", None)).await;
     let report = auditor(&fx, &[]).audit(now() + 3 * 86_400).await;
-    assert!(!report.findings.iter().any(|f| f.check == Check::OrphansFound));
+    assert!(!report
+        .findings
+        .iter()
+        .any(|f| f.check == Check::OrphansFound));
 }
 
 #[tokio::test]
@@ -371,7 +464,11 @@ async fn failed_reads_are_could_not_check_never_fine() {
         of(&report, &format!("{prefix}*")),
         vec![(Check::CouldNotCheck, Severity::High)]
     );
-    assert!(!has(&report, Check::LogGroupNoRetention, &format!("{prefix}bare")));
+    assert!(!has(
+        &report,
+        Check::LogGroupNoRetention,
+        &format!("{prefix}bare")
+    ));
     assert!(report.fails(Severity::High));
     assert!(proxy.counts().iter().all(|(_, _, injected)| *injected > 0));
 }
@@ -406,7 +503,9 @@ async fn the_function_puts_one_event_with_the_findings() {
         .put_rule()
         .name("audit")
         .event_bus_name(&bus)
-        .event_pattern(r#"{"source": ["workspace.lifecycle"], "detail-type": ["Storage Audit Findings"]}"#)
+        .event_pattern(
+            r#"{"source": ["workspace.lifecycle"], "detail-type": ["Storage Audit Findings"]}"#,
+        )
         .send()
         .await
         .unwrap();
@@ -424,7 +523,10 @@ async fn the_function_puts_one_event_with_the_findings() {
         .send()
         .await
         .unwrap();
-    let audit: Auditor = fx.function(&[("AUDIT_EVENT_BUS", bus.as_str()), ("ECR_REPOSITORIES", "none-such")]);
+    let audit: Auditor = fx.function(&[
+        ("AUDIT_EVENT_BUS", bus.as_str()),
+        ("ECR_REPOSITORIES", "none-such"),
+    ]);
     let report = audit
         .handle(serde_json::json!({}), Invocation::now())
         .await
@@ -441,8 +543,7 @@ async fn the_function_puts_one_event_with_the_findings() {
     let event: serde_json::Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
     assert_eq!(event["detail-type"], "Storage Audit Findings");
     assert_eq!(
-        event["detail"]["counts"]["critical"],
-        report.counts.critical,
+        event["detail"]["counts"]["critical"], report.counts.critical,
         "{event}"
     );
     assert!(event["detail"]["findings"]

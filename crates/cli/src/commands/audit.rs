@@ -74,8 +74,18 @@ mod tests {
         let report = AuditReport::new(
             0,
             vec![
-                f(Severity::Medium, Service::Logs, "/g", "aws logs put-retention-policy"),
-                f(Severity::High, Service::S3, "bucket", "aws s3api put-bucket-lifecycle"),
+                f(
+                    Severity::Medium,
+                    Service::Logs,
+                    "/g",
+                    "aws logs put-retention-policy",
+                ),
+                f(
+                    Severity::High,
+                    Service::S3,
+                    "bucket",
+                    "aws s3api put-bucket-lifecycle",
+                ),
             ],
         );
         let text = table(&report);
@@ -84,6 +94,9 @@ mod tests {
         assert!(s3 < logs, "{text}");
         assert!(text.contains("fix: aws logs put-retention-policy"));
         assert!(text.contains("high 1, medium 1"));
-        assert_eq!(table(&AuditReport::new(0, vec![])), "storage audit: no findings");
+        assert_eq!(
+            table(&AuditReport::new(0, vec![])),
+            "storage audit: no findings"
+        );
     }
 }

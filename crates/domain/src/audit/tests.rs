@@ -56,10 +56,21 @@ fn each_table_setting_is_a_finding_when_missing() {
         table(|t| t.deletion_protection = false),
         vec![Check::DeletionProtectionOff]
     );
-    let off = check_table("t", &Observation::Seen(healthy_table()), Some(&Observation::Seen(vec![StreamConsumer { function_arn: "f".into(), state: "Disabled".into() }])));
+    let off = check_table(
+        "t",
+        &Observation::Seen(healthy_table()),
+        Some(&Observation::Seen(vec![StreamConsumer {
+            function_arn: "f".into(),
+            state: "Disabled".into(),
+        }])),
+    );
     assert_eq!(checks(&off), vec![Check::StreamNotWired]);
     assert!(off[0].evidence.contains("f (Disabled)"));
-    let none = check_table("t", &Observation::Seen(healthy_table()), Some(&Observation::Seen(vec![])));
+    let none = check_table(
+        "t",
+        &Observation::Seen(healthy_table()),
+        Some(&Observation::Seen(vec![])),
+    );
     assert_eq!(checks(&none), vec![Check::StreamNotWired]);
     let ttl_off = check_table(
         "t",
@@ -69,7 +80,9 @@ fn each_table_setting_is_a_finding_when_missing() {
         }),
         None,
     );
-    assert!(ttl_off[0].fix.contains("update-time-to-live --table-name t"));
+    assert!(ttl_off[0]
+        .fix
+        .contains("update-time-to-live --table-name t"));
     assert_eq!(ttl_off[0].severity, Severity::Critical);
 }
 
@@ -84,7 +97,10 @@ fn a_failed_read_is_could_not_check_never_fine() {
     let f = check_table("t", &Observation::Seen(healthy_table()), Some(&consumers));
     assert_eq!(checks(&f), vec![Check::CouldNotCheck]);
     assert_eq!(
-        checks(&check_log_groups("/aws/lambda/x", &Observation::could_not_check("e"))),
+        checks(&check_log_groups(
+            "/aws/lambda/x",
+            &Observation::could_not_check("e")
+        )),
         vec![Check::CouldNotCheck]
     );
     assert_eq!(
@@ -100,7 +116,10 @@ fn a_failed_read_is_could_not_check_never_fine() {
         Some(Check::CouldNotCheck)
     );
     let report = AuditReport::new(0, check_table("t", &failed, None));
-    assert!(report.fails(Severity::High), "a gate never passes on a read that did not happen");
+    assert!(
+        report.fails(Severity::High),
+        "a gate never passes on a read that did not happen"
+    );
 }
 
 #[test]
@@ -119,7 +138,10 @@ fn access_points_against_the_quota() {
         check_access_point_quota(&fs(10), 10).map(|f| f.severity),
         Some(Severity::High)
     );
-    assert_eq!(check_access_point_quota(&fs(7_999), ACCESS_POINT_QUOTA), None);
+    assert_eq!(
+        check_access_point_quota(&fs(7_999), ACCESS_POINT_QUOTA),
+        None
+    );
     assert_eq!(
         check_access_point_quota(&fs(9_500), ACCESS_POINT_QUOTA).map(|f| f.severity),
         Some(Severity::High)
@@ -131,7 +153,9 @@ fn access_points_against_the_quota() {
     };
     let f = check_file_system(&no_ia).unwrap();
     assert_eq!(f.check, Check::NoLifecycleToIa);
-    assert!(f.fix.contains("put-lifecycle-configuration --file-system-id fs-1"));
+    assert!(f
+        .fix
+        .contains("put-lifecycle-configuration --file-system-id fs-1"));
 }
 
 proptest! {
@@ -253,7 +277,10 @@ fn reclaimable_images_and_archived_images_in_use() {
         repositories: vec![plan.clone()],
     });
     assert_eq!(reclaim[0].deletes, 1);
-    assert_eq!(checks(&check_reclaim(&reclaim[0])), vec![Check::ImagesReclaimable]);
+    assert_eq!(
+        checks(&check_reclaim(&reclaim[0])),
+        vec![Check::ImagesReclaimable]
+    );
     let nothing = ReclaimFacts {
         deletes: 0,
         ..reclaim[0].clone()
@@ -263,7 +290,10 @@ fn reclaimable_images_and_archived_images_in_use() {
     assert_eq!(checks(&archived_in_use), vec![Check::ArchivedImageInUse]);
     assert!(archived_in_use[0].fix.contains("imageDigest=sha256:a"));
     // Archived but only kept for a count, or not archived: nothing to say.
-    assert_eq!(check_archived_in_use("app", &plan, &["sha256:b".into()]), vec![]);
+    assert_eq!(
+        check_archived_in_use("app", &plan, &["sha256:b".into()]),
+        vec![]
+    );
     assert_eq!(check_archived_in_use("app", &plan, &[]), vec![]);
 }
 
@@ -277,7 +307,9 @@ fn log_groups_and_buckets() {
     assert_eq!(check_log_group(&group(Some(30))), None);
     let f = check_log_group(&group(None)).unwrap();
     assert_eq!(f.check, Check::LogGroupNoRetention);
-    assert!(f.fix.contains("put-retention-policy --log-group-name /aws/lambda/x"));
+    assert!(f
+        .fix
+        .contains("put-retention-policy --log-group-name /aws/lambda/x"));
     let bucket = |enabled_rules, expires_noncurrent, versioning| {
         checks(&check_bucket(
             "b",
@@ -290,7 +322,10 @@ fn log_groups_and_buckets() {
         ))
     };
     assert_eq!(bucket(1, false, Versioning::Never), vec![]);
-    assert_eq!(bucket(0, false, Versioning::Never), vec![Check::BucketNoLifecycle]);
+    assert_eq!(
+        bucket(0, false, Versioning::Never),
+        vec![Check::BucketNoLifecycle]
+    );
     assert_eq!(
         bucket(1, false, Versioning::Enabled),
         vec![Check::BucketNoNoncurrentExpiry]
@@ -344,7 +379,10 @@ fn the_report_is_worst_first_grouped_by_service() {
     assert_eq!(report.counts.critical, 1);
     assert_eq!(report.counts.get(Severity::Low), 1);
     assert!(report.fails(Severity::Critical));
-    assert!(!AuditReport::new(1, vec![finding(Severity::Medium, Service::S3, "b")]).fails(Severity::High));
+    assert!(
+        !AuditReport::new(1, vec![finding(Severity::Medium, Service::S3, "b")])
+            .fails(Severity::High)
+    );
     assert!(!AuditReport::new(1, vec![]).fails(Severity::Info));
     assert_eq!(Severity::parse("high"), Some(Severity::High));
     assert_eq!(Severity::parse("hihg"), None);
@@ -354,7 +392,11 @@ fn the_report_is_worst_first_grouped_by_service() {
 fn the_event_keeps_the_worst_findings_within_its_size() {
     let findings: Vec<Finding> = (0..400)
         .map(|i| {
-            let severity = if i == 399 { Severity::Critical } else { Severity::Low };
+            let severity = if i == 399 {
+                Severity::Critical
+            } else {
+                Severity::Low
+            };
             Finding {
                 evidence: "x".repeat(200),
                 ..finding(severity, Service::Logs, &format!("g{i}"))

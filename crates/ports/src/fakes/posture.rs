@@ -8,7 +8,9 @@ use lifecycle_domain::audit::{
     AuditReport, BucketFacts, FileSystemFacts, LogGroupFacts, StreamConsumer, TableFacts,
 };
 
-use crate::posture::{AuditReports, Buckets, FileSystems, LogGroups, RegistryPolicies, TableSettings};
+use crate::posture::{
+    AuditReports, Buckets, FileSystems, LogGroups, RegistryPolicies, TableSettings,
+};
 use crate::ServiceError;
 
 /// Answers by resource name; a resource it does not know is a permanent "not found" error
@@ -28,7 +30,10 @@ pub struct MemoryPosture {
 }
 
 fn unknown<T>(operation: &'static str, name: &str) -> Result<T, ServiceError> {
-    Err(ServiceError::permanent(operation, format!("{name} not found")))
+    Err(ServiceError::permanent(
+        operation,
+        format!("{name} not found"),
+    ))
 }
 
 #[async_trait]
@@ -44,7 +49,10 @@ impl TableSettings for MemoryPosture {
         &self,
         stream_arn: &str,
     ) -> Result<Vec<StreamConsumer>, ServiceError> {
-        self.consumers.get(stream_arn).cloned().unwrap_or(Ok(vec![]))
+        self.consumers
+            .get(stream_arn)
+            .cloned()
+            .unwrap_or(Ok(vec![]))
     }
 }
 
