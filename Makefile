@@ -115,7 +115,7 @@ build: tools
 # stays short.
 build-arm64: tools
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --profile ci-arm64 --arm64 \
-	  --bin ttl-expiry --bin heartbeat --bin efs-sweeper --bin ecr-pruner
+	  --bin ttl-expiry --bin heartbeat --bin efs-sweeper --bin ecr-pruner --bin storage-audit
 
 # The demo profile is the release profile unoptimised (Cargo.toml): the same code, built in half the time.
 demo: venv

@@ -21,12 +21,15 @@ FUNCTIONS = {
     "heartbeat": "HeartbeatFunction",
     "efs-sweeper": "EfsSweeperFunction",
     "ecr-pruner": "EcrPrunerFunction",
+    "storage-audit": "StorageAuditFunction",
 }
 # Functions that delete: each starts in dry run (a parameter defaulting to "true").
 DESTRUCTIVE = ["ttl-expiry", "efs-sweeper", "ecr-pruner"]
 DAY = 86400
 EFS_ACCESS_POINT_QUOTA = 10000
 STREAM_RETENTION_MS = 24 * 3600 * 1000
+# The storage audit's role may read and list, and put its one event; nothing else.
+READ_ONLY_ACTION = re.compile(r"^[a-z0-9]+:(Describe|Get|List|BatchGet|Scan|Query)[A-Za-z]*$")
 REF = lambda name: {"Ref": name}  # noqa: E731
 ALARM_ACTIONS = {"Fn::If": ["HasAlarmTopic", [REF("AlarmTopicArn")], REF("AWS::NoValue")]}
 
@@ -197,6 +200,28 @@ def main(path):
     threshold = params.get("AccessPointAlarmThreshold", {})
     c.check(threshold.get("MaxValue") == EFS_ACCESS_POINT_QUOTA and threshold.get("Default", 0) < EFS_ACCESS_POINT_QUOTA,
             "AccessPointAlarmThreshold is below the 10,000 access points EFS allows")
+
+    # --- The storage audit: monthly, reads only, an alarm on a high-severity finding. ---
+    a = one(c, custom_alarm(alarms, "storage-audit", "HighFindings"), "storage-audit high findings")
+    expect(c, a, "storage-audit high findings", Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+           TreatMissingData="notBreaching")
+    audit = functions["storage-audit"]["Properties"]
+    schedules = [e["Properties"].get("Schedule", "") for e in audit.get("Events", {}).values() if e["Type"] == "Schedule"]
+    monthly = [s for s in schedules if re.fullmatch(r"cron\(\d+ \d+ \d+ \* \? \*\)", s)]
+    c.check(len(schedules) == 1 and len(monthly) == 1, f"storage-audit runs monthly: {schedules}")
+    statements = [st for pol in audit.get("Policies", []) if isinstance(pol, dict) for st in pol.get("Statement", [])]
+    c.check(bool(statements), "storage-audit has its own policy")
+    for st in statements:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        c.check(st.get("Effect") == "Allow", f"storage-audit {st.get('Sid')}: allows only")
+        for action in actions:
+            ok = bool(READ_ONLY_ACTION.match(action)) or action == "elasticfilesystem:ClientMount" \
+                or (action == "events:PutEvents" and st.get("Sid") == "PublishFindings")
+            c.check(ok, f"storage-audit {st.get('Sid')}: {action} is a read, a list or its one event")
+    c.check(not any(isinstance(pol, str) for pol in audit.get("Policies", [])),
+            "storage-audit has no managed policy (only its read-only statements)")
+    c.check("DRY_RUN" not in env("storage-audit") and "MAX_ACTIONS" not in env("storage-audit"),
+            "storage-audit has nothing to dry-run or cap: it deletes nothing")
 
     # --- Failed stream batches: kept whole in S3, and an alarm when one lands. ---
     events = functions["ttl-expiry"]["Properties"]["Events"]

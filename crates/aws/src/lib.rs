@@ -7,6 +7,8 @@ pub mod ecs;
 pub mod efs;
 pub mod eventbridge;
 pub mod lambda;
+pub mod logs;
+pub mod posture;
 pub mod s3;
 pub mod sdk;
 
@@ -16,5 +18,7 @@ pub use ecs::{EcsDeployments, EcsTasks};
 pub use efs::EfsAccessPoints;
 pub use eventbridge::EventBridgeNotices;
 pub use lambda::LambdaFunctions;
-pub use s3::S3FailedBatches;
+pub use logs::CloudWatchLogGroups;
+pub use posture::{DynamoTableSettings, EcrPolicies, EfsFileSystems, EventBridgeAuditReports};
+pub use s3::{S3Buckets, S3FailedBatches};
 pub use sdk::{load_sdk_config, sdk_config_loader, service_error};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lifecycle_domain::audit::Severity;
 use lifecycle_domain::{SubscriptionStatus, Tier};
 
 #[derive(Parser)]
@@ -102,6 +103,14 @@ pub enum Command {
     },
     /// What a heartbeat does: push the workspace's expiry forward.
     Touch { workspace_id: String },
+    /// The storage posture: table, file system, registry, logs and buckets, each finding with
+    /// its fix. Reads only.
+    Audit {
+        /// Exit non-zero when a finding at or above this severity exists
+        /// (critical, high, medium, low, info).
+        #[arg(long, value_parser = parse_severity, default_value = "high")]
+        fail_on: Severity,
+    },
 }
 
 #[derive(Subcommand, Clone)]
@@ -150,4 +159,9 @@ fn parse_tier(text: &str) -> Result<Tier, String> {
 fn parse_status(text: &str) -> Result<SubscriptionStatus, String> {
     serde_json::from_value(serde_json::Value::String(text.into()))
         .map_err(|_| format!("{text:?} is not active, suspended or cancelled"))
+}
+
+fn parse_severity(text: &str) -> Result<Severity, String> {
+    Severity::parse(text)
+        .ok_or_else(|| format!("{text:?} is not critical, high, medium, low or info"))
 }

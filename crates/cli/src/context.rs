@@ -45,6 +45,7 @@ impl Context {
                 heartbeat::Settings::VARS,
                 efs_sweeper::Settings::VARS,
                 ecr_pruner::Settings::VARS,
+                storage_audit::Settings::OWN_VARS,
             ]
             .concat(),
         )?;

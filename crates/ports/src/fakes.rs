@@ -12,6 +12,8 @@ use lifecycle_domain::prune::{ImageDetail, ImageUse};
 use lifecycle_domain::record::{attr, Attributes, Observed, Value};
 use lifecycle_domain::tasks::TaskSummary;
 
+pub mod posture;
+
 use crate::{AccessPoints, Deployments, Notices, Registry, ServiceError, Tasks, WorkspaceTable};
 
 /// The table in memory. Its conditional writes evaluate the same conditions as the DynamoDB

@@ -10,6 +10,7 @@ use lifecycle_domain::record::{Attributes, Observed};
 use lifecycle_domain::tasks::{InUse, TaskSummary};
 
 pub mod fakes;
+pub mod posture;
 
 /// How a call failed, which is what a caller decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

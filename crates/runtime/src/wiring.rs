@@ -8,6 +8,13 @@ use lifecycle_aws::{
     load_sdk_config, sdk_config_loader, DynamoTable, EcrRegistry, EcsDeployments, EcsTasks,
     EfsAccessPoints, EventBridgeNotices, LambdaFunctions, S3FailedBatches,
 };
+use lifecycle_aws::{
+    CloudWatchLogGroups, DynamoTableSettings, EcrPolicies, EfsFileSystems, EventBridgeAuditReports,
+    S3Buckets,
+};
+use lifecycle_ports::posture::{
+    AuditReports, Buckets, FileSystems, LogGroups, RegistryPolicies, TableSettings,
+};
 use lifecycle_ports::{
     AccessPoints, AllDeployments, Deployments, FailedBatches, Notices, Registry, Tasks,
     WorkspaceTable,
@@ -85,15 +92,7 @@ impl Aws {
 
     /// ttl-expiry's failed batches, as its S3 on-failure destination keeps them.
     pub fn failed_batches(&self, bucket: &str) -> Arc<dyn FailedBatches> {
-        // Path-style addressing: an emulator behind `AWS_ENDPOINT_URL` serves no bucket
-        // subdomains, and AWS serves both.
-        let config = aws_sdk_s3::config::Builder::from(&self.sdk)
-            .force_path_style(true)
-            .build();
-        Arc::new(S3FailedBatches::new(
-            aws_sdk_s3::Client::from_conf(config),
-            bucket,
-        ))
+        Arc::new(S3FailedBatches::new(&self.sdk, bucket))
     }
 
     /// What runs images: ECS (every cluster, or only `ecs_clusters`) and Lambda.
@@ -105,5 +104,37 @@ impl Aws {
         };
         let lambda = LambdaFunctions::new(aws_sdk_lambda::Client::new(&self.sdk));
         Arc::new(AllDeployments(vec![Arc::new(ecs), Arc::new(lambda)]))
+    }
+
+    // The storage audit's read-only ports.
+
+    pub fn table_settings(&self) -> Arc<dyn TableSettings> {
+        Arc::new(DynamoTableSettings::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            aws_sdk_lambda::Client::new(&self.sdk),
+        ))
+    }
+
+    pub fn file_systems(&self) -> Arc<dyn FileSystems> {
+        Arc::new(EfsFileSystems::new(aws_sdk_efs::Client::new(&self.sdk)))
+    }
+
+    pub fn registry_policies(&self) -> Arc<dyn RegistryPolicies> {
+        Arc::new(EcrPolicies::new(aws_sdk_ecr::Client::new(&self.sdk)))
+    }
+
+    pub fn log_groups(&self) -> Arc<dyn LogGroups> {
+        Arc::new(CloudWatchLogGroups::from_sdk(&self.sdk))
+    }
+
+    pub fn buckets(&self) -> Arc<dyn Buckets> {
+        Arc::new(S3Buckets::new(&self.sdk))
+    }
+
+    pub fn audit_reports(&self, bus: &str) -> Arc<dyn AuditReports> {
+        Arc::new(EventBridgeAuditReports::new(
+            aws_sdk_eventbridge::Client::new(&self.sdk),
+            bus,
+        ))
     }
 }

@@ -1,6 +1,7 @@
 //! One module per command; [`run`] dispatches.
 
 pub mod apply;
+pub mod audit;
 pub mod plan;
 pub mod replay;
 pub mod restore;
@@ -56,5 +57,6 @@ pub async fn run(cli: Cli) -> Result<()> {
             replay::run(&ctx, sources, yes, dry_run, output).await
         }
         Command::Touch { workspace_id } => touch::run(&ctx, &workspace_id, output).await,
+        Command::Audit { fail_on } => audit::run(&ctx, fail_on, output).await,
     }
 }
