@@ -75,6 +75,7 @@ fn auditor(posture: Arc<MemoryPosture>, root: &std::path::Path, vars: &[(&str, &
         ("AUDIT_LOG_GROUP_PREFIXES", "/aws/lambda/stack-"),
         ("AUDIT_S3_BUCKETS", "outputs"),
         ("AUDIT_EVENT_BUS", "audit"),
+        ("ECR_REPOSITORIES", "*"),
     ]);
     all.extend(vars.iter().copied());
     let env = Env(|k: &str| all.get(k).map(|v| v.to_string()));
