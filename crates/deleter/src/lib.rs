@@ -509,6 +509,9 @@ pub struct ParallelDeleter {
 /// Names unlinked by one task: large enough to amortise scheduling, small enough that a flat
 /// directory of 100,000 files spreads over every worker.
 const UNLINK_CHUNK: usize = 32;
+/// Bytes of directory entries one `getdents64` call of a parallel scan returns at most (glibc's
+/// `readdir` asks for 32 KiB). One buffer per scan in progress: at most one per worker.
+const LISTING_BUFFER: usize = 64 * 1024;
 pub const DEFAULT_DELETE_WORKERS: usize = 64;
 /// Descriptors a parallel removal holds at most (for up to 128 workers); Lambda allows 1,024, and
 /// the runtime and the SDK's connections need some.
@@ -717,15 +720,13 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
     if shared.past_deadline() {
         return;
     }
-    let mut dir = match Dir::read_from(&node.fd) {
-        Ok(dir) => dir,
-        Err(e) => {
-            shared.error(|| Origin::of_node(shared.top_path, &node).render(&[]), e);
-            return;
-        }
-    };
+    // One `getdents64` pass over the handle the node already holds (no second open of the
+    // directory, which on NFS/EFS is a round trip of its own), with a large buffer: a directory
+    // of 100,000 names is listed in about 50 calls instead of 400.
+    let mut buf = Vec::with_capacity(LISTING_BUFFER);
+    let mut dir = rfs::RawDir::new(node.fd.as_fd(), buf.spare_capacity_mut());
     let mut files: Vec<CString> = Vec::new();
-    while let Some(entry) = dir.read() {
+    while let Some(entry) = dir.next() {
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
@@ -782,6 +783,7 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
         unlink_chunk(s, shared, &node, files);
     }
     drop(dir);
+    drop(buf);
     shared.finish(node);
 }
 
