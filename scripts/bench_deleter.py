@@ -121,6 +121,19 @@ def count_entries(path):
     return n
 
 
+def largest_dir(path):
+    return max(len(ds) + len(fs) for _, ds, fs in os.walk(path))
+
+
+def bound_s(served, workers, widest):
+    """The least wall time under the model for `workers` calls in flight: the delays it gave,
+    spread over the workers; but never less than emptying the widest directory one entry at a
+    time (Linux holds a directory's lock across unlink and rmdir, and a lookup waits for it: on
+    NFS as on FUSE, one directory's removals are serial whatever the client does)."""
+    per_entry = served["delay_us"]["lookup"] + served["delay_us"]["unlink"]
+    return max(served["delayed_us"] / workers, widest * per_entry) / 1e6
+
+
 TREES = {
     "flat": lambda p, n: make_flat(p, n),
     "chain": lambda p, n: make_chain(p, n, 100),
@@ -192,8 +205,8 @@ def main():
     ap.add_argument("--rows", help="append table rows here (scripts/bench_table.py)")
     ap.add_argument("--workers", type=int, default=None,
                     help="our concurrency under latency (default: the deleter's default)")
-    ap.add_argument("--sweep", default="16,64,256", help="concurrencies compared with their bound (flat tree)")
-    ap.add_argument("--fuse-flat", type=int, default=4000, help="files of the flat tree under the model")
+    ap.add_argument("--sweep", default="16,64,256", help="concurrencies compared with their bound (workspace tree)")
+    ap.add_argument("--fuse-flat", type=int, default=2000, help="files of the flat tree under the model")
     ap.add_argument("--fuse-chain", type=int, default=200, help="levels of the chain under the model")
     ap.add_argument("--fuse-workspace", type=int, default=2, help="checkouts of the workspace under the model")
     ap.add_argument("--disk-flat", type=int, default=100000)
@@ -202,6 +215,10 @@ def main():
     ap.add_argument("--shim-files", type=int, default=2000, help="files for the LD_PRELOAD cross-check; 0: skip")
     ap.add_argument("--no-rm", action="store_true", help="leave `rm -rf` out under the model (slow)")
     a = ap.parse_args()
+    # The machine is shared: every contender (and the model's timer) runs at the same raised
+    # priority, so that other processes' builds add less noise to the delays being measured.
+    if os.geteuid() == 0:
+        os.nice(-10)
 
     workers = a.workers or int(subprocess.run([a.purge, "--print-default-workers"], capture_output=True,
                                               text=True, check=True).stdout)
@@ -238,6 +255,7 @@ def main():
             target = os.path.join(backing, "t")
             TREES[shape](target, size)
             entries = count_entries(target)
+            widest = largest_dir(target)
             shutil.rmtree(target)
             label = label or f"workspace tree, {entries:,} entries"
             results = {}
@@ -251,7 +269,7 @@ def main():
                 print(f"  {label:32} {name:16} {t:8.2f} s  {served['total_ops']:7} ops  "
                       f"{served['delayed_us'] / 1e6:7.2f} s of delay")
             t_ours, s_ours = results["ours"]
-            bound = s_ours["delayed_us"] / 1e6 / workers
+            bound = bound_s(s_ours, workers, widest)
             fps = entries / t_ours
             add_row(a.rows, id=f"deleter.fuse.{shape}.vs_rmz", figure=f"deleter under FUSE model, {label} (s)",
                     unit="s", ours=t_ours, baseline=results[rmz[0]][0], baseline_name=rmz[0],
@@ -264,16 +282,18 @@ def main():
                     unit="/s", ours=fps, baseline=entries / results[rmz[0]][0], baseline_name=rmz[0],
                     ratio=fps / (entries / results[rmz[0]][0]))
 
-        # ---- concurrency against its bound, flat tree.
+        # ---- concurrency against its bound, workspace tree (many directories: parallel work).
         for w in [int(x) for x in a.sweep.split(",") if x]:
             target = os.path.join(backing, "t")
-            make_flat(target, a.fuse_flat)
+            make_workspace(target, a.fuse_workspace)
+            widest = largest_dir(target)
             served = {}
             with fuse_mount(a.efs_latency, backing, mnt, READ_US, WRITE_US, served):
                 t, _ = run([a.purge, "--workers", str(w)], os.path.join(mnt, "t"))
-            bound = served["delayed_us"] / 1e6 / w
-            print(f"  flat, {w:4} workers: {t:.2f} s, bound {bound:.2f} s ({t / bound:.2f}x)")
-            add_row(a.rows, id=f"deleter.fuse.flat.workers{w}", figure=f"deleter under FUSE model, flat, {w} workers (s)",
+            bound = bound_s(served, w, widest)
+            print(f"  workspace, {w:4} workers: {t:.2f} s, bound {bound:.2f} s ({t / bound:.2f}x)")
+            add_row(a.rows, id=f"deleter.fuse.workspace.workers{w}",
+                    figure=f"deleter under FUSE model, workspace, {w} workers (s)",
                     unit="s", ours=t, bound=bound, note=f"{served['total_ops']} ops")
 
         # ---- plain disk.
