@@ -512,7 +512,13 @@ const UNLINK_CHUNK: usize = 32;
 /// Bytes of directory entries one `getdents64` call of a parallel scan returns at most (glibc's
 /// `readdir` asks for 32 KiB). One buffer per scan in progress: at most one per worker.
 const LISTING_BUFFER: usize = 64 * 1024;
+/// The default concurrency (`DELETE_CONCURRENCY`), as measured under the FUSE latency model
+/// (`make bench`): a tree of many directories is removed within a small factor of its bound at
+/// 64; more workers add little, since Linux removes one directory's entries one at a time.
 pub const DEFAULT_DELETE_WORKERS: usize = 64;
+/// The most workers a removal may use, whatever the setting: one purge must not starve the
+/// platform's own I/O on the same file system, nor exhaust Lambda's 1,024 descriptors.
+pub const MAX_DELETE_WORKERS: usize = 512;
 /// Descriptors a parallel removal holds at most (for up to 128 workers); Lambda allows 1,024, and
 /// the runtime and the SDK's connections need some.
 const MAX_DELETER_FDS: usize = 768;
@@ -631,7 +637,7 @@ impl Shared<'_> {
 
 impl ParallelDeleter {
     pub fn new(workers: usize) -> std::io::Result<Self> {
-        let workers = workers.clamp(1, 512);
+        let workers = workers.clamp(1, MAX_DELETE_WORKERS);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers)
             .thread_name(|i| format!("deleter-{i}"))
