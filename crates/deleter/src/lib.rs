@@ -549,6 +549,12 @@ struct Node {
     name: CString,
     parent: Option<Arc<Node>>,
     remaining: AtomicUsize,
+    /// Held while a chunk of this directory's files is unlinked. Linux holds a directory's lock
+    /// across each unlink in it (on NFS/EFS for the whole round trip), so workers unlinking in
+    /// one directory at once only queue on it and delay each other's lookups (measured under the
+    /// FUSE model: a flat directory took twice as long with 64 workers as with one). Different
+    /// directories still proceed in parallel.
+    unlinking: Mutex<()>,
 }
 
 impl Shared<'_> {
@@ -678,6 +684,7 @@ impl ParallelDeleter {
                         name: cname,
                         parent: None,
                         remaining: AtomicUsize::new(1),
+                        unlinking: Mutex::new(()),
                     })),
                     Entry::Done | Entry::Failed => None,
                 }
@@ -779,6 +786,7 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
                 name,
                 parent: Some(node.clone()),
                 remaining: AtomicUsize::new(1),
+                unlinking: Mutex::new(()),
             });
             shared.open_dirs.fetch_add(1, Relaxed);
             node.remaining.fetch_add(1, AcqRel);
@@ -816,6 +824,10 @@ fn unlink_chunk<'s>(
 }
 
 fn unlink_names(shared: &Shared<'_>, node: &Node, names: &[CString]) {
+    let _one_at_a_time = node
+        .unlinking
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     for name in names {
         if shared.past_deadline() {
             return;
