@@ -88,7 +88,7 @@ pub struct ImageUse {
 pub struct UseIndex<'a> {
     by_path: std::collections::HashMap<String, Vec<(&'a ImageUse, ImageRef)>>,
     /// Unparseable references, matched by substring per repository as [`in_use_in`] does.
-    unparsed: Vec<(&'a ImageUse, String)>,
+    unparsed: Vec<String>,
 }
 
 impl<'a> UseIndex<'a> {
@@ -99,7 +99,7 @@ impl<'a> UseIndex<'a> {
         for u in uses {
             match ImageRef::parse(&u.image) {
                 Ok(r) => by_path.entry(r.path.clone()).or_default().push((u, r)),
-                Err(_) => unparsed.push((u, u.image.to_ascii_lowercase())),
+                Err(_) => unparsed.push(u.image.to_ascii_lowercase()),
             }
         }
         Self { by_path, unparsed }
@@ -114,21 +114,10 @@ impl<'a> UseIndex<'a> {
                 out.insert(d.to_string(), kind);
             }
         };
-        if self
-            .unparsed
-            .iter()
-            .any(|(_, lower)| lower.contains(repository))
-        {
-            let kind = self
-                .unparsed
-                .iter()
-                .filter(|(_, lower)| lower.contains(repository))
-                .map(|(u, _)| u.kind)
-                .min();
-            if let Some(kind) = kind {
-                for img in images {
-                    mark(&img.digest, kind);
-                }
+        // Unparseable, yet it may name this repository: then any image may be it.
+        if self.unparsed.iter().any(|lower| lower.contains(repository)) {
+            for img in images {
+                mark(&img.digest, InUseKind::AmbiguousReference);
             }
         }
         let Some(uses) = self.by_path.get(repository) else {
