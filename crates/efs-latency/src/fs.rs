@@ -44,7 +44,9 @@ struct DirEnt {
 
 pub struct LatencyFs {
     table: Mutex<Table>,
-    dirs: Mutex<HashMap<u64, Arc<Vec<DirEnt>>>>,
+    /// Open directories: their listing, and whether any of it was served (a read from offset 0
+    /// after that is a rewind, which lists the directory again, as a real file system does).
+    dirs: Mutex<HashMap<u64, (Arc<Vec<DirEnt>>, bool)>>,
     files: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     next_fh: AtomicU64,
     delays: Delays,
@@ -104,6 +106,41 @@ fn attr(ino: u64, st: &Stat) -> FileAttr {
 /// `/proc/self/fd/N`: reaches the inode of an `O_PATH` handle for the calls that take no handle.
 fn proc_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// The entries of the directory `fd` (an `O_PATH` handle), listed whole: offsets into a listing
+/// stay valid while the directory is emptied.
+fn list(fd: &OwnedFd) -> Result<Vec<DirEnt>, Errno> {
+    let dir = rfs::openat(
+        fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    let mut entries = Vec::new();
+    let mut dir = rfs::Dir::new(dir).map_err(errno)?;
+    while let Some(e) = dir.read() {
+        let e = e.map_err(errno)?;
+        let name = e.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        entries.push(DirEnt {
+            ino: e.ino().max(1),
+            kind: match e.file_type() {
+                rfs::FileType::Directory => FileType::Directory,
+                rfs::FileType::Symlink => FileType::Symlink,
+                rfs::FileType::Fifo => FileType::NamedPipe,
+                rfs::FileType::Socket => FileType::Socket,
+                rfs::FileType::CharacterDevice => FileType::CharDevice,
+                rfs::FileType::BlockDevice => FileType::BlockDevice,
+                _ => FileType::RegularFile,
+            },
+            name: name.to_vec(),
+        });
+    }
+    Ok(entries)
 }
 
 impl LatencyFs {
@@ -495,41 +532,10 @@ impl Filesystem for LatencyFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let result = self.fd(ino).and_then(|fd| {
-            let dir = rfs::openat(
-                &*fd,
-                ".",
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(errno)?;
-            // Listed whole at open: offsets into this listing stay valid while it is emptied.
-            let mut entries = Vec::new();
-            let mut dir = rfs::Dir::new(dir).map_err(errno)?;
-            while let Some(e) = dir.read() {
-                let e = e.map_err(errno)?;
-                let name = e.file_name().to_bytes();
-                if name == b"." || name == b".." {
-                    continue;
-                }
-                let kind = match e.file_type() {
-                    rfs::FileType::Directory => FileType::Directory,
-                    rfs::FileType::Symlink => FileType::Symlink,
-                    rfs::FileType::Fifo => FileType::NamedPipe,
-                    rfs::FileType::Socket => FileType::Socket,
-                    rfs::FileType::CharacterDevice => FileType::CharDevice,
-                    rfs::FileType::BlockDevice => FileType::BlockDevice,
-                    _ => FileType::RegularFile,
-                };
-                entries.push(DirEnt {
-                    ino: e.ino().max(1),
-                    kind,
-                    name: name.to_vec(),
-                });
-            }
+        let result = self.fd(ino).and_then(|fd| list(&fd)).map(|entries| {
             let fh = self.fh();
-            lock(&self.dirs).insert(fh, Arc::new(entries));
-            Ok(fh)
+            lock(&self.dirs).insert(fh, (Arc::new(entries), false));
+            fh
         });
         self.answer(Op::Opendir, move || match result {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
@@ -540,14 +546,30 @@ impl Filesystem for LatencyFs {
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let Some(entries) = lock(&self.dirs).get(&fh.0).cloned() else {
-            self.answer(Op::Readdir, move || reply.error(Errno::EBADF));
-            return;
+        let entries = {
+            let mut dirs = lock(&self.dirs);
+            let Some((entries, served)) = dirs.get_mut(&fh.0) else {
+                drop(dirs);
+                self.answer(Op::Readdir, move || reply.error(Errno::EBADF));
+                return;
+            };
+            if offset == 0 && *served {
+                match self.fd(ino).and_then(|fd| list(&fd)) {
+                    Ok(fresh) => *entries = Arc::new(fresh),
+                    Err(e) => {
+                        drop(dirs);
+                        self.answer(Op::Readdir, move || reply.error(e));
+                        return;
+                    }
+                }
+            }
+            *served = true;
+            entries.clone()
         };
         for (i, e) in entries.iter().enumerate().skip(offset as usize) {
             let name = <OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&e.name);
