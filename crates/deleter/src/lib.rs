@@ -796,7 +796,6 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
     if !files.is_empty() {
         unlink_chunk(s, shared, &node, files);
     }
-    drop(dir);
     drop(buf);
     shared.finish(node);
 }

@@ -36,6 +36,9 @@ struct Table {
     next: u64,
 }
 
+/// An open directory's entries, and whether any was served yet.
+type Listing = (Arc<Vec<DirEnt>>, bool);
+
 struct DirEnt {
     ino: u64,
     kind: FileType,
@@ -46,7 +49,7 @@ pub struct LatencyFs {
     table: Mutex<Table>,
     /// Open directories: their listing, and whether any of it was served (a read from offset 0
     /// after that is a rewind, which lists the directory again, as a real file system does).
-    dirs: Mutex<HashMap<u64, (Arc<Vec<DirEnt>>, bool)>>,
+    dirs: Mutex<HashMap<u64, Listing>>,
     files: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     next_fh: AtomicU64,
     delays: Delays,
@@ -88,9 +91,9 @@ fn attr(ino: u64, st: &Stat) -> FileAttr {
         ino: INodeNo(ino),
         size: st.st_size as u64,
         blocks: st.st_blocks as u64,
-        atime: time(st.st_atime, st.st_atime_nsec as i64),
-        mtime: time(st.st_mtime, st.st_mtime_nsec as i64),
-        ctime: time(st.st_ctime, st.st_ctime_nsec as i64),
+        atime: time(st.st_atime, st.st_atime_nsec),
+        mtime: time(st.st_mtime, st.st_mtime_nsec),
+        ctime: time(st.st_ctime, st.st_ctime_nsec),
         crtime: UNIX_EPOCH,
         kind: kind_of(st.st_mode),
         perm: (st.st_mode & 0o7777) as u16,
