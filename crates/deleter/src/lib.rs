@@ -20,7 +20,7 @@ use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -555,6 +555,9 @@ struct Node {
     /// FUSE model: a flat directory took twice as long with 64 workers as with one). Different
     /// directories still proceed in parallel.
     unlinking: Mutex<()>,
+    /// An unlink chunk of this directory is queued or running: the scan unlinks the next one
+    /// itself, so at most two threads wait on one directory (more only cost wake-ups).
+    chunk_queued: AtomicBool,
 }
 
 impl Shared<'_> {
@@ -685,6 +688,7 @@ impl ParallelDeleter {
                         parent: None,
                         remaining: AtomicUsize::new(1),
                         unlinking: Mutex::new(()),
+                        chunk_queued: AtomicBool::new(false),
                     })),
                     Entry::Done | Entry::Failed => None,
                 }
@@ -787,6 +791,7 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
                 parent: Some(node.clone()),
                 remaining: AtomicUsize::new(1),
                 unlinking: Mutex::new(()),
+                chunk_queued: AtomicBool::new(false),
             });
             shared.open_dirs.fetch_add(1, Relaxed);
             node.remaining.fetch_add(1, AcqRel);
@@ -807,8 +812,13 @@ fn unlink_chunk<'s>(
     node: &Arc<Node>,
     names: Vec<CString>,
 ) {
+    if node.chunk_queued.swap(true, AcqRel) {
+        unlink_names(shared, node, &names);
+        return;
+    }
     if shared.queued_chunks.fetch_add(1, AcqRel) >= shared.max_chunks {
         shared.queued_chunks.fetch_sub(1, AcqRel);
+        node.chunk_queued.store(false, Release);
         unlink_names(shared, node, &names);
         return;
     }
@@ -818,6 +828,7 @@ fn unlink_chunk<'s>(
         unlink_names(shared, &node, &names);
         drop(names);
         shared.queued_chunks.fetch_sub(1, AcqRel);
+        node.chunk_queued.store(false, Release);
         shared.finish(node);
     });
 }
