@@ -32,7 +32,7 @@ endif
 
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: help venv tools checkov-tools test unit e2e soak lint fmt clippy template-lint build build-arm64 release demo invoke bench clean fuzz fuzz-replay bench-flat
+.PHONY: help venv tools checkov-tools test unit e2e soak lint fmt clippy template-lint build build-arm64 release demo invoke bench bench-run bench-compare clean fuzz fuzz-replay bench-flat
 
 help:
 	@echo "make test     unit + integration tests on moto, then an end-to-end run through the Runtime API"
@@ -42,7 +42,8 @@ help:
 	@echo "make build    sam build (cargo lambda, arm64)"
 	@echo "make build-arm64  every function cross-built for arm64 by cargo lambda (CI; profile ci-arm64)"
 	@echo "make invoke   FUNCTION=ttl-expiry EVENT=events/... through cargo lambda watch/invoke"
-	@echo "make bench    cold start vs Python + boto3; our deleter vs rm -rf under EFS-like latency"
+	@echo "make bench    one table: deleter vs rmz/rm -rf (FUSE latency model, disk), cold starts, planner, pruner calls"
+	@echo "make bench-compare  make bench again; flags any ratio that fell by more than 20% against bench/results.json"
 	@echo "make fuzz     every cargo-fuzz target for FUZZ_SECONDS (nightly); make fuzz-replay: the corpus on stable"
 
 $(VENV)/.test-stamp: requirements-test.txt
@@ -129,14 +130,35 @@ invoke: tools
 	trap 'scripts/moto.sh stop' EXIT; \
 	  PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python scripts/invoke_local.py --function $(FUNCTION) --event $(EVENT)
 
-bench: venv release
+# make bench: one table (figure, ours, baseline measured in the same run, ratio, bound) written to
+# bench/results.json; make bench-compare runs it again and flags any ratio that fell by more than
+# 20% against the committed results. rmz (the baseline deleter) is installed at a pinned version
+# into .work/tools; the FUSE latency model needs fusermount3 (Debian: fuse3) and root.
+RMZ_VERSION := 3.2.1
+RMZ := .work/tools/bin/rmz
+BENCH_ROWS := .work/bench-rows.jsonl
+
+$(RMZ):
+	cargo install rmz --version $(RMZ_VERSION) --locked --root .work/tools
+
+bench-run: venv release $(RMZ)
+	cargo build --release -p efs-latency
 	cargo build --release --example purge -p tree-deleter --example plan_bench -p lifecycle-domain
-	target/release/examples/plan_bench
+	rm -f $(BENCH_ROWS)
+	$(VENV)/bin/python scripts/bench_planner.py --binary target/release/examples/plan_bench --rows $(BENCH_ROWS)
+	$(VENV)/bin/python scripts/bench_deleter.py --purge target/release/examples/purge --rmz $(RMZ) \
+	  --efs-latency target/release/efs-latency --rows $(BENCH_ROWS)
 	scripts/moto.sh start >/dev/null
 	trap 'scripts/moto.sh stop' EXIT; \
-	  $(VENV)/bin/python scripts/bench_coldstart.py --binary target/release/ttl-expiry && \
-	  $(VENV)/bin/python scripts/bench_pruner.py --binary target/release/ecr-pruner && \
-	  $(VENV)/bin/python scripts/bench_deleter.py --purge target/release/examples/purge
+	  $(VENV)/bin/python scripts/bench_coldstart.py --bin-dir target/release --rows $(BENCH_ROWS) && \
+	  $(VENV)/bin/python scripts/bench_pruner.py --binary target/release/ecr-pruner --rows $(BENCH_ROWS)
+
+bench: bench-run
+	$(VENV)/bin/python scripts/bench_table.py --rows $(BENCH_ROWS) --out bench/results.json
+
+bench-compare: bench-run
+	$(VENV)/bin/python scripts/bench_table.py --rows $(BENCH_ROWS) --out .work/bench-latest.json \
+	  --compare bench/results.json
 
 # Hostile input (README, "Reliability"): each cargo-fuzz target for FUZZ_SECONDS on nightly, growing
 # its corpus in fuzz/corpus/<target>/ (commit what it adds; `cargo fuzz cmin` when it grows large).

@@ -7,8 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 
+from bench_table import add_row
 from fleet import ENDPOINT, Fleet, client, run_function
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -22,20 +24,24 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
     ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--latency-ms", type=int, default=20, help="delay of every AWS call (the fault proxy)")
+    ap.add_argument("--rows", help="append table rows here (scripts/bench_table.py)")
     a = ap.parse_args()
     fleet = Fleet("bench-prune")
     repo = f"bench-{fleet.table[-8:]}"
     client("ecr").create_repository(repositoryName=repo)
     for i in range(a.images):
         fleet.push_image(repo, f"img-{i}", tag=f"build-{i}", size=1000)
-    rules = [f"{op}=slow0:1.0" for op in OPS]
+    rules = [f"{op}=slow{a.latency_ms}:1.0" for op in OPS]
     proxy = subprocess.Popen([sys.executable, PROXY, "--upstream", ENDPOINT, "--port", "0"] + sum((["--rule", r] for r in rules), []),
                              stdout=subprocess.PIPE, text=True)
     try:
         url = proxy.stdout.readline().split()[-3]
         env = {"AWS_ENDPOINT_URL": url, "ECR_REPOSITORIES": repo, "KEEP_TASK_DEFINITION_REVISIONS": "0",
                "PRUNE_POLICY": json.dumps({"default": {"keepLastTagged": 0, "protectTags": [], "keepSemverReleases": 0}})}
+        t0 = time.monotonic()
         report, _ = run_function(a.binary, [{}], env, timeout=300)
+        wall = time.monotonic() - t0
         body = report["results"][0]["body"]
         deleted = body["deleted"]
         counts = json.load(urllib.request.urlopen(url + "/__faults"))["rules"]
@@ -46,6 +52,17 @@ def main():
     print(f"ecr-pruner deleted {deleted} of {a.images} images; API calls made:")
     for op, n in calls.items():
         print(f"  {op:28} {n:4}")
+    # The least the ECR API allows per 1,000 deletions: 10 BatchDeleteImage (100 ids each) and one
+    # DescribeImages page of 1,000.
+    minimum = 11
+    ecr = sum(n for op, n in calls.items() if op in ("DescribeImages", "BatchDeleteImage", "BatchGetImage",
+                                                     "DescribeRepositories"))
+    add_row(a.rows, id="pruner.ecr_calls_per_1000", figure="pruner ECR calls per 1,000 deletions", unit="",
+            ours=per_k(ecr), bound=minimum, note=", ".join(f"{op} {n}" for op, n in calls.items()))
+    add_row(a.rows, id="pruner.wall_per_1000", figure=f"pruner wall per 1,000 deletions, {a.latency_ms} ms per call (s)",
+            unit="s", ours=wall * 1000 / max(deleted, 1), bound=minimum * a.latency_ms / 1000,
+            note=f"{sum(calls.values())} calls in all (ECS inventory included), process start included")
+    print(f"  wall time {wall:.2f} s with {a.latency_ms} ms per call")
     print(f"  per 1,000 deletions: {per_k(calls.get('BatchDeleteImage', 0)):.0f} BatchDeleteImage calls "
           f"(aim: 10), {per_k(calls.get('DescribeImages', 0)):.0f} DescribeImages pages, "
           f"{per_k(sum(calls.values())):.0f} calls in all")

@@ -22,6 +22,11 @@ fn main() {
                     .expect("--workers N")
             }
             "--sequential" => sequential = true,
+            // For the bench: the concurrency its bound is computed for when none is given.
+            "--print-default-workers" => {
+                println!("{DEFAULT_DELETE_WORKERS}");
+                return;
+            }
             _ => path = Some(PathBuf::from(arg)),
         }
     }

@@ -110,6 +110,7 @@ impl Pruner {
             .deployments
             .images_in_use(self.settings.keep_revisions)
             .await?;
+        let uses = lifecycle_domain::prune::UseIndex::new(&uses);
         self.plan_repository(&planned.repository, &uses, now, Some(planned))
             .await
     }

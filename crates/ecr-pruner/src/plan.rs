@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lifecycle_domain::prune::{in_use_in, manifest_facts, plan_repository, replan_repository};
-use lifecycle_domain::prune::{Image, ImageUse, ManifestFacts, PrunePlan, RepoPlan, Subject};
+use lifecycle_domain::prune::{manifest_facts, plan_repository, replan_repository, UseIndex};
+use lifecycle_domain::prune::{Image, ManifestFacts, PrunePlan, RepoPlan, Subject};
 use lifecycle_ports::ServiceError;
 
 use crate::{PruneError, Pruner};
@@ -27,6 +27,8 @@ impl Pruner {
             .filter(|n| self.settings.selects(n))
             .collect();
         names.sort();
+        // Parsed once for every repository (linear in repositories + uses).
+        let uses = UseIndex::new(&uses);
         let mut repositories = Vec::with_capacity(names.len());
         for name in names {
             repositories.push(self.plan_repository(&name, &uses, now, None).await?);
@@ -41,14 +43,14 @@ impl Pruner {
     pub(crate) async fn plan_repository(
         &self,
         repository: &str,
-        uses: &[ImageUse],
+        uses: &UseIndex<'_>,
         now: i64,
         first: Option<&RepoPlan>,
     ) -> Result<RepoPlan, ServiceError> {
         let mut images = self.images(repository).await?;
         let rules = self.settings.policy.rules_for(repository);
         loop {
-            let in_use = in_use_in(repository, &images, uses);
+            let in_use = uses.in_use_in(repository, &images);
             let plan = match first {
                 None => plan_repository(repository, &images, &in_use, &rules, now),
                 Some(first) => replan_repository(first, &images, &in_use, &rules, now),

@@ -2,7 +2,7 @@
 
 use lifecycle_domain::sweep::SweepRules;
 use lifecycle_runtime::config::{Config, ConfigError, Env};
-use tree_deleter::DEFAULT_DELETE_WORKERS;
+use tree_deleter::{DEFAULT_DELETE_WORKERS, MAX_DELETE_WORKERS};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -40,7 +40,7 @@ impl Settings {
             delete_concurrency: env.number(
                 "DELETE_CONCURRENCY",
                 DEFAULT_DELETE_WORKERS,
-                1..=512,
+                1..=MAX_DELETE_WORKERS,
             )?,
         })
     }

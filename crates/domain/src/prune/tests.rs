@@ -779,3 +779,77 @@ fn a_re_check_over_its_cap_deletes_nothing() {
     let again = replan_repository(&first, &images, &BTreeMap::new(), &rules(), NOW).capped(&caps);
     assert!(again.deletes().is_empty() && again.cap_exceeded.is_some());
 }
+
+/// A use for the in-use resolution property: a reference to one of a few repositories (with or
+/// without a registry, by tag, by digest, bare) or an unparseable text, maybe with the digest
+/// it runs.
+fn arb_use() -> impl Strategy<Value = crate::prune::ImageUse> {
+    let kinds = [
+        InUseKind::InUseTask,
+        InUseKind::InUseService,
+        InUseKind::InUseFunction,
+        InUseKind::InUseTaskDefinition,
+    ];
+    (
+        0usize..4,
+        "repo|team/repo|other|rep",
+        proptest::option::of("latest|v1|v2|prod-a"),
+        proptest::option::of(0u32..12),
+        0usize..5,
+        proptest::option::of(0u32..12),
+        proptest::sample::select(kinds.to_vec()),
+    )
+        .prop_map(|(registry, path, tag, digest, shape, runs, kind)| {
+            let prefix = [
+                "",
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/",
+                "localhost:5000/",
+                "",
+            ][registry];
+            let image = match shape {
+                // Unparseable, some naming a repository.
+                0 => format!("{} !!", path.to_ascii_uppercase()),
+                _ => {
+                    let mut s = format!("{prefix}{path}");
+                    if let Some(t) = &tag {
+                        s.push(':');
+                        s.push_str(t);
+                    }
+                    if let Some(n) = digest.filter(|_| shape > 2) {
+                        s.push('@');
+                        s.push_str(&d(n));
+                    }
+                    s
+                }
+            };
+            crate::prune::ImageUse {
+                image,
+                digest: runs.map(d),
+                kind,
+                by: "test".into(),
+            }
+        })
+}
+
+proptest! {
+    /// The index the pruner plans with resolves exactly as the straightforward scan of every use
+    /// for every repository.
+    #[test]
+    fn indexed_in_use_resolution_equals_the_straightforward_one(
+        tagged in proptest::collection::vec((0u32..12, proptest::collection::vec("latest|v1|v2|prod-a", 0..3)), 0..12),
+        uses in proptest::collection::vec(arb_use(), 0..12),
+    ) {
+        let images: Vec<Image> = tagged
+            .iter()
+            .map(|(n, tags)| img(*n, &tags.iter().map(String::as_str).collect::<Vec<_>>(), 5))
+            .collect();
+        let index = UseIndex::new(&uses);
+        for repository in ["repo", "team/repo", "other", "rep", "none"] {
+            prop_assert_eq!(
+                index.in_use_in(repository, &images),
+                in_use_in(repository, &images, &uses),
+                "{}", repository
+            );
+        }
+    }
+}
