@@ -171,10 +171,13 @@ impl WorkspaceTable for DynamoTable {
         }
         let mut pages = scan.into_paginator().send();
         let mut items = Vec::new();
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("DynamoDB Scan", e))?;
+            more = page.last_evaluated_key().is_some_and(|k| !k.is_empty());
             items.extend(page.items.unwrap_or_default().into_iter().map(from_item));
         }
+        crate::sdk::listing_complete("DynamoDB Scan", more)?;
         Ok(items)
     }
 

@@ -39,14 +39,17 @@ impl Registry for EcrRegistry {
     async fn repositories(&self) -> Result<Vec<String>, ServiceError> {
         let mut pages = self.client.describe_repositories().into_paginator().send();
         let mut out = Vec::new();
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("ECR DescribeRepositories", e))?;
+            more = crate::sdk::names_next(page.next_token());
             out.extend(
                 page.repositories()
                     .iter()
                     .filter_map(|r| r.repository_name().map(str::to_string)),
             );
         }
+        crate::sdk::listing_complete("ECR DescribeRepositories", more)?;
         Ok(out)
     }
 
@@ -59,8 +62,10 @@ impl Registry for EcrRegistry {
             .into_paginator()
             .send();
         let mut out = Vec::new();
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("ECR DescribeImages", e))?;
+            more = crate::sdk::names_next(page.next_token());
             for image in page.image_details() {
                 // An image listed without its digest or push time is not an image that is not
                 // there (it may be the index that keeps others): the listing is unusable.
@@ -89,6 +94,7 @@ impl Registry for EcrRegistry {
                 });
             }
         }
+        crate::sdk::listing_complete("ECR DescribeImages", more)?;
         Ok(out)
     }
 

@@ -66,8 +66,10 @@ impl AccessPoints for EfsAccessPoints {
             .into_paginator()
             .send();
         let mut out = Vec::new();
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("EFS DescribeAccessPoints", e))?;
+            more = crate::sdk::names_next(page.next_token());
             for ap in page.access_points() {
                 let info = access_point_info(ap)?;
                 // An answer about another file system is a wrong answer, not data to act on.
@@ -83,6 +85,7 @@ impl AccessPoints for EfsAccessPoints {
                 out.push(info);
             }
         }
+        crate::sdk::listing_complete("EFS DescribeAccessPoints", more)?;
         Ok(out)
     }
 

@@ -51,8 +51,10 @@ impl Deployments for LambdaFunctions {
             .function_version(aws_sdk_lambda::types::FunctionVersion::All)
             .into_paginator()
             .send();
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("Lambda ListFunctions", e))?;
+            more = crate::sdk::names_next(page.next_marker());
             for f in page.functions() {
                 if f.package_type() == Some(&aws_sdk_lambda::types::PackageType::Image) {
                     let name = f.function_name().unwrap_or_default().to_string();
@@ -61,6 +63,7 @@ impl Deployments for LambdaFunctions {
                 }
             }
         }
+        crate::sdk::listing_complete("Lambda ListFunctions", more)?;
         let mut uses = Vec::new();
         for (name, version) in versions {
             let by = format!("{name}:{version}");

@@ -32,8 +32,10 @@ impl LogGroups for CloudWatchLogGroups {
             .into_paginator()
             .send();
         let mut out = Vec::new();
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("Logs DescribeLogGroups", e))?;
+            more = crate::sdk::names_next(page.next_token());
             for group in page.log_groups() {
                 let Some(name) = group.log_group_name() else {
                     return Err(ServiceError::permanent(
@@ -48,6 +50,7 @@ impl LogGroups for CloudWatchLogGroups {
                 });
             }
         }
+        crate::sdk::listing_complete("Logs DescribeLogGroups", more)?;
         Ok(out)
     }
 }

@@ -107,8 +107,11 @@ impl FailedBatches for S3FailedBatches {
             .into_paginator()
             .send();
         let mut objects = Vec::new();
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("S3 ListObjectsV2", e))?;
+            more = page.is_truncated() == Some(true)
+                || crate::sdk::names_next(page.next_continuation_token());
             for object in page.contents() {
                 let Some(key) = object.key() else {
                     return Err(ServiceError::new(
@@ -124,6 +127,7 @@ impl FailedBatches for S3FailedBatches {
                 });
             }
         }
+        crate::sdk::listing_complete("S3 ListObjectsV2", more)?;
         Ok(objects)
     }
 

@@ -95,6 +95,26 @@ fn source_chain(err: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// The SDK's paginators end a listing quietly when a page repeats the previous page's token (so a
+/// misbehaving service cannot loop them forever). A listing whose last page still named a next
+/// page is therefore incomplete: an error, never the whole list.
+pub(crate) fn listing_complete(operation: &'static str, more: bool) -> Result<(), ServiceError> {
+    if more {
+        Err(ServiceError::new(
+            operation,
+            "the listing ended on a page that names a next page (a repeated page token): it is incomplete",
+            Failure::Retryable,
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether a page's token names a next page.
+pub(crate) fn names_next(token: Option<&str>) -> bool {
+    token.is_some_and(|t| !t.is_empty())
+}
+
 pub(crate) const PARTIAL_ATTEMPTS: u32 = 4;
 
 pub(crate) fn partial_backoff(attempt: u32) -> Duration {

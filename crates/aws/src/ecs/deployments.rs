@@ -235,14 +235,13 @@ impl Deployments for EcsDeployments {
         let mut uses = Vec::new();
         let mut clusters = self.clusters.clone().unwrap_or_default();
         let mut pages = self.client.list_clusters().into_paginator().send();
+        let mut more = false;
         while let Some(page) = pages.next().await.filter(|_| self.clusters.is_none()) {
-            clusters.extend(
-                page.map_err(|e| service_error("ECS ListClusters", e))?
-                    .cluster_arns()
-                    .iter()
-                    .cloned(),
-            );
+            let page = page.map_err(|e| service_error("ECS ListClusters", e))?;
+            more = crate::sdk::names_next(page.next_token());
+            clusters.extend(page.cluster_arns().iter().cloned());
         }
+        crate::sdk::listing_complete("ECS ListClusters", more)?;
         for cluster in &clusters {
             let tasks = EcsTasks::new(self.client.clone(), cluster.clone());
             uses.extend(tasks.active_task_images().await?);
@@ -253,14 +252,13 @@ impl Deployments for EcsDeployments {
                 .cluster(cluster)
                 .into_paginator()
                 .send();
+            let mut more = false;
             while let Some(page) = pages.next().await {
-                service_arns.extend(
-                    page.map_err(|e| service_error("ECS ListServices", e))?
-                        .service_arns()
-                        .iter()
-                        .cloned(),
-                );
+                let page = page.map_err(|e| service_error("ECS ListServices", e))?;
+                more = crate::sdk::names_next(page.next_token());
+                service_arns.extend(page.service_arns().iter().cloned());
             }
+            crate::sdk::listing_complete("ECS ListServices", more)?;
             let services = self.described_services(cluster, &service_arns).await?;
             let mut definitions = BTreeSet::new();
             let mut revisions = BTreeSet::new();
@@ -295,14 +293,13 @@ impl Deployments for EcsDeployments {
                 .status(aws_sdk_ecs::types::TaskDefinitionFamilyStatus::Active)
                 .into_paginator()
                 .send();
+            let mut more = false;
             while let Some(page) = pages.next().await {
-                families.extend(
-                    page.map_err(|e| service_error("ECS ListTaskDefinitionFamilies", e))?
-                        .families()
-                        .iter()
-                        .cloned(),
-                );
+                let page = page.map_err(|e| service_error("ECS ListTaskDefinitionFamilies", e))?;
+                more = crate::sdk::names_next(page.next_token());
+                families.extend(page.families().iter().cloned());
             }
+            crate::sdk::listing_complete("ECS ListTaskDefinitionFamilies", more)?;
             for family in families {
                 for arn in self.newest_revisions(&family, keep_revisions).await? {
                     uses.extend(

@@ -51,10 +51,13 @@ impl EcsTasks {
                 .desired_status(desired)
                 .into_paginator()
                 .send();
+            let mut more = false;
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| service_error("ECS ListTasks", e))?;
+                more = crate::sdk::names_next(page.next_token());
                 arns.extend(page.task_arns().iter().cloned());
             }
+            crate::sdk::listing_complete("ECS ListTasks", more)?;
         }
         arns.sort();
         arns.dedup();
