@@ -393,9 +393,34 @@ async fn replay_lists_then_hands_failed_batches_to_ttl_expiry_again() {
         "listing changes nothing"
     );
 
-    // A dry run decides every record and changes nothing.
-    let dry = json_of(&fx, &["replay", "--bucket", &bucket, "--all", "--dry-run"]);
+    // A dry run decides every record, says what it would do (the audit lines on stderr) and
+    // changes nothing.
+    let (code, out, err) = lifecycle_with(
+        &fx,
+        &[
+            "replay",
+            "--bucket",
+            &bucket,
+            "--all",
+            "--dry-run",
+            "--json",
+        ],
+        &[("RUST_LOG", None)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let dry: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(dry["dryRun"], true);
+    let audits: Vec<Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &Value| l["target"] == "audit")
+        .collect();
+    assert!(
+        audits.iter().any(|a| a["action"] == "move_to_trash"
+            && a["workspaceId"] == "ws-free"
+            && a["dryRun"] == true),
+        "{err}"
+    );
     assert_eq!(dry["batches"][0]["records"], 1);
     assert!(fx.workspace_dir("acme", "ws-free").exists());
 

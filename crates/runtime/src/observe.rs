@@ -32,6 +32,25 @@ pub fn init_tracing() {
     };
 }
 
+/// For a command that runs a function's handler from a terminal (`lifecycle replay`): its audit
+/// lines and warnings as JSON on stderr (stdout is the command's result), `RUST_LOG` if set.
+pub fn init_audit_to_stderr() {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("audit=info,warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_target(true)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .try_init();
+}
+
 /// What the environment asks of the logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {

@@ -91,6 +91,8 @@ pub async fn run(
     }
     let overrides: &[(&str, &str)] = if dry_run { &[("DRY_RUN", "true")] } else { &[] };
     let function: TtlExpiry = ctx.function(Access::Delete, overrides)?;
+    // What each record led to, and why: the function's own audit lines, on stderr.
+    lifecycle_runtime::observe::init_audit_to_stderr();
     let mut summary = ReplaySummary {
         dry_run: function.config.dry_run,
         batches: Vec::new(),
