@@ -131,7 +131,7 @@ impl FailedBatches for S3FailedBatches {
         Ok(objects)
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ServiceError> {
+    async fn get(&self, key: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, ServiceError> {
         let out = match self
             .client
             .get_object()
@@ -146,6 +146,14 @@ impl FailedBatches for S3FailedBatches {
             }
             Err(e) => return Err(service_error("S3 GetObject", e)),
         };
+        let size = out.content_length().unwrap_or_default();
+        if size < 0 || size as u64 > max_bytes {
+            return Err(ServiceError::new(
+                "S3 GetObject",
+                format!("{key} is {size} bytes, more than the {max_bytes} a failed batch can be"),
+                Failure::Permanent,
+            ));
+        }
         let body = out.body.collect().await.map_err(|e| {
             ServiceError::new(
                 "S3 GetObject",

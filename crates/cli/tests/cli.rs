@@ -478,6 +478,10 @@ async fn replay_keeps_a_workspace_recreated_since_and_refuses_what_it_cannot_rea
         br#"{"requestContext": {}, "DDBStreamBatchInfo": {}}"#.to_vec(),
     )
     .await;
+    // Bigger than any failed batch: refused before it is read.
+    let big = fx.bucket().await;
+    fx.put_object(&big, "huge", vec![b' '; 17 * 1024 * 1024])
+        .await;
     for (args, expected) in [
         (
             vec!["replay", "--bucket", bucket.as_str(), "--all", "--yes"],
@@ -495,6 +499,10 @@ async fn replay_keeps_a_workspace_recreated_since_and_refuses_what_it_cannot_rea
             "no such object",
         ),
         (vec!["replay", "--all", "--yes"], "FAILED_BATCH_BUCKET"),
+        (
+            vec!["replay", "--bucket", big.as_str(), "--key", "huge", "--yes"],
+            "more than",
+        ),
     ] {
         let (code, _, err) = lifecycle_with(&fx, &args, &[("FAILED_BATCH_BUCKET", None)]);
         assert_ne!(code, 0, "{args:?}");

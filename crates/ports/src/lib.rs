@@ -200,8 +200,9 @@ pub struct StoredObject {
 pub trait FailedBatches: Send + Sync {
     /// Every object whose key starts with `prefix` (all pages; never a partial list).
     async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError>;
-    /// One object's content; `None` only when S3 says it does not exist.
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ServiceError>;
+    /// One object's content; `None` only when S3 says it does not exist. An object larger than
+    /// `max_bytes` is an error, read no further.
+    async fn get(&self, key: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, ServiceError>;
 }
 
 #[async_trait]

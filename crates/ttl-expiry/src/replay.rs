@@ -21,6 +21,9 @@ pub struct FailedBatch {
     pub last_sequence: Option<String>,
 }
 
+/// The most records a DynamoDB stream batch can hold (the event source mapping's `BatchSize`).
+pub const MAX_RECORDS: usize = 10_000;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReplayError {
     #[error("not JSON: {0}")]
@@ -32,6 +35,8 @@ pub enum ReplayError {
     NoPayload,
     #[error("the payload is not a stream event: expected an object with a \"Records\" array")]
     NotAStreamEvent,
+    #[error("{0} records: more than a stream batch can hold ({MAX_RECORDS})")]
+    TooManyRecords(usize),
 }
 
 impl FailedBatch {
@@ -57,6 +62,9 @@ impl FailedBatch {
             .and_then(Value::as_array)
             .ok_or(ReplayError::NotAStreamEvent)?
             .len();
+        if records > MAX_RECORDS {
+            return Err(ReplayError::TooManyRecords(records));
+        }
         let batch = info.get("DDBStreamBatchInfo").unwrap_or(&Value::Null);
         Ok(FailedBatch {
             records,
@@ -147,5 +155,10 @@ mod tests {
             let err = FailedBatch::parse(&bytes).unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
+        let too_many = json!({"Records": vec![record("1"); MAX_RECORDS + 1]});
+        assert_eq!(
+            FailedBatch::parse(too_many.to_string().as_bytes()),
+            Err(ReplayError::TooManyRecords(MAX_RECORDS + 1))
+        );
     }
 }

@@ -16,6 +16,10 @@ use crate::confirm::{Confirm, Terminal, Yes};
 use crate::context::{Access, Context};
 use crate::render::{self, Output};
 
+/// The largest failed batch read: a stream batch is at most 6 MB (Lambda's payload limit), and
+/// the object carries it as JSON text beside a little metadata.
+const MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Where the failed batches come from.
 pub struct Sources {
     pub bucket: Option<String>,
@@ -139,6 +143,15 @@ async fn gather(
 ) -> Result<Vec<(String, FailedBatch)>> {
     let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
     for file in &sources.files {
+        let size = std::fs::metadata(file)
+            .with_context(|| format!("{}", file.display()))?
+            .len();
+        if size > MAX_BATCH_BYTES {
+            bail!(
+                "{}: {size} bytes, more than the {MAX_BATCH_BYTES} a failed batch can be",
+                file.display()
+            );
+        }
         let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
         raw.push((file.display().to_string(), bytes));
     }
@@ -166,7 +179,7 @@ async fn gather(
         }
         for key in keys {
             let bytes = store
-                .get(&key)
+                .get(&key, MAX_BATCH_BYTES)
                 .await?
                 .with_context(|| format!("s3://{bucket}/{key}: no such object"))?;
             raw.push((format!("s3://{bucket}/{key}"), bytes));
