@@ -133,6 +133,24 @@ fn triage(index: usize, raw: &Value, now: i64, dry_run: bool) -> Option<Expired>
         );
         return None;
     };
+    // The stream names the deleted item by its key: an old image of another workspace is not
+    // positively this deletion's, and nothing is done on it.
+    let key = serde_json::to_value(&record.change.keys).ok();
+    let keyed = key
+        .as_ref()
+        .and_then(|k| k.get("workspaceId"))
+        .filter(|v| !v.is_null());
+    if let Some(keyed) = keyed {
+        if keyed.get("S").and_then(Value::as_str) != Some(workspace.as_str()) {
+            let sequence = record.change.sequence_number.as_deref().unwrap_or("?");
+            reject(
+                workspace.to_string(),
+                format!("sequence {sequence}"),
+                format!("the record's key is {keyed} but its old image is of {workspace}"),
+            );
+            return None;
+        }
+    }
     let parsed = StoredRecord::parse(item.clone())
         .map(|s| s.record)
         .map_err(|e| e.to_string());

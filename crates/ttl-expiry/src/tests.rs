@@ -550,3 +550,21 @@ async fn records_waiting_on_a_slow_listing_share_the_next_one() {
     assert!(setup.live("ws-03"));
     assert_eq!(setup.trash().len(), 23);
 }
+
+/// A record whose key names one workspace and whose old image is of another is not positively
+/// this deletion's: nothing is done on either.
+#[tokio::test]
+async fn an_old_image_of_another_workspace_than_the_key_is_rejected() {
+    let setup = Setup::new(&["ws-a", "ws-b"]);
+    let mut mismatched = ttl_remove("1", image("ws-b", json!({})));
+    mismatched["dynamodb"]["Keys"] = json!({"workspaceId": {"S": "ws-a"}});
+    let mut matching = ttl_remove("2", image("ws-a", json!({})));
+    matching["dynamodb"]["Keys"] = json!({"workspaceId": {"S": "ws-a"}});
+    let function = setup.function();
+    assert!(failed(&function, vec![mismatched], None).await.is_empty());
+    assert!(setup.live("ws-a") && setup.live("ws-b"), "nothing moved");
+    assert!(setup.trash().is_empty());
+    // The key and the image agreeing: handled as every TTL deletion is.
+    assert!(failed(&function, vec![matching], None).await.is_empty());
+    assert!(!setup.live("ws-a") && setup.live("ws-b"));
+}
