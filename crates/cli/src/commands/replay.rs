@@ -20,6 +20,10 @@ use crate::render::{self, Output};
 /// the object carries it as JSON text beside a little metadata.
 const MAX_BATCH_BYTES: u64 = 16 * 1024 * 1024;
 
+/// The most batches one replay reads and hands on (each is read and checked before any is
+/// handled, so this bounds memory too): more is done in parts, by `--prefix` or `--key`.
+const MAX_BATCHES: usize = 100;
+
 /// Where the failed batches come from.
 pub struct Sources {
     pub bucket: Option<String>,
@@ -176,6 +180,12 @@ async fn gather(
                 return Ok(Vec::new());
             }
             keys.extend(listed.into_iter().map(|o| o.key));
+        }
+        if keys.len() + raw.len() > MAX_BATCHES {
+            bail!(
+                "{} failed batches named; replay at most {MAX_BATCHES} at a time (narrow with --prefix or --key)",
+                keys.len() + raw.len()
+            );
         }
         for key in keys {
             let bytes = store
