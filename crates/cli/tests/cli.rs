@@ -135,19 +135,9 @@ async fn status_counts_the_seeded_fleet() {
 /// What DynamoDB TTL does (moto never does it): the expired record deleted, and its REMOVE
 /// handed to ttl-expiry, built as its `main` builds it.
 async fn expire_by_ttl(fx: &Fixture, ws: &str) {
-    let old = fx
-        .ddb
-        .delete_item()
-        .table_name(&fx.table)
-        .key("workspaceId", AttributeValue::S(ws.into()))
-        .return_values(ReturnValue::AllOld)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .expect("the record existed");
+    let event = ttl_delete_unhandled(fx, ws).await;
     let function = fx.ttl_expiry(&[]);
-    let response = Function::handle(&function, batch(vec![ttl_remove(&old)]), Invocation::now())
+    let response = Function::handle(&function, event, Invocation::now())
         .await
         .expect("a stream event");
     assert!(response.batch_item_failures.is_empty());
