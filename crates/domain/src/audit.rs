@@ -853,9 +853,19 @@ impl AuditReport {
         self.findings.iter().map(|f| f.severity).max()
     }
 
-    /// Whether a finding at or above `threshold` exists (the CLI's exit code, a CI gate).
+    /// Whether a finding at or above `threshold` exists, or any check could not be made (the
+    /// CLI's exit code, a CI gate): an audit that could not look never passes, whatever the
+    /// threshold.
     pub fn fails(&self, threshold: Severity) -> bool {
-        self.worst().is_some_and(|w| w >= threshold)
+        self.worst().is_some_and(|w| w >= threshold) || self.unchecked() > 0
+    }
+
+    /// How many checks could not be made.
+    pub fn unchecked(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.check == Check::CouldNotCheck)
+            .count()
     }
 
     /// The findings by service, services in order of their worst finding (worst first), each

@@ -58,6 +58,10 @@ pub enum Reason {
     /// A symlink or a file stands where a tenant or workspace directory must be: never followed,
     /// not retried; an operator looks at it.
     RefusedSymlink,
+    /// The trash entry a move would publish is taken by something that is not that move's
+    /// finished entry (a link, a file, an empty or record-only directory, or live data is still
+    /// there): the data stays in place, the access point too; not retried; an operator looks.
+    RefusedTrashEntry,
     /// A record for the workspace appeared while its data was being moved.
     RecordAppeared,
     /// The sweeper trashed the directory first (as an orphan); its entry now has the record.

@@ -72,7 +72,16 @@ impl FsError {
             Some(Errno::LOOP | Errno::NOTDIR)
         )
     }
+
+    /// The trash entry a move would publish is taken by something that is not that move's
+    /// finished entry: refused, the data left in place (not worth a retry either).
+    pub fn is_refused_entry(&self) -> bool {
+        self.op == REFUSE_TAKEN_ENTRY
+    }
 }
+
+/// The operation of [`FsError::is_refused_entry`].
+const REFUSE_TAKEN_ENTRY: &str = "refuse (trash entry taken by something else)";
 
 /// What is at a workspace's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,14 +226,9 @@ impl WorkspaceFs {
     ) -> Result<MoveOutcome, FsError> {
         let root = self.open_root()?;
         let trash_path = self.trash_path();
-        let entry_name = name.to_string();
-        let entry_path = trash_path.join(&entry_name);
-        if let Some(trash) = self.open_trash(&root)? {
-            match rfs::statat(&trash, entry_name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(_) => return Ok(MoveOutcome::AlreadyInTrash { entry: entry_path }),
-                Err(Errno::NOENT) => {}
-                Err(e) => return Err(FsError::new("stat trash entry", entry_path, e)),
-            }
+        let entry_path = trash_path.join(name.to_string());
+        if let Some(entry) = self.finished_entry(name)? {
+            return Ok(MoveOutcome::AlreadyInTrash { entry });
         }
         let tenant_fd = self.open_tenant(&root, tenant)?;
         let ws_path = self.root.join(tenant.as_str()).join(workspace.as_str());
@@ -269,6 +273,82 @@ impl WorkspaceFs {
             Err(e) => return Err(FsError::new("rename into trash", ws_path, e)),
         }
         publish(&trash, name, entry_path)
+    }
+
+    /// Whether the move to `.trash/<name>` is already done: `Ok(None)` when the
+    /// name is free, `Ok(Some(entry))` when the entry is that move's finished entry (a directory
+    /// holding `data`; whatever is live now appeared after that move and is left alone). Anything
+    /// else at that name (a link, a file, an empty or record-only directory) is not known to be
+    /// this move's: refused ([`FsError::is_refused_entry`]). Read-only, so a dry run asks it too.
+    pub fn finished_entry(&self, name: &TrashName) -> Result<Option<PathBuf>, FsError> {
+        let root = self.open_root()?;
+        let Some(trash) = self.open_trash(&root)? else {
+            return Ok(None);
+        };
+        let entry_name = name.to_string();
+        let entry_path = self.trash_path().join(&entry_name);
+        match rfs::statat(&trash, entry_name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => {}
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(FsError::new("stat trash entry", entry_path, e)),
+        }
+        if entry_holds_data(&trash, &entry_name, &entry_path)? {
+            return Ok(Some(entry_path));
+        }
+        Err(FsError::new(REFUSE_TAKEN_ENTRY, entry_path, Errno::EXIST))
+    }
+
+    /// The trash entry whose data goes back when a record of this workspace is kept or put back
+    /// and nothing is live: the record's own entry if it holds the data, else the newest entry of
+    /// this workspace that holds a data directory (an earlier record of the same workspace, in
+    /// this batch or an earlier one, may have moved it). `None` when something is live or no
+    /// entry holds data. Read-only, so a dry run asks it too.
+    pub fn entry_to_move_back(
+        &self,
+        tenant: &TenantId,
+        workspace: &WorkspaceId,
+        own: &TrashName,
+    ) -> Result<Option<TrashName>, FsError> {
+        if self.workspace_presence(tenant, workspace)? != Presence::Absent {
+            return Ok(None);
+        }
+        let root = self.open_root()?;
+        let Some(trash) = self.open_trash(&root)? else {
+            return Ok(None);
+        };
+        let holds_dir = |name: &TrashName| -> Result<bool, FsError> {
+            let entry_name = name.to_string();
+            let path = self.trash_path().join(&entry_name);
+            let entry = match rfs::openat(&trash, entry_name.as_str(), DIR_NOFOLLOW, Mode::empty())
+            {
+                Ok(fd) => fd,
+                Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) => return Ok(false),
+                Err(e) => return Err(FsError::new("open trash entry", path, e)),
+            };
+            match rfs::statat(&entry, TRASH_DATA, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Ok(FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+                Err(Errno::NOENT) => Ok(false),
+                Err(e) => Err(FsError::new("stat trash data", path.join(TRASH_DATA), e)),
+            }
+        };
+        if holds_dir(own)? {
+            return Ok(Some(own.clone()));
+        }
+        let names =
+            read_names(&trash).map_err(|e| FsError::new("list trash", self.trash_path(), e))?;
+        let mut candidates: Vec<TrashName> = names
+            .iter()
+            .filter_map(|n| n.parse::<TrashName>().ok())
+            .filter(|n| &n.tenant == tenant && &n.workspace == workspace)
+            .collect();
+        candidates
+            .sort_by(|a, b| (b.deleted_at, b.to_string()).cmp(&(a.deleted_at, a.to_string())));
+        for name in candidates {
+            if holds_dir(&name)? {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
     }
 
     /// Finishes an entry whose move stopped half-way: publishes `.staging+<name>` as `<name>` when
@@ -605,6 +685,21 @@ impl WorkspaceFs {
             let _ = rfs::unlinkat(&entry_fd, name, AtFlags::empty());
         }
         let _ = rfs::unlinkat(&trash, entry.to_string().as_str(), AtFlags::REMOVEDIR);
+    }
+}
+
+/// Whether `.trash/<name>` is a directory (never a link) holding `data` (of any kind: it is what
+/// the move renamed, never followed).
+fn entry_holds_data(trash: &OwnedFd, name: &str, path: &Path) -> Result<bool, FsError> {
+    let entry = match rfs::openat(trash, name, DIR_NOFOLLOW, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(FsError::new("open trash entry", path, e)),
+    };
+    match rfs::statat(&entry, TRASH_DATA, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => Ok(true),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(FsError::new("stat trash data", path.join(TRASH_DATA), e)),
     }
 }
 

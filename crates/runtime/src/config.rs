@@ -83,8 +83,10 @@ pub fn variables_read<R>(
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
-    /// The trimmed value, `None` when unset. A value that is set but blank is an error: read as
-    /// "unset" it would switch a setting (a guard) off without a word.
+    /// The value, `None` when unset. A value that is set but blank is an error: read as "unset"
+    /// it would switch a setting (a guard) off without a word. So is white space around a value:
+    /// trimmed, `" none"` or `"* "` would read as the word that turns a guard off or widens a
+    /// scope, which whoever typed it may not have meant.
     pub fn get(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
         match (self.0)(var) {
             None => Ok(None),
@@ -92,7 +94,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 var,
                 "is set but blank; set a value or remove the variable",
             )),
-            Some(v) => Ok(Some(v.trim().to_string())),
+            Some(v) if v.trim() != v => Err(err(
+                var,
+                format!("{v:?} has white space around it; write the value alone"),
+            )),
+            Some(v) => Ok(Some(v)),
         }
     }
 
@@ -498,12 +504,28 @@ mod tests {
             None
         );
         assert_eq!(
-            config(&with(&[("ECS_CLUSTER", " agents ")]))
+            config(&with(&[("ECS_CLUSTER", "agents")]))
                 .unwrap()
                 .ecs_cluster
                 .as_deref(),
             Some("agents")
         );
+        // Red team F7: " none" is not the word that turns the guard off; neither is a padded
+        // cluster name read as a name.
+        for padded in [" none", "none\n", " agents "] {
+            let e = config(&with(&[("ECS_CLUSTER", padded)])).unwrap_err();
+            assert_eq!(e.var, "ECS_CLUSTER");
+            assert!(e.to_string().contains("white space"), "{e}");
+        }
+    }
+
+    #[test]
+    fn white_space_around_any_setting_is_an_error_naming_it() {
+        for &var in SHARED_VARS {
+            let e = config(&with(&[(var, " x")])).unwrap_err();
+            assert_eq!(e.var, var, "{e}");
+            assert!(e.to_string().contains("white space"), "{e}");
+        }
     }
 
     fn check(present: &[&str], known: &[&'static str]) -> Result<(), ConfigError> {

@@ -161,6 +161,7 @@ impl Audit {
         let warn = [
             Reason::InvalidRecord,
             Reason::RefusedSymlink,
+            Reason::RefusedTrashEntry,
             Reason::RecordAppeared,
         ];
         if self.error.is_some() || warn.iter().any(|r| self.reason == r.as_str()) {

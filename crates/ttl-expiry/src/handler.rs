@@ -58,9 +58,10 @@ impl TtlExpiry {
         Ok(response)
     }
 
-    /// One record. A symlink where a directory must be is refused for good: the data behind a
-    /// link is not ours, and a retry cannot change that, so it is audited with the old image (the
-    /// log is where it survives) and not reported for a retry.
+    /// One record. A symlink where a directory must be, or a trash entry name taken by something
+    /// that is not this move's, is refused for good: what is there is not known to be ours, and a
+    /// retry cannot change that, so it is audited with the old image (the log is where it
+    /// survives) and not reported for a retry. The data stays where it is.
     async fn handle_record(
         &self,
         work: &Expired,
@@ -68,9 +69,14 @@ impl TtlExpiry {
         in_use: &InUseCell,
     ) -> Result<Outcome, RecordFailure> {
         match self.expire(work, now, in_use).await {
-            Err(RecordFailure::Fs(e)) if e.is_refused_link() => {
+            Err(RecordFailure::Fs(e)) if e.is_refused_link() || e.is_refused_entry() => {
+                let reason = if e.is_refused_entry() {
+                    Reason::RefusedTrashEntry
+                } else {
+                    Reason::RefusedSymlink
+                };
                 let image = serde_json::to_string(&work.item).unwrap_or_default();
-                self.audit(work, Action::Skip, Reason::RefusedSymlink)
+                self.audit(work, Action::Skip, reason)
                     .error(format!("{e}; old image: {image}"))
                     .emit();
                 Ok(Outcome::Kept)

@@ -568,3 +568,84 @@ async fn an_old_image_of_another_workspace_than_the_key_is_rejected() {
     assert!(failed(&function, vec![matching], None).await.is_empty());
     assert!(!setup.live("ws-a") && setup.live("ws-b"));
 }
+
+/// Red team F1: an earlier record of the batch trashed the data, a later record of the same
+/// workspace is held and its record is put back: the data must come back with it.
+#[tokio::test]
+async fn a_record_put_back_brings_back_data_an_earlier_record_trashed() {
+    let setup = Setup::new(&["ws-1"]);
+    std::fs::write(setup.root.path().join("acme/ws-1/keep"), b"data").unwrap();
+    let records = vec![
+        ttl_remove("1", image("ws-1", json!({}))),
+        ttl_remove("2", image("ws-1", json!({"hold": {"BOOL": true}}))),
+    ];
+    assert!(failed(&setup.function(), records, None).await.is_empty());
+    assert!(setup.table.items.lock().unwrap().contains_key("ws-1"));
+    assert_eq!(
+        std::fs::read(setup.root.path().join("acme/ws-1/keep")).unwrap(),
+        b"data",
+        "the held record's data is in place; trash: {:?}",
+        setup.trash()
+    );
+    assert!(setup.trash().is_empty(), "{:?}", setup.trash());
+}
+
+/// Red team F5: something already at this record's trash entry name (planted, or left by
+/// another writer) is not taken for "already moved" while the data is in place. Whatever is
+/// there, the data stays, the access point stays, and nothing there is changed.
+#[tokio::test]
+async fn a_planted_trash_entry_is_not_taken_for_the_move() {
+    let plant: [(&str, fn(&std::path::Path)); 4] = [
+        ("a link", |entry| {
+            std::os::unix::fs::symlink("/tmp", entry).unwrap()
+        }),
+        ("a file", |entry| std::fs::write(entry, b"x").unwrap()),
+        ("an empty directory", |entry| {
+            std::fs::create_dir(entry).unwrap()
+        }),
+        ("a record only", |entry| {
+            std::fs::create_dir(entry).unwrap();
+            std::fs::write(entry.join("record.json"), b"{}").unwrap();
+        }),
+    ];
+    for (what, plant) in plant {
+        let setup = Setup::new(&["ws-1"]);
+        std::fs::write(setup.root.path().join("acme/ws-1/keep"), b"data").unwrap();
+        setup.access_point("fsap-1", "ws-1");
+        let record = ttl_remove(
+            "1",
+            image("ws-1", json!({"accessPointId": {"S": "fsap-1"}})),
+        );
+        let function = setup.function();
+        let work = crate::event::parse(&json!({ "Records": [record.clone()] }), 10_000, false)
+            .unwrap()
+            .expired
+            .remove(0);
+        let entry = setup
+            .root
+            .path()
+            .join(".trash")
+            .join(function.entry_name(&work).to_string());
+        std::fs::create_dir_all(setup.root.path().join(".trash")).unwrap();
+        plant(&entry);
+        failed(&function, vec![record], None).await;
+        assert_eq!(
+            std::fs::read(setup.root.path().join("acme/ws-1/keep")).unwrap(),
+            b"data",
+            "{what}: the data stays in place"
+        );
+        assert!(
+            setup
+                .access_points
+                .points
+                .lock()
+                .unwrap()
+                .contains_key("fsap-1"),
+            "{what}: the access point stays"
+        );
+        assert!(
+            std::fs::symlink_metadata(&entry).is_ok(),
+            "{what}: what was planted is left for an operator"
+        );
+    }
+}

@@ -69,50 +69,38 @@ impl TtlExpiry {
             .to_string()
     }
 
-    /// Moves this record's trash entry back to the live path if it holds the data and nothing
-    /// is there. `Ok(true)` when it did.
+    /// Moves the data back to the live path if nothing is there and a trash entry holds it: this
+    /// record's own entry, or the newest of this workspace's (an earlier record of the same
+    /// workspace may have moved it). `Ok(true)` when it did (or, in a dry run, would).
     pub(crate) async fn move_back(
         &self,
         work: &Expired,
         trash: &TrashName,
     ) -> Result<bool, RecordFailure> {
-        if self.config.dry_run {
-            // Read-only: what the real run would move back.
-            let data = self.fs.trash_path().join(trash.to_string()).join("data");
-            let live = self
-                .fs
-                .root()
-                .join(work.tenant.as_str())
-                .join(work.workspace.as_str());
-            let would = std::fs::symlink_metadata(&data).is_ok()
-                && std::fs::symlink_metadata(&live).is_err();
-            if would {
-                self.audit(work, Action::MoveBack, Reason::RecordAppeared)
-                    .resource(data.display().to_string())
-                    .emit();
-            }
-            return Ok(would);
-        }
         let fs = self.fs.clone();
-        let (tenant, workspace, entry) =
-            (work.tenant.clone(), work.workspace.clone(), trash.clone());
+        let (tenant, workspace, own) = (work.tenant.clone(), work.workspace.clone(), trash.clone());
+        let dry_run = self.config.dry_run;
         let moved = blocking(move || {
-            if fs.workspace_presence(&tenant, &workspace)? != Presence::Absent {
-                return Ok(false);
+            let Some(entry) = fs.entry_to_move_back(&tenant, &workspace, &own)? else {
+                return Ok(None);
+            };
+            if dry_run {
+                return Ok(Some(entry));
             }
             match fs.restore_from_trash(&entry) {
-                Ok(_) => Ok(true),
-                Err(e) if e.is_not_found() => Ok(false),
+                Ok(_) => Ok(Some(entry)),
+                Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e),
             }
         })
         .await?;
-        if moved {
-            self.audit(work, Action::MoveBack, Reason::RecordAppeared)
-                .resource(self.entry_path(trash))
-                .emit();
-        }
-        Ok(moved)
+        let Some(entry) = moved else {
+            return Ok(false);
+        };
+        self.audit(work, Action::MoveBack, Reason::RecordAppeared)
+            .resource(self.entry_path(&entry))
+            .emit();
+        Ok(true)
     }
 
     /// Moves the data to the trash with its record, re-checking the record right before the move
@@ -125,8 +113,14 @@ impl TtlExpiry {
     ) -> Result<bool, RecordFailure> {
         if self.config.dry_run {
             let fs = self.fs.clone();
-            let (tenant, workspace) = (work.tenant.clone(), work.workspace.clone());
-            let presence = blocking(move || fs.workspace_presence(&tenant, &workspace)).await?;
+            let (tenant, workspace, name) =
+                (work.tenant.clone(), work.workspace.clone(), trash.clone());
+            // The real run's refusals, read-only: a taken entry name refuses here too.
+            let presence = blocking(move || {
+                fs.finished_entry(&name)?;
+                fs.workspace_presence(&tenant, &workspace)
+            })
+            .await?;
             let reason = if presence == Presence::Absent {
                 Reason::AlreadyAbsent
             } else {

@@ -1,6 +1,7 @@
 //! `lifecycle audit`: the storage posture as findings (the storage-audit function's own audit,
 //! built by the same wiring), a table grouped by service, worst first, each with its fix. Fails
-//! (exit code 1) when a finding at or above `--fail-on` exists, so CI can gate on it.
+//! (exit code 1) when a finding at or above `--fail-on` exists, or a check could not be made,
+//! so CI can gate on it.
 
 use anyhow::{bail, Result};
 use lifecycle_domain::audit::{AuditReport, Severity};
@@ -19,7 +20,11 @@ pub async fn run(ctx: &Context, fail_on: Severity, output: Output) -> Result<()>
             .filter(|s| **s >= fail_on)
             .map(|s| report.counts.get(*s))
             .sum();
-        bail!("{at_or_above} finding(s) at or above {fail_on}");
+        bail!(
+            "{at_or_above} finding(s) at or above {fail_on}; {} check(s) could not be made \
+             (an audit that could not look never passes)",
+            report.unchecked()
+        );
     }
     Ok(())
 }

@@ -346,7 +346,7 @@ fn finding(severity: Severity, service: Service, resource: &str) -> Finding {
         severity,
         service,
         resource: resource.into(),
-        check: Check::CouldNotCheck,
+        check: Check::LogGroupNoRetention,
         evidence: String::new(),
         fix: String::new(),
     }
@@ -384,6 +384,18 @@ fn the_report_is_worst_first_grouped_by_service() {
             .fails(Severity::High)
     );
     assert!(!AuditReport::new(1, vec![]).fails(Severity::Info));
+    // Red team F7: a gate set at critical still fails when a check could not be made.
+    let unchecked = AuditReport::new(
+        1,
+        vec![could_not_check(
+            Service::Efs,
+            "fs-1",
+            "access points",
+            "throttled",
+        )],
+    );
+    assert_eq!(unchecked.unchecked(), 1);
+    assert!(unchecked.fails(Severity::Critical));
     assert_eq!(Severity::parse("high"), Some(Severity::High));
     assert_eq!(Severity::parse("hihg"), None);
 }
