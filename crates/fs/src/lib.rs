@@ -341,8 +341,7 @@ impl WorkspaceFs {
             .filter_map(|n| n.parse::<TrashName>().ok())
             .filter(|n| &n.tenant == tenant && &n.workspace == workspace)
             .collect();
-        candidates
-            .sort_by(|a, b| (b.deleted_at, b.to_string()).cmp(&(a.deleted_at, a.to_string())));
+        candidates.sort_by_key(|n| std::cmp::Reverse((n.deleted_at, n.to_string())));
         for name in candidates {
             if holds_dir(&name)? {
                 return Ok(Some(name));
