@@ -595,7 +595,8 @@ async fn a_record_put_back_brings_back_data_an_earlier_record_trashed() {
 /// there, the data stays, the access point stays, and nothing there is changed.
 #[tokio::test]
 async fn a_planted_trash_entry_is_not_taken_for_the_move() {
-    let plant: [(&str, fn(&std::path::Path)); 4] = [
+    type Plant = fn(&std::path::Path);
+    let plant: [(&str, Plant); 4] = [
         ("a link", |entry| {
             std::os::unix::fs::symlink("/tmp", entry).unwrap()
         }),
