@@ -461,7 +461,9 @@ async fn a_task_listing_cut_short_by_a_repeated_page_token_is_a_failed_read() {
     let proxy = FaultProxy::start(&["ListTasks=pages:1.0"]);
     let fx = Fixture::with_endpoint(&proxy.endpoint).await;
     fx.make_workspace("acme", "ws-busy");
-    fx.run_task_for("ws-other", true).await;
+    // Listed in this order: the using task is third, past what a cut-short listing delivers.
+    fx.run_task_for("ws-other-1", true).await;
+    fx.run_task_for("ws-other-2", true).await;
     fx.run_task_for("ws-busy", true).await;
     let record = ttl_remove(&fx.record("acme", "ws-busy", None));
     fx.delete_record("ws-busy").await;
