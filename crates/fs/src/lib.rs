@@ -292,7 +292,7 @@ impl WorkspaceFs {
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(FsError::new("stat trash entry", entry_path, e)),
         }
-        if entry_holds_data(&trash, &entry_name, &entry_path)? {
+        if entry_data_kind(&trash, &entry_name, &entry_path)?.is_some() {
             return Ok(Some(entry_path));
         }
         Err(FsError::new(REFUSE_TAKEN_ENTRY, entry_path, Errno::EXIST))
@@ -319,17 +319,7 @@ impl WorkspaceFs {
         let holds_dir = |name: &TrashName| -> Result<bool, FsError> {
             let entry_name = name.to_string();
             let path = self.trash_path().join(&entry_name);
-            let entry = match rfs::openat(&trash, entry_name.as_str(), DIR_NOFOLLOW, Mode::empty())
-            {
-                Ok(fd) => fd,
-                Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) => return Ok(false),
-                Err(e) => return Err(FsError::new("open trash entry", path, e)),
-            };
-            match rfs::statat(&entry, TRASH_DATA, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => Ok(FileType::from_raw_mode(st.st_mode) == FileType::Directory),
-                Err(Errno::NOENT) => Ok(false),
-                Err(e) => Err(FsError::new("stat trash data", path.join(TRASH_DATA), e)),
-            }
+            Ok(entry_data_kind(&trash, &entry_name, &path)? == Some(FileType::Directory))
         };
         if holds_dir(own)? {
             return Ok(Some(own.clone()));
@@ -687,17 +677,17 @@ impl WorkspaceFs {
     }
 }
 
-/// Whether `.trash/<name>` is a directory (never a link) holding `data` (of any kind: it is what
-/// the move renamed, never followed).
-fn entry_holds_data(trash: &OwnedFd, name: &str, path: &Path) -> Result<bool, FsError> {
+/// What `.trash/<name>/data` is (of any kind: it is what the move renamed, never followed), when
+/// `.trash/<name>` is a directory (never a link) holding it; `None` otherwise.
+fn entry_data_kind(trash: &OwnedFd, name: &str, path: &Path) -> Result<Option<FileType>, FsError> {
     let entry = match rfs::openat(trash, name, DIR_NOFOLLOW, Mode::empty()) {
         Ok(fd) => fd,
-        Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) => return Ok(false),
+        Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) => return Ok(None),
         Err(e) => return Err(FsError::new("open trash entry", path, e)),
     };
     match rfs::statat(&entry, TRASH_DATA, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(_) => Ok(true),
-        Err(Errno::NOENT) => Ok(false),
+        Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
+        Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(FsError::new("stat trash data", path.join(TRASH_DATA), e)),
     }
 }
