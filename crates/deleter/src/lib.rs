@@ -781,16 +781,33 @@ impl ParallelDeleter {
     }
 }
 
+/// Empties `node` and, in this same task, the last subdirectory its listing met (the others are
+/// tasks of their own): a chain of directories is one task, not a hand-over between workers at
+/// every level.
 fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
-    if shared.past_deadline() {
-        return;
+    let mut next = Some(node);
+    while let Some(node) = next.take() {
+        if shared.past_deadline() {
+            return;
+        }
+        next = scan_one(s, shared, node);
     }
+}
+
+/// Lists `node` once, removing its files and starting its subdirectories; returns the last
+/// subdirectory, for the caller to empty next.
+fn scan_one<'s>(
+    s: &rayon::Scope<'s>,
+    shared: &'s Shared<'s>,
+    node: Arc<Node>,
+) -> Option<Arc<Node>> {
     // One `getdents64` pass over the handle the node already holds (no second open of the
     // directory, which on NFS/EFS is a round trip of its own), with a large buffer: a directory
     // of 100,000 names is listed in about 50 calls instead of 400.
     let mut buf = Vec::with_capacity(LISTING_BUFFER);
     let mut dir = rfs::RawDir::new(node.fd.as_fd(), buf.spare_capacity_mut());
     let mut files: Vec<CString> = Vec::new();
+    let mut last_dir: Option<Arc<Node>> = None;
     while let Some(entry) = dir.next() {
         let entry = match entry {
             Ok(entry) => entry,
@@ -842,14 +859,18 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
             });
             shared.open_dirs.fetch_add(1, Relaxed);
             node.remaining.fetch_add(1, AcqRel);
-            s.spawn(move |s| scan(s, shared, child));
+            if let Some(earlier) = last_dir.replace(child) {
+                s.spawn(move |s| scan(s, shared, earlier));
+            }
         }
     }
+    // The listing is done: this worker has nothing else to do, so the last files are its own.
     if !files.is_empty() {
-        unlink_chunk(s, shared, &node, files);
+        unlink_names(shared, &node, &files);
     }
     drop(buf);
     shared.finish(node);
+    last_dir
 }
 
 /// Unlinks `names` of `node` in a task of its own, or in this one when enough are queued.
