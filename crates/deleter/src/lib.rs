@@ -577,6 +577,7 @@ struct Shared<'p> {
     queued_chunks: AtomicUsize,
     max_chunks: usize,
     per_dir: usize,
+    spread: Spread,
     files: AtomicU64,
     dirs: AtomicU64,
     bytes: AtomicU64,
@@ -756,6 +757,7 @@ impl ParallelDeleter {
                 Spread::Serial => SERIAL_CHUNKS_PER_DIR.min(self.per_dir),
                 Spread::Parallel => self.per_dir,
             },
+            spread,
             files: Default::default(),
             dirs: Default::default(),
             bytes: Default::default(),
@@ -781,9 +783,9 @@ impl ParallelDeleter {
     }
 }
 
-/// Empties `node` and, in this same task, the last subdirectory its listing met (the others are
-/// tasks of their own): a chain of directories is one task, not a hand-over between workers at
-/// every level.
+/// Empties `node` and, in this same task, the last subdirectory its listing met when that is not
+/// a task of its own (local disk): a chain of directories is one task, not a hand-over between
+/// workers at every level.
 fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
     let mut next = Some(node);
     while let Some(node) = next.take() {
@@ -859,14 +861,24 @@ fn scan_one<'s>(
             });
             shared.open_dirs.fetch_add(1, Relaxed);
             node.remaining.fetch_add(1, AcqRel);
-            if let Some(earlier) = last_dir.replace(child) {
-                s.spawn(move |s| scan(s, shared, earlier));
+            // Under latency a subdirectory starts at once (a round trip saved at every level of
+            // a chain); on a local disk the last one waits for this worker (no hand-over).
+            let child = match shared.spread {
+                Spread::Serial => Some(child),
+                Spread::Parallel => last_dir.replace(child),
+            };
+            if let Some(child) = child {
+                s.spawn(move |s| scan(s, shared, child));
             }
         }
     }
-    // The listing is done: this worker has nothing else to do, so the last files are its own.
     if !files.is_empty() {
-        unlink_names(shared, &node, &files);
+        match last_dir {
+            // Not to delay the subdirectory this worker goes on with.
+            Some(_) => unlink_chunk(s, shared, &node, files),
+            // The listing is done: this worker has nothing else to do.
+            None => unlink_names(shared, &node, &files),
+        }
     }
     drop(buf);
     shared.finish(node);
