@@ -346,14 +346,26 @@ pub fn remove_tree_at(
         parent,
         name,
         Origin::Path(display_path),
-        dev,
-        deadline,
-        MAX_DEPTH,
-        &drop,
+        &Walk {
+            dev,
+            deadline,
+            max_depth: MAX_DEPTH,
+            close: &drop,
+        },
         &mut report,
     );
     report.complete = !report.stopped_at_deadline && report.error_count() == 0;
     report
+}
+
+/// What a sequential walk keeps to: the device, the deadline, the directories it holds at most,
+/// and what closes a removed directory's handle.
+#[derive(Clone, Copy)]
+struct Walk<'a> {
+    dev: u64,
+    deadline: Option<Instant>,
+    max_depth: usize,
+    close: &'a (dyn Fn(Dir) + Sync),
 }
 
 /// The sequential walk, holding at most `max_depth` directories: depth first with an explicit
@@ -362,12 +374,15 @@ fn walk(
     parent: BorrowedFd<'_>,
     name: &OsStr,
     origin: Origin<'_>,
-    dev: u64,
-    deadline: Option<Instant>,
-    max_depth: usize,
-    close: &(dyn Fn(Dir) + Sync),
+    how: &Walk<'_>,
     report: &mut RemovalReport,
 ) {
+    let Walk {
+        dev,
+        deadline,
+        max_depth,
+        close,
+    } = *how;
     let max_depth = max_depth.max(2);
     let Ok(top_name) = CString::new(name.as_bytes()) else {
         report.error(|| origin.render(&[]), "name contains a NUL byte");
@@ -650,10 +665,12 @@ impl Shared<'_> {
             node.fd.as_fd(),
             OsStr::from_bytes(name.to_bytes()),
             origin,
-            self.dev,
-            self.deadline,
-            self.handoff_depth,
-            &|dir| self.close_later(s, dir),
+            &Walk {
+                dev: self.dev,
+                deadline: self.deadline,
+                max_depth: self.handoff_depth,
+                close: &|dir| self.close_later(s, dir),
+            },
             &mut report,
         );
         self.absorb(report);
@@ -1261,10 +1278,12 @@ mod tests {
             parent.as_fd(),
             OsStr::new("t"),
             origin,
-            dev,
-            None,
-            3,
-            &drop,
+            &Walk {
+                dev,
+                deadline: None,
+                max_depth: 3,
+                close: &drop,
+            },
             &mut report,
         );
         assert_eq!(report.error_count(), 0, "{report:?}");
