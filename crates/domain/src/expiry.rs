@@ -19,6 +19,8 @@ pub struct ExpiryFacts<'a> {
     /// The old image says "hold", or says something about a hold that cannot be read.
     pub hold: bool,
     pub access_point_id: Option<&'a str>,
+    /// The expiry the deleted image held (`expiresAt`), if it held a readable one.
+    pub image_expires_at: Option<i64>,
     /// A consistent read found a record with this id again.
     pub exists_again: bool,
     /// Active ECS tasks using the workspace (empty when none, or when the guard is off).
@@ -47,6 +49,15 @@ pub enum ExpiryPlan {
     },
 }
 
+/// How far past the deletion time an image's expiry may lie and still count as passed: the
+/// stream's creation time is rounded, and the two clocks are not one.
+pub const TTL_CLOCK_SLACK_SECONDS: i64 = 300;
+
+/// Whether an image with this expiry, deleted at `deleted_at`, can have been expired by the TTL.
+pub fn expired_by_ttl(image_expires_at: Option<i64>, deleted_at: i64) -> bool {
+    image_expires_at.is_some_and(|at| at <= deleted_at.saturating_add(TTL_CLOCK_SLACK_SECONDS))
+}
+
 pub fn plan_expiry(facts: &ExpiryFacts<'_>, policy: &RetentionPolicy) -> ExpiryPlan {
     if facts.exists_again {
         return ExpiryPlan::Keep {
@@ -58,6 +69,24 @@ pub fn plan_expiry(facts: &ExpiryFacts<'_>, policy: &RetentionPolicy) -> ExpiryP
         return ExpiryPlan::PutBack {
             reason: Reason::SkippedHold,
             expires_at: None,
+        };
+    }
+    // DynamoDB TTL deletes only an item whose expiry has passed, so an image whose expiry had
+    // not passed when it was deleted (beyond the stream's clock rounding), or that has none, is
+    // not positively a TTL expiry: it goes back as it was, or with the policy's expiry.
+    if !expired_by_ttl(facts.image_expires_at, facts.deleted_at) {
+        let expires_at = match (facts.image_expires_at, facts.record) {
+            (Some(at), _) => Some(at),
+            (None, Ok(record)) => policy.expires_at(record, facts.now),
+            (None, Err(_)) => Some(
+                facts
+                    .now
+                    .saturating_add(i64::from(policy.longest_days()) * SECONDS_PER_DAY),
+            ),
+        };
+        return ExpiryPlan::PutBack {
+            reason: Reason::NotExpired,
+            expires_at,
         };
     }
     if !facts.in_use_by.is_empty() {
@@ -157,6 +186,7 @@ mod tests {
             record: Ok(r),
             hold: r.hold,
             access_point_id: r.access_point_id.as_deref(),
+            image_expires_at: r.expires_at,
             exists_again: again,
             in_use_by: used,
             deleted_at: 5_000,
@@ -201,6 +231,48 @@ mod tests {
         };
         assert_eq!(access_point_id.as_deref(), Some("fsap-0123"));
         assert_eq!(trash.to_string(), "5000+acme+ws-1+0123456789abcdef");
+    }
+
+    /// Red team F6: an image whose expiry had not passed (or that has none) was not expired by
+    /// the TTL, whatever the stream record says: it goes back, its data stays.
+    #[test]
+    fn an_image_that_had_not_expired_goes_back() {
+        let p = RetentionPolicy::default();
+        let r = record();
+        let mut f = facts(&r, false, &[]);
+        for (expiry, put_back) in [
+            (Some(4_999), None),
+            (Some(5_000 + TTL_CLOCK_SLACK_SECONDS), None),
+            (
+                Some(5_001 + TTL_CLOCK_SLACK_SECONDS),
+                Some(5_001 + TTL_CLOCK_SLACK_SECONDS),
+            ),
+            (Some(9_000_000_000), Some(9_000_000_000)),
+            (None, Some(6_000 + 30 * 86_400)),
+        ] {
+            f.image_expires_at = expiry;
+            let plan = plan_expiry(&f, &p);
+            match put_back {
+                None => assert!(matches!(plan, ExpiryPlan::Remove { .. }), "{expiry:?}"),
+                Some(at) => assert_eq!(
+                    plan,
+                    ExpiryPlan::PutBack {
+                        reason: Reason::NotExpired,
+                        expires_at: Some(at)
+                    },
+                    "{expiry:?}"
+                ),
+            }
+        }
+        f.image_expires_at = None;
+        f.record = Err("unknown tier gold");
+        assert_eq!(
+            plan_expiry(&f, &p),
+            ExpiryPlan::PutBack {
+                reason: Reason::NotExpired,
+                expires_at: Some(6_000 + 90 * 86_400)
+            }
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ const ROOT: &str = "/mnt/workspaces";
 /// A plausible "now" for planners (2026-11-29).
 const NOW: i64 = 1_795_910_400;
 
-/// The id alphabet, written out again as the oracle: `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`.
+/// The id alphabet, written out again as the oracle: `^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`.
 fn is_valid_id(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -100,7 +100,12 @@ fn assert_trash_name_sound(name: &TrashName) {
         .collect();
     assert_eq!(comps.len(), 1, "{text:?} is not one component");
     assert!(matches!(comps[0], Component::Normal(_)), "{text:?}");
+    assert!(text.len() <= 255, "{text:?} is longer than one file name");
     for hidden in [name.staging(), name.purging()] {
+        assert!(
+            hidden.len() <= 255,
+            "{hidden:?} is longer than one file name"
+        );
         assert!(hidden.starts_with('.'), "{hidden:?} is not hidden");
         assert!(
             hidden.parse::<TrashName>().is_err(),

@@ -6,8 +6,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Longest id the contract allows (`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`).
-pub const MAX_ID_LEN: usize = 128;
+/// Longest id the contract allows (`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`): short enough that a
+/// trash entry's name, tenant and workspace ids both in it, fits one file name (255 bytes) even in
+/// its `.staging+`/`.purging+` form (9 + 20 + 3 + 2 × 100 + 16 = 248 bytes at most).
+pub const MAX_ID_LEN: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -125,7 +127,7 @@ mod tests {
 
     #[test]
     fn accepts_the_contract_alphabet() {
-        for ok in ["a", "ws-1", "A.b_c-d", "0", "a..", &"x".repeat(128)] {
+        for ok in ["a", "ws-1", "A.b_c-d", "0", "a..", &"x".repeat(100)] {
             assert!(WorkspaceId::parse(ok).is_ok(), "{ok}");
         }
     }

@@ -159,7 +159,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ID: &str = "[A-Za-z0-9][A-Za-z0-9._-]{0,127}";
+    const ID: &str = "[A-Za-z0-9][A-Za-z0-9._-]{0,99}";
 
     proptest! {
         #[test]
@@ -172,6 +172,17 @@ mod tests {
             prop_assert!(name.staging().starts_with('.') && name.purging().starts_with('.'));
             prop_assert!(name.staging().parse::<TrashName>().is_err());
             prop_assert!(name.purging().parse::<TrashName>().is_err());
+        }
+
+        /// Every name the trash uses fits one file name (NAME_MAX, 255 bytes), whatever the
+        /// deletion time and however long the ids: a name that did not would make the move fail
+        /// for good (`ENAMETOOLONG`).
+        #[test]
+        fn trash_names_fit_one_file_name(at: i64, t in "[a-z]{100}|[A-Za-z0-9][A-Za-z0-9._-]{0,99}", w in "[a-z]{100}|[A-Za-z0-9][A-Za-z0-9._-]{0,99}") {
+            let name = TrashName::new(at, TenantId::parse(t).unwrap(), WorkspaceId::parse(w).unwrap(), nonce_for("x"));
+            for text in [name.to_string(), name.staging(), name.purging()] {
+                prop_assert!(text.len() <= 255, "{} bytes: {}", text.len(), text);
+            }
         }
 
         /// Two generations of a workspace deleted in the same second never share an entry name.

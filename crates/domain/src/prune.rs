@@ -225,10 +225,10 @@ fn tag_subject(img: &Image) -> Option<String> {
 /// An image's subject as the planner takes it: the listing's, or (cosign) the one its tag names.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum SubjectIs<'a> {
-    Unknown,
     Of(&'a str),
     Unreadable,
-    NotAReferrer,
+    /// Not a referrer, or not known to be one (manifest not read: `unread` below).
+    NoSubject,
 }
 
 // Every step works on digest numbers (`Digests`, in digest order) and vectors indexed by them,
@@ -261,9 +261,8 @@ fn plan(
         match (&images[i].subject, &tag_subjects[i]) {
             (Subject::Of(s), _) => SubjectIs::Of(s),
             (_, Some(s)) => SubjectIs::Of(s),
-            (Subject::Unknown, None) => SubjectIs::Unknown,
             (Subject::Unreadable(_), None) => SubjectIs::Unreadable,
-            (Subject::None, None) => SubjectIs::NotAReferrer,
+            (Subject::Unknown | Subject::None, None) => SubjectIs::NoSubject,
         }
     };
     let subjects: Vec<Option<&str>> = (0..images.len())
@@ -273,6 +272,14 @@ fn plan(
         })
         .collect();
     let graph = Graph::new(images, &digests, &subjects);
+    // Whose manifest was not read is decided as unread whatever its tags say: a tag names a
+    // subject, but only the manifest says whether it has another one (or children).
+    let mut unread = vec![false; n];
+    for (i, img) in images.iter().enumerate() {
+        if img.subject == Subject::Unknown {
+            unread[digests.of_image[i] as usize] = true;
+        }
+    }
     let any_unreadable = images.iter().any(|i| matches!(i.manifests, Some(Err(_))));
     let mut decided: Vec<Option<(Verdict, PruneReason)>> = vec![None; n];
 
@@ -456,7 +463,7 @@ fn plan(
         if decided[id].0 != Verdict::Delete {
             continue;
         }
-        if subject_of(i as usize) == SubjectIs::Unknown {
+        if unread[id] {
             decided[id] = (Verdict::Keep, SubjectUnknown);
         } else if allowed.is_some_and(|a| !a.contains(digests.names[id])) {
             decided[id] = (Verdict::Keep, ChangedSincePlan);
@@ -471,7 +478,7 @@ fn plan(
     for &i in &digests.sorted {
         let img = &images[i as usize];
         let id = digests.of_image[i as usize];
-        if subject_of(i as usize) == SubjectIs::Unknown
+        if unread[id as usize]
             && (decided[id as usize].1 == SubjectUnknown
                 || (img.tags.is_empty() && !img.is_index() && graph.parents.get(id).is_empty()))
         {

@@ -37,6 +37,9 @@ pub enum Reason {
     SkippedInUse,
     /// The record is under hold and must never expire.
     SkippedHold,
+    /// The deleted image's own expiry had not passed when it was deleted (or it has none):
+    /// whatever deleted it, it was not the TTL expiring this record, so it goes back as it was.
+    NotExpired,
     /// The access point belongs to another workspace or file system.
     AccessPointMismatch,
     /// Nothing was there: a redelivery, or already cleaned up.

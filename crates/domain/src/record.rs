@@ -154,6 +154,16 @@ impl Attributes {
         Some((workspace, tenant))
     }
 
+    /// The expiry the item holds (`expiresAt` as an integral number of epoch seconds), read
+    /// from the attribute alone so an otherwise unreadable record still has it. `None` when it
+    /// is absent or not such a number.
+    pub fn stored_expiry(&self) -> Option<i64> {
+        match self.get(attr::EXPIRES_AT) {
+            Some(Value::N(n)) => n.trim().parse::<i64>().ok(),
+            _ => None,
+        }
+    }
+
     /// Whether the record is, or may be, held: `hold` is true or holds anything but `false`
     /// (an unreadable hold, `NULL` included, might be a hold). Only absent and `false` are not.
     pub fn may_be_held(&self) -> bool {

@@ -346,6 +346,45 @@ async fn a_service_left_out_of_describe_services_is_read_again_or_nothing_is_del
     assert_eq!(digests(&fx, &repo).await.len(), 2, "nothing was deleted");
 }
 
+/// An image listing cut short by a repeated page token (the SDK's paginator stops on it quietly)
+/// is a failed listing: read as complete, it leaves out the kept index listed after its children,
+/// and the children would look like untagged orphans.
+#[tokio::test]
+async fn an_image_listing_cut_short_by_a_repeated_page_token_deletes_nothing() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let (index, children) = fx.push_buildx(&repo, "build", Some("v1")).await;
+    let keep_tagged = r#"{"default": {"keepLastTagged": 5, "untaggedMaxAgeDays": 7}}"#;
+    let proxy = FaultProxy::start(&["DescribeImages=pages:1.0"]);
+    let faulty = Fixture::with_endpoint(&proxy.endpoint).await;
+    let settings = [
+        ("ECR_REPOSITORIES", repo.as_str()),
+        ("PRUNE_POLICY", keep_tagged),
+        ("KEEP_TASK_DEFINITION_REVISIONS", "0"),
+        ("ECS_CLUSTERS", faulty.cluster.as_str()),
+    ];
+    // Paged properly: the tagged index is kept, and its children with it.
+    let summary = faulty
+        .pruner(&settings)
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(summary.deleted, 0, "{summary:?}");
+    assert!(proxy.counts()[0].2 >= 1, "paged: {:?}", proxy.counts());
+
+    proxy.set_rules(&["DescribeImages=repeat:1.0"]);
+    let err = faulty
+        .pruner(&settings)
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("incomplete"), "{err}");
+    assert!(proxy.counts()[0].2 >= 1, "repeated: {:?}", proxy.counts());
+    let mut all = children;
+    all.push(index);
+    assert_eq!(digests(&fx, &repo).await, all.into_iter().collect());
+}
+
 #[tokio::test]
 async fn an_index_left_out_of_batch_get_image_is_read_again_or_its_children_stay() {
     let fx = Fixture::new().await;

@@ -262,6 +262,30 @@ async fn an_unreadable_task_listing_stops_the_sweep() {
     assert!(fx.workspace_dir("acme", "ws-busy").exists());
 }
 
+/// The SDK's paginators stop quietly on a page that repeats its token. A record listing cut
+/// short that way must stop the sweep: read as complete, the records it left out would make
+/// their workspaces orphans.
+#[tokio::test]
+async fn a_listing_cut_short_by_a_repeated_page_token_stops_the_sweep() {
+    let proxy = FaultProxy::start(&["DynamoDB_20120810.Scan=pages:1.0"]);
+    let fx = Fixture::with_endpoint(&proxy.endpoint).await;
+    for ws in ["ws-a", "ws-b", "ws-c"] {
+        fx.make_workspace("acme", ws);
+        fx.put(&fx.record("acme", ws, None)).await;
+    }
+    let before = snapshot(fx.root());
+    // Paged properly, every record is seen: nothing is an orphan.
+    let summary = fx.sweeper(&[]).run(now() + 25 * H, None).await.unwrap();
+    assert!(summary.actions.is_empty(), "{summary:?}");
+    assert!(proxy.counts()[0].2 >= 1, "paged: {:?}", proxy.counts());
+
+    proxy.set_rules(&["DynamoDB_20120810.Scan=repeat:1.0"]);
+    let err = fx.sweeper(&[]).run(now() + 25 * H, None).await.unwrap_err();
+    assert!(err.to_string().contains("incomplete"), "{err}");
+    assert!(proxy.counts()[0].2 >= 1, "repeated: {:?}", proxy.counts());
+    assert_eq!(snapshot(fx.root()), before, "nothing moved");
+}
+
 #[tokio::test]
 async fn a_wrong_table_is_an_error_not_an_empty_fleet() {
     let fx = Fixture::new().await;

@@ -53,6 +53,17 @@ impl Fixture {
             .expect("put item");
     }
 
+    /// Deletes the stored record of `ws` (as the TTL process does).
+    pub async fn delete_record(&self, ws: &str) {
+        self.ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key("workspaceId", AttributeValue::S(ws.into()))
+            .send()
+            .await
+            .expect("delete item");
+    }
+
     /// The stored record of `ws` (a consistent read).
     pub async fn get(&self, ws: &str) -> Option<HashMap<String, AttributeValue>> {
         self.ddb

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use lifecycle_domain::expiry::{access_point_belongs, plan_expiry, ExpiryFacts, ExpiryPlan};
+use lifecycle_domain::expiry::{
+    access_point_belongs, expired_by_ttl, plan_expiry, ExpiryFacts, ExpiryPlan,
+};
 use lifecycle_domain::reasons::{Action, Reason};
 use lifecycle_runtime::batch::Batch;
 use lifecycle_runtime::observe::Audit;
@@ -102,7 +104,11 @@ impl TtlExpiry {
     ) -> Result<Outcome, RecordFailure> {
         let exists_again = self.record_exists(work).await?;
         let hold = work.held();
-        let in_use_by = if exists_again || hold {
+        let image_expires_at = work.item.stored_expiry();
+        let expired = expired_by_ttl(image_expires_at, work.deleted_at);
+        // The listing only decides between removing and putting back: not needed when the
+        // record is kept or put back whatever it says.
+        let in_use_by = if exists_again || hold || !expired {
             Vec::new()
         } else {
             self.in_use_by(work, in_use, None).await?
@@ -114,6 +120,7 @@ impl TtlExpiry {
             record: work.record.as_ref().map_err(String::as_str),
             hold,
             access_point_id: work.access_point_id(),
+            image_expires_at,
             exists_again,
             in_use_by: &in_use_by,
             deleted_at: work.deleted_at,

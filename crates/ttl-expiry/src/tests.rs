@@ -650,3 +650,41 @@ async fn a_planted_trash_entry_is_not_taken_for_the_move() {
         );
     }
 }
+
+/// Red team F6: a REMOVE marked as the TTL's whose old image had not expired (or has no expiry)
+/// is not acted on as an expiry: the record goes back as it was, the data and access point stay.
+#[tokio::test]
+async fn an_image_that_had_not_expired_is_put_back_as_it_was() {
+    let setup = Setup::new(&["ws-future", "ws-none"]);
+    setup.access_point("fsap-1", "ws-future");
+    let mut none = image("ws-none", json!({}));
+    none.as_object_mut().unwrap().remove("expiresAt");
+    let records = vec![
+        ttl_remove(
+            "1",
+            image(
+                "ws-future",
+                json!({"expiresAt": {"N": "90000"}, "accessPointId": {"S": "fsap-1"}}),
+            ),
+        ),
+        ttl_remove("2", none),
+    ];
+    assert!(failed(&setup.function(), records, None).await.is_empty());
+    assert!(setup.live("ws-future") && setup.live("ws-none"));
+    assert!(setup.trash().is_empty(), "{:?}", setup.trash());
+    assert!(setup
+        .access_points
+        .points
+        .lock()
+        .unwrap()
+        .contains_key("fsap-1"));
+    let items = setup.table.items.lock().unwrap();
+    assert_eq!(
+        items["ws-future"].get("expiresAt"),
+        Some(&Stored::N("90000".into()))
+    );
+    assert_eq!(
+        items["ws-none"].get("expiresAt"),
+        Some(&Stored::N((10_000 + 7 * 86_400).to_string()))
+    );
+}

@@ -454,6 +454,36 @@ async fn a_task_the_answer_leaves_out_is_still_in_use() {
     );
 }
 
+/// A task listing cut short by a repeated page token (the SDK's paginator stops on it quietly)
+/// is a failed read: the task it left out may be the one using the workspace.
+#[tokio::test]
+async fn a_task_listing_cut_short_by_a_repeated_page_token_is_a_failed_read() {
+    let proxy = FaultProxy::start(&["ListTasks=pages:1.0"]);
+    let fx = Fixture::with_endpoint(&proxy.endpoint).await;
+    fx.make_workspace("acme", "ws-busy");
+    // Listed in this order: the using task is third, past what a cut-short listing delivers.
+    fx.run_task_for("ws-other-1", true).await;
+    fx.run_task_for("ws-other-2", true).await;
+    fx.run_task_for("ws-busy", true).await;
+    let record = ttl_remove(&fx.record("acme", "ws-busy", None));
+    fx.delete_record("ws-busy").await;
+    // Paged properly, the task on the second page is seen: the record is put back.
+    let f = fx.ttl_expiry(&[]);
+    assert!(handle(&f, batch(vec![record.clone()])).await.is_empty());
+    assert!(fx.workspace_dir("acme", "ws-busy").exists());
+    assert!(fx.get("ws-busy").await.is_some(), "in use: put back");
+    assert!(proxy.counts()[0].2 >= 1, "paged: {:?}", proxy.counts());
+
+    fx.delete_record("ws-busy").await;
+    proxy.set_rules(&["ListTasks=repeat:1.0"]);
+    assert_eq!(
+        handle(&f, batch(vec![record.clone()])).await,
+        vec![sequence_of(&record)]
+    );
+    assert!(fx.workspace_dir("acme", "ws-busy").exists());
+    assert!(proxy.counts()[0].2 >= 1, "repeated: {:?}", proxy.counts());
+}
+
 #[tokio::test]
 async fn a_task_that_mounts_the_access_point_keeps_the_workspace() {
     let fx = Fixture::new().await;

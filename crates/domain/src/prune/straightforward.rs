@@ -27,6 +27,13 @@ pub(super) fn plan(
     use PruneReason::*;
     // cosign's default storage names a signature, attestation or SBOM by a tag derived from the
     // digest it is about (`sha256-<hex>.sig`) instead of an OCI `subject`: the same relation.
+    // Whose manifest was not read is decided as unread whatever its tags say: a tag names a
+    // subject, but only the manifest says whether it has another one (or children).
+    let unread: BTreeSet<&str> = images
+        .iter()
+        .filter(|i| i.subject == Subject::Unknown)
+        .map(|i| i.digest.as_str())
+        .collect();
     let normalized: Vec<Image> = images
         .iter()
         .map(|img| match (&img.subject, tag_subject(img)) {
@@ -209,7 +216,7 @@ pub(super) fn plan(
         if decided[d].0 != Verdict::Delete {
             continue;
         }
-        if img.subject == Subject::Unknown {
+        if unread.contains(d) {
             decided.insert(d, keep(SubjectUnknown));
         } else if allowed.is_some_and(|a| !a.contains(d)) {
             decided.insert(d, keep(ChangedSincePlan));
@@ -220,7 +227,7 @@ pub(super) fn plan(
     // attestation of something deleted goes with it, however young).
     for img in &sorted {
         let d = img.digest.as_str();
-        if img.subject == Subject::Unknown
+        if unread.contains(d)
             && (decided[d].1 == SubjectUnknown
                 || (img.tags.is_empty() && !img.is_index() && !graph.parents.contains_key(d)))
         {

@@ -729,6 +729,17 @@ fn a_cosign_tagged_signature_follows_the_image_it_names() {
         why[&d(21)],
         (Verdict::Delete, PruneReason::ReferrerOfDeletedImage)
     );
+
+    // Fuzz finding: a signature-like tag is no reading of the manifest. Unread, it is kept and
+    // read first (its manifest may name another subject, or children).
+    let mut unread = images.clone();
+    unread[3].subject = Subject::Unknown;
+    let plan = plan_repository("repo", &unread, &in_use, &r, NOW);
+    assert_eq!(
+        reasons(&plan)[&d(21)],
+        (Verdict::Keep, PruneReason::SubjectUnknown)
+    );
+    assert!(plan.unread_subjects.contains(&d(21)));
 }
 
 #[test]
