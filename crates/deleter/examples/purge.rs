@@ -1,17 +1,19 @@
 //! Removes one directory tree with the project's deleter, for `make bench`:
-//! `purge [--workers N | --sequential] PATH` prints the removal report as JSON.
+//! `purge [--workers N] [--spread serial|parallel] | --sequential] PATH` prints the removal report
+//! as JSON (the spread is chosen from the file system unless given).
 
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use tree_deleter::{remove_tree_at, ParallelDeleter, DEFAULT_DELETE_WORKERS};
+use tree_deleter::{remove_tree_at, ParallelDeleter, Spread, DEFAULT_DELETE_WORKERS};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut workers = DEFAULT_DELETE_WORKERS;
     let mut sequential = false;
+    let mut spread = None;
     let mut path = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -22,6 +24,13 @@ fn main() {
                     .expect("--workers N")
             }
             "--sequential" => sequential = true,
+            "--spread" => {
+                spread = match args.next().as_deref() {
+                    Some("serial") => Some(Spread::Serial),
+                    Some("parallel") => Some(Spread::Parallel),
+                    _ => panic!("--spread serial|parallel"),
+                }
+            }
             // For the bench: the concurrency its bound is computed for when none is given.
             "--print-default-workers" => {
                 println!("{DEFAULT_DELETE_WORKERS}");
@@ -38,9 +47,12 @@ fn main() {
     let report = if sequential {
         remove_tree_at(parent.as_fd(), &name, &path, dev, None)
     } else {
-        ParallelDeleter::new(workers)
-            .expect("thread pool")
-            .remove_tree_at(parent.as_fd(), &name, &path, dev, None)
+        let deleter = ParallelDeleter::new(workers).expect("thread pool");
+        let deleter = match spread {
+            Some(spread) => deleter.with_spread(spread),
+            None => deleter,
+        };
+        deleter.remove_tree_at(parent.as_fd(), &name, &path, dev, None)
     };
     println!(
         "{}",

@@ -20,7 +20,7 @@ use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::{AcqRel, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -346,13 +346,26 @@ pub fn remove_tree_at(
         parent,
         name,
         Origin::Path(display_path),
-        dev,
-        deadline,
-        MAX_DEPTH,
+        &Walk {
+            dev,
+            deadline,
+            max_depth: MAX_DEPTH,
+            close: &drop,
+        },
         &mut report,
     );
     report.complete = !report.stopped_at_deadline && report.error_count() == 0;
     report
+}
+
+/// What a sequential walk keeps to: the device, the deadline, the directories it holds at most,
+/// and what closes a removed directory's handle.
+#[derive(Clone, Copy)]
+struct Walk<'a> {
+    dev: u64,
+    deadline: Option<Instant>,
+    max_depth: usize,
+    close: &'a (dyn Fn(Dir) + Sync),
 }
 
 /// The sequential walk, holding at most `max_depth` directories: depth first with an explicit
@@ -361,11 +374,15 @@ fn walk(
     parent: BorrowedFd<'_>,
     name: &OsStr,
     origin: Origin<'_>,
-    dev: u64,
-    deadline: Option<Instant>,
-    max_depth: usize,
+    how: &Walk<'_>,
     report: &mut RemovalReport,
 ) {
+    let Walk {
+        dev,
+        deadline,
+        max_depth,
+        close,
+    } = *how;
     let max_depth = max_depth.max(2);
     let Ok(top_name) = CString::new(name.as_bytes()) else {
         report.error(|| origin.render(&[]), "name contains a NUL byte");
@@ -453,7 +470,6 @@ fn walk(
             }
             None => {
                 let Some(done) = stack.pop() else { break };
-                drop(done.dir);
                 let result = match stack.last() {
                     Some(frame) => frame.dir.fd(),
                     None => Ok(parent),
@@ -465,6 +481,8 @@ fn walk(
                     Err(e) if stack.is_empty() => report.error(|| origin.render(&[]), e),
                     Err(e) => report.error(|| origin.render(&below(&stack, Some(&done.name))), e),
                 }
+                // Closed after its removal: on a local disk the last close frees its blocks.
+                close(done.dir);
             }
         }
     }
@@ -506,7 +524,50 @@ pub struct ParallelDeleter {
     /// Unlink chunks queued or running at most; past it, a scan unlinks its chunk itself, so the
     /// names of a directory of millions of files are never all in memory.
     max_chunks: usize,
+    /// Unlink chunks of one directory in flight at most, on a local file system (every worker).
+    per_dir: usize,
+    /// How one directory's entries are spread over workers; from the file system when `None`.
+    spread: Option<Spread>,
 }
+
+/// How the entries of one directory are spread over workers: chosen from the kind of file
+/// system, as what limits a removal there differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// Network file systems (NFS, so EFS; FUSE): the kernel holds a directory's lock across the
+    /// round trip of each unlink in it (and of the lookup before it), so a directory's removals
+    /// are one at a time whatever the client does; a few workers keep its lock busy, the others
+    /// work on other directories.
+    Serial,
+    /// Local file systems: an unlink holds the directory's lock only for the in-memory change;
+    /// freeing the inode's blocks (a truncate, a discard on a disk mounted with `discard`) comes
+    /// after it is released, so workers unlinking in one directory at once overlap that part.
+    Parallel,
+}
+
+impl Spread {
+    /// The spread for the file system holding `dir`.
+    pub fn of(dir: BorrowedFd<'_>) -> Spread {
+        // FUSE's magic number (linux/magic.h); rustix names NFS's.
+        const FUSE_SUPER_MAGIC: rfs::FsWord = 0x6573_5546;
+        match rfs::fstatfs(dir) {
+            Ok(st) if st.f_type == rfs::NFS_SUPER_MAGIC || st.f_type == FUSE_SUPER_MAGIC => {
+                Spread::Serial
+            }
+            Ok(_) => Spread::Parallel,
+            // Unknown: the spread that holds fewer workers on one directory.
+            Err(_) => Spread::Serial,
+        }
+    }
+}
+
+/// Unlink chunks of one directory in flight at most under [`Spread::Serial`]: enough that the
+/// directory's lock is never idle (measured under the FUSE model: 8 and 64 remove a flat
+/// directory equally fast); more would only hold workers that other directories can use.
+const SERIAL_CHUNKS_PER_DIR: usize = 8;
+/// Handles of removed directories waiting to be closed by another worker, at most (within the
+/// descriptors Lambda allows: 768 held by a removal leave more than this).
+const MAX_PENDING_CLOSES: usize = 64;
 
 /// Names unlinked by one task: large enough to amortise scheduling, small enough that a flat
 /// directory of 100,000 files spreads over every worker.
@@ -515,8 +576,8 @@ const UNLINK_CHUNK: usize = 32;
 /// `readdir` asks for 32 KiB). One buffer per scan in progress: at most one per worker.
 const LISTING_BUFFER: usize = 64 * 1024;
 /// The default concurrency (`DELETE_CONCURRENCY`), as measured under the FUSE latency model
-/// (`make bench`): a tree of many directories is removed within a small factor of its bound at
-/// 64; more workers add little, since Linux removes one directory's entries one at a time.
+/// (`make bench`): a tree of many directories is removed within 1.2x of its bound at 64 (its
+/// widest directory, whose removals NFS and FUSE make one at a time); 128 adds nothing.
 pub const DEFAULT_DELETE_WORKERS: usize = 64;
 /// The most workers a removal may use, whatever the setting: one purge must not starve the
 /// platform's own I/O on the same file system, nor exhaust Lambda's 1,024 descriptors.
@@ -536,6 +597,9 @@ struct Shared<'p> {
     handoff_depth: usize,
     queued_chunks: AtomicUsize,
     max_chunks: usize,
+    per_dir: usize,
+    spread: Spread,
+    pending_closes: AtomicUsize,
     files: AtomicU64,
     dirs: AtomicU64,
     bytes: AtomicU64,
@@ -551,15 +615,8 @@ struct Node {
     name: CString,
     parent: Option<Arc<Node>>,
     remaining: AtomicUsize,
-    /// Held while a chunk of this directory's files is unlinked. Linux holds a directory's lock
-    /// across each unlink in it (on NFS/EFS for the whole round trip), so workers unlinking in
-    /// one directory at once only queue on it and delay each other's lookups (measured under the
-    /// FUSE model: a flat directory took twice as long with 64 workers as with one). Different
-    /// directories still proceed in parallel.
-    unlinking: Mutex<()>,
-    /// An unlink chunk of this directory is queued or running: the scan unlinks the next one
-    /// itself, so at most two threads wait on one directory (more only cost wake-ups).
-    chunk_queued: AtomicBool,
+    /// Unlink chunks of this directory queued or running (at most `Shared::per_dir`).
+    unlinkers: AtomicUsize,
 }
 
 impl Shared<'_> {
@@ -597,7 +654,7 @@ impl Shared<'_> {
     }
 
     /// Removes `name` of `node` with the sequential walker, in this worker.
-    fn hand_off(&self, node: &Node, name: &CStr) {
+    fn hand_off<'s>(&'s self, s: &rayon::Scope<'s>, node: &Node, name: &CStr) {
         let mut report = RemovalReport::default();
         let origin = Origin::Below {
             root: self.top_path,
@@ -608,16 +665,39 @@ impl Shared<'_> {
             node.fd.as_fd(),
             OsStr::from_bytes(name.to_bytes()),
             origin,
-            self.dev,
-            self.deadline,
-            self.handoff_depth,
+            &Walk {
+                dev: self.dev,
+                deadline: self.deadline,
+                max_depth: self.handoff_depth,
+                close: &|dir| self.close_later(s, dir),
+            },
             &mut report,
         );
         self.absorb(report);
     }
 
+    /// Drops `handle` (a removed directory's) in another task on a local disk, at most
+    /// [`MAX_PENDING_CLOSES`] at once: its last close frees the directory's blocks (on a disk
+    /// mounted with `discard`, a synchronous discard), which then overlaps the removals that follow
+    /// instead of delaying each (a chain's are one at a time).
+    fn close_later<'s>(&'s self, s: &rayon::Scope<'s>, handle: impl Send + 's) {
+        if self.spread == Spread::Parallel
+            && self.pending_closes.fetch_add(1, AcqRel) < MAX_PENDING_CLOSES
+        {
+            s.spawn(move |_| {
+                drop(handle);
+                self.pending_closes.fetch_sub(1, AcqRel);
+            });
+        } else {
+            if self.spread == Spread::Parallel {
+                self.pending_closes.fetch_sub(1, AcqRel);
+            }
+            drop(handle);
+        }
+    }
+
     /// One task of `node` is done; the last one removes the directory and completes its parent.
-    fn finish(&self, mut node: Arc<Node>) {
+    fn finish<'s>(&'s self, s: &rayon::Scope<'s>, mut node: Arc<Node>) {
         loop {
             if node.remaining.fetch_sub(1, AcqRel) != 1 {
                 return;
@@ -640,7 +720,7 @@ impl Shared<'_> {
                 return;
             };
             self.open_dirs.fetch_sub(1, Relaxed);
-            drop(node);
+            self.close_later(s, node);
             node = parent;
         }
     }
@@ -663,7 +743,15 @@ impl ParallelDeleter {
                 .max(32),
             handoff_depth,
             max_chunks: workers * 4,
+            per_dir: workers,
+            spread: None,
         })
+    }
+
+    /// Spreads every directory's entries this way, whatever the file system (measurements).
+    pub fn with_spread(mut self, spread: Spread) -> Self {
+        self.spread = Some(spread);
+        self
     }
 
     /// Like [`remove_tree_at`], with many calls in flight.
@@ -689,8 +777,7 @@ impl ParallelDeleter {
                         name: cname,
                         parent: None,
                         remaining: AtomicUsize::new(1),
-                        unlinking: Mutex::new(()),
-                        chunk_queued: AtomicBool::new(false),
+                        unlinkers: AtomicUsize::new(0),
                     })),
                     Entry::Done | Entry::Failed => None,
                 }
@@ -700,6 +787,7 @@ impl ParallelDeleter {
             report.complete = report.error_count() == 0;
             return report;
         };
+        let spread = self.spread.unwrap_or_else(|| Spread::of(root.fd.as_fd()));
         let shared = Shared {
             top_parent: parent,
             top_path: display_path,
@@ -710,6 +798,12 @@ impl ParallelDeleter {
             handoff_depth: self.handoff_depth,
             queued_chunks: AtomicUsize::new(0),
             max_chunks: self.max_chunks,
+            per_dir: match spread {
+                Spread::Serial => SERIAL_CHUNKS_PER_DIR.min(self.per_dir),
+                Spread::Parallel => self.per_dir,
+            },
+            spread,
+            pending_closes: AtomicUsize::new(0),
             files: Default::default(),
             dirs: Default::default(),
             bytes: Default::default(),
@@ -735,16 +829,33 @@ impl ParallelDeleter {
     }
 }
 
+/// Empties `node` and, in this same task, the last subdirectory its listing met when that is not
+/// a task of its own (local disk): a chain of directories is one task, not a hand-over between
+/// workers at every level.
 fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
-    if shared.past_deadline() {
-        return;
+    let mut next = Some(node);
+    while let Some(node) = next.take() {
+        if shared.past_deadline() {
+            return;
+        }
+        next = scan_one(s, shared, node);
     }
+}
+
+/// Lists `node` once, removing its files and starting its subdirectories; returns the last
+/// subdirectory, for the caller to empty next.
+fn scan_one<'s>(
+    s: &rayon::Scope<'s>,
+    shared: &'s Shared<'s>,
+    node: Arc<Node>,
+) -> Option<Arc<Node>> {
     // One `getdents64` pass over the handle the node already holds (no second open of the
     // directory, which on NFS/EFS is a round trip of its own), with a large buffer: a directory
     // of 100,000 names is listed in about 50 calls instead of 400.
     let mut buf = Vec::with_capacity(LISTING_BUFFER);
     let mut dir = rfs::RawDir::new(node.fd.as_fd(), buf.spare_capacity_mut());
     let mut files: Vec<CString> = Vec::new();
+    let mut last_dir: Option<Arc<Node>> = None;
     while let Some(entry) = dir.next() {
         let entry = match entry {
             Ok(entry) => entry,
@@ -772,7 +883,7 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
             continue;
         }
         if shared.open_dirs.load(Relaxed) >= shared.fd_budget {
-            shared.hand_off(&node, &name);
+            shared.hand_off(s, &node, &name);
             continue;
         }
         let mut report = RemovalReport::default();
@@ -792,19 +903,32 @@ fn scan<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: Arc<Node>) {
                 name,
                 parent: Some(node.clone()),
                 remaining: AtomicUsize::new(1),
-                unlinking: Mutex::new(()),
-                chunk_queued: AtomicBool::new(false),
+                unlinkers: AtomicUsize::new(0),
             });
             shared.open_dirs.fetch_add(1, Relaxed);
             node.remaining.fetch_add(1, AcqRel);
-            s.spawn(move |s| scan(s, shared, child));
+            // Under latency a subdirectory starts at once (a round trip saved at every level of
+            // a chain); on a local disk the last one waits for this worker (no hand-over).
+            let child = match shared.spread {
+                Spread::Serial => Some(child),
+                Spread::Parallel => last_dir.replace(child),
+            };
+            if let Some(child) = child {
+                s.spawn(move |s| scan(s, shared, child));
+            }
         }
     }
     if !files.is_empty() {
-        unlink_chunk(s, shared, &node, files);
+        match last_dir {
+            // Not to delay the subdirectory this worker goes on with.
+            Some(_) => unlink_chunk(s, shared, &node, files),
+            // The listing is done: this worker has nothing else to do.
+            None => unlink_names(s, shared, &node, &files),
+        }
     }
     drop(buf);
-    shared.finish(node);
+    shared.finish(s, node);
+    last_dir
 }
 
 /// Unlinks `names` of `node` in a task of its own, or in this one when enough are queued.
@@ -814,32 +938,29 @@ fn unlink_chunk<'s>(
     node: &Arc<Node>,
     names: Vec<CString>,
 ) {
-    if node.chunk_queued.swap(true, AcqRel) {
-        unlink_names(shared, node, &names);
+    if node.unlinkers.fetch_add(1, AcqRel) >= shared.per_dir {
+        node.unlinkers.fetch_sub(1, AcqRel);
+        unlink_names(s, shared, node, &names);
         return;
     }
     if shared.queued_chunks.fetch_add(1, AcqRel) >= shared.max_chunks {
         shared.queued_chunks.fetch_sub(1, AcqRel);
-        node.chunk_queued.store(false, Release);
-        unlink_names(shared, node, &names);
+        node.unlinkers.fetch_sub(1, AcqRel);
+        unlink_names(s, shared, node, &names);
         return;
     }
     node.remaining.fetch_add(1, AcqRel);
     let node = node.clone();
-    s.spawn(move |_| {
-        unlink_names(shared, &node, &names);
+    s.spawn(move |s| {
+        unlink_names(s, shared, &node, &names);
         drop(names);
         shared.queued_chunks.fetch_sub(1, AcqRel);
-        node.chunk_queued.store(false, Release);
-        shared.finish(node);
+        node.unlinkers.fetch_sub(1, AcqRel);
+        shared.finish(s, node);
     });
 }
 
-fn unlink_names(shared: &Shared<'_>, node: &Node, names: &[CString]) {
-    let _one_at_a_time = node
-        .unlinking
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+fn unlink_names<'s>(s: &rayon::Scope<'s>, shared: &'s Shared<'s>, node: &Node, names: &[CString]) {
     for name in names {
         if shared.past_deadline() {
             return;
@@ -852,7 +973,8 @@ fn unlink_names(shared: &Shared<'_>, node: &Node, names: &[CString]) {
             }
             .render(&[])
         };
-        // The size is read first: it is what "bytes freed" reports.
+        // The size is read first: it is what "bytes freed" reports. (On NFS and FUSE the unlink
+        // would look the name up anyway; this lookup is the one it then finds cached.)
         let size = match rfs::statat(&node.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st.st_size as u64,
             Err(Errno::NOENT) => continue,
@@ -870,7 +992,7 @@ fn unlink_names(shared: &Shared<'_>, node: &Node, names: &[CString]) {
             }
             Err(Errno::NOENT) => {}
             // Became a directory since it was listed (or the listing did not say): removed as one.
-            Err(Errno::ISDIR) => shared.hand_off(node, name),
+            Err(Errno::ISDIR) => shared.hand_off(s, node, name),
             Err(e) => shared.error(path, e),
         }
     }
@@ -1156,9 +1278,12 @@ mod tests {
             parent.as_fd(),
             OsStr::new("t"),
             origin,
-            dev,
-            None,
-            3,
+            &Walk {
+                dev,
+                deadline: None,
+                max_depth: 3,
+                close: &drop,
+            },
             &mut report,
         );
         assert_eq!(report.error_count(), 0, "{report:?}");
@@ -1332,6 +1457,42 @@ mod tests {
             (par.files, par.dirs, par.bytes)
         );
         assert_eq!(par.files, 20 * 41 + 1);
+    }
+
+    /// Each spread removes a wide directory whole, with what it freed counted once: chunks of
+    /// one directory unlinked by many workers at once (local), or by a few (network).
+    #[test]
+    fn both_spreads_remove_a_wide_directory_and_count_it() {
+        for spread in [Spread::Parallel, Spread::Serial] {
+            let root = tempfile::tempdir().unwrap();
+            let top = root.path().join("t");
+            fs::create_dir_all(top.join("sub")).unwrap();
+            for i in 0..1000usize {
+                fs::write(top.join(format!("f{i}")), vec![0u8; i % 7]).unwrap();
+            }
+            fs::write(top.join("sub/x"), b"xy").unwrap();
+            let parent = fs::File::open(root.path()).unwrap();
+            let dev = fs::metadata(root.path()).unwrap().dev();
+            let report = ParallelDeleter::new(16)
+                .unwrap()
+                .with_spread(spread)
+                .remove_tree_at(parent.as_fd(), OsStr::new("t"), &top, dev, None);
+            assert!(report.complete, "{spread:?}: {report:?}");
+            assert!(!top.exists());
+            let bytes: usize = (0..1000).map(|i| i % 7).sum::<usize>() + 2;
+            assert_eq!(
+                (report.files, report.dirs, report.bytes),
+                (1001, 2, bytes as u64),
+                "{spread:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_local_file_system_spreads_a_directory_over_every_worker() {
+        // procfs is neither NFS nor FUSE.
+        let proc = fs::File::open("/proc").unwrap();
+        assert_eq!(Spread::of(proc.as_fd()), Spread::Parallel);
     }
 
     #[test]

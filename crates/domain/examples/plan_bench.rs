@@ -109,6 +109,8 @@ fn main() {
             }
         })
         .collect();
+    // The inputs alone (images, uses): what a plan's peak is compared with.
+    let inputs_peak = peak_rss_mib();
     let cpu0 = cpu_seconds();
     let wall = Instant::now();
     let index = UseIndex::new(&uses);
@@ -138,6 +140,6 @@ fn main() {
     let scanned_s = t.elapsed().as_secs_f64();
     assert_eq!(indexed, scanned);
     println!(
-        "{{\"images\": {total}, \"repositories\": {repo_count}, \"task_definitions\": {task_defs}, \"in_use\": {in_use_count}, \"deleted\": {deleted}, \"cpu_s\": {cpu:.3}, \"wall_s\": {wall:.3}, \"peak_rss_mib\": {peak:.1}, \"in_use_indexed_s\": {indexed_s:.4}, \"in_use_scanned_s\": {scanned_s:.4}}}"
+        "{{\"images\": {total}, \"repositories\": {repo_count}, \"task_definitions\": {task_defs}, \"in_use\": {in_use_count}, \"deleted\": {deleted}, \"cpu_s\": {cpu:.3}, \"wall_s\": {wall:.3}, \"peak_rss_mib\": {peak:.1}, \"inputs_peak_rss_mib\": {inputs_peak:.1}, \"in_use_indexed_s\": {indexed_s:.4}, \"in_use_scanned_s\": {scanned_s:.4}}}"
     );
 }

@@ -864,3 +864,111 @@ proptest! {
         }
     }
 }
+
+/// Any listing the planner may meet, odd ones included: repeated digests, indexes naming absent
+/// or later images (cycles), referrers by `subject` or by cosign tag, unknown and unreadable
+/// subjects, unreadable indexes; with an in-use set, pins, rules, and (re-check) a first plan's
+/// deletes.
+type AnyRepo = (
+    Vec<Image>,
+    BTreeMap<String, InUseKind>,
+    Rules,
+    Option<BTreeSet<String>>,
+);
+
+fn arb_any_repo() -> impl Strategy<Value = AnyRepo> {
+    let image = (
+        0u32..30,
+        proptest::collection::vec(
+            "latest|prod-a|v1\\.[0-3]\\.0|v2\\.0\\.0-rc1|dev-[a-c]|sig",
+            0..3,
+        ),
+        0i64..60,
+        proptest::collection::vec(0u32..32, 0..4),
+        0u8..4,
+        (0u8..4, 0u32..32),
+    );
+    let kinds = [
+        InUseKind::InUseTask,
+        InUseKind::InUseService,
+        InUseKind::AmbiguousReference,
+    ];
+    (
+        proptest::collection::vec(image, 1..45),
+        proptest::collection::vec((0u32..32, proptest::sample::select(kinds.to_vec())), 0..5),
+        proptest::collection::vec(0u32..32, 0..3),
+        (0usize..5, 0usize..4),
+        (
+            proptest::option::of(1u32..30),
+            proptest::option::of(5u32..40),
+        ),
+        proptest::option::of(proptest::collection::vec(0u32..32, 0..20)),
+    )
+        .prop_map(
+            |(raw, used, pins, (keep, semver), (untagged_age, tagged_age), allowed)| {
+                let images = raw
+                    .into_iter()
+                    .map(|(n, tags, age, children, shape, (subject, of))| {
+                        let tags: Vec<String> = tags
+                            .into_iter()
+                            // A cosign-style tag naming another image of the listing.
+                            .map(|t| {
+                                if t == "sig" {
+                                    format!("sha256-{:064x}.sig", of)
+                                } else {
+                                    t
+                                }
+                            })
+                            .collect();
+                        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+                        let mut image = match shape {
+                            0 => img(n, &tags, age),
+                            1 => index(n, &tags, age, &children),
+                            2 => Image {
+                                manifests: Some(Err("unreadable".into())),
+                                ..index(n, &tags, age, &children)
+                            },
+                            _ => Image {
+                                media_type: String::new(),
+                                ..img(n, &tags, age)
+                            },
+                        };
+                        image.subject = match subject {
+                            0 => Subject::None,
+                            1 => Subject::Unknown,
+                            2 => Subject::Of(d(of)),
+                            _ => Subject::Unreadable("unreadable".into()),
+                        };
+                        image
+                    })
+                    .collect();
+                let in_use = used.into_iter().map(|(n, k)| (d(n), k)).collect();
+                let mut r = rules();
+                r.keep_last_tagged = keep;
+                r.keep_semver_releases = semver;
+                r.untagged_max_age_days = untagged_age;
+                r.tagged_max_age_days = tagged_age;
+                r.protect_tags.push(glob::Pattern::new("prod-*").unwrap());
+                r.pinned_digests = pins.into_iter().map(d).collect();
+                let allowed = allowed.map(|a| a.into_iter().map(d).collect());
+                (images, in_use, r, allowed)
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    /// The planner (digest numbers, vectors) decides exactly what the first, map-based planner
+    /// decided, step for step: the same plan, every reason and wave included.
+    #[test]
+    fn the_planner_gives_the_plan_of_the_straightforward_one(
+        (images, in_use, r, allowed) in arb_any_repo(),
+    ) {
+        let allowed: Option<BTreeSet<&str>> =
+            allowed.as_ref().map(|a| a.iter().map(String::as_str).collect());
+        prop_assert_eq!(
+            plan("repo", &images, &in_use, &r, NOW, allowed.as_ref()),
+            super::straightforward::plan("repo", &images, &in_use, &r, NOW, allowed.as_ref())
+        );
+    }
+}
