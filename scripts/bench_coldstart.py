@@ -40,6 +40,19 @@ def measure(cmd, event, env, runs):
             "cpu_ms": statistics.median(cpus), "mib": max(rss)}
 
 
+def lambda_trust_store():
+    """The trust store as Lambda's runtime has it: one CA bundle (Amazon Linux's
+    /etc/pki/tls/certs holds the bundle and nothing else to read). The SDK reads the platform's
+    trust store at start (rustls-native-certs): on Debian that is the bundle and then the same
+    certificates again, one file each, from /etc/ssl/certs (about 150 files, 1-2 ms); a machine
+    that sets SSL_CERT_DIR (this one does) is read that way too. So the functions are measured
+    with the bundle alone: SSL_CERT_FILE the bundle, SSL_CERT_DIR empty."""
+    for bundle in ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"):
+        if os.path.exists(bundle):
+            return {"SSL_CERT_FILE": bundle, "SSL_CERT_DIR": ""}
+    return {}
+
+
 def scheduled():
     t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {"version": "0", "id": "bench", "detail-type": "Scheduled Event", "source": "aws.events",
@@ -55,7 +68,7 @@ def main():
     a = ap.parse_args()
     fleet = Fleet("bench")
     item = fleet.workspace("acme", "ws-bench", idle_days=0, access_point=False)
-    env = fleet.env()
+    env = fleet.env(**lambda_trust_store())
     repo = f"bench-{fleet.table[-8:]}"
     client("ecr").create_repository(repositoryName=repo)
     policy = json.dumps({"default": {"keepLastTagged": 1, "protectTags": [], "keepSemverReleases": 0}})
