@@ -20,7 +20,7 @@ TARGET_MS, TARGET_MIB = 7.0, 8.0
 FIRST = {"ttl-expiry": "one GetItem",
          "heartbeat": "one BatchGetItem, one UpdateItem",
          "efs-sweeper": "dry-run sweep of one workspace: Scan, ListTasks, DescribeAccessPoints",
-         "ecr-pruner": "dry-run prune of an empty repository: ECS and Lambda inventory, DescribeRepositories",
+         "ecr-pruner": "dry-run prune of an empty repository: one cluster's and Lambda's inventory, DescribeRepositories",
          "storage-audit": "the whole posture audit of one table, file system, repository"}
 
 
@@ -79,10 +79,12 @@ def main():
         "ttl-expiry": ({"Records": [fleet.stream_record("REMOVE", old=item, ttl=True)]}, env),
         "heartbeat": ({"workspaceIds": ["ws-bench"]}, env),
         "efs-sweeper": (scheduled(), dict(env, DRY_RUN="true")),
+        # The inventory of the fleet's own cluster (ECS_CLUSTERS): not of every cluster the moto
+        # server has collected from earlier runs.
         "ecr-pruner": (scheduled(), dict(env, DRY_RUN="true", ECR_REPOSITORIES=repo, PRUNE_POLICY=policy,
-                                         KEEP_TASK_DEFINITION_REVISIONS="0")),
+                                         KEEP_TASK_DEFINITION_REVISIONS="0", ECS_CLUSTERS=fleet.cluster)),
         "storage-audit": (scheduled(), dict(env, AUDIT_EVENT_BUS="off", ECR_REPOSITORIES=repo, PRUNE_POLICY=policy,
-                                            KEEP_TASK_DEFINITION_REVISIONS="0")),
+                                            KEEP_TASK_DEFINITION_REVISIONS="0", ECS_CLUSTERS=fleet.cluster)),
     }
     wrapper = os.path.join(HERE, "..", ".work", "python-baseline.sh")
     os.makedirs(os.path.dirname(wrapper), exist_ok=True)

@@ -19,6 +19,7 @@ Needs strace, moto (AWS_ENDPOINT_URL) and the venv (boto3). Medians over --runs.
 import argparse
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -94,6 +95,9 @@ def main():
     ap.add_argument("--platform-trust-store", action="store_true",
                     help="leave SSL_CERT_FILE/SSL_CERT_DIR as they are (default: Lambda's one bundle)")
     a = ap.parse_args()
+    if shutil.which("strace") is None:
+        print("coldstart_breakdown: strace is not installed (Debian: strace); no breakdown")
+        return
     fleet = Fleet("breakdown")
     item = fleet.workspace("acme", "ws-bench", idle_days=0, access_point=False)
     env = fleet.env(RUST_LOG="info", **({} if a.platform_trust_store else lambda_trust_store()))

@@ -456,7 +456,7 @@ fn the_repositories_must_be_named() {
     };
     for (value, problem) in [
         (None, "is required"),
-        (Some(" , ,"), "names no repository"),
+        (Some(",,"), "names no repository"),
         (Some("agent-[x"), "agent-[x"),
     ] {
         let e = settings(value).unwrap_err();

@@ -28,11 +28,13 @@ impl LazyDeleter {
         if let Some(deleter) = started.as_ref() {
             return Ok(deleter.clone());
         }
-        let deleter = Arc::new(ParallelDeleter::new(self.workers).map_err(|source| FsError {
-            op: "start the deleter's workers",
-            path: Default::default(),
-            source,
-        })?);
+        let deleter = Arc::new(
+            ParallelDeleter::new(self.workers).map_err(|source| FsError {
+                op: "start the deleter's workers",
+                path: Default::default(),
+                source,
+            })?,
+        );
         *started = Some(deleter.clone());
         Ok(deleter)
     }

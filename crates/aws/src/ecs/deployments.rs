@@ -239,10 +239,8 @@ impl EcsDeployments {
     /// definitions and revisions).
     async fn cluster_images(&self, cluster: &str) -> Result<Vec<ImageUse>, ServiceError> {
         let tasks = EcsTasks::new(self.client.clone(), cluster.to_string());
-        let (mut uses, services) = futures::try_join!(
-            tasks.active_task_images(),
-            self.services(cluster)
-        )?;
+        let (mut uses, services) =
+            futures::try_join!(tasks.active_task_images(), self.services(cluster))?;
         let mut definitions = BTreeSet::new();
         let mut revisions = BTreeSet::new();
         for service in &services {
@@ -271,7 +269,10 @@ impl EcsDeployments {
     }
 
     /// Every service of a cluster, described.
-    async fn services(&self, cluster: &str) -> Result<Vec<aws_sdk_ecs::types::Service>, ServiceError> {
+    async fn services(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<aws_sdk_ecs::types::Service>, ServiceError> {
         let mut service_arns = Vec::new();
         let mut pages = self
             .client
@@ -290,7 +291,11 @@ impl EcsDeployments {
     }
 
     /// The images of a family's newest `keep` ACTIVE revisions.
-    async fn family_images(&self, family: &str, keep: usize) -> Result<Vec<ImageUse>, ServiceError> {
+    async fn family_images(
+        &self,
+        family: &str,
+        keep: usize,
+    ) -> Result<Vec<ImageUse>, ServiceError> {
         let mut uses = Vec::new();
         for arn in self.newest_revisions(family, keep).await? {
             uses.extend(
@@ -351,7 +356,9 @@ impl Deployments for EcsDeployments {
                 families.extend(page.families().iter().cloned());
             }
             crate::sdk::listing_complete("ECS ListTaskDefinitionFamilies", more)?;
-            let reads = families.iter().map(|f| self.family_images(f, keep_revisions));
+            let reads = families
+                .iter()
+                .map(|f| self.family_images(f, keep_revisions));
             uses.extend(all_of(reads.collect()).await?);
         }
         Ok(uses)
