@@ -109,7 +109,10 @@ def main():
         wrapper = os.path.join(tmp, "strace.sh")
         trace = os.path.join(tmp, "trace")
         with open(wrapper, "w") as f:
-            f.write(f"#!/bin/sh\nexec strace -f -ttt -s 160 --seccomp-bpf -e trace={SYSCALLS} -o {trace} {binary}\n")
+            # strace detaches when it is stopped and leaves the function running: stopping the
+            # wrapper stops the function (strace's child) first.
+            f.write(f"#!/bin/sh\nstrace -f -ttt -s 160 --seccomp-bpf -e trace={SYSCALLS} -o {trace} {binary} &\n"
+                    "s=$!\ntrap 'pkill -P $s; wait $s' TERM\nwait $s\n")
         os.chmod(wrapper, 0o755)
         for _ in range(a.runs):
             report, _ = run_function(wrapper, [event], env)
