@@ -16,17 +16,41 @@ from fleet import Fleet, client, run_function
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGET_MS, TARGET_MIB = 7.0, 8.0
+# What each function's first event costs in AWS calls (moto answers each in a few ms of Python).
+FIRST = {"ttl-expiry": "one GetItem",
+         "heartbeat": "one BatchGetItem, one UpdateItem",
+         "efs-sweeper": "dry-run sweep of one workspace: Scan, ListTasks, DescribeAccessPoints",
+         "ecr-pruner": "dry-run prune of an empty repository: one cluster's and Lambda's inventory, DescribeRepositories",
+         "storage-audit": "the whole posture audit of one table, file system, repository"}
 
 
 def measure(cmd, event, env, runs):
-    starts, rss = [], []
+    """Median first response, median init (to the first request for an event), median CPU time,
+    max peak RSS over `runs` fresh processes."""
+    starts, inits, cpus, rss = [], [], [], []
     for _ in range(runs):
         report, _ = run_function(cmd, [event], env, timeout=120)
         if not report.get("results") or report["results"][0]["status"] != "response":
             sys.exit(f"{cmd}: no good response: {report}")
         starts.append(report["first_response_ms"])
+        inits.append(report["init_ms"])
+        cpus.append(report["cpu_ms"])
         rss.append(report["peak_rss_kib"] / 1024)
-    return statistics.median(starts), max(rss)
+    return {"ms": statistics.median(starts), "init_ms": statistics.median(inits),
+            "cpu_ms": statistics.median(cpus), "mib": max(rss)}
+
+
+def lambda_trust_store():
+    """The trust store as Lambda's runtime has it: one CA bundle (Amazon Linux's
+    /etc/pki/tls/certs holds the bundle and nothing else to read). The SDK reads the platform's
+    trust store at start (rustls-native-certs): on Debian that is the bundle and then the same
+    certificates again, one file each, from /etc/ssl/certs (about 150 files, 1-2 ms); a machine
+    that sets SSL_CERT_DIR (this one does) is read that way too. So the functions are measured
+    with the bundle alone: SSL_CERT_FILE the bundle, SSL_CERT_DIR empty."""
+    for bundle in ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"):
+        if os.path.exists(bundle):
+            return {"SSL_CERT_FILE": bundle, "SSL_CERT_DIR": ""}
+    return {}
 
 
 def scheduled():
@@ -40,22 +64,27 @@ def main():
     ap.add_argument("--bin-dir", required=True, help="directory of the release function binaries")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--rows", help="append table rows here (scripts/bench_table.py)")
-    ap.add_argument("--functions", default="ttl-expiry,heartbeat,efs-sweeper,ecr-pruner")
+    ap.add_argument("--functions", default="ttl-expiry,heartbeat,efs-sweeper,ecr-pruner,storage-audit")
     a = ap.parse_args()
     fleet = Fleet("bench")
     item = fleet.workspace("acme", "ws-bench", idle_days=0, access_point=False)
-    env = fleet.env()
+    env = fleet.env(**lambda_trust_store())
     repo = f"bench-{fleet.table[-8:]}"
     client("ecr").create_repository(repositoryName=repo)
     policy = json.dumps({"default": {"keepLastTagged": 1, "protectTags": [], "keepSemverReleases": 0}})
     # Each function's cheapest real first event: one GetItem (the record exists again), one
-    # touch, a dry-run sweep of a one-workspace fleet, a dry-run prune of an empty repository.
+    # touch, a dry-run sweep of a one-workspace fleet, a dry-run prune of an empty repository, the
+    # audit of that (no log groups or buckets named, no report event).
     cases = {
         "ttl-expiry": ({"Records": [fleet.stream_record("REMOVE", old=item, ttl=True)]}, env),
         "heartbeat": ({"workspaceIds": ["ws-bench"]}, env),
         "efs-sweeper": (scheduled(), dict(env, DRY_RUN="true")),
+        # The inventory of the fleet's own cluster (ECS_CLUSTERS): not of every cluster the moto
+        # server has collected from earlier runs.
         "ecr-pruner": (scheduled(), dict(env, DRY_RUN="true", ECR_REPOSITORIES=repo, PRUNE_POLICY=policy,
-                                         KEEP_TASK_DEFINITION_REVISIONS="0")),
+                                         KEEP_TASK_DEFINITION_REVISIONS="0", ECS_CLUSTERS=fleet.cluster)),
+        "storage-audit": (scheduled(), dict(env, AUDIT_EVENT_BUS="off", ECR_REPOSITORIES=repo, PRUNE_POLICY=policy,
+                                            KEEP_TASK_DEFINITION_REVISIONS="0", ECS_CLUSTERS=fleet.cluster)),
     }
     wrapper = os.path.join(HERE, "..", ".work", "python-baseline.sh")
     os.makedirs(os.path.dirname(wrapper), exist_ok=True)
@@ -63,25 +92,26 @@ def main():
         f.write(f"#!/bin/sh\nexec {sys.executable} {os.path.join(HERE, '..', 'bench', 'python_ttl_baseline.py')}\n")
     os.chmod(wrapper, 0o755)
 
-    print(f"cold start to first response (median of {a.runs}), peak RSS (max); targets {TARGET_MS} ms, {TARGET_MIB} MiB:")
-    py_ms, py_mb = measure(wrapper, cases["ttl-expiry"][0], cases["ttl-expiry"][1], a.runs)
+    print(f"cold start (median of {a.runs}): to the first request for an event (init), to the first "
+          f"response, CPU time; peak RSS (max). Targets {TARGET_MS} ms to the first response, {TARGET_MIB} MiB:")
+    py = measure(wrapper, cases["ttl-expiry"][0], cases["ttl-expiry"][1], a.runs)
     for name in a.functions.split(","):
         event, fenv = cases[name]
-        ms, mb = measure(os.path.join(a.bin_dir, name), event, fenv, a.runs)
-        met = "met" if ms <= TARGET_MS and mb <= TARGET_MIB else "NOT met"
-        print(f"  {name:12} {ms:8.1f} ms  {mb:6.1f} MiB  ({met})")
-        if name == "ttl-expiry":
-            add_row(a.rows, id="coldstart.ttl-expiry.ms", figure="cold start, ttl-expiry (ms)", unit="ms",
-                    ours=ms, baseline=py_ms, baseline_name="Python 3.11 + boto3", note=f"target {TARGET_MS} ms")
-            add_row(a.rows, id="coldstart.ttl-expiry.rss", figure="peak RSS, ttl-expiry (MiB)", unit="MiB",
-                    ours=mb, baseline=py_mb, baseline_name="Python 3.11 + boto3", note=f"target {TARGET_MIB} MiB")
-        else:
-            add_row(a.rows, id=f"coldstart.{name}.ms", figure=f"cold start, {name} (ms)", unit="ms", ours=ms,
-                    note=f"target {TARGET_MS} ms")
-            add_row(a.rows, id=f"coldstart.{name}.rss", figure=f"peak RSS, {name} (MiB)", unit="MiB", ours=mb,
-                    note=f"target {TARGET_MIB} MiB")
-    print(f"  Python 3.11 + boto3 (ttl-expiry's first call) {py_ms:8.1f} ms  {py_mb:6.1f} MiB")
-
+        m = measure(os.path.join(a.bin_dir, name), event, fenv, a.runs)
+        met = "met" if m["ms"] <= TARGET_MS and m["mib"] <= TARGET_MIB else "NOT met"
+        print(f"  {name:14} init {m['init_ms']:6.1f} ms  first response {m['ms']:6.1f} ms  "
+              f"CPU {m['cpu_ms']:5.0f} ms  {m['mib']:5.1f} MiB  ({met}; {FIRST[name]})")
+        # ttl-expiry's first call is the one the Python baseline makes; the others have no
+        # Python twin, so the baseline is the same Python handler's cold start (what a Python
+        # function pays before any call of its own).
+        base = dict(baseline_name="Python 3.11 + boto3" + ("" if name == "ttl-expiry" else ", GetItem handler"))
+        add_row(a.rows, id=f"coldstart.{name}.ms", figure=f"cold start to first response, {name} (ms)", unit="ms",
+                ours=m["ms"], baseline=py["ms"], **base,
+                note=f"target {TARGET_MS} ms; init {m['init_ms']} ms; CPU {m['cpu_ms']} ms; first event: {FIRST[name]}")
+        add_row(a.rows, id=f"coldstart.{name}.rss", figure=f"peak RSS, {name} (MiB)", unit="MiB", ours=m["mib"],
+                baseline=py["mib"], **base, note=f"target {TARGET_MIB} MiB")
+    print(f"  {'Python + boto3':14} init {py['init_ms']:6.1f} ms  first response {py['ms']:6.1f} ms  "
+          f"CPU {py['cpu_ms']:5.0f} ms  {py['mib']:5.1f} MiB  (ttl-expiry's first call)")
 
 if __name__ == "__main__":
     main()

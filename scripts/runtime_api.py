@@ -5,9 +5,11 @@ hands it the given events one at a time, and reports what it answered.
     python3 scripts/runtime_api.py --event events/ttl-expiry/ttl-remove-batch.json \
         [--event …] [--timeout 60] [--logs FILE] -- target/release/ttl-expiry
 
-Prints one JSON object: {"results": [{"event", "status", "body", "ms"}], "first_response_ms",
-"peak_rss_kib", "exit"}. "first_response_ms" is the time from process start to its first answer
-(the cold start); "peak_rss_kib" is VmHWM read from /proc just before the process is stopped.
+Prints one JSON object: {"results": [{"event", "status", "body", "ms"}], "init_ms",
+"first_response_ms", "peak_rss_kib", "cpu_ms", "exit"}. "init_ms" is the time from process start to its first
+request for an event (Lambda's Init Duration); "first_response_ms" is the time from process start
+to its first answer (the cold start); "peak_rss_kib" is VmHWM and "cpu_ms" the CPU time (user + system, every thread)
+read from /proc just before the process is stopped.
 Python standard library only, so it runs before any venv exists.
 """
 import argparse
@@ -32,6 +34,7 @@ class Runtime:
         self.pending = {}
         self.lock = threading.Condition()
         self.started = None
+        self.first_next_ms = None
         self.init_error = None
 
     def done(self):
@@ -57,6 +60,8 @@ def make_handler(rt):
             if self.path != PREFIX + "/invocation/next":
                 return self.reply(404)
             with rt.lock:
+                if rt.first_next_ms is None:
+                    rt.first_next_ms = round((time.monotonic() - rt.started) * 1000, 1)
                 while rt.next_index >= len(rt.events) and not rt.done():
                     rt.lock.wait(0.5)
                 if rt.next_index >= len(rt.events):
@@ -110,6 +115,19 @@ def peak_rss_kib(pid):
         return None
 
 
+def cpu_ms(pid):
+    """CPU time of the process so far, every live thread (the scheduler's nanoseconds, not the
+    10 ms clock ticks of /proc/PID/stat), in milliseconds."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(total / 1e6, 1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--event", action="append", default=[], help="a JSON file ('-' for stdin)")
@@ -148,6 +166,7 @@ def main():
         while not rt.done() and proc.poll() is None and time.monotonic() < deadline:
             rt.lock.wait(0.05)
     rss = peak_rss_kib(proc.pid)
+    cpu = cpu_ms(proc.pid)
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -158,8 +177,10 @@ def main():
     srv.shutdown()
     out = {
         "results": rt.results,
+        "init_ms": rt.first_next_ms,
         "first_response_ms": rt.results[0]["ms"] if rt.results else None,
         "peak_rss_kib": rss,
+        "cpu_ms": cpu,
         "init_error": rt.init_error,
         "exit": proc.returncode,
     }

@@ -14,6 +14,7 @@
 //! executes it once the operator confirms.
 
 mod acts;
+mod deleter;
 mod execute;
 mod plan;
 mod recheck;
@@ -30,8 +31,8 @@ use lifecycle_fs::{FsError, WorkspaceFs};
 use lifecycle_ports::{AccessPoints, ServiceError, Tasks, WorkspaceTable};
 use lifecycle_runtime::config::{Config, Env};
 use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
-use tree_deleter::ParallelDeleter;
 
+pub use deleter::LazyDeleter;
 pub use report::{Done, NotDone, SweepSummary, Unfinished};
 pub use settings::{Settings, DEFAULT_MAX_PURGE_PERCENT};
 
@@ -41,7 +42,7 @@ pub struct Sweeper {
     /// `None` when `ECS_CLUSTER` is `none`: the in-use guard was explicitly switched off.
     pub tasks: Option<Arc<dyn Tasks>>,
     pub fs: WorkspaceFs,
-    pub deleter: Arc<ParallelDeleter>,
+    pub deleter: Arc<LazyDeleter>,
     pub config: Config,
     pub settings: Settings,
 }
@@ -61,7 +62,7 @@ impl Function for Sweeper {
             access_points: aws.access_points(),
             tasks: aws.tasks(&config),
             fs: WorkspaceFs::new(&config.efs_root),
-            deleter: Arc::new(ParallelDeleter::new(settings.delete_concurrency)?),
+            deleter: Arc::new(LazyDeleter::new(settings.delete_concurrency)),
             config,
             settings,
         })

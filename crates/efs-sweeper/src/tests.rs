@@ -94,7 +94,7 @@ impl World {
             access_points: self.access_points.clone(),
             tasks: Some(self.tasks.clone()),
             fs: WorkspaceFs::new(self.root.path()),
-            deleter: Arc::new(ParallelDeleter::new(2).unwrap()),
+            deleter: Arc::new(ParallelDeleter::new(2).unwrap().into()),
             config,
             settings,
         }

@@ -355,7 +355,11 @@ async fn a_deadline_mid_delete_is_finished_by_the_next_run() {
     // (out of a restore's sight), then stops.
     let first = sweeper
         .fs
-        .purge_trash_entry_with(Some(&sweeper.deleter), &name, Some(Instant::now()))
+        .purge_trash_entry_with(
+            Some(&sweeper.deleter.get().unwrap()),
+            &name,
+            Some(Instant::now()),
+        )
         .unwrap();
     assert!(first.stopped_at_deadline && !first.complete, "{first:?}");
     let purging = entry.with_file_name(format!(".purging+{name}"));

@@ -219,12 +219,15 @@ pub struct AllDeployments(pub Vec<std::sync::Arc<dyn Deployments>>);
 
 #[async_trait]
 impl Deployments for AllDeployments {
+    /// Every source read at the same time (ECS and Lambda do not wait on each other); the
+    /// first failure fails the whole.
     async fn images_in_use(&self, keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError> {
-        let mut uses = Vec::new();
-        for source in &self.0 {
-            uses.extend(source.images_in_use(keep_revisions).await?);
-        }
-        Ok(uses)
+        let reads = self.0.iter().map(|s| s.images_in_use(keep_revisions));
+        Ok(futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 }
 

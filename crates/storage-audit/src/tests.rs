@@ -102,7 +102,7 @@ fn auditor(posture: Arc<MemoryPosture>, root: &std::path::Path, vars: &[(&str, &
             access_points,
             tasks: None,
             fs: WorkspaceFs::new(&config.efs_root),
-            deleter: Arc::new(ParallelDeleter::new(1).unwrap()),
+            deleter: Arc::new(ParallelDeleter::new(1).unwrap().into()),
             config: config.clone(),
             settings: efs_sweeper::Settings::from(&env).unwrap(),
         },

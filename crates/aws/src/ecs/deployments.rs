@@ -229,62 +229,118 @@ pub fn service_revision_uses(revision: &aws_sdk_ecs::types::ServiceRevision) -> 
         .collect()
 }
 
+/// Clusters (and task-definition families) read at the same time: the inventory is a few calls
+/// per cluster, each waiting on ECS, so an account's clusters are read in a few calls' time
+/// instead of one after the other (ECS's read rate is far above 8 calls in flight).
+const INVENTORY_CONCURRENCY: usize = 8;
+
+impl EcsDeployments {
+    /// What one cluster runs (its active tasks) and is set to run (its services' task
+    /// definitions and revisions).
+    async fn cluster_images(&self, cluster: &str) -> Result<Vec<ImageUse>, ServiceError> {
+        let tasks = EcsTasks::new(self.client.clone(), cluster.to_string());
+        let (mut uses, services) =
+            futures::try_join!(tasks.active_task_images(), self.services(cluster))?;
+        let mut definitions = BTreeSet::new();
+        let mut revisions = BTreeSet::new();
+        for service in &services {
+            for deployment in service.deployments() {
+                definitions.extend(deployment.task_definition().map(str::to_string));
+            }
+            definitions.extend(service.task_definition().map(str::to_string));
+            revisions.extend(
+                service
+                    .current_service_revisions()
+                    .iter()
+                    .filter_map(|r| r.arn().map(str::to_string)),
+            );
+        }
+        for td in &definitions {
+            uses.extend(
+                self.task_definition_images(td, InUseKind::InUseService)
+                    .await?,
+            );
+        }
+        // Services that report their revisions (every service deployed since ECS has them)
+        // say which digest each revision resolved; the call's failure fails the inventory.
+        let revisions: Vec<String> = revisions.into_iter().collect();
+        uses.extend(self.service_revision_images(&revisions).await?);
+        Ok(uses)
+    }
+
+    /// Every service of a cluster, described.
+    async fn services(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<aws_sdk_ecs::types::Service>, ServiceError> {
+        let mut service_arns = Vec::new();
+        let mut pages = self
+            .client
+            .list_services()
+            .cluster(cluster)
+            .into_paginator()
+            .send();
+        let mut more = false;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error("ECS ListServices", e))?;
+            more = crate::sdk::names_next(page.next_token());
+            service_arns.extend(page.service_arns().iter().cloned());
+        }
+        crate::sdk::listing_complete("ECS ListServices", more)?;
+        self.described_services(cluster, &service_arns).await
+    }
+
+    /// The images of a family's newest `keep` ACTIVE revisions.
+    async fn family_images(
+        &self,
+        family: &str,
+        keep: usize,
+    ) -> Result<Vec<ImageUse>, ServiceError> {
+        let mut uses = Vec::new();
+        for arn in self.newest_revisions(family, keep).await? {
+            uses.extend(
+                self.task_definition_images(&arn, InUseKind::InUseTaskDefinition)
+                    .await?,
+            );
+        }
+        Ok(uses)
+    }
+}
+
+/// Runs the reads, at most [`INVENTORY_CONCURRENCY`] at a time, and concatenates their results
+/// in order; the first failure fails the whole (a partial inventory is never "not in use").
+async fn all_of<F>(reads: Vec<F>) -> Result<Vec<ImageUse>, ServiceError>
+where
+    F: std::future::Future<Output = Result<Vec<ImageUse>, ServiceError>>,
+{
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let parts: Vec<Vec<ImageUse>> = stream::iter(reads)
+        .buffered(INVENTORY_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
 #[async_trait]
 impl Deployments for EcsDeployments {
     async fn images_in_use(&self, keep_revisions: usize) -> Result<Vec<ImageUse>, ServiceError> {
-        let mut uses = Vec::new();
-        let mut clusters = self.clusters.clone().unwrap_or_default();
-        let mut pages = self.client.list_clusters().into_paginator().send();
-        let mut more = false;
-        while let Some(page) = pages.next().await.filter(|_| self.clusters.is_none()) {
-            let page = page.map_err(|e| service_error("ECS ListClusters", e))?;
-            more = crate::sdk::names_next(page.next_token());
-            clusters.extend(page.cluster_arns().iter().cloned());
-        }
-        crate::sdk::listing_complete("ECS ListClusters", more)?;
-        for cluster in &clusters {
-            let tasks = EcsTasks::new(self.client.clone(), cluster.clone());
-            uses.extend(tasks.active_task_images().await?);
-            let mut service_arns = Vec::new();
-            let mut pages = self
-                .client
-                .list_services()
-                .cluster(cluster)
-                .into_paginator()
-                .send();
-            let mut more = false;
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| service_error("ECS ListServices", e))?;
-                more = crate::sdk::names_next(page.next_token());
-                service_arns.extend(page.service_arns().iter().cloned());
-            }
-            crate::sdk::listing_complete("ECS ListServices", more)?;
-            let services = self.described_services(cluster, &service_arns).await?;
-            let mut definitions = BTreeSet::new();
-            let mut revisions = BTreeSet::new();
-            for service in &services {
-                for deployment in service.deployments() {
-                    definitions.extend(deployment.task_definition().map(str::to_string));
+        let clusters = match &self.clusters {
+            // Named clusters: no listing (a ListClusters whose answer is not used).
+            Some(clusters) => clusters.clone(),
+            None => {
+                let mut clusters = Vec::new();
+                let mut pages = self.client.list_clusters().into_paginator().send();
+                let mut more = false;
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| service_error("ECS ListClusters", e))?;
+                    more = crate::sdk::names_next(page.next_token());
+                    clusters.extend(page.cluster_arns().iter().cloned());
                 }
-                definitions.extend(service.task_definition().map(str::to_string));
-                revisions.extend(
-                    service
-                        .current_service_revisions()
-                        .iter()
-                        .filter_map(|r| r.arn().map(str::to_string)),
-                );
+                crate::sdk::listing_complete("ECS ListClusters", more)?;
+                clusters
             }
-            for td in &definitions {
-                uses.extend(
-                    self.task_definition_images(td, InUseKind::InUseService)
-                        .await?,
-                );
-            }
-            // Services that report their revisions (every service deployed since ECS has them)
-            // say which digest each revision resolved; the call's failure fails the inventory.
-            let revisions: Vec<String> = revisions.into_iter().collect();
-            uses.extend(self.service_revision_images(&revisions).await?);
-        }
+        };
+        let mut uses = all_of(clusters.iter().map(|c| self.cluster_images(c)).collect()).await?;
         if keep_revisions > 0 {
             let mut families = Vec::new();
             let mut pages = self
@@ -300,14 +356,10 @@ impl Deployments for EcsDeployments {
                 families.extend(page.families().iter().cloned());
             }
             crate::sdk::listing_complete("ECS ListTaskDefinitionFamilies", more)?;
-            for family in families {
-                for arn in self.newest_revisions(&family, keep_revisions).await? {
-                    uses.extend(
-                        self.task_definition_images(&arn, InUseKind::InUseTaskDefinition)
-                            .await?,
-                    );
-                }
-            }
+            let reads = families
+                .iter()
+                .map(|f| self.family_images(f, keep_revisions));
+            uses.extend(all_of(reads.collect()).await?);
         }
         Ok(uses)
     }

@@ -36,7 +36,7 @@ impl Sweeper {
             audit(&what, None, Action::PurgeTrashEntry, reason, true).emit();
             return Ok(Done(Freed::default()));
         }
-        let (fs, deleter, entry) = (self.fs.clone(), self.deleter.clone(), entry.to_string());
+        let (fs, deleter, entry) = (self.fs.clone(), self.deleter.get()?, entry.to_string());
         let report = tokio::task::spawn_blocking(move || {
             fs.purge_trash_entry_with(Some(&deleter), &entry, deadline)
         })
