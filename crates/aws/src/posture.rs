@@ -100,8 +100,10 @@ impl TableSettings for DynamoTableSettings {
             .into_paginator()
             .send();
         let mut out = Vec::new();
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("Lambda ListEventSourceMappings", e))?;
+            more = crate::sdk::names_next(page.next_marker());
             for m in page.event_source_mappings() {
                 out.push(StreamConsumer {
                     function_arn: m.function_arn().unwrap_or_default().to_string(),
@@ -109,6 +111,7 @@ impl TableSettings for DynamoTableSettings {
                 });
             }
         }
+        crate::sdk::listing_complete("Lambda ListEventSourceMappings", more)?;
         Ok(out)
     }
 }
@@ -146,10 +149,13 @@ impl FileSystems for EfsFileSystems {
             .into_paginator()
             .send();
         let mut access_points = 0;
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("EFS DescribeAccessPoints", e))?;
+            more = crate::sdk::names_next(page.next_token());
             access_points += page.access_points().len();
         }
+        crate::sdk::listing_complete("EFS DescribeAccessPoints", more)?;
         Ok(FileSystemFacts {
             id: file_system_id.to_string(),
             transition_to_ia,
@@ -199,8 +205,10 @@ impl RegistryPolicies for EcrPolicies {
             .into_paginator()
             .send();
         let mut out = Vec::new();
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("ECR DescribeImages", e))?;
+            more = crate::sdk::names_next(page.next_token());
             // The filter asks for archived images; the status is checked too, so an answer
             // that ignored the filter never reports an active image as archived.
             out.extend(
@@ -210,6 +218,7 @@ impl RegistryPolicies for EcrPolicies {
                     .filter_map(|i| i.image_digest().map(str::to_string)),
             );
         }
+        crate::sdk::listing_complete("ECR DescribeImages", more)?;
         Ok(out)
     }
 }

@@ -385,6 +385,52 @@ async fn an_image_listing_cut_short_by_a_repeated_page_token_deletes_nothing() {
     assert_eq!(digests(&fx, &repo).await, all.into_iter().collect());
 }
 
+/// Red team: a task-definition listing cut short by a repeated page token left out the newest
+/// revision, whose image is the one in use, and the pruner deleted it. Now the run fails.
+#[tokio::test]
+async fn a_revision_listing_cut_short_by_a_repeated_page_token_deletes_nothing() {
+    let fx = Fixture::new().await;
+    let repo = fx.repository().await;
+    let old = fx.push_image(&repo, "old", Some("v5")).await;
+    let newest = fx.push_image(&repo, "new", Some("v3")).await;
+    let family = format!("fam-{}", &repo[5..]);
+    for _ in 0..3 {
+        fx.task_definition_in(&family, &ecr_ref(&repo, "v5")).await;
+    }
+    fx.task_definition_in(&family, &ecr_ref(&repo, "v3")).await;
+    let proxy = FaultProxy::start(&["ListTaskDefinitions=pages:1.0"]);
+    let faulty = Fixture::with_endpoint(&proxy.endpoint).await;
+    let settings = [
+        ("ECR_REPOSITORIES", repo.as_str()),
+        ("PRUNE_POLICY", STRICT),
+        ("KEEP_TASK_DEFINITION_REVISIONS", "1"),
+        ("ECS_CLUSTERS", faulty.cluster.as_str()),
+        ("DRY_RUN", "true"),
+    ];
+    // Paged properly: the newest revision's image is in use, the older revisions' is not.
+    let dry = faulty
+        .pruner(&settings)
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(
+        dry.repositories[0].deleted.values().sum::<usize>(),
+        1,
+        "{dry:?}"
+    );
+    assert!(proxy.counts()[0].2 >= 1, "paged: {:?}", proxy.counts());
+
+    proxy.set_rules(&["ListTaskDefinitions=repeat:1.0"]);
+    let err = faulty
+        .pruner(&settings[..4])
+        .run(now() + 30 * DAY)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("incomplete"), "{err}");
+    assert!(proxy.counts()[0].2 >= 1, "repeated: {:?}", proxy.counts());
+    assert_eq!(digests(&fx, &repo).await, BTreeSet::from([old, newest]));
+}
+
 #[tokio::test]
 async fn an_index_left_out_of_batch_get_image_is_read_again_or_its_children_stay() {
     let fx = Fixture::new().await;

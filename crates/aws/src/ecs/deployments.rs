@@ -168,8 +168,10 @@ impl EcsDeployments {
             .into_paginator()
             .send();
         let mut own: Vec<(u64, String)> = Vec::new();
+        let mut more = false;
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| service_error("ECS ListTaskDefinitions", e))?;
+            more = crate::sdk::names_next(page.next_token());
             for arn in page.task_definition_arns() {
                 if let Some((f, revision)) =
                     arn.rsplit('/').next().and_then(|fr| fr.rsplit_once(':'))
@@ -181,6 +183,8 @@ impl EcsDeployments {
                 }
             }
         }
+        // Cut short, the newest revisions (the ones in use) may be the ones left out.
+        crate::sdk::listing_complete("ECS ListTaskDefinitions", more)?;
         own.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         Ok(own.into_iter().take(keep).map(|(_, arn)| arn).collect())
     }
