@@ -227,7 +227,7 @@ impl WorkspaceFs {
         let root = self.open_root()?;
         let trash_path = self.trash_path();
         let entry_path = trash_path.join(name.to_string());
-        if let Some(entry) = self.finished_entry(name)? {
+        if let Some(entry) = self.finished_entry(tenant, workspace, name)? {
             return Ok(MoveOutcome::AlreadyInTrash { entry });
         }
         let tenant_fd = self.open_tenant(&root, tenant)?;
@@ -277,10 +277,17 @@ impl WorkspaceFs {
 
     /// Whether the move to `.trash/<name>` is already done: `Ok(None)` when the
     /// name is free, `Ok(Some(entry))` when the entry is that move's finished entry (a directory
-    /// holding `data`; whatever is live now appeared after that move and is left alone). Anything
-    /// else at that name (a link, a file, an empty or record-only directory) is not known to be
-    /// this move's: refused ([`FsError::is_refused_entry`]). Read-only, so a dry run asks it too.
-    pub fn finished_entry(&self, name: &TrashName) -> Result<Option<PathBuf>, FsError> {
+    /// holding `data`, and no data live: at most the empty directory EFS makes for a mounted
+    /// access point). Anything else (a link, a file, an empty or record-only directory, or any
+    /// entry while data is live) is not known to be this move's: refused
+    /// ([`FsError::is_refused_entry`]), the data left where it is. Read-only, so a dry run asks it
+    /// too.
+    pub fn finished_entry(
+        &self,
+        tenant: &TenantId,
+        workspace: &WorkspaceId,
+        name: &TrashName,
+    ) -> Result<Option<PathBuf>, FsError> {
         let root = self.open_root()?;
         let Some(trash) = self.open_trash(&root)? else {
             return Ok(None);
@@ -292,7 +299,13 @@ impl WorkspaceFs {
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(FsError::new("stat trash entry", entry_path, e)),
         }
-        if entry_data_kind(&trash, &entry_name, &entry_path)?.is_some() {
+        // Data live beside it means the entry is not known to be this move's (a decoy planted
+        // under a predictable name, or a new generation): refused, so nothing irreversible
+        // follows while the data is live.
+        if entry_data_kind(&trash, &entry_name, &entry_path)?.is_some()
+            && !self.workspace_has_data(tenant, workspace)?
+            && self.workspace_presence(tenant, workspace)? != Presence::NotADirectory
+        {
             return Ok(Some(entry_path));
         }
         Err(FsError::new(REFUSE_TAKEN_ENTRY, entry_path, Errno::EXIST))

@@ -120,15 +120,20 @@ fn files_written_into_a_workspace_while_it_moves_go_with_it() {
     );
     assert!(!dir.exists());
 
-    // Someone re-creates the directory by name: a new generation, not ours to move.
+    // Someone re-creates the directory by name, data and all: a retry of the move is refused
+    // (the entry is not known to be this move's while data is live), and nothing moves.
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("new"), b"new").unwrap();
+    let again = fs_.move_to_trash(&tenant, &ws, &name, RECORD).unwrap_err();
+    assert!(again.is_refused_entry(), "{again}");
+    assert_eq!(names(&dir), ["new"], "the new generation stays live");
+    // An empty directory (what EFS makes for a mounted access point) is no data: moved already.
+    fs::remove_file(dir.join("new")).unwrap();
     let again = fs_.move_to_trash(&tenant, &ws, &name, RECORD).unwrap();
     assert!(
         matches!(again, MoveOutcome::AlreadyInTrash { .. }),
         "{again:?}"
     );
-    assert_eq!(names(&dir), ["new"], "the new generation stays live");
 }
 
 /// A purge stopped at its deadline leaves `.purging+<entry>`; a writer that still holds a

@@ -596,7 +596,15 @@ async fn a_record_put_back_brings_back_data_an_earlier_record_trashed() {
 #[tokio::test]
 async fn a_planted_trash_entry_is_not_taken_for_the_move() {
     type Plant = fn(&std::path::Path);
-    let plant: [(&str, Plant); 4] = [
+    let plant: [(&str, Plant); 6] = [
+        ("a decoy holding data", |entry| {
+            std::fs::create_dir_all(entry.join("data")).unwrap();
+            std::fs::write(entry.join("record.json"), b"{}").unwrap();
+        }),
+        ("a link as its data", |entry| {
+            std::fs::create_dir(entry).unwrap();
+            std::os::unix::fs::symlink("/tmp", entry.join("data")).unwrap();
+        }),
         ("a link", |entry| {
             std::os::unix::fs::symlink("/tmp", entry).unwrap()
         }),

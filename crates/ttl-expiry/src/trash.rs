@@ -117,7 +117,7 @@ impl TtlExpiry {
                 (work.tenant.clone(), work.workspace.clone(), trash.clone());
             // The real run's refusals, read-only: a taken entry name refuses here too.
             let presence = blocking(move || {
-                fs.finished_entry(&name)?;
+                fs.finished_entry(&tenant, &workspace, &name)?;
                 fs.workspace_presence(&tenant, &workspace)
             })
             .await?;
