@@ -93,6 +93,10 @@ impl SweepRules {
 /// record can be retried (24 hours).
 pub const STAGING_ABANDONED_AFTER: i64 = 2 * SECONDS_PER_DAY;
 
+/// The least age of a trash entry before it is purged, whatever the grace: the stream's
+/// retention, the longest a TTL deletion can wait to be handled (and its record put back).
+pub const MIN_TRASH_AGE: i64 = SECONDS_PER_DAY;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SweepReason {
@@ -205,7 +209,11 @@ pub fn plan_sweep(
         ..SweepPlan::default()
     };
     let min_age = i64::from(rules.orphan_min_age_hours) * 3600;
-    let grace = i64::from(rules.trash_grace_days) * SECONDS_PER_DAY;
+    // Never less than a day, whatever `TRASH_GRACE_DAYS` says (0 included): a TTL deletion may
+    // wait that long in the stream (its retention) before ttl-expiry puts a held or in-use record
+    // back, and until then the workspace's data may sit in the trash as an orphan the sweeper
+    // moved. A purge before that could take data a record comes back to own (red team).
+    let grace = (i64::from(rules.trash_grace_days) * SECONDS_PER_DAY).max(MIN_TRASH_AGE);
 
     let mut resumed = Vec::new();
     let mut purges = Vec::new();

@@ -581,3 +581,34 @@ fn the_sweeper_and_the_pruner_skip_with_the_same_code() {
         SweepReason::SkippedCap.as_str()
     );
 }
+
+/// Red team: with `TRASH_GRACE_DAYS=0` the sweeper purged, within the hour, the data of held
+/// workspaces it had itself trashed as orphans while their records waited in the stream to be put
+/// back. Whatever the grace, an entry is a day old before it is purged.
+#[test]
+fn no_entry_is_purged_before_the_stream_could_bring_its_record_back() {
+    let mut r = rules();
+    r.trash_grace_days = 0;
+    let entry = |age: i64| TrashEntry {
+        name: format!("{}+acme+ws-{age}+0123456789abcdef", NOW - age),
+    };
+    let plan = plan_sweep(
+        &[],
+        &[entry(H), entry(MIN_TRASH_AGE - 1), entry(MIN_TRASH_AGE)],
+        &owners(&[]),
+        &[],
+        &InUse::default(),
+        NOW,
+        &r,
+    );
+    let purged: Vec<String> = plan.actions.iter().map(|a| describe(&a.target)).collect();
+    assert_eq!(purged.len(), 1, "{purged:?}");
+    assert!(purged[0].contains(&format!("ws-{MIN_TRASH_AGE}")), "{purged:?}");
+    assert_eq!(
+        plan.skipped
+            .iter()
+            .filter(|s| s.reason == SweepReason::SkippedWithinGrace)
+            .count(),
+        2
+    );
+}
