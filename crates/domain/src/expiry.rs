@@ -53,9 +53,16 @@ pub enum ExpiryPlan {
 /// stream's creation time is rounded, and the two clocks are not one.
 pub const TTL_CLOCK_SLACK_SECONDS: i64 = 300;
 
-/// Whether an image with this expiry, deleted at `deleted_at`, can have been expired by the TTL.
+/// DynamoDB TTL does not delete an item whose expiry lies more than five years in the past.
+pub const TTL_IGNORES_OLDER_THAN_SECONDS: i64 = 5 * 365 * SECONDS_PER_DAY;
+
+/// Whether an image with this expiry, deleted at `deleted_at`, can have been expired by the TTL:
+/// its expiry had passed (within the clock slack), and not by more than the TTL looks back.
 pub fn expired_by_ttl(image_expires_at: Option<i64>, deleted_at: i64) -> bool {
-    image_expires_at.is_some_and(|at| at <= deleted_at.saturating_add(TTL_CLOCK_SLACK_SECONDS))
+    image_expires_at.is_some_and(|at| {
+        at <= deleted_at.saturating_add(TTL_CLOCK_SLACK_SECONDS)
+            && at >= deleted_at.saturating_sub(TTL_IGNORES_OLDER_THAN_SECONDS)
+    })
 }
 
 pub fn plan_expiry(facts: &ExpiryFacts<'_>, policy: &RetentionPolicy) -> ExpiryPlan {
@@ -249,6 +256,12 @@ mod tests {
             ),
             (Some(9_000_000_000), Some(9_000_000_000)),
             (None, Some(6_000 + 30 * 86_400)),
+            // Older than the TTL looks back (a negative or millennial value): not its deletion.
+            (
+                Some(5_000 - TTL_IGNORES_OLDER_THAN_SECONDS - 1),
+                Some(5_000 - TTL_IGNORES_OLDER_THAN_SECONDS - 1),
+            ),
+            (Some(5_000 - TTL_IGNORES_OLDER_THAN_SECONDS), None),
         ] {
             f.image_expires_at = expiry;
             let plan = plan_expiry(&f, &p);

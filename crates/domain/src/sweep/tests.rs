@@ -603,7 +603,10 @@ fn no_entry_is_purged_before_the_stream_could_bring_its_record_back() {
     );
     let purged: Vec<String> = plan.actions.iter().map(|a| describe(&a.target)).collect();
     assert_eq!(purged.len(), 1, "{purged:?}");
-    assert!(purged[0].contains(&format!("ws-{MIN_TRASH_AGE}")), "{purged:?}");
+    assert!(
+        purged[0].contains(&format!("ws-{MIN_TRASH_AGE}")),
+        "{purged:?}"
+    );
     assert_eq!(
         plan.skipped
             .iter()
