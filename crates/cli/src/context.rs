@@ -19,6 +19,9 @@ pub enum Access {
     /// Reads or restores only: without `ECS_CLUSTER` it runs with no in-use guard, which it
     /// does not need.
     Read,
+    /// Plans what a delete would do (changing nothing): `ECS_CLUSTER` is required (or `none`) as
+    /// for the delete, so a plan never shows, without a word, what the guard would keep.
+    Plan,
     /// Deletes: `ECS_CLUSTER` is required (or `none`), as for the functions.
     Delete,
 }
@@ -109,7 +112,7 @@ impl Context {
     pub fn sweeper(&self, access: Access) -> Result<efs_sweeper::Sweeper> {
         let mut sweeper: efs_sweeper::Sweeper = self.function(access, &[])?;
         // A plan is a dry run whatever DRY_RUN says; apply does what it showed.
-        sweeper.config.dry_run = access == Access::Read;
+        sweeper.config.dry_run = access != Access::Delete;
         Ok(sweeper)
     }
 
@@ -124,7 +127,7 @@ impl Context {
         if let Some(repo) = repo {
             pruner.settings.repositories = vec![glob::Pattern::new(repo).context("--repo")?];
         }
-        pruner.settings.dry_run = access == Access::Read;
+        pruner.settings.dry_run = access != Access::Delete;
         Ok(pruner)
     }
 

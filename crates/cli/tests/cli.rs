@@ -322,15 +322,26 @@ async fn apply_refuses_without_confirmation_or_in_use_guard_and_deletes_nothing(
     assert!(!due.exists());
 }
 
+/// A plan (and `status`, which shows one) predicts what a delete would do, so it needs the in-use
+/// guard as the delete does, or `none` said explicitly: without it, a plan showed as orphans the
+/// workspaces running tasks use, without a word (red team).
 #[tokio::test]
-async fn commands_that_read_need_no_ecs_cluster_and_settings_are_checked() {
+async fn plans_need_the_in_use_guard_and_settings_are_checked() {
     let fx = Fixture::new().await;
     seed(&fx).await;
     let no_cluster = [("ECS_CLUSTER", None)];
-    let (code, _, err) = lifecycle_with(&fx, &["status"], &no_cluster);
-    assert_eq!(code, 0, "reading needs no in-use guard: {err}");
-    let (code, _, err) = lifecycle_with(&fx, &["plan", "sweep"], &no_cluster);
-    assert_eq!(code, 0, "planning deletes nothing: {err}");
+    for args in [&["status"][..], &["plan", "sweep"][..]] {
+        let (code, _, err) = lifecycle_with(&fx, args, &no_cluster);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            ["ECS_CLUSTER", "is required", "none"]
+                .iter()
+                .all(|s| err.contains(s)),
+            "{err}"
+        );
+        let (code, _, err) = lifecycle_with(&fx, args, &[("ECS_CLUSTER", Some("none"))]);
+        assert_eq!(code, 0, "{args:?}, the guard off as said: {err}");
+    }
     let (code, _, err) = lifecycle_with(&fx, &["status"], &[("DRYRUN", Some("true"))]);
     assert_ne!(code, 0);
     assert!(err.contains("did you mean DRY_RUN"), "{err}");

@@ -23,11 +23,11 @@ pub async fn prune(pruner: &ecr_pruner::Pruner, now: i64) -> Result<PrunePlan> {
 pub async fn run(ctx: &Context, job: Job, output: Output) -> Result<()> {
     match job {
         Job::Sweep => {
-            let plan = sweep(&ctx.sweeper(Access::Read)?, ctx.now).await?;
+            let plan = sweep(&ctx.sweeper(Access::Plan)?, ctx.now).await?;
             output.show(&plan, render::sweep_plan)
         }
         Job::Prune { repo } => {
-            let plans = prune(&ctx.pruner(repo.as_deref(), Access::Read)?, ctx.now).await?;
+            let plans = prune(&ctx.pruner(repo.as_deref(), Access::Plan)?, ctx.now).await?;
             output.show(&plans, |p| render::prune_plans(&p.repositories))
         }
     }

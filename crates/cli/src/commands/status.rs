@@ -69,7 +69,7 @@ pub async fn run(ctx: &Context, output: Output) -> Result<()> {
         .collect();
     let files = sizes.iter().map(|s| s.0).sum();
     let bytes = sizes.iter().map(|s| s.1).sum();
-    let plan = plan::sweep(&ctx.sweeper(Access::Read)?, ctx.now).await?;
+    let plan = plan::sweep(&ctx.sweeper(Access::Plan)?, ctx.now).await?;
     let expiring = expiring(&items, fs.root(), ctx.now);
     let ages: Vec<TrashAge> = trash
         .iter()
