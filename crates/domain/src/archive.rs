@@ -6,7 +6,44 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::TrashName;
 use crate::record::{Attributes, StoredRecord, SubscriptionStatus, Tier};
+
+/// Where archives live in the bucket: `workspaces/<workspaceId>/<trash entry>.tar.zst`, the record
+/// beside it as `….record.json`. By workspace id first (ids are unique across tenants), so a
+/// restore by id lists one prefix; the entry's name carries the tenant and the deletion time.
+pub const ARCHIVE_PREFIX: &str = "workspaces/";
+const ARCHIVE_SUFFIX: &str = ".tar.zst";
+const RECORD_SUFFIX: &str = ".record.json";
+/// The object tag the bucket's lifecycle rules expire archives by (days, as decimal text).
+pub const RETENTION_TAG: &str = "retentionDays";
+
+/// The archive object of a trash entry.
+pub fn archive_key(entry: &TrashName) -> String {
+    format!(
+        "{ARCHIVE_PREFIX}{}/{entry}{ARCHIVE_SUFFIX}",
+        entry.workspace
+    )
+}
+
+/// The object holding the record kept with a trash entry (`record.json` as it was).
+pub fn record_key(entry: &TrashName) -> String {
+    format!("{ARCHIVE_PREFIX}{}/{entry}{RECORD_SUFFIX}", entry.workspace)
+}
+
+/// The prefix of every archive of a workspace.
+pub fn workspace_prefix(workspace: &str) -> String {
+    format!("{ARCHIVE_PREFIX}{workspace}/")
+}
+
+/// The trash entry an archive object's key names; `None` for any other key (record objects,
+/// anything not made by [`archive_key`]).
+pub fn entry_of_key(key: &str) -> Option<TrashName> {
+    let rest = key.strip_prefix(ARCHIVE_PREFIX)?;
+    let (workspace, file) = rest.split_once('/')?;
+    let name: TrashName = file.strip_suffix(ARCHIVE_SUFFIX)?.parse().ok()?;
+    (name.workspace.as_str() == workspace).then_some(name)
+}
 
 /// Upper bound on any configured archive retention (ten years), so a typo is caught at start-up.
 pub const MAX_ARCHIVE_DAYS: u32 = 3_650;
@@ -34,11 +71,7 @@ pub struct ArchivePolicyError(String);
 impl Default for ArchivePolicy {
     fn default() -> Self {
         Self {
-            tier_days: BTreeMap::from([
-                (Tier::Free, 30),
-                (Tier::Pro, 90),
-                (Tier::Enterprise, 365),
-            ]),
+            tier_days: BTreeMap::from([(Tier::Free, 30), (Tier::Pro, 90), (Tier::Enterprise, 365)]),
             status_cap_days: BTreeMap::new(),
             not_archived: BTreeSet::from([SubscriptionStatus::Cancelled]),
         }
@@ -195,6 +228,23 @@ mod tests {
     }
 
     #[test]
+    fn keys_round_trip() {
+        let name: TrashName = "1700000000+acme+ws-1+0123456789abcdef".parse().unwrap();
+        let key = archive_key(&name);
+        assert_eq!(
+            key,
+            "workspaces/ws-1/1700000000+acme+ws-1+0123456789abcdef.tar.zst"
+        );
+        assert_eq!(entry_of_key(&key), Some(name.clone()));
+        assert_eq!(entry_of_key(&record_key(&name)), None);
+        assert_eq!(
+            entry_of_key("workspaces/ws-2/1700000000+acme+ws-1+0123456789abcdef.tar.zst"),
+            None
+        );
+        assert!(key.starts_with(&workspace_prefix("ws-1")));
+    }
+
+    #[test]
     fn default_table() {
         let p = ArchivePolicy::default();
         let archive = |days| ArchiveDecision::Archive {
@@ -204,7 +254,10 @@ mod tests {
         let d = |t, s| p.decide(Some(&record(t, s)));
         assert_eq!(d(Tier::Free, SubscriptionStatus::Active), archive(30));
         assert_eq!(d(Tier::Pro, SubscriptionStatus::Suspended), archive(90));
-        assert_eq!(d(Tier::Enterprise, SubscriptionStatus::Active), archive(365));
+        assert_eq!(
+            d(Tier::Enterprise, SubscriptionStatus::Active),
+            archive(365)
+        );
         assert_eq!(
             d(Tier::Enterprise, SubscriptionStatus::Cancelled),
             ArchiveDecision::Terminate {
@@ -254,7 +307,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            p.decide(Some(&record(Tier::Enterprise, SubscriptionStatus::Suspended))),
+            p.decide(Some(&record(
+                Tier::Enterprise,
+                SubscriptionStatus::Suspended
+            ))),
             ArchiveDecision::Archive {
                 days: 60,
                 reason: ArchiveReason::PolicyArchive
@@ -316,7 +372,11 @@ mod tests {
     }
     fn policy() -> impl Strategy<Value = ArchivePolicy> {
         (
-            (1u32..=MAX_ARCHIVE_DAYS, 1u32..=MAX_ARCHIVE_DAYS, 1u32..=MAX_ARCHIVE_DAYS),
+            (
+                1u32..=MAX_ARCHIVE_DAYS,
+                1u32..=MAX_ARCHIVE_DAYS,
+                1u32..=MAX_ARCHIVE_DAYS,
+            ),
             proptest::option::of(1u32..=MAX_ARCHIVE_DAYS),
             any::<bool>(),
         )

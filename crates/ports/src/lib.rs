@@ -9,8 +9,11 @@ use lifecycle_domain::prune::{ImageDetail, ImageUse};
 use lifecycle_domain::record::{Attributes, Observed};
 use lifecycle_domain::tasks::{InUse, TaskSummary};
 
+pub mod archive;
 pub mod fakes;
 pub mod posture;
+
+pub use archive::{ArchiveStore, ArchivedObject, ObjectSpec, UploadedPart};
 
 /// How a call failed, which is what a caller decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

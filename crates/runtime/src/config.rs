@@ -384,13 +384,12 @@ impl ArchiveConfig {
     /// `None` when `ARCHIVE_BUCKET` is unset (today's behaviour: trash is purged, not archived).
     /// `ARCHIVE_POLICY` without a bucket is an error: a policy that would never apply is a
     /// misconfiguration, never silently nothing.
-    pub fn from<F: Fn(&str) -> Option<String>>(
-        env: &Env<F>,
-    ) -> Result<Option<Self>, ConfigError> {
+    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Self>, ConfigError> {
         let policy = match env.get("ARCHIVE_POLICY")? {
             None => None,
             Some(text) => Some(
-                ArchivePolicy::from_json(&text).map_err(|e| err("ARCHIVE_POLICY", e.to_string()))?,
+                ArchivePolicy::from_json(&text)
+                    .map_err(|e| err("ARCHIVE_POLICY", e.to_string()))?,
             ),
         };
         let Some(bucket) = env.get("ARCHIVE_BUCKET")? else {
@@ -434,7 +433,6 @@ mod tests {
         Config::from(&Env(move |k: &str| map.get(k).cloned()))
     }
 
-
     fn archive(pairs: &[(&str, &str)]) -> Result<Option<ArchiveConfig>, ConfigError> {
         let map: HashMap<String, String> = pairs
             .iter()
@@ -446,11 +444,16 @@ mod tests {
     #[test]
     fn archive_settings() {
         assert_eq!(archive(&[]).unwrap(), None);
-        let on = archive(&[("ARCHIVE_BUCKET", "acme-archive")]).unwrap().unwrap();
+        let on = archive(&[("ARCHIVE_BUCKET", "acme-archive")])
+            .unwrap()
+            .unwrap();
         assert_eq!(on.bucket, "acme-archive");
         assert_eq!(on.policy, ArchivePolicy::default());
-        let e = archive(&[("ARCHIVE_POLICY", r#"{"tierDays": {"free": 1, "pro": 1, "enterprise": 1}}"#)])
-            .unwrap_err();
+        let e = archive(&[(
+            "ARCHIVE_POLICY",
+            r#"{"tierDays": {"free": 1, "pro": 1, "enterprise": 1}}"#,
+        )])
+        .unwrap_err();
         assert_eq!(e.var, "ARCHIVE_POLICY");
         assert!(e.problem.contains("ARCHIVE_BUCKET"), "{e}");
         let e = archive(&[("ARCHIVE_BUCKET", "b"), ("ARCHIVE_POLICY", "{}")]).unwrap_err();
