@@ -66,6 +66,7 @@ pub fn human(bytes: u64) -> String {
 fn kind(target: &SweepTarget) -> &'static str {
     match target {
         SweepTarget::PurgeTrash { .. } => "purge_trash",
+        SweepTarget::ArchiveTrash { .. } => "archive_then_purge",
         SweepTarget::FinishStaged { .. } => "finish_staged",
         SweepTarget::TrashOrphan { .. } => "move_to_trash",
         SweepTarget::DeleteAccessPoint { .. } => "delete_access_point",

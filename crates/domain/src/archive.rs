@@ -79,7 +79,7 @@ impl Default for ArchivePolicy {
 }
 
 /// Why a trash entry is, or is not, archived (the audit code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArchiveReason {
     /// The record's tier and status say archive, for the days they give.

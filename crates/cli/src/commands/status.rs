@@ -165,7 +165,9 @@ fn orphans(plan: &SweepPlan) -> usize {
         .filter(|a| {
             !matches!(
                 a.target,
-                SweepTarget::PurgeTrash { .. } | SweepTarget::UnmarkAccessPoint { .. }
+                SweepTarget::PurgeTrash { .. }
+                    | SweepTarget::ArchiveTrash { .. }
+                    | SweepTarget::UnmarkAccessPoint { .. }
             )
         })
         .count();
