@@ -371,3 +371,28 @@ fn trash_chart(
 
 #[cfg(test)]
 mod tests;
+
+/// `archive ls`: one line per archive.
+pub fn archived(rows: &[crate::commands::archive::Archived]) -> String {
+    let mut out = format!(
+        "{:<16} {:<24} {:>10} {:<20} {:<20} {:<20} CLASS\n",
+        "TENANT", "WORKSPACE", "SIZE", "DELETED", "ARCHIVED", "EXPIRES"
+    );
+    let when = |t: Option<i64>| t.map_or("-".to_string(), date);
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:>10} {:<20} {:<20} {:<20} {}",
+            r.tenant_id,
+            r.workspace_id,
+            human(r.size),
+            date(r.deleted_at),
+            when(r.archived_at),
+            when(r.expires_at),
+            r.storage_class
+        );
+    }
+    let bytes: u64 = rows.iter().map(|r| r.size).sum();
+    let _ = write!(out, "total: {} archives, {}", rows.len(), human(bytes));
+    out
+}
