@@ -10,7 +10,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload,
-    CompletedPart, ExpirationStatus,
+    CompletedPart, ExpirationStatus, GlacierJobParameters, RestoreRequest, Tier,
 };
 use lifecycle_domain::audit::{BucketFacts, Versioning};
 use lifecycle_ports::posture::Buckets;
@@ -371,6 +371,7 @@ impl ArchiveStore for S3Archive {
             sha256: out.checksum_sha256().and_then(decode_sha256),
             last_modified: out.last_modified().map(|t| t.secs()),
             storage_class: out.storage_class().map(|c| c.as_str().to_string()),
+            restore: out.restore().map(str::to_string),
             metadata: out
                 .metadata()
                 .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -440,6 +441,32 @@ impl ArchiveStore for S3Archive {
             )
         })?;
         Ok(Some(body.into_bytes().to_vec()))
+    }
+
+    async fn request_restore(&self, key: &str, days: i32) -> Result<bool, ServiceError> {
+        let job = GlacierJobParameters::builder()
+            .tier(Tier::Standard)
+            .build()
+            .map_err(|e| {
+                ServiceError::new("S3 RestoreObject", e.to_string(), Failure::Permanent)
+            })?;
+        let request = RestoreRequest::builder()
+            .days(days)
+            .glacier_job_parameters(job)
+            .build();
+        match self
+            .client
+            .restore_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .restore_request(request)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("RestoreAlreadyInProgress") => Ok(false),
+            Err(e) => Err(service_error("S3 RestoreObject", e)),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError> {

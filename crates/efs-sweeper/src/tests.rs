@@ -562,6 +562,9 @@ mod archiving {
         async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError> {
             self.0.list(prefix).await
         }
+        async fn request_restore(&self, key: &str, days: i32) -> Result<bool, ServiceError> {
+            self.0.request_restore(key, days).await
+        }
     }
 
     #[tokio::test]

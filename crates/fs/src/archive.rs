@@ -27,7 +27,7 @@ use lifecycle_domain::archive::{archive_key, record_key, RETENTION_TAG};
 use lifecycle_domain::layout::{TrashName, RESTORING_PREFIX, TRASH_DATA, TRASH_RECORD};
 use lifecycle_domain::retention::RetentionPolicy;
 use lifecycle_ports::{
-    ArchiveStore, ArchivedObject, ObjectSpec, ServiceError, UploadedPart, WorkspaceTable,
+    ArchiveStore, ArchivedObject, ObjectSpec, Readiness, ServiceError, UploadedPart, WorkspaceTable,
 };
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode};
 use rustix::io::Errno;
@@ -43,6 +43,9 @@ pub use tree::{TreeError, TreeStats};
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 /// S3's limit.
 pub const MAX_PARTS: usize = 10_000;
+/// Days S3 keeps the readable copy of a GLACIER / DEEP_ARCHIVE archive it restored: time for
+/// the operator to run the restore again.
+pub const RESTORED_COPY_DAYS: i32 = 7;
 /// The largest `record.json` read back from the bucket.
 pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
@@ -458,12 +461,18 @@ impl Read for RangeReader {
 pub enum ArchiveRestoreError {
     #[error("workspace {0} has no archive")]
     NotArchived(String),
-    /// GLACIER / DEEP_ARCHIVE objects must be restored by S3 first (not done by this tool yet).
+    /// A GLACIER / DEEP_ARCHIVE object: S3 was asked to restore it now (`started`) or is
+    /// restoring it already; the restore finishes on a later call.
     #[error(
-        "archive {key} is in {class}: S3 must restore it first (aws s3api restore-object), \
-         then run this again"
+        "archive {key} is in {class}: {}; run this again once it is ready (Standard retrieval: \
+         Glacier Flexible Retrieval 3-5 hours, Deep Archive within 12 hours)",
+        if *started { "S3 was asked to restore it now" } else { "S3 is restoring it" }
     )]
-    Frozen { key: String, class: String },
+    NotReadyYet {
+        key: String,
+        class: String,
+        started: bool,
+    },
     #[error(transparent)]
     Restore(#[from] RestoreError),
     #[error(transparent)]
@@ -509,15 +518,27 @@ pub async fn restore_from_archive(
         .await
         .map_err(ArchiveError::from)?
         .ok_or_else(|| ArchiveRestoreError::NotArchived(ws.clone()))?;
-    if let Some(class) = object
-        .storage_class
-        .as_deref()
-        .filter(|c| matches!(*c, "GLACIER" | "DEEP_ARCHIVE"))
-    {
-        return Err(ArchiveRestoreError::Frozen {
-            key,
-            class: class.to_string(),
-        });
+    let class = object.storage_class.clone().unwrap_or_default();
+    match object.readiness() {
+        Readiness::Readable => {}
+        Readiness::Restoring => {
+            return Err(ArchiveRestoreError::NotReadyYet {
+                key,
+                class,
+                started: false,
+            })
+        }
+        Readiness::Frozen => {
+            let started = store
+                .request_restore(&key, RESTORED_COPY_DAYS)
+                .await
+                .map_err(ArchiveError::from)?;
+            return Err(ArchiveRestoreError::NotReadyYet {
+                key,
+                class,
+                started,
+            });
+        }
     }
     let record = store
         .get(&record_key(entry), MAX_RECORD_BYTES)

@@ -553,3 +553,35 @@ async fn a_hostile_archive_in_the_bucket_restores_nothing() {
     // The half-extracted entry is gone; only the (empty) trash directory is left.
     assert_eq!(w.names(), vec!["".to_string(), ".trash".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_archive_restore_is_started_then_finished_on_a_later_call() {
+    let w = World::new();
+    let before = w.trash_entry();
+    archive_trash_entry(&w.fs, w.store.clone(), &entry_name(), 365, 64 * 1024, None)
+        .await
+        .unwrap();
+    w.fs.purge_trash_entry(&entry_name().to_string(), None)
+        .unwrap();
+    let key = archive_key(&entry_name());
+    w.store.transition(&key, "DEEP_ARCHIVE");
+    let not_ready = |e: &ArchiveRestoreError| match e {
+        ArchiveRestoreError::NotReadyYet { started, class, .. } => {
+            assert_eq!(class, "DEEP_ARCHIVE");
+            Some(*started)
+        }
+        _ => None,
+    };
+    let err = w.restore().await.unwrap_err();
+    assert_eq!(not_ready(&err), Some(true), "{err}");
+    let err = w.restore().await.unwrap_err();
+    assert_eq!(
+        not_ready(&err),
+        Some(false),
+        "asked once, still restoring: {err}"
+    );
+    assert!(!w.root.path().join("acme").exists());
+    w.store.finish_restore(&key);
+    let restored = w.restore().await.unwrap();
+    assert_eq!(walk(&restored.place), before);
+}

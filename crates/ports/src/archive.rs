@@ -37,7 +37,36 @@ pub struct ArchivedObject {
     pub last_modified: Option<i64>,
     /// `STANDARD`, `GLACIER_IR`, `DEEP_ARCHIVE`, … (`None`: STANDARD).
     pub storage_class: Option<String>,
+    /// S3's `x-amz-restore` for an archived (GLACIER, DEEP_ARCHIVE) object: absent when no
+    /// restore was asked for, `ongoing-request="true"` while S3 restores it,
+    /// `ongoing-request="false", expiry-date=…` once a temporary copy is readable.
+    pub restore: Option<String>,
     pub metadata: BTreeMap<String, String>,
+}
+
+/// Whether an object's content can be read now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Readable,
+    /// In GLACIER or DEEP_ARCHIVE with no restore asked for.
+    Frozen,
+    /// S3 is restoring it.
+    Restoring,
+}
+
+impl ArchivedObject {
+    pub fn readiness(&self) -> Readiness {
+        let frozen = matches!(
+            self.storage_class.as_deref(),
+            Some("GLACIER" | "DEEP_ARCHIVE")
+        );
+        match self.restore.as_deref() {
+            _ if !frozen => Readiness::Readable,
+            Some(r) if r.contains("ongoing-request=\"false\"") => Readiness::Readable,
+            Some(r) if r.contains("ongoing-request=\"true\"") => Readiness::Restoring,
+            _ => Readiness::Frozen,
+        }
+    }
 }
 
 #[async_trait]
@@ -73,4 +102,7 @@ pub trait ArchiveStore: Send + Sync {
     async fn get(&self, key: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, ServiceError>;
     /// Every object whose key starts with `prefix` (all pages; never a partial list).
     async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError>;
+    /// Asks S3 to make a GLACIER / DEEP_ARCHIVE object readable for `days` (Standard
+    /// retrieval); `false` when a restore is already in progress.
+    async fn request_restore(&self, key: &str, days: i32) -> Result<bool, ServiceError>;
 }

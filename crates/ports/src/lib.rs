@@ -13,7 +13,7 @@ pub mod archive;
 pub mod fakes;
 pub mod posture;
 
-pub use archive::{ArchiveStore, ArchivedObject, ObjectSpec, UploadedPart};
+pub use archive::{ArchiveStore, ArchivedObject, ObjectSpec, Readiness, UploadedPart};
 
 /// How a call failed, which is what a caller decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

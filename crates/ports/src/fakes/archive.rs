@@ -18,6 +18,8 @@ pub struct MemoryObject {
     pub metadata: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
     pub storage_class: Option<String>,
+    /// As S3's `x-amz-restore` header says it.
+    pub restore: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +52,23 @@ impl MemoryArchive {
 
     pub fn object(&self, key: &str) -> Option<MemoryObject> {
         self.objects.lock().unwrap().get(key).cloned()
+    }
+
+    /// What the bucket's lifecycle rule does: the object moves to `class`.
+    pub fn transition(&self, key: &str, class: &str) {
+        if let Some(o) = self.objects.lock().unwrap().get_mut(key) {
+            o.storage_class = Some(class.to_string());
+            o.restore = None;
+        }
+    }
+
+    /// S3 finishes a restore it was asked for.
+    pub fn finish_restore(&self, key: &str) {
+        if let Some(o) = self.objects.lock().unwrap().get_mut(key) {
+            o.restore = Some(
+                "ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2029 00:00:00 GMT\"".into(),
+            );
+        }
     }
 }
 
@@ -158,6 +177,7 @@ impl ArchiveStore for MemoryArchive {
                 metadata: upload.spec.metadata,
                 tags: upload.spec.tags,
                 storage_class: None,
+                restore: None,
             },
         );
         Ok(())
@@ -178,6 +198,7 @@ impl ArchiveStore for MemoryArchive {
                 metadata: spec.metadata.clone(),
                 tags: spec.tags.clone(),
                 storage_class: None,
+                restore: None,
             },
         );
         Ok(())
@@ -190,6 +211,7 @@ impl ArchiveStore for MemoryArchive {
             sha256: Some(o.sha256),
             last_modified: Some(0),
             storage_class: o.storage_class,
+            restore: o.restore,
             metadata: o.metadata,
         }))
     }
@@ -198,6 +220,24 @@ impl ArchiveStore for MemoryArchive {
         let o = self
             .object(key)
             .ok_or_else(|| ServiceError::new("S3 GetObject", "NoSuchKey", Failure::Permanent))?;
+        let readable = ArchivedObject {
+            key: key.to_string(),
+            size: 0,
+            sha256: None,
+            last_modified: None,
+            storage_class: o.storage_class.clone(),
+            restore: o.restore.clone(),
+            metadata: BTreeMap::new(),
+        }
+        .readiness()
+            == crate::archive::Readiness::Readable;
+        if !readable {
+            return Err(ServiceError::new(
+                "S3 GetObject",
+                "InvalidObjectState",
+                Failure::Permanent,
+            ));
+        }
         let start = (start as usize).min(o.body.len());
         let end = start.saturating_add(len as usize).min(o.body.len());
         Ok(o.body[start..end].to_vec())
@@ -213,6 +253,18 @@ impl ArchiveStore for MemoryArchive {
             Some(o) => Ok(Some(o.body)),
             None => Ok(None),
         }
+    }
+
+    async fn request_restore(&self, key: &str, _days: i32) -> Result<bool, ServiceError> {
+        let mut objects = self.objects.lock().unwrap();
+        let o = objects.get_mut(key).ok_or_else(|| {
+            ServiceError::new("S3 RestoreObject", "NoSuchKey", Failure::Permanent)
+        })?;
+        if o.restore.as_deref().is_some_and(|r| r.contains("\"true\"")) {
+            return Ok(false);
+        }
+        o.restore = Some("ongoing-request=\"true\"".into());
+        Ok(true)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError> {
