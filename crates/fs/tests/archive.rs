@@ -344,7 +344,10 @@ async fn a_workspace_whose_record_exists_again_is_not_restored_from_the_archive(
 
 /// A tar + zstd archive of raw entries: `(name bytes, type, link target, content)`, with names
 /// written straight into the header (no validation), as a hostile archive would be.
-fn crafted(entries: &[(&[u8], tar::EntryType, &[u8], &[u8])]) -> Vec<u8> {
+/// One crafted entry: name bytes, type, link target, content.
+type Raw<'a> = (&'a [u8], tar::EntryType, &'a [u8], &'a [u8]);
+
+fn crafted(entries: &[Raw]) -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
     for (name, kind, link, content) in entries {
         let mut header = tar::Header::new_gnu();
@@ -379,7 +382,7 @@ fn hostile_archives_are_refused_with_nothing_written_outside() {
     std::fs::create_dir(&outside).unwrap();
     let out = outside.as_os_str().as_bytes();
     let out_file = [out, b"/planted"].concat();
-    let cases: Vec<(&str, Vec<(&[u8], tar::EntryType, &[u8], &[u8])>)> = vec![
+    let cases: Vec<(&str, Vec<Raw>)> = vec![
         (
             "dot-dot",
             vec![

@@ -54,7 +54,7 @@ fn refused(rel: &[u8], why: impl Into<String>) -> TreeError {
 }
 
 /// The name's components: relative, no `..`, `.` and empty components dropped.
-fn components<'a>(rel: &'a [u8]) -> Result<Vec<&'a [u8]>, TreeError> {
+fn components(rel: &[u8]) -> Result<Vec<&[u8]>, TreeError> {
     if rel.first() == Some(&b'/') {
         return Err(refused(rel, "an absolute name"));
     }
