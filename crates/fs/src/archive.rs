@@ -5,8 +5,9 @@
 //! - [`archive_trash_entry`]: the walk streamed into a multipart upload of fixed-size parts (the
 //!   part being filled and the part being uploaded are the only ones in memory, whatever the
 //!   workspace's size), each part with its SHA-256 (S3 checks it on receipt), then the object
-//!   described again and its size and composite checksum compared with what was sent. Any failure
-//!   aborts the upload. The record kept with the entry is a second, small object beside the
+//!   described again and its size and composite checksum compared with what was sent, then read
+//!   back and listed as a restore would read it (names, kinds, bytes, the zstd checksum) and
+//!   compared with what the walk archived. Any failure aborts the upload. The record kept with the entry is a second, small object beside the
 //!   archive: user metadata holds 2 KB of ASCII at most, and a record keeps every attribute
 //!   (unknown ones too, any text); as an object of its own it is read without downloading the
 //!   archive (a restore checks it before anything else).
@@ -239,9 +240,34 @@ pub async fn archive_trash_entry(
         metadata,
         tags,
     };
-    let mut archived = upload_tree(store, &spec, top, part_size, deadline).await?;
+    let mut archived = upload_tree(store.clone(), &spec, top, part_size, deadline).await?;
     archived.with_record = with_record;
+    read_back(store, &archived, deadline).await?;
     Ok(archived)
+}
+
+/// Reads the archive back from the bucket and lists it as a restore would (every name, kind and
+/// byte, and the zstd checksum), comparing what it holds with what the walk put in: an archive
+/// that could not be restored is never taken for one. Writes nothing.
+pub async fn read_back(
+    store: Arc<dyn ArchiveStore>,
+    archived: &Archived,
+    deadline: Option<Instant>,
+) -> Result<(), ArchiveError> {
+    let (key, size, walked) = (archived.key.clone(), archived.size, archived.stats);
+    let read = tokio::task::spawn_blocking(move || {
+        extract::read_tree(RangeReader::new(store, &key, size), deadline)
+    })
+    .await
+    .map_err(|e| ArchiveError::Task(e.to_string()))??;
+    let counted = |s: &TreeStats| (s.files, s.directories, s.symlinks, s.bytes);
+    if counted(&read) != counted(&walked) {
+        return Err(ArchiveError::Verify {
+            key: archived.key.clone(),
+            why: format!("read back it holds {read:?}, the walk archived {walked:?}"),
+        });
+    }
+    Ok(())
 }
 
 /// Streams the tree under `top` as tar + zstd into a multipart upload of `spec.key`, then checks

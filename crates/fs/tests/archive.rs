@@ -588,3 +588,97 @@ async fn a_deep_archive_restore_is_started_then_finished_on_a_later_call() {
     let restored = w.restore().await.unwrap();
     assert_eq!(walk(&restored.place), before);
 }
+
+mod property {
+    use super::*;
+    use lifecycle_fs::archive::tree::write_tree;
+    use proptest::prelude::*;
+
+    /// A file name: any bytes but `/` and NUL (not `.` or `..`).
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(1u8..=255, 1..120)
+            .prop_map(|b| {
+                b.into_iter()
+                    .map(|c| if c == b'/' { b'_' } else { c })
+                    .collect::<Vec<u8>>()
+            })
+            .prop_filter("not . or ..", |n| n != b"." && n != b"..")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Whatever the names, contents, modes and times: what comes out of an archive is what
+        /// went in.
+        #[test]
+        fn any_tree_round_trips(
+            files in proptest::collection::btree_map(name(), (proptest::collection::vec(any::<u8>(), 0..3000), 0o400u32..0o777, 0i64..4_000_000_000, 0i64..1_000_000_000), 1..12),
+            nested in proptest::collection::btree_map(name(), name(), 0..4),
+        ) {
+            let base = tempfile::tempdir().unwrap();
+            let src = base.path().join("src");
+            std::fs::create_dir(&src).unwrap();
+            for (n, (content, mode, secs, nanos)) in &files {
+                let path = src.join(OsStr::from_bytes(n));
+                std::fs::write(&path, content).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+                set_time(&path, *secs, *nanos);
+            }
+            for (dir, link) in &nested {
+                let d = src.join("d").join(OsStr::from_bytes(dir));
+                if std::fs::symlink_metadata(&d).is_ok() { continue; }
+                std::fs::create_dir_all(&d).unwrap();
+                symlink(OsStr::from_bytes(link), d.join(OsStr::from_bytes(link))).unwrap();
+            }
+            let before = walk(&src);
+            let (bytes, stats) = write_tree(open_dir(&src), Vec::new(), None).unwrap();
+            prop_assert_eq!(stats.files as usize, files.len());
+            let out = base.path().join("out");
+            std::fs::create_dir(&out).unwrap();
+            extract_tree(bytes.as_slice(), &open_dir(&out), None).unwrap();
+            let after = walk(&out);
+            prop_assert_eq!(after, before);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_is_read_back_before_it_counts_as_one() {
+    use lifecycle_fs::archive::{read_back, sha256, Archived, TreeStats};
+    use tar::EntryType::{Directory, Regular};
+    let store = Arc::new(MemoryArchive::default());
+    let good = crafted(&[(b".", Directory, b"", b""), (b"f", Regular, b"", b"12345")]);
+    let spec = |key: &str| ObjectSpec {
+        key: key.into(),
+        ..ObjectSpec::default()
+    };
+    store.put(&spec("good"), good.clone()).await.unwrap();
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n / 2] ^= 0x55;
+    store.put(&spec("bad"), bad).await.unwrap();
+    let archived = |key: &str, files| Archived {
+        key: key.into(),
+        size: good.len() as u64,
+        sha256: sha256(&good),
+        parts: 1,
+        stats: TreeStats {
+            files,
+            directories: 1,
+            symlinks: 0,
+            bytes: 5,
+            skipped: 0,
+        },
+        with_record: false,
+    };
+    read_back(store.clone(), &archived("good", 1), None)
+        .await
+        .unwrap();
+    let err = read_back(store.clone(), &archived("good", 2), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArchiveError::Verify { .. }), "{err}");
+    let err = read_back(store.clone(), &archived("bad", 1), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArchiveError::Tree(_)), "{err}");
+}

@@ -293,3 +293,44 @@ fn close(dir: Open, rel: &[u8]) -> Result<(), TreeError> {
         None => Ok(()),
     }
 }
+
+/// Reads a tar + zstd stream to its end as [`extract_tree`] would, writing nothing: every name
+/// checked, every entry's kind accepted, the content read through and the zstd checksum checked.
+/// What it holds, counted as [`super::tree::write_tree`] counts.
+pub fn read_tree<R: Read>(source: R, deadline: Option<Instant>) -> Result<TreeStats, TreeError> {
+    let decoder = zstd::stream::read::Decoder::new(source).map_err(|e| io_err("zstd", b".", e))?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut stats = TreeStats::default();
+    for entry in archive.entries().map_err(|e| io_err("tar", b".", e))? {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(TreeError::Deadline);
+        }
+        let mut entry = entry.map_err(|e| io_err("tar", b".", e))?;
+        let rel = entry.path_bytes().into_owned();
+        let parts = components(&rel)?;
+        if let Some(pax) = entry.pax_extensions().map_err(|e| io_err("tar", &rel, e))? {
+            for ext in pax {
+                ext.map_err(|e| io_err("tar", &rel, e))?;
+            }
+        }
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => stats.directories += 1,
+            tar::EntryType::Regular if !parts.is_empty() => {
+                stats.files += 1;
+                stats.bytes +=
+                    io::copy(&mut entry, &mut io::sink()).map_err(|e| io_err("read", &rel, e))?;
+            }
+            tar::EntryType::Symlink if !parts.is_empty() => {
+                let target = entry.link_name_bytes().map(|t| t.into_owned());
+                if target.is_none_or(|t| t.is_empty() || t.contains(&0)) {
+                    return Err(refused(&rel, "a symlink without a usable target"));
+                }
+                stats.symlinks += 1;
+            }
+            other => return Err(refused(&rel, format!("entry type {other:?}"))),
+        }
+    }
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| io_err("zstd (checksum)", b".", e))?;
+    Ok(stats)
+}

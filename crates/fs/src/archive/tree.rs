@@ -3,8 +3,9 @@
 //! Every entry is reached relative to its parent's open handle (`statat`/`openat` with
 //! `O_NOFOLLOW`): a symlink is archived as a link (its target, byte for byte), never followed; a
 //! file is read through a handle checked to be the very file that was listed; the walk never
-//! crosses onto another device. Each entry carries a PAX header with its exact name and link
-//! target (non-UTF-8 and long names kept byte for byte) and its mtime to the nanosecond. Memory is
+//! crosses onto another device. Names and link targets are kept byte for byte (non-UTF-8, long,
+//! with newlines: GNU long-name records past 100 bytes) and mtimes to the nanosecond (a PAX
+//! record). Memory is
 //! bounded: one open directory per level (at most [`MAX_DEPTH`]) and the tar and zstd buffers.
 //! FIFOs, sockets and device files hold no data and are never opened: counted as skipped.
 
@@ -225,7 +226,11 @@ fn same_entry(fd: &OwnedFd, listed: &Stat, rel: &[u8]) -> Result<Stat, TreeError
     Ok(st)
 }
 
-/// One entry: a PAX header (exact name, link target, mtime in nanoseconds), then a GNU header.
+/// One entry: a PAX header with its mtime to the nanosecond, GNU long-name records for a name or
+/// link target longer than the header holds, then the GNU header. Names and targets are written
+/// byte for byte (never through `Path`, which would normalise `a//b` or a trailing `/`), and
+/// never in PAX records: the `tar` crate's reader splits those at newlines, which a file name
+/// may contain.
 fn append<W: Write>(
     tar: &mut tar::Builder<W>,
     rel: &[u8],
@@ -239,11 +244,7 @@ fn append<W: Write>(
         st.st_mtime.max(0),
         st.st_mtime_nsec.clamp(0, 999_999_999)
     );
-    let mut pax: Vec<(&str, &[u8])> = vec![("path", rel), ("mtime", mtime.as_bytes())];
-    if let Some(target) = link {
-        pax.push(("linkpath", target));
-    }
-    tar.append_pax_extensions(pax)
+    tar.append_pax_extensions([("mtime", mtime.as_bytes())])
         .map_err(|e| io_err("tar", rel, e))?;
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
@@ -256,21 +257,48 @@ fn append<W: Write>(
     } else {
         0
     });
-    // Readers of this format take the names from the PAX header; the fixed fields get what fits.
-    if header.set_path(OsStr::from_bytes(rel)).is_err() {
-        header
-            .set_path("pax-long-name")
-            .map_err(|e| io_err("tar", rel, e))?;
+    let gnu = header.as_gnu_mut().expect("a GNU header");
+    if !fits(&mut gnu.name, rel) {
+        long_record(tar, tar::EntryType::GNULongName, rel)?;
+        fits(&mut gnu.name, b"gnu-long-name");
     }
     if let Some(target) = link {
-        if target.len() > 100 || header.set_link_name_literal(target).is_err() {
-            header
-                .set_link_name_literal("pax-long-link")
-                .map_err(|e| io_err("tar", rel, e))?;
+        if !fits(&mut gnu.linkname, target) {
+            long_record(tar, tar::EntryType::GNULongLink, target)?;
+            fits(&mut gnu.linkname, b"gnu-long-link");
         }
     }
     header.set_cksum();
     tar.append(&header, data).map_err(|e| io_err("tar", rel, e))
+}
+
+/// Copies `bytes` into a fixed header field (NUL-padded) if they fit; `false` when they do not.
+fn fits(field: &mut [u8], bytes: &[u8]) -> bool {
+    if bytes.len() > field.len() {
+        return false;
+    }
+    field.fill(0);
+    field[..bytes.len()].copy_from_slice(bytes);
+    true
+}
+
+/// A GNU `L` (name) or `K` (link target) record: the bytes, NUL-terminated, as the entry's data.
+fn long_record<W: Write>(
+    tar: &mut tar::Builder<W>,
+    kind: tar::EntryType,
+    bytes: &[u8],
+) -> Result<(), TreeError> {
+    let mut header = tar::Header::new_gnu();
+    fits(
+        &mut header.as_gnu_mut().expect("a GNU header").name,
+        b"././@LongLink",
+    );
+    header.set_mode(0o644);
+    header.set_entry_type(kind);
+    header.set_size(bytes.len() as u64 + 1);
+    header.set_cksum();
+    tar.append(&header, bytes.chain(&[0u8][..]))
+        .map_err(|e| io_err("tar", bytes, e))
 }
 
 /// A file's content, exactly as many bytes as its size said: a file that shrank is an error
