@@ -133,6 +133,7 @@ impl FailedBatches for S3FailedBatches {
                     key: key.to_string(),
                     size: object.size().unwrap_or_default(),
                     last_modified: object.last_modified().map(|t| t.secs()),
+                    storage_class: object.storage_class().map(|c| c.as_str().to_string()),
                 });
             }
         }

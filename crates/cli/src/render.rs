@@ -224,12 +224,33 @@ pub fn status(s: &Status) -> String {
             human(s.trash.bytes)
         ),
         format!("orphans         {} (dry sweep){cap}", s.orphans),
+        archive_lines(s),
         String::new(),
         forecast_chart(&s.forecast),
         String::new(),
         trash_chart(&s.trash_by_age, &s.trash_other),
     ]
     .join("\n")
+}
+
+/// The archive's line (and the monthly cost of trash and archive at list prices), if any.
+fn archive_lines(s: &Status) -> String {
+    let Some(a) = &s.archive else {
+        return "archive         none (ARCHIVE_BUCKET not set)".into();
+    };
+    let classes: Vec<String> = a
+        .by_class
+        .iter()
+        .map(|(class, (n, bytes))| format!("{class} {n} ({})", human(*bytes)))
+        .collect();
+    format!(
+        "archive         {} archives, {}: {}\n  per month     trash on EFS ${:.2}, archive ${:.2} (list prices)",
+        a.archives,
+        human(a.bytes),
+        classes.join(", "),
+        a.trash_monthly_usd,
+        a.monthly_usd
+    )
 }
 
 /// The failed batches about to be replayed.

@@ -550,6 +550,13 @@ async fn an_archived_workspace_is_listed_and_restored_from_the_archive() {
         Value::Array(vec![])
     );
 
+    let (code, out, err) = lifecycle_with(&fx, &["status", "--json"], &with_bucket);
+    assert_eq!(code, 0, "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["archive"]["archives"], 1, "{out}");
+    assert_eq!(status["archive"]["byClass"]["STANDARD"][0], 1, "{out}");
+    assert!(status["archive"]["bytes"].as_u64().unwrap() > 0);
+
     // Not in the trash any more: without the bucket there is nothing to restore from.
     let (code, _, err) = lifecycle(&fx, &["restore", "ws-free"]);
     assert_ne!(code, 0);

@@ -45,6 +45,27 @@ pub fn entry_of_key(key: &str) -> Option<TrashName> {
     (name.workspace.as_str() == workspace).then_some(name)
 }
 
+/// List prices in USD per GB-month (us-east-1): what `lifecycle status` shows the trash and the
+/// archive cost, so the saving is visible. Not a bill: requests, retrievals and minimum storage
+/// durations are left out.
+pub const EFS_STANDARD_USD_PER_GB_MONTH: f64 = 0.30;
+
+/// The list price of an S3 storage class, USD per GB-month (`None`: STANDARD).
+pub fn s3_usd_per_gb_month(class: Option<&str>) -> f64 {
+    match class {
+        Some("GLACIER_IR") => 0.004,
+        Some("GLACIER") => 0.0036,
+        Some("DEEP_ARCHIVE") => 0.00099,
+        Some("STANDARD_IA") => 0.0125,
+        _ => 0.023,
+    }
+}
+
+/// Bytes as GB (10^9, as AWS prices them) times a price per GB-month.
+pub fn monthly_usd(bytes: u64, usd_per_gb_month: f64) -> f64 {
+    bytes as f64 / 1e9 * usd_per_gb_month
+}
+
 /// Upper bound on any configured archive retention (ten years), so a typo is caught at start-up.
 pub const MAX_ARCHIVE_DAYS: u32 = 3_650;
 
@@ -225,6 +246,16 @@ mod tests {
             hold: false,
             notice_sent_for: None,
         })
+    }
+
+    #[test]
+    fn prices() {
+        assert!((monthly_usd(2_000_000_000, EFS_STANDARD_USD_PER_GB_MONTH) - 0.60).abs() < 1e-9);
+        assert!(
+            s3_usd_per_gb_month(Some("DEEP_ARCHIVE")) < s3_usd_per_gb_month(Some("GLACIER_IR"))
+        );
+        assert!(s3_usd_per_gb_month(Some("GLACIER_IR")) < s3_usd_per_gb_month(None));
+        assert!(s3_usd_per_gb_month(None) < EFS_STANDARD_USD_PER_GB_MONTH);
     }
 
     #[test]

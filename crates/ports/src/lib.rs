@@ -196,6 +196,8 @@ pub struct StoredObject {
     pub size: i64,
     /// Epoch seconds.
     pub last_modified: Option<i64>,
+    /// As the listing says (`None`: not said, STANDARD).
+    pub storage_class: Option<String>,
 }
 
 /// The bucket Lambda writes a stream's failed batches to (its S3 on-failure destination).

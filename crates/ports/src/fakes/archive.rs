@@ -278,6 +278,7 @@ impl ArchiveStore for MemoryArchive {
                 key: k.clone(),
                 size: o.body.len() as i64,
                 last_modified: Some(0),
+                storage_class: o.storage_class.clone(),
             })
             .collect())
     }
