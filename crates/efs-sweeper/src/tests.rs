@@ -567,6 +567,107 @@ mod archiving {
         }
     }
 
+    /// A bucket at whose second description (the re-check right before the purge) the
+    /// workspace's record is created again, as the control plane would.
+    struct RecordAppears {
+        inner: MemoryArchive,
+        table: Arc<MemoryTable>,
+        heads: AtomicUsize,
+        record: Attributes,
+    }
+
+    #[async_trait]
+    impl ArchiveStore for RecordAppears {
+        async fn start_upload(&self, spec: &ObjectSpec) -> Result<String, ServiceError> {
+            self.inner.start_upload(spec).await
+        }
+        async fn upload_part(
+            &self,
+            key: &str,
+            id: &str,
+            n: i32,
+            body: Vec<u8>,
+            sha: [u8; 32],
+        ) -> Result<UploadedPart, ServiceError> {
+            self.inner.upload_part(key, id, n, body, sha).await
+        }
+        async fn complete_upload(
+            &self,
+            key: &str,
+            id: &str,
+            parts: &[UploadedPart],
+        ) -> Result<(), ServiceError> {
+            self.inner.complete_upload(key, id, parts).await
+        }
+        async fn abort_upload(&self, key: &str, id: &str) -> Result<(), ServiceError> {
+            self.inner.abort_upload(key, id).await
+        }
+        async fn put(&self, spec: &ObjectSpec, body: Vec<u8>) -> Result<(), ServiceError> {
+            self.inner.put(spec, body).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ArchivedObject>, ServiceError> {
+            if self.heads.fetch_add(1, Ordering::SeqCst) == 1 {
+                let id = self.record.workspace_id().unwrap().to_string();
+                self.table
+                    .items
+                    .lock()
+                    .unwrap()
+                    .insert(id, self.record.clone());
+            }
+            self.inner.head(key).await
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            start: u64,
+            len: u64,
+        ) -> Result<Vec<u8>, ServiceError> {
+            self.inner.get_range(key, start, len).await
+        }
+        async fn get(&self, key: &str, max: u64) -> Result<Option<Vec<u8>>, ServiceError> {
+            self.inner.get(key, max).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError> {
+            self.inner.list(prefix).await
+        }
+        async fn request_restore(&self, key: &str, days: i32) -> Result<bool, ServiceError> {
+            self.inner.request_restore(key, days).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_that_appears_after_the_archive_keeps_the_efs_copy() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-late", "pro", "active");
+        let mut record = Attributes::default();
+        record.insert(attr::WORKSPACE_ID, Value::S("ws-late".into()));
+        record.insert(attr::TENANT_ID, Value::S("acme".into()));
+        let store = Arc::new(RecordAppears {
+            inner: MemoryArchive::default(),
+            table: w.table.clone(),
+            heads: AtomicUsize::new(0),
+            record,
+        });
+        let summary = archiving(&w, store.clone(), &[])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            not_done(&summary),
+            vec![(format!(".trash/{name}"), Unfinished::Recreated)]
+        );
+        assert_eq!(
+            store.heads.load(Ordering::SeqCst),
+            2,
+            "described after the upload and right before the purge"
+        );
+        assert!(entry.join("data/f").exists(), "the EFS copy stays");
+        assert!(
+            store.inner.object(&key(&name)).is_some(),
+            "the archive stays too"
+        );
+    }
+
     #[tokio::test]
     async fn an_archive_that_does_not_verify_purges_nothing() {
         let w = World::new();
