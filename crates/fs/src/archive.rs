@@ -326,6 +326,8 @@ async fn upload_parts(
     part_size: usize,
     deadline: Option<Instant>,
 ) -> Result<(Vec<UploadedPart>, u64, TreeStats), ArchiveError> {
+    // A part size of zero would never fill; S3 itself refuses parts under 5 MiB but the last.
+    let part_size = part_size.max(1);
     let (tx, mut rx) = mpsc::channel::<Part>(1);
     let walker = tokio::task::spawn_blocking(move || {
         let writer = PartWriter {
