@@ -682,3 +682,84 @@ async fn an_archive_is_read_back_before_it_counts_as_one() {
         .unwrap_err();
     assert!(matches!(err, ArchiveError::Tree(_)), "{err}");
 }
+
+mod hostile_property {
+    use super::*;
+    use proptest::prelude::*;
+    use tar::EntryType;
+
+    fn component() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just(".."),
+            Just("."),
+            Just(""),
+            Just("c d")
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        (any::<bool>(), proptest::collection::vec(component(), 1..5)).prop_map(
+            |(absolute, parts)| {
+                let joined = parts.join("/");
+                if absolute {
+                    format!("/{joined}").into_bytes()
+                } else {
+                    joined.into_bytes()
+                }
+            },
+        )
+    }
+
+    fn kind() -> impl Strategy<Value = EntryType> {
+        prop_oneof![
+            4 => Just(EntryType::Regular),
+            3 => Just(EntryType::Directory),
+            3 => Just(EntryType::Symlink),
+            1 => Just(EntryType::Link),
+            1 => Just(EntryType::Char),
+            1 => Just(EntryType::Fifo),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Whatever an archive holds and whether it is refused or not, nothing outside the
+        /// directory it is extracted into is created, changed or followed into.
+        #[test]
+        fn nothing_lands_outside(entries in proptest::collection::vec((name(), kind(), 0usize..4), 1..8)) {
+            let base = tempfile::tempdir().unwrap();
+            let outside = base.path().join("outside");
+            std::fs::create_dir(&outside).unwrap();
+            std::fs::write(outside.join("planted"), b"original").unwrap();
+            let top_path = base.path().join("top");
+            std::fs::create_dir(&top_path).unwrap();
+            let out = outside.as_os_str().as_bytes().to_vec();
+            let targets: [&[u8]; 4] = [&out, b"../..", b"a", b"/"];
+            let raw: Vec<(Vec<u8>, EntryType, Vec<u8>)> = entries
+                .iter()
+                .map(|(n, k, t)| (n.clone(), *k, targets[*t].to_vec()))
+                .collect();
+            let refs: Vec<Raw> = raw
+                .iter()
+                .map(|(n, k, t)| {
+                    let link: &[u8] = if matches!(k, EntryType::Symlink | EntryType::Link) { t } else { b"" };
+                    (n.as_slice(), *k, link, &b"x"[..])
+                })
+                .collect();
+            let _ = extract_tree(crafted(&refs).as_slice(), &open_dir(&top_path), None);
+            let mut beside: Vec<_> = std::fs::read_dir(base.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            beside.sort();
+            prop_assert_eq!(beside, vec![OsStr::new("outside").to_os_string(), OsStr::new("top").to_os_string()]);
+            let inside: Vec<_> = std::fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+            prop_assert_eq!(inside, vec![OsStr::new("planted").to_os_string()]);
+            prop_assert_eq!(std::fs::read(outside.join("planted")).unwrap(), b"original".to_vec());
+            prop_assert!(std::fs::symlink_metadata(base.path().join("top")).unwrap().is_dir());
+            // Absolute names would have been the file system's root: nothing appeared there.
+            for name in ["/a", "/b", "/c d"] {
+                prop_assert!(std::fs::symlink_metadata(name).is_err(), "{} exists", name);
+            }
+        }
+    }
+}
