@@ -84,9 +84,21 @@ pub fn sweep_plan(plan: &SweepPlan) -> String {
     let mut out = format!("{:<20} {:<60} REASON\n", "ACTION", "TARGET");
     for a in &plan.actions {
         let target = describe(&a.target);
+        // An archive says for how long and why: the operator sees exactly what would happen.
+        let archive = match &a.target {
+            SweepTarget::ArchiveTrash {
+                retention_days,
+                archive_reason,
+                ..
+            } => format!(
+                " (archive kept {retention_days} days: {})",
+                archive_reason.as_str()
+            ),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{:<20} {target:<60} {}",
+            "{:<20} {target:<60} {}{archive}",
             kind(&a.target),
             a.reason.as_str()
         );
