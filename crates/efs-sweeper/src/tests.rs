@@ -658,14 +658,96 @@ mod archiving {
         );
         assert_eq!(
             store.heads.load(Ordering::SeqCst),
-            2,
-            "described after the upload and right before the purge"
+            3,
+            "described after the upload, then it and its record right before the purge"
         );
         assert!(entry.join("data/f").exists(), "the EFS copy stays");
         assert!(
             store.inner.object(&key(&name)).is_some(),
             "the archive stays too"
         );
+    }
+
+    #[tokio::test]
+    async fn a_record_object_gone_from_the_bucket_keeps_the_efs_copy() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-pro", "pro", "active");
+        // The record object disappears at the archive's first description (after its upload).
+        struct RecordLost(MemoryArchive);
+        #[async_trait]
+        impl ArchiveStore for RecordLost {
+            async fn start_upload(&self, spec: &ObjectSpec) -> Result<String, ServiceError> {
+                self.0.start_upload(spec).await
+            }
+            async fn upload_part(
+                &self,
+                key: &str,
+                id: &str,
+                n: i32,
+                body: Vec<u8>,
+                sha: [u8; 32],
+            ) -> Result<UploadedPart, ServiceError> {
+                self.0.upload_part(key, id, n, body, sha).await
+            }
+            async fn complete_upload(
+                &self,
+                key: &str,
+                id: &str,
+                parts: &[UploadedPart],
+            ) -> Result<(), ServiceError> {
+                self.0.complete_upload(key, id, parts).await
+            }
+            async fn abort_upload(&self, key: &str, id: &str) -> Result<(), ServiceError> {
+                self.0.abort_upload(key, id).await
+            }
+            async fn put(&self, spec: &ObjectSpec, body: Vec<u8>) -> Result<(), ServiceError> {
+                self.0.put(spec, body).await
+            }
+            async fn head(&self, key: &str) -> Result<Option<ArchivedObject>, ServiceError> {
+                self.0
+                    .objects
+                    .lock()
+                    .unwrap()
+                    .retain(|k, _| !k.ends_with(".record.json"));
+                self.0.head(key).await
+            }
+            async fn get_range(
+                &self,
+                key: &str,
+                start: u64,
+                len: u64,
+            ) -> Result<Vec<u8>, ServiceError> {
+                self.0.get_range(key, start, len).await
+            }
+            async fn get(&self, key: &str, max: u64) -> Result<Option<Vec<u8>>, ServiceError> {
+                self.0.get(key, max).await
+            }
+            async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError> {
+                self.0.list(prefix).await
+            }
+            async fn request_restore(&self, key: &str, days: i32) -> Result<bool, ServiceError> {
+                self.0.request_restore(key, days).await
+            }
+        }
+        let store = Arc::new(RecordLost(MemoryArchive::default()));
+        let summary = archiving(&w, store.clone(), &[])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            not_done(&summary),
+            vec![(format!(".trash/{name}"), Unfinished::Failed)]
+        );
+        assert!(
+            summary.not_done[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("record"),
+            "{summary:?}"
+        );
+        assert!(entry.join("record.json").exists());
+        assert!(entry.join("data/f").exists());
     }
 
     #[tokio::test]

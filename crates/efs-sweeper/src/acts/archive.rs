@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use lifecycle_domain::archive::archive_key;
+use lifecycle_domain::archive::{archive_key, record_key};
 use lifecycle_domain::layout::TrashName;
 use lifecycle_domain::reasons::Action;
 use lifecycle_domain::sweep::{describe, SweepReason, SweepTarget};
@@ -76,10 +76,17 @@ impl Sweeper {
         // The fresh re-check right before the purge: the archive as it is in the bucket now, and
         // the table now.
         let object = archive.store.head(&key).await?;
-        let verified = match &object {
+        let mut verified = match &object {
             None => Err("the archive is not in the bucket".to_string()),
             Some(object) => archived.matches(object),
         };
+        // The record beside it too: without it a restore would have to be told tier and status.
+        if verified.is_ok()
+            && archived.with_record
+            && archive.store.head(&record_key(&name)).await?.is_none()
+        {
+            verified = Err("the record beside the archive is not in the bucket".to_string());
+        }
         if let Err(why) = verified {
             audit(&what, tenant, Action::Skip, reason, false)
                 .error(format!("{key}: {why}; the EFS copy is kept"))
