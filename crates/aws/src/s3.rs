@@ -184,8 +184,17 @@ pub struct S3Archive {
 
 impl S3Archive {
     pub fn new(sdk: &SdkConfig, bucket: impl Into<String>) -> Self {
+        // Archives are read by ranges, which a whole-object checksum cannot check: the SDK checks
+        // response checksums only where a call asks (HeadObject does). What is read is checked
+        // by the zstd frame's own checksum, to the end of the stream.
+        let config = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(sdk.endpoint_url().is_some())
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
+            .build();
         Self {
-            client: client(sdk),
+            client: aws_sdk_s3::Client::from_conf(config),
             bucket: bucket.into(),
         }
     }

@@ -227,3 +227,46 @@ async fn an_archived_workspace_whose_record_exists_again_is_not_restored() {
     );
     assert!(!fx.workspace_dir("acme", "ws-again").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_archive_archive_is_asked_back_from_s3_then_restored() {
+    let fx = Fixture::new().await;
+    let bucket = fx.archive_bucket().await;
+    let (entry, name) = trashed(&fx, "ws-deep", "active", 1024);
+    let before = snapshot(&entry.join("data"));
+    archiving(&fx, &bucket).run(now(), None).await.unwrap();
+    let key = archive_key(&name);
+    // What the bucket's lifecycle rule does after ArchiveDeepArchiveAfterDays.
+    fx.s3()
+        .copy_object()
+        .bucket(&bucket)
+        .key(&key)
+        .copy_source(format!("{bucket}/{key}"))
+        .storage_class(aws_sdk_s3::types::StorageClass::DeepArchive)
+        .send()
+        .await
+        .unwrap();
+    let aws = Aws::new(fx.sdk.clone());
+    let config = fx.config(&[]);
+    let restore = || async {
+        restore_from_archive(
+            aws.table(&config).as_ref(),
+            &WorkspaceFs::new(fx.root()),
+            aws.archive(&bucket),
+            &name,
+            &RetentionPolicy::default(),
+            &Supplied::default(),
+            now(),
+        )
+        .await
+    };
+    let err = restore().await.unwrap_err();
+    assert!(
+        matches!(&err, ArchiveRestoreError::NotReadyYet { started: true, class, .. } if class == "DEEP_ARCHIVE"),
+        "{err}"
+    );
+    assert!(!fx.workspace_dir("acme", "ws-deep").exists());
+    // moto finishes a restore at once; S3 takes hours, and the operator runs the command again.
+    let restored = restore().await.unwrap();
+    assert_eq!(snapshot(&restored.place), before);
+}
