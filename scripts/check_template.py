@@ -223,6 +223,52 @@ def main(path):
     c.check("DRY_RUN" not in env("storage-audit") and "MAX_ACTIONS" not in env("storage-audit"),
             "storage-audit has nothing to dry-run or cap: it deletes nothing")
 
+    # --- The archive (ArchiveWorkspaces): off by default, a bucket that keeps archives safely and
+    # ends them by native lifecycle rules, and a sweeper that may only write them. ---
+    archive_param = params.get("ArchiveWorkspaces", {})
+    c.check(archive_param.get("Default") == "false", "ArchiveWorkspaces defaults to false (no archiving)")
+    c.check(conditions.get("Archive") == {"Fn::Equals": [REF("ArchiveWorkspaces"), "true"]},
+            "condition Archive is ArchiveWorkspaces == 'true'")
+    bucket = resources.get("ArchiveBucket", {})
+    c.check(bucket.get("Type") == "AWS::S3::Bucket" and bucket.get("Condition") == "Archive",
+            "ArchiveBucket exists only under Archive")
+    c.check(bucket.get("DeletionPolicy") == "Retain", "ArchiveBucket is retained when the stack goes")
+    props = bucket.get("Properties", {})
+    c.check(props.get("VersioningConfiguration", {}).get("Status") == "Enabled", "ArchiveBucket is versioned")
+    sse = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [{}])
+    c.check(bool(sse[0].get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm")), "ArchiveBucket is encrypted")
+    pab = props.get("PublicAccessBlockConfiguration", {})
+    c.check(all(pab.get(k) is True for k in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
+                                             "RestrictPublicBuckets"]), "ArchiveBucket blocks public access")
+    rules = [r for r in props.get("LifecycleConfiguration", {}).get("Rules", []) if r.get("Status") == "Enabled"]
+    classes = {tr.get("StorageClass") for r in rules for tr in r.get("Transitions", [])}
+    c.check({"GLACIER_IR", "DEEP_ARCHIVE"} <= classes, f"archives move to Glacier IR and Deep Archive: {classes}")
+    c.check(any(r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") for r in rules),
+            "old versions of archives expire")
+    c.check(any(r.get("AbortIncompleteMultipartUpload") for r in rules), "abandoned multipart uploads are removed")
+    for tier in ["Free", "Pro", "Enterprise"]:
+        days = REF(f"ArchiveDays{tier}")
+        expiring = [r for r in rules if r.get("ExpirationInDays") == days
+                    and r.get("TagFilters") == [{"Key": "retentionDays", "Value": days}]]
+        c.check(len(expiring) == 1, f"a lifecycle rule expires archives tagged retentionDays=ArchiveDays{tier} after that many days")
+    sweeper_env = env("efs-sweeper")
+    c.check(sweeper_env.get("ARCHIVE_BUCKET") == {"Fn::If": ["Archive", REF("ArchiveBucket"), REF("AWS::NoValue")]},
+            "efs-sweeper gets ARCHIVE_BUCKET only under Archive")
+    policy = sweeper_env.get("ARCHIVE_POLICY", {}).get("Fn::If", [None, {}])[1]
+    text = policy.get("Fn::Sub", "") if isinstance(policy, dict) else ""
+    c.check(all(f"${{ArchiveDays{t}}}" in text for t in ["Free", "Pro", "Enterprise"]) and '"notArchived": ["cancelled"]' in text,
+            "ARCHIVE_POLICY takes the three tiers' days (the lifecycle rules' days) and never archives cancelled")
+    sweeper_statements = [st for pol in functions["efs-sweeper"]["Properties"].get("Policies", []) if isinstance(pol, dict)
+                          for st in pol.get("Statement", [])]
+    s3_statements = [st.get("Fn::If", [None, st])[1] for st in sweeper_statements
+                     if any(str(a).startswith("s3:") for a in (st.get("Fn::If", [None, st])[1].get("Action", [])
+                                                                if isinstance(st.get("Fn::If", [None, st])[1], dict) else []))]
+    s3_actions = sorted({a for st in s3_statements for a in st.get("Action", [])})
+    c.check(s3_actions == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
+            f"efs-sweeper may only write, read and abort archives (no delete): {s3_actions}")
+    c.check(all(st.get("Resource") == {"Fn::Sub": "${ArchiveBucket.Arn}/workspaces/*"} for st in s3_statements),
+            "efs-sweeper's S3 permissions are on the archive bucket's workspaces/ only")
+
     # --- Failed stream batches: kept whole in S3, and an alarm when one lands. ---
     events = functions["ttl-expiry"]["Properties"]["Events"]
     stream = next(e for e in events.values() if e["Type"] == "DynamoDB")["Properties"]

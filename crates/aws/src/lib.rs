@@ -20,5 +20,5 @@ pub use eventbridge::EventBridgeNotices;
 pub use lambda::LambdaFunctions;
 pub use logs::CloudWatchLogGroups;
 pub use posture::{DynamoTableSettings, EcrPolicies, EfsFileSystems, EventBridgeAuditReports};
-pub use s3::{S3Buckets, S3FailedBatches};
+pub use s3::{S3Archive, S3Buckets, S3FailedBatches};
 pub use sdk::{load_sdk_config, sdk_config_loader, service_error};

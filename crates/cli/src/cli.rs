@@ -56,7 +56,8 @@ pub enum Command {
         #[arg(long, short = 'y', global = true)]
         yes: bool,
     },
-    /// Put a trashed workspace back: data, record (fresh expiry) and access point.
+    /// Put a trashed workspace back: data, record (fresh expiry) and access point. From the
+    /// trash within its grace, else from the archive bucket (ARCHIVE_BUCKET).
     Restore {
         workspace_id: String,
         /// The tier, where the trash kept no record (an orphan) or one that cannot be read.
@@ -68,7 +69,8 @@ pub enum Command {
         /// The user, in the same cases.
         #[arg(long)]
         user: Option<String>,
-        /// Which trash entry (its name under `.trash`), when several could be meant.
+        /// Which trash entry (its name under `.trash`, or of its archive), when several could
+        /// be meant.
         #[arg(long)]
         entry: Option<String>,
     },
@@ -101,6 +103,11 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// The archive bucket (ARCHIVE_BUCKET).
+    Archive {
+        #[command(subcommand)]
+        what: ArchiveCommand,
+    },
     /// What a heartbeat does: push the workspace's expiry forward.
     Touch { workspace_id: String },
     /// The storage posture: table, file system, registry, logs and buckets, each finding with
@@ -110,6 +117,16 @@ pub enum Command {
         /// (critical, high, medium, low, info).
         #[arg(long, value_parser = parse_severity, default_value = "high")]
         fail_on: Severity,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+pub enum ArchiveCommand {
+    /// Archived workspaces: size, when deleted and archived, storage class and expiry.
+    Ls {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 

@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use lifecycle_fs::WorkspaceFs;
-use lifecycle_ports::{AccessPoints, FailedBatches, WorkspaceTable};
-use lifecycle_runtime::config::{Config, Env, NO_CLUSTER, OBSERVE_VARS, SHARED_VARS};
+use lifecycle_ports::{AccessPoints, ArchiveStore, FailedBatches, WorkspaceTable};
+use lifecycle_runtime::config::{
+    ArchiveConfig, Config, Env, NO_CLUSTER, OBSERVE_VARS, SHARED_VARS,
+};
 use lifecycle_runtime::{Aws, Function};
 
 use crate::cli::Global;
@@ -141,6 +143,12 @@ impl Context {
 
     pub fn failed_batches(&self, bucket: &str) -> Arc<dyn FailedBatches> {
         self.aws.failed_batches(bucket)
+    }
+
+    /// The archive bucket (`ARCHIVE_BUCKET`), if there is one.
+    pub fn archive(&self) -> Result<Option<Arc<dyn ArchiveStore>>> {
+        Ok(ArchiveConfig::from(&self.lookup(Access::Read, &[]))?
+            .map(|archive| self.aws.archive(&archive.bucket)))
     }
 
     pub fn fs(&self, config: &Config) -> WorkspaceFs {

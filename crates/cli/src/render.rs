@@ -66,6 +66,7 @@ pub fn human(bytes: u64) -> String {
 fn kind(target: &SweepTarget) -> &'static str {
     match target {
         SweepTarget::PurgeTrash { .. } => "purge_trash",
+        SweepTarget::ArchiveTrash { .. } => "archive_then_purge",
         SweepTarget::FinishStaged { .. } => "finish_staged",
         SweepTarget::TrashOrphan { .. } => "move_to_trash",
         SweepTarget::DeleteAccessPoint { .. } => "delete_access_point",
@@ -83,9 +84,21 @@ pub fn sweep_plan(plan: &SweepPlan) -> String {
     let mut out = format!("{:<20} {:<60} REASON\n", "ACTION", "TARGET");
     for a in &plan.actions {
         let target = describe(&a.target);
+        // An archive says for how long and why: the operator sees exactly what would happen.
+        let archive = match &a.target {
+            SweepTarget::ArchiveTrash {
+                retention_days,
+                archive_reason,
+                ..
+            } => format!(
+                " (archive kept {retention_days} days: {})",
+                archive_reason.as_str()
+            ),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{:<20} {target:<60} {}",
+            "{:<20} {target:<60} {}{archive}",
             kind(&a.target),
             a.reason.as_str()
         );
@@ -223,12 +236,33 @@ pub fn status(s: &Status) -> String {
             human(s.trash.bytes)
         ),
         format!("orphans         {} (dry sweep){cap}", s.orphans),
+        archive_lines(s),
         String::new(),
         forecast_chart(&s.forecast),
         String::new(),
         trash_chart(&s.trash_by_age, &s.trash_other),
     ]
     .join("\n")
+}
+
+/// The archive's line (and the monthly cost of trash and archive at list prices), if any.
+fn archive_lines(s: &Status) -> String {
+    let Some(a) = &s.archive else {
+        return "archive         none (ARCHIVE_BUCKET not set)".into();
+    };
+    let classes: Vec<String> = a
+        .by_class
+        .iter()
+        .map(|(class, (n, bytes))| format!("{class} {n} ({})", human(*bytes)))
+        .collect();
+    format!(
+        "archive         {} archives, {}: {}\n  per month     trash on EFS ${:.2}, archive ${:.2} (list prices)",
+        a.archives,
+        human(a.bytes),
+        classes.join(", "),
+        a.trash_monthly_usd,
+        a.monthly_usd
+    )
 }
 
 /// The failed batches about to be replayed.
@@ -370,3 +404,28 @@ fn trash_chart(
 
 #[cfg(test)]
 mod tests;
+
+/// `archive ls`: one line per archive.
+pub fn archived(rows: &[crate::commands::archive::Archived]) -> String {
+    let mut out = format!(
+        "{:<16} {:<24} {:>10} {:<20} {:<20} {:<20} CLASS\n",
+        "TENANT", "WORKSPACE", "SIZE", "DELETED", "ARCHIVED", "EXPIRES"
+    );
+    let when = |t: Option<i64>| t.map_or("-".to_string(), date);
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:>10} {:<20} {:<20} {:<20} {}",
+            r.tenant_id,
+            r.workspace_id,
+            human(r.size),
+            date(r.deleted_at),
+            when(r.archived_at),
+            when(r.expires_at),
+            r.storage_class
+        );
+    }
+    let bytes: u64 = rows.iter().map(|r| r.size).sum();
+    let _ = write!(out, "total: {} archives, {}", rows.len(), human(bytes));
+    out
+}

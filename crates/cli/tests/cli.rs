@@ -513,3 +513,79 @@ async fn replay_keeps_a_workspace_recreated_since_and_refuses_what_it_cannot_rea
         );
     }
 }
+
+#[tokio::test]
+async fn an_archived_workspace_is_listed_and_restored_from_the_archive() {
+    let fx = Fixture::new().await;
+    seed(&fx).await;
+    let bucket = fx.archive_bucket().await;
+    let before = snapshot(&fx.workspace_dir("acme", "ws-free"));
+    expire_by_ttl(&fx, "ws-free").await;
+    let summary = fx
+        .sweeper(&[
+            ("TRASH_GRACE_DAYS", "0"),
+            ("ARCHIVE_BUCKET", bucket.as_str()),
+        ])
+        .run(lifecycle_domain::time::now_epoch(), None)
+        .await
+        .unwrap();
+    assert_eq!(summary.actions.len(), 1, "{summary:?}");
+    assert!(std::fs::read_dir(fx.root().join(".trash"))
+        .unwrap()
+        .next()
+        .is_none());
+    let with_bucket = [("ARCHIVE_BUCKET", Some(bucket.as_str()))];
+
+    let (code, out, err) = lifecycle_with(
+        &fx,
+        &["archive", "ls", "--tenant", "acme", "--json"],
+        &with_bucket,
+    );
+    assert_eq!(code, 0, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(listed[0]["workspaceId"], "ws-free");
+    // free tier: kept 30 days from its archiving.
+    assert_eq!(
+        listed[0]["expiresAt"].as_i64().unwrap() - listed[0]["archivedAt"].as_i64().unwrap(),
+        30 * 86_400
+    );
+    let (code, out, _) = lifecycle_with(
+        &fx,
+        &["archive", "ls", "--tenant", "globex", "--json"],
+        &with_bucket,
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        Value::Array(vec![])
+    );
+
+    let (code, out, err) = lifecycle_with(&fx, &["status", "--json"], &with_bucket);
+    assert_eq!(code, 0, "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["archive"]["archives"], 1, "{out}");
+    assert_eq!(status["archive"]["byClass"]["STANDARD"][0], 1, "{out}");
+    assert!(status["archive"]["bytes"].as_u64().unwrap() > 0);
+
+    // Not in the trash any more: without the bucket there is nothing to restore from.
+    let (code, _, err) = lifecycle(&fx, &["restore", "ws-free"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no trash entry"), "{err}");
+    let (code, out, err) = lifecycle_with(&fx, &["restore", "ws-free", "--json"], &with_bucket);
+    assert_eq!(code, 0, "{err}");
+    let restored: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        PathBuf::from(restored["place"].as_str().unwrap()),
+        fx.workspace_dir("acme", "ws-free")
+    );
+    assert_eq!(snapshot(&fx.workspace_dir("acme", "ws-free")), before);
+    assert!(fx.get("ws-free").await.is_some(), "record re-created");
+
+    // Its record exists again: a second restore from the archive is refused.
+    std::fs::remove_dir_all(fx.workspace_dir("acme", "ws-free")).unwrap();
+    let (code, _, err) = lifecycle_with(&fx, &["restore", "ws-free"], &with_bucket);
+    assert_ne!(code, 0);
+    assert!(err.contains("has a record again"), "{err}");
+    assert!(!fx.workspace_dir("acme", "ws-free").exists());
+}

@@ -26,6 +26,9 @@ const SEP: char = '+';
 pub const STAGING_PREFIX: &str = ".staging+";
 /// What a purge renames an entry to before it deletes anything.
 pub const PURGING_PREFIX: &str = ".purging+";
+/// Where a restore from the archive extracts an entry before publishing it under its own name:
+/// not a trash entry's name, so no sweep ever touches it.
+pub const RESTORING_PREFIX: &str = ".restoring+";
 const NONCE_LEN: usize = 16;
 
 /// A stable 16-hex-digit nonce for a seed (a stream record's sequence number, so a retried record

@@ -4,6 +4,7 @@
 
 pub mod access_point;
 pub mod activity;
+pub mod archive;
 pub mod audit;
 pub mod caps;
 pub mod expiry;

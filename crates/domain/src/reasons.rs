@@ -12,6 +12,8 @@ pub enum Action {
     UnmarkAccessPoint,
     MoveToTrash,
     PurgeTrashEntry,
+    /// A trash entry archived to the archive bucket (verified) before its purge.
+    ArchiveTrashEntry,
     PutBackRecord,
     Skip,
     RejectRecord,

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::access_point::{identify, AccessPointRules, WorkspaceAccessPoint};
 use crate::access_point::{AccessPointInfo, ORPHAN_SINCE_TAG};
+use crate::archive::{ArchiveDecision, ArchivePolicy, ArchiveReason};
 use crate::caps::{self, Caps, PercentSetting, MIN_POPULATION_FOR_PERCENT};
 use crate::ids::{TenantId, WorkspaceId};
 use crate::layout::{TrashName, PURGING_PREFIX, STAGING_PREFIX};
@@ -119,6 +120,9 @@ pub enum SweepReason {
     OrphanAgeUnknown,
     /// A marked access point whose workspace has a record again.
     OwnerRegained,
+    /// Grace elapsed, and the archive policy does not archive its status (cancelled): purged
+    /// without an archive, as without `ARCHIVE_BUCKET`.
+    NotArchived,
 }
 
 crate::serde_codes!(SweepReason);
@@ -134,6 +138,16 @@ impl std::fmt::Display for SweepReason {
 pub enum SweepTarget {
     PurgeTrash {
         entry: String,
+    },
+    /// Grace elapsed and the archive policy archives it: archived to the archive bucket, the
+    /// upload verified, then (after fresh re-checks) the EFS copy purged.
+    #[serde(rename_all = "camelCase")]
+    ArchiveTrash {
+        entry: String,
+        /// Days the archive is kept (its `retentionDays` tag).
+        retention_days: u32,
+        /// Why the policy archives it (`policy_archive`, `record_unknown`).
+        archive_reason: ArchiveReason,
     },
     /// A `.staging+` entry whose move stopped half-way: published (data and record) or, when the
     /// data never moved, its lone record removed. Never deletes data.
@@ -530,13 +544,68 @@ impl AgeEvidence {
 
 pub fn describe(target: &SweepTarget) -> String {
     match target {
-        SweepTarget::PurgeTrash { entry } => format!(".trash/{entry}"),
+        SweepTarget::PurgeTrash { entry } | SweepTarget::ArchiveTrash { entry, .. } => {
+            format!(".trash/{entry}")
+        }
         SweepTarget::FinishStaged { entry } => format!(".trash/{STAGING_PREFIX}{entry}"),
         SweepTarget::TrashOrphan { tenant, workspace } => format!("{tenant}/{workspace}"),
         SweepTarget::DeleteAccessPoint { id, .. }
         | SweepTarget::MarkAccessPoint { id, .. }
         | SweepTarget::UnmarkAccessPoint { id, .. } => id.clone(),
     }
+}
+
+/// With an archive bucket: each purge of an entry whose grace elapsed becomes what the archive
+/// policy says of the record kept with it (`kept`: entry name → its `record.json`, `None` when it
+/// has none): archived then purged, or purged without an archive (`not_archived`). An entry whose
+/// record was not read is archived for the longest retention: never purged unarchived on a guess.
+/// Resumed purges (`.purging+`, committed by an earlier run) stay purges; the caps, applied
+/// before, count archives as the purges they end in.
+pub fn route_purges(
+    mut plan: SweepPlan,
+    policy: &ArchivePolicy,
+    kept: &BTreeMap<String, Option<Vec<u8>>>,
+) -> SweepPlan {
+    for action in &mut plan.actions {
+        let SweepTarget::PurgeTrash { entry } = &action.target else {
+            continue;
+        };
+        if action.reason != SweepReason::TrashGraceElapsed {
+            continue;
+        }
+        let decision = match kept.get(entry) {
+            Some(record) => policy.decide_kept(record.as_deref()),
+            None => ArchiveDecision::Archive {
+                days: policy.longest_days(),
+                reason: ArchiveReason::RecordUnknown,
+            },
+        };
+        match decision {
+            ArchiveDecision::Archive { days, reason } => {
+                action.target = SweepTarget::ArchiveTrash {
+                    entry: entry.clone(),
+                    retention_days: days,
+                    archive_reason: reason,
+                };
+            }
+            ArchiveDecision::Terminate { .. } => action.reason = SweepReason::NotArchived,
+        }
+    }
+    plan
+}
+
+/// The trash entries a plan purges because their grace elapsed: whose records
+/// [`route_purges`] needs.
+pub fn purges_due(plan: &SweepPlan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match &a.target {
+            SweepTarget::PurgeTrash { entry } if a.reason == SweepReason::TrashGraceElapsed => {
+                Some(entry.clone())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Every workspace the records name, for "is this directory owned?".

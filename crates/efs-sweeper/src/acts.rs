@@ -13,6 +13,7 @@ use crate::report::Unfinished;
 use crate::Sweeper;
 
 mod access_point;
+mod archive;
 mod trash;
 
 /// What a purge freed (nothing for other actions).
@@ -40,6 +41,8 @@ pub(crate) enum ActError {
     Fs(#[from] FsError),
     #[error("a task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Archive(#[from] lifecycle_fs::archive::ArchiveError),
     /// A name in the plan that does not parse (a planner's plan never has one).
     #[error("{0}")]
     Invalid(String),
@@ -50,6 +53,7 @@ impl ActError {
     pub(crate) fn failure(&self) -> Option<Failure> {
         match self {
             ActError::Service(e) => Some(e.failure),
+            ActError::Archive(lifecycle_fs::archive::ArchiveError::Service(e)) => Some(e.failure),
             _ => None,
         }
     }
@@ -62,6 +66,7 @@ fn invalid(e: impl std::fmt::Display) -> ActError {
 pub(crate) fn action_of(target: &SweepTarget) -> Action {
     match target {
         SweepTarget::PurgeTrash { .. } => Action::PurgeTrashEntry,
+        SweepTarget::ArchiveTrash { .. } => Action::ArchiveTrashEntry,
         SweepTarget::FinishStaged { .. } | SweepTarget::TrashOrphan { .. } => Action::MoveToTrash,
         SweepTarget::DeleteAccessPoint { .. } => Action::DeleteAccessPoint,
         SweepTarget::MarkAccessPoint { .. } => Action::MarkOrphanAccessPoint,
@@ -112,6 +117,14 @@ impl Sweeper {
         let reason = planned.reason;
         match &planned.target {
             SweepTarget::PurgeTrash { entry } => self.purge(entry, reason, deadline).await,
+            SweepTarget::ArchiveTrash {
+                entry,
+                retention_days,
+                ..
+            } => {
+                self.archive_then_purge(entry, *retention_days, reason, deadline)
+                    .await
+            }
             SweepTarget::FinishStaged { entry } => self.finish_staged(entry, reason).await,
             SweepTarget::TrashOrphan { tenant, workspace } => {
                 self.trash_orphan(tenant, workspace, reason, now).await

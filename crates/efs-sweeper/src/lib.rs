@@ -26,9 +26,10 @@ mod tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lifecycle_domain::archive::ArchivePolicy;
 use lifecycle_domain::sweep::SweepPlan;
 use lifecycle_fs::{FsError, WorkspaceFs};
-use lifecycle_ports::{AccessPoints, ServiceError, Tasks, WorkspaceTable};
+use lifecycle_ports::{AccessPoints, ArchiveStore, ServiceError, Tasks, WorkspaceTable};
 use lifecycle_runtime::config::{Config, Env};
 use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
 
@@ -45,6 +46,17 @@ pub struct Sweeper {
     pub deleter: Arc<LazyDeleter>,
     pub config: Config,
     pub settings: Settings,
+    /// `ARCHIVE_BUCKET`: entries the policy archives are archived before their purge; `None`:
+    /// every entry past its grace is purged, as before.
+    pub archive: Option<ArchiveTarget>,
+}
+
+/// Where and how trash entries are archived before their purge.
+pub struct ArchiveTarget {
+    pub store: Arc<dyn ArchiveStore>,
+    pub policy: ArchivePolicy,
+    /// Every upload part but the last is this size ([`lifecycle_fs::archive::PART_SIZE`]).
+    pub part_size: usize,
 }
 
 impl Function for Sweeper {
@@ -63,6 +75,11 @@ impl Function for Sweeper {
             tasks: aws.tasks(&config),
             fs: WorkspaceFs::new(&config.efs_root),
             deleter: Arc::new(LazyDeleter::new(settings.delete_concurrency)),
+            archive: settings.archive.as_ref().map(|a| ArchiveTarget {
+                store: aws.archive(&a.bucket),
+                policy: a.policy.clone(),
+                part_size: lifecycle_fs::archive::PART_SIZE,
+            }),
             config,
             settings,
         })

@@ -1,7 +1,12 @@
 //! Fetch and decide: every listing the sweep needs, then the pure planner. Reads only.
 
 use lifecycle_domain::record::{attr, Value as StoredValue};
-use lifecycle_domain::sweep::{owners_from, plan_sweep, AccessPointEntry, SweepPlan, SweepRules};
+use std::collections::BTreeMap;
+
+use lifecycle_domain::layout::TrashName;
+use lifecycle_domain::sweep::{
+    owners_from, plan_sweep, purges_due, route_purges, AccessPointEntry, SweepPlan, SweepRules,
+};
 use lifecycle_fs::FsError;
 
 use crate::{SweepError, Sweeper};
@@ -50,7 +55,7 @@ impl Sweeper {
             None => Vec::new(),
         };
         let in_use = self.in_use().await?;
-        Ok(plan_sweep(
+        let plan = plan_sweep(
             &live,
             &trash,
             &owners,
@@ -58,6 +63,24 @@ impl Sweeper {
             &in_use,
             now,
             &self.rules(),
-        ))
+        );
+        let Some(archive) = &self.archive else {
+            return Ok(plan);
+        };
+        // The records kept with the entries due, for the archive policy. One that cannot be read
+        // is left out, and an entry without its record is archived for the longest retention.
+        let (fs, due) = (self.fs.clone(), purges_due(&plan));
+        let kept = tokio::task::spawn_blocking(move || {
+            due.into_iter()
+                .filter_map(|entry| {
+                    let name = entry.parse::<TrashName>().ok()?;
+                    let record = fs.read_trash_record(&name).ok()?;
+                    Some((entry, record))
+                })
+                .collect::<BTreeMap<_, _>>()
+        })
+        .await
+        .map_err(|e| SweepError::Task(e.to_string()))?;
+        Ok(route_purges(plan, &archive.policy, &kept))
     }
 }

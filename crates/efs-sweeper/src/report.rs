@@ -96,7 +96,17 @@ impl SweepSummary {
             &[
                 (
                     "TrashPurged",
-                    self.count(|t| matches!(t, SweepTarget::PurgeTrash { .. })),
+                    self.count(|t| {
+                        matches!(
+                            t,
+                            SweepTarget::PurgeTrash { .. } | SweepTarget::ArchiveTrash { .. }
+                        )
+                    }),
+                    "Count",
+                ),
+                (
+                    "TrashArchived",
+                    self.count(|t| matches!(t, SweepTarget::ArchiveTrash { .. })),
                     "Count",
                 ),
                 (

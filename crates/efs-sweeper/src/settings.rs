@@ -1,7 +1,7 @@
 //! efs-sweeper's own settings, beside the shared [`lifecycle_runtime::config::Config`].
 
 use lifecycle_domain::sweep::SweepRules;
-use lifecycle_runtime::config::{Config, ConfigError, Env};
+use lifecycle_runtime::config::{ArchiveConfig, Config, ConfigError, Env};
 use tree_deleter::{DEFAULT_DELETE_WORKERS, MAX_DELETE_WORKERS};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +11,8 @@ pub struct Settings {
     pub max_action_percent: u32,
     pub max_purge_percent: u32,
     pub delete_concurrency: usize,
+    /// `ARCHIVE_BUCKET` and `ARCHIVE_POLICY`: `None` (unset) purges trash as before.
+    pub archive: Option<ArchiveConfig>,
 }
 
 /// A weekly run with a 7-day grace finds about half the trash due; all of it says the clock or
@@ -25,6 +27,8 @@ impl Settings {
         "MAX_ACTION_PERCENT",
         "MAX_PURGE_PERCENT",
         "DELETE_CONCURRENCY",
+        "ARCHIVE_BUCKET",
+        "ARCHIVE_POLICY",
     ];
 
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
@@ -42,6 +46,7 @@ impl Settings {
                 DEFAULT_DELETE_WORKERS,
                 1..=MAX_DELETE_WORKERS,
             )?,
+            archive: ArchiveConfig::from(env)?,
         })
     }
 

@@ -95,6 +95,7 @@ impl World {
             tasks: Some(self.tasks.clone()),
             fs: WorkspaceFs::new(self.root.path()),
             deleter: Arc::new(ParallelDeleter::new(2).unwrap().into()),
+            archive: None,
             config,
             settings,
         }
@@ -352,4 +353,443 @@ async fn the_handler_plans_then_executes_and_a_dry_run_changes_nothing() {
     let json = serde_json::to_value(&real).unwrap();
     assert_eq!(json["actions"][0]["kind"], "purge_trash");
     assert_eq!(json["actions"][0]["reason"], "trash_grace_elapsed");
+}
+
+mod archiving {
+    use super::*;
+    use lifecycle_domain::archive::{archive_key, record_key, ArchivePolicy, RETENTION_TAG};
+    use lifecycle_ports::fakes::archive::MemoryArchive;
+    use lifecycle_ports::{ArchiveStore, ArchivedObject, ObjectSpec, StoredObject, UploadedPart};
+
+    fn archiving(w: &World, store: Arc<dyn ArchiveStore>, vars: &[(&str, &str)]) -> Sweeper {
+        let mut sweeper = w.sweeper(vars);
+        sweeper.archive = Some(ArchiveTarget {
+            store,
+            policy: ArchivePolicy::default(),
+            part_size: 64 * 1024,
+        });
+        sweeper
+    }
+
+    /// A due trash entry whose record.json is a `tier` record in `status`.
+    fn kept(w: &World, ws: &str, tier: &str, status: &str) -> (std::path::PathBuf, String) {
+        let entry = w.trash_entry(now() - 30 * DAY, "acme", ws);
+        let item = serde_json::json!({"deletedAt": 1, "item": {
+            "workspaceId": {"S": ws}, "tenantId": {"S": "acme"}, "tier": {"S": tier},
+            "subscriptionStatus": {"S": status}, "lastActivityAt": {"N": "1"}
+        }});
+        fs::write(
+            entry.join("record.json"),
+            serde_json::to_vec(&item).unwrap(),
+        )
+        .unwrap();
+        let name = entry.file_name().unwrap().to_str().unwrap().to_string();
+        (entry, name)
+    }
+
+    fn key(name: &str) -> String {
+        archive_key(&name.parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_entry_the_policy_archives_is_archived_then_purged() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-pro", "pro", "active");
+        let store = Arc::new(MemoryArchive::default());
+        let sweeper = archiving(&w, store.clone(), &[]);
+        let plan = sweeper.plan(now()).await.unwrap();
+        assert_eq!(
+            plan.actions
+                .iter()
+                .map(|a| a.target.clone())
+                .collect::<Vec<_>>(),
+            vec![SweepTarget::ArchiveTrash {
+                entry: name.clone(),
+                retention_days: 90,
+                archive_reason: lifecycle_domain::archive::ArchiveReason::PolicyArchive,
+            }]
+        );
+        let summary = sweeper.execute(plan, now(), None).await;
+        assert_eq!(
+            described(&summary),
+            vec![format!(".trash/{name} trash_grace_elapsed")]
+        );
+        assert!(!entry.exists(), "purged after the archive");
+        let object = store.object(&key(&name)).unwrap();
+        assert_eq!(
+            object.tags.get(RETENTION_TAG).map(String::as_str),
+            Some("90")
+        );
+        assert!(store.object(&record_key(&name.parse().unwrap())).is_some());
+        assert_eq!(summary.files_freed, 2, "data/f and record.json");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_subscription_is_purged_without_an_archive() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-gone", "enterprise", "cancelled");
+        let store = Arc::new(MemoryArchive::default());
+        let summary = archiving(&w, store.clone(), &[])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            described(&summary),
+            vec![format!(".trash/{name} not_archived")]
+        );
+        assert!(!entry.exists());
+        assert!(store.objects.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_shows_the_archive_and_changes_nothing() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-pro", "pro", "active");
+        let store = Arc::new(MemoryArchive::default());
+        let summary = archiving(&w, store.clone(), &[("DRY_RUN", "true")])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert!(summary.dry_run);
+        assert!(matches!(
+            &summary.actions[0].target,
+            SweepTarget::ArchiveTrash { entry, retention_days: 90, .. } if *entry == name
+        ));
+        assert!(entry.exists());
+        assert!(store.objects.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_upload_that_fails_half_way_keeps_the_entry_and_the_next_run_retries() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-pro", "pro", "active");
+        // Large enough for several parts of 64 KiB.
+        let noise: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+            .collect();
+        fs::write(entry.join("data/noise"), noise).unwrap();
+        let store = Arc::new(MemoryArchive::default());
+        *store.fail_parts_after.lock().unwrap() = Some(1);
+        let sweeper = archiving(&w, store.clone(), &[]);
+        let summary = sweeper.run(now(), None).await.unwrap();
+        assert!(summary.actions.is_empty());
+        assert_eq!(
+            not_done(&summary),
+            vec![(format!(".trash/{name}"), Unfinished::Failed)]
+        );
+        assert!(entry.join("data/noise").exists(), "the EFS copy stays");
+        assert!(store.object(&key(&name)).is_none());
+        assert_eq!(store.open_uploads(), 0, "every upload was aborted");
+        assert!(!store.aborted.lock().unwrap().is_empty());
+        *store.fail_parts_after.lock().unwrap() = None;
+        let summary = sweeper.run(now(), None).await.unwrap();
+        assert_eq!(
+            described(&summary),
+            vec![format!(".trash/{name} trash_grace_elapsed")]
+        );
+        assert!(!entry.exists());
+        assert!(store.object(&key(&name)).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_workspace_with_a_record_again_is_neither_archived_nor_purged() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-back", "pro", "active");
+        w.directory("acme", "ws-back");
+        w.record("acme", "ws-back");
+        let store = Arc::new(MemoryArchive::default());
+        let summary = archiving(&w, store.clone(), &[])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            not_done(&summary),
+            vec![(format!(".trash/{name}"), Unfinished::Recreated)]
+        );
+        assert!(entry.exists());
+        assert!(store.objects.lock().unwrap().is_empty());
+    }
+
+    /// A bucket that loses or changes what it was sent: its description never matches.
+    struct Lossy(MemoryArchive);
+
+    #[async_trait]
+    impl ArchiveStore for Lossy {
+        async fn start_upload(&self, spec: &ObjectSpec) -> Result<String, ServiceError> {
+            self.0.start_upload(spec).await
+        }
+        async fn upload_part(
+            &self,
+            key: &str,
+            id: &str,
+            n: i32,
+            body: Vec<u8>,
+            sha: [u8; 32],
+        ) -> Result<UploadedPart, ServiceError> {
+            self.0.upload_part(key, id, n, body, sha).await
+        }
+        async fn complete_upload(
+            &self,
+            key: &str,
+            id: &str,
+            parts: &[UploadedPart],
+        ) -> Result<(), ServiceError> {
+            self.0.complete_upload(key, id, parts).await
+        }
+        async fn abort_upload(&self, key: &str, id: &str) -> Result<(), ServiceError> {
+            self.0.abort_upload(key, id).await
+        }
+        async fn put(&self, spec: &ObjectSpec, body: Vec<u8>) -> Result<(), ServiceError> {
+            self.0.put(spec, body).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ArchivedObject>, ServiceError> {
+            Ok(self.0.head(key).await?.map(|mut o| {
+                o.sha256 = Some([0; 32]);
+                o
+            }))
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            start: u64,
+            len: u64,
+        ) -> Result<Vec<u8>, ServiceError> {
+            self.0.get_range(key, start, len).await
+        }
+        async fn get(&self, key: &str, max: u64) -> Result<Option<Vec<u8>>, ServiceError> {
+            self.0.get(key, max).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError> {
+            self.0.list(prefix).await
+        }
+        async fn request_restore(&self, key: &str, days: i32) -> Result<bool, ServiceError> {
+            self.0.request_restore(key, days).await
+        }
+    }
+
+    /// A bucket at whose second description (the re-check right before the purge) the
+    /// workspace's record is created again, as the control plane would.
+    struct RecordAppears {
+        inner: MemoryArchive,
+        table: Arc<MemoryTable>,
+        heads: AtomicUsize,
+        record: Attributes,
+    }
+
+    #[async_trait]
+    impl ArchiveStore for RecordAppears {
+        async fn start_upload(&self, spec: &ObjectSpec) -> Result<String, ServiceError> {
+            self.inner.start_upload(spec).await
+        }
+        async fn upload_part(
+            &self,
+            key: &str,
+            id: &str,
+            n: i32,
+            body: Vec<u8>,
+            sha: [u8; 32],
+        ) -> Result<UploadedPart, ServiceError> {
+            self.inner.upload_part(key, id, n, body, sha).await
+        }
+        async fn complete_upload(
+            &self,
+            key: &str,
+            id: &str,
+            parts: &[UploadedPart],
+        ) -> Result<(), ServiceError> {
+            self.inner.complete_upload(key, id, parts).await
+        }
+        async fn abort_upload(&self, key: &str, id: &str) -> Result<(), ServiceError> {
+            self.inner.abort_upload(key, id).await
+        }
+        async fn put(&self, spec: &ObjectSpec, body: Vec<u8>) -> Result<(), ServiceError> {
+            self.inner.put(spec, body).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ArchivedObject>, ServiceError> {
+            if self.heads.fetch_add(1, Ordering::SeqCst) == 1 {
+                let id = self.record.workspace_id().unwrap().to_string();
+                self.table
+                    .items
+                    .lock()
+                    .unwrap()
+                    .insert(id, self.record.clone());
+            }
+            self.inner.head(key).await
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            start: u64,
+            len: u64,
+        ) -> Result<Vec<u8>, ServiceError> {
+            self.inner.get_range(key, start, len).await
+        }
+        async fn get(&self, key: &str, max: u64) -> Result<Option<Vec<u8>>, ServiceError> {
+            self.inner.get(key, max).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError> {
+            self.inner.list(prefix).await
+        }
+        async fn request_restore(&self, key: &str, days: i32) -> Result<bool, ServiceError> {
+            self.inner.request_restore(key, days).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_that_appears_after_the_archive_keeps_the_efs_copy() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-late", "pro", "active");
+        let mut record = Attributes::default();
+        record.insert(attr::WORKSPACE_ID, Value::S("ws-late".into()));
+        record.insert(attr::TENANT_ID, Value::S("acme".into()));
+        let store = Arc::new(RecordAppears {
+            inner: MemoryArchive::default(),
+            table: w.table.clone(),
+            heads: AtomicUsize::new(0),
+            record,
+        });
+        let summary = archiving(&w, store.clone(), &[])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            not_done(&summary),
+            vec![(format!(".trash/{name}"), Unfinished::Recreated)]
+        );
+        assert_eq!(
+            store.heads.load(Ordering::SeqCst),
+            3,
+            "described after the upload, then it and its record right before the purge"
+        );
+        assert!(entry.join("data/f").exists(), "the EFS copy stays");
+        assert!(
+            store.inner.object(&key(&name)).is_some(),
+            "the archive stays too"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_object_gone_from_the_bucket_keeps_the_efs_copy() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-pro", "pro", "active");
+        // The record object disappears at the archive's first description (after its upload).
+        struct RecordLost(MemoryArchive);
+        #[async_trait]
+        impl ArchiveStore for RecordLost {
+            async fn start_upload(&self, spec: &ObjectSpec) -> Result<String, ServiceError> {
+                self.0.start_upload(spec).await
+            }
+            async fn upload_part(
+                &self,
+                key: &str,
+                id: &str,
+                n: i32,
+                body: Vec<u8>,
+                sha: [u8; 32],
+            ) -> Result<UploadedPart, ServiceError> {
+                self.0.upload_part(key, id, n, body, sha).await
+            }
+            async fn complete_upload(
+                &self,
+                key: &str,
+                id: &str,
+                parts: &[UploadedPart],
+            ) -> Result<(), ServiceError> {
+                self.0.complete_upload(key, id, parts).await
+            }
+            async fn abort_upload(&self, key: &str, id: &str) -> Result<(), ServiceError> {
+                self.0.abort_upload(key, id).await
+            }
+            async fn put(&self, spec: &ObjectSpec, body: Vec<u8>) -> Result<(), ServiceError> {
+                self.0.put(spec, body).await
+            }
+            async fn head(&self, key: &str) -> Result<Option<ArchivedObject>, ServiceError> {
+                self.0
+                    .objects
+                    .lock()
+                    .unwrap()
+                    .retain(|k, _| !k.ends_with(".record.json"));
+                self.0.head(key).await
+            }
+            async fn get_range(
+                &self,
+                key: &str,
+                start: u64,
+                len: u64,
+            ) -> Result<Vec<u8>, ServiceError> {
+                self.0.get_range(key, start, len).await
+            }
+            async fn get(&self, key: &str, max: u64) -> Result<Option<Vec<u8>>, ServiceError> {
+                self.0.get(key, max).await
+            }
+            async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError> {
+                self.0.list(prefix).await
+            }
+            async fn request_restore(&self, key: &str, days: i32) -> Result<bool, ServiceError> {
+                self.0.request_restore(key, days).await
+            }
+        }
+        let store = Arc::new(RecordLost(MemoryArchive::default()));
+        let summary = archiving(&w, store.clone(), &[])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            not_done(&summary),
+            vec![(format!(".trash/{name}"), Unfinished::Failed)]
+        );
+        assert!(
+            summary.not_done[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("record"),
+            "{summary:?}"
+        );
+        assert!(entry.join("record.json").exists());
+        assert!(entry.join("data/f").exists());
+    }
+
+    #[tokio::test]
+    async fn an_archive_that_does_not_verify_purges_nothing() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-pro", "pro", "active");
+        let store = Arc::new(Lossy(MemoryArchive::default()));
+        let summary = archiving(&w, store.clone(), &[])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            not_done(&summary),
+            vec![(format!(".trash/{name}"), Unfinished::Failed)]
+        );
+        assert!(
+            summary.not_done[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("checksum"),
+            "{summary:?}"
+        );
+        assert!(entry.join("data/f").exists());
+    }
+
+    #[tokio::test]
+    async fn a_deadline_stops_an_archive_cleanly_and_the_next_run_finishes() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-pro", "pro", "active");
+        let store = Arc::new(MemoryArchive::default());
+        let sweeper = archiving(&w, store.clone(), &[]);
+        let plan = sweeper.plan(now()).await.unwrap();
+        let summary = sweeper.execute(plan, now(), Some(Instant::now())).await;
+        assert!(summary.stopped_at_deadline);
+        assert!(entry.exists());
+        assert_eq!(store.open_uploads(), 0);
+        let summary = sweeper.run(now(), None).await.unwrap();
+        assert_eq!(
+            described(&summary),
+            vec![format!(".trash/{name} trash_grace_elapsed")]
+        );
+        assert!(!entry.exists());
+    }
 }

@@ -2,6 +2,7 @@
 //! Every operation works relative to open directory handles with `O_NOFOLLOW`, so a symlink planted
 //! at `<tenantId>` or `<workspaceId>` can never redirect a move or a delete outside the root.
 
+pub mod archive;
 pub mod restore;
 
 use std::ffi::OsStr;

@@ -9,8 +9,11 @@ use lifecycle_domain::prune::{ImageDetail, ImageUse};
 use lifecycle_domain::record::{Attributes, Observed};
 use lifecycle_domain::tasks::{InUse, TaskSummary};
 
+pub mod archive;
 pub mod fakes;
 pub mod posture;
+
+pub use archive::{ArchiveStore, ArchivedObject, ObjectSpec, Readiness, UploadedPart};
 
 /// How a call failed, which is what a caller decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -193,6 +196,8 @@ pub struct StoredObject {
     pub size: i64,
     /// Epoch seconds.
     pub last_modified: Option<i64>,
+    /// As the listing says (`None`: not said, STANDARD).
+    pub storage_class: Option<String>,
 }
 
 /// The bucket Lambda writes a stream's failed batches to (its S3 on-failure destination).

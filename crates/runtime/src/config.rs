@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use lifecycle_domain::access_point::{parse_root_prefix, AccessPointRules, Ownership};
+use lifecycle_domain::archive::ArchivePolicy;
 use lifecycle_domain::retention::RetentionPolicy;
 
 pub const DEFAULT_EFS_ROOT: &str = "/mnt/workspaces";
@@ -369,6 +370,56 @@ fn access_point_rules<F: Fn(&str) -> Option<String>>(
     })
 }
 
+/// The variables of archiving ([`ArchiveConfig::from`]): efs-sweeper and the CLI read them.
+pub const ARCHIVE_VARS: &[&str] = &["ARCHIVE_BUCKET", "ARCHIVE_POLICY"];
+
+/// Archiving before purge (`ARCHIVE_BUCKET`, `ARCHIVE_POLICY`): off unless a bucket is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveConfig {
+    pub bucket: String,
+    pub policy: ArchivePolicy,
+}
+
+impl ArchiveConfig {
+    /// `None` when `ARCHIVE_BUCKET` is unset (today's behaviour: trash is purged, not archived).
+    /// `ARCHIVE_POLICY` without a bucket is an error: a policy that would never apply is a
+    /// misconfiguration, never silently nothing.
+    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Self>, ConfigError> {
+        let policy = match env.get("ARCHIVE_POLICY")? {
+            None => None,
+            Some(text) => Some(
+                ArchivePolicy::from_json(&text)
+                    .map_err(|e| err("ARCHIVE_POLICY", e.to_string()))?,
+            ),
+        };
+        let Some(bucket) = env.get("ARCHIVE_BUCKET")? else {
+            if policy.is_some() {
+                return Err(err(
+                    "ARCHIVE_POLICY",
+                    "is set but ARCHIVE_BUCKET is not: nothing would be archived",
+                ));
+            }
+            return Ok(None);
+        };
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'))
+            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(err(
+                "ARCHIVE_BUCKET",
+                format!("{bucket:?} is not an S3 bucket name (3-63 of a-z 0-9 . -)"),
+            ));
+        }
+        Ok(Some(Self {
+            bucket,
+            policy: policy.unwrap_or_default(),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +431,39 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from(&Env(move |k: &str| map.get(k).cloned()))
+    }
+
+    fn archive(pairs: &[(&str, &str)]) -> Result<Option<ArchiveConfig>, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ArchiveConfig::from(&Env(move |k: &str| map.get(k).cloned()))
+    }
+
+    #[test]
+    fn archive_settings() {
+        assert_eq!(archive(&[]).unwrap(), None);
+        let on = archive(&[("ARCHIVE_BUCKET", "acme-archive")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(on.bucket, "acme-archive");
+        assert_eq!(on.policy, ArchivePolicy::default());
+        let e = archive(&[(
+            "ARCHIVE_POLICY",
+            r#"{"tierDays": {"free": 1, "pro": 1, "enterprise": 1}}"#,
+        )])
+        .unwrap_err();
+        assert_eq!(e.var, "ARCHIVE_POLICY");
+        assert!(e.problem.contains("ARCHIVE_BUCKET"), "{e}");
+        let e = archive(&[("ARCHIVE_BUCKET", "b"), ("ARCHIVE_POLICY", "{}")]).unwrap_err();
+        assert_eq!(e.var, "ARCHIVE_POLICY");
+        for bad in ["Acme", "ab", "acme_archive", "-acme", "s3://acme"] {
+            let e = archive(&[("ARCHIVE_BUCKET", bad)]).unwrap_err();
+            assert_eq!(e.var, "ARCHIVE_BUCKET", "{bad}");
+        }
+        let e = archive(&[("ARCHIVE_BUCKET", " ")]).unwrap_err();
+        assert_eq!(e.var, "ARCHIVE_BUCKET");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use lifecycle_aws::{
     load_sdk_config, sdk_config_loader, DynamoTable, EcrRegistry, EcsDeployments, EcsTasks,
-    EfsAccessPoints, EventBridgeNotices, LambdaFunctions, S3FailedBatches,
+    EfsAccessPoints, EventBridgeNotices, LambdaFunctions, S3Archive, S3FailedBatches,
 };
 use lifecycle_aws::{
     CloudWatchLogGroups, DynamoTableSettings, EcrPolicies, EfsFileSystems, EventBridgeAuditReports,
@@ -16,8 +16,8 @@ use lifecycle_ports::posture::{
     AuditReports, Buckets, FileSystems, LogGroups, RegistryPolicies, TableSettings,
 };
 use lifecycle_ports::{
-    AccessPoints, AllDeployments, Deployments, FailedBatches, Notices, Registry, Tasks,
-    WorkspaceTable,
+    AccessPoints, AllDeployments, ArchiveStore, Deployments, FailedBatches, Notices, Registry,
+    Tasks, WorkspaceTable,
 };
 
 use crate::config::Config;
@@ -125,6 +125,11 @@ impl Aws {
 
     pub fn log_groups(&self) -> Arc<dyn LogGroups> {
         Arc::new(CloudWatchLogGroups::from_sdk(&self.sdk))
+    }
+
+    /// The archive bucket (`ARCHIVE_BUCKET`).
+    pub fn archive(&self, bucket: &str) -> Arc<dyn ArchiveStore> {
+        Arc::new(S3Archive::new(&self.sdk, bucket))
     }
 
     pub fn buckets(&self) -> Arc<dyn Buckets> {

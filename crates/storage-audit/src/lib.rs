@@ -59,6 +59,8 @@ impl Function for Auditor {
         "MAX_ACTION_PERCENT",
         "MAX_PURGE_PERCENT",
         "DELETE_CONCURRENCY",
+        "ARCHIVE_BUCKET",
+        "ARCHIVE_POLICY",
         "ECR_REPOSITORIES",
         "PRUNE_POLICY",
         "KEEP_TASK_DEFINITION_REVISIONS",

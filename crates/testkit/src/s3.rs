@@ -7,7 +7,8 @@ use crate::moto::unique;
 use crate::Fixture;
 
 impl Fixture {
-    fn s3(&self) -> aws_sdk_s3::Client {
+    /// An S3 client for set-up and checks (straight to moto, path-style).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.direct)
             .force_path_style(true)
             .build();
@@ -24,6 +25,54 @@ impl Fixture {
             .await
             .expect("create bucket");
         bucket
+    }
+
+    /// A new archive bucket, versioned as the template makes it.
+    pub async fn archive_bucket(&self) -> String {
+        let bucket = unique("archive").to_lowercase();
+        let s3 = self.s3();
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create bucket");
+        s3.put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("versioning");
+        bucket
+    }
+
+    /// Multipart uploads of `bucket` started and neither completed nor aborted.
+    pub async fn open_uploads(&self, bucket: &str) -> usize {
+        self.s3()
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("list uploads")
+            .uploads()
+            .len()
+    }
+
+    /// The keys of `bucket`.
+    pub async fn keys(&self, bucket: &str) -> Vec<String> {
+        self.s3()
+            .list_objects_v2()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("list objects")
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect()
     }
 
     pub async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) {

@@ -1,6 +1,7 @@
 //! One module per command; [`run`] dispatches.
 
 pub mod apply;
+pub mod archive;
 pub mod audit;
 pub mod plan;
 pub mod replay;
@@ -56,6 +57,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             replay::run(&ctx, sources, yes, dry_run, output).await
         }
+        Command::Archive {
+            what: crate::cli::ArchiveCommand::Ls { tenant },
+        } => archive::ls(&ctx, tenant.as_deref(), output).await,
         Command::Touch { workspace_id } => touch::run(&ctx, &workspace_id, output).await,
         Command::Audit { fail_on } => audit::run(&ctx, fail_on, output).await,
     }

@@ -1,15 +1,17 @@
-//! `lifecycle restore`: a trashed workspace back in place, with its record (fresh expiry) and a
-//! new access point like the one it had.
+//! `lifecycle restore`: a trashed (or archived) workspace back in place, with its record (fresh
+//! expiry) and a new access point like the one it had. The trash comes first; past it, the
+//! archive bucket (`ARCHIVE_BUCKET`).
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _, Result};
 use lifecycle_domain::access_point::AccessPointSpec;
+use lifecycle_domain::archive::{entry_of_key, workspace_prefix};
 use lifecycle_domain::layout::TrashName;
 use lifecycle_domain::record::{attr, Attributes, Observed};
 use lifecycle_domain::{TenantId, WorkspaceId};
 use lifecycle_fs::restore::Supplied;
-use lifecycle_ports::{AccessPoints, WorkspaceTable};
+use lifecycle_ports::{AccessPoints, ArchiveStore, WorkspaceTable};
 use serde::Serialize;
 
 use crate::context::{Access, Context};
@@ -37,17 +39,43 @@ pub async fn run(
     let ws = WorkspaceId::parse(workspace_id)?;
     let fs = ctx.fs(&config);
     let entries = lifecycle_fs::restore::entries_for(&fs, ws.as_str())?;
-    let entry = choose(&entries, chosen, &ws, config.trash_grace_days, ctx.now)?;
     let table = ctx.table(&config);
-    let restored = lifecycle_fs::restore::restore(
-        table.as_ref(),
-        &fs,
-        entry,
-        &config.retention,
-        supplied,
-        ctx.now,
-    )
-    .await?;
+    // The trash first (within the grace); else the archive, when there is one.
+    let (entry, restored) = match choose(&entries, chosen, &ws, config.trash_grace_days, ctx.now) {
+        Ok(entry) => {
+            let restored = lifecycle_fs::restore::restore(
+                table.as_ref(),
+                &fs,
+                entry,
+                &config.retention,
+                supplied,
+                ctx.now,
+            )
+            .await?;
+            (entry.clone(), restored)
+        }
+        Err(not_in_trash) => {
+            let Some(store) = ctx.archive()? else {
+                return Err(not_in_trash);
+            };
+            let archived = archived_entries(store.as_ref(), &ws).await?;
+            let entry = choose_archived(&archived, chosen, &ws)
+                .map_err(|e| e.context(format!("{not_in_trash:#}")))?
+                .clone();
+            let restored = lifecycle_fs::archive::restore_from_archive(
+                table.as_ref(),
+                &fs,
+                store,
+                &entry,
+                &config.retention,
+                supplied,
+                ctx.now,
+            )
+            .await?;
+            (entry, restored)
+        }
+    };
+    let entry = &entry;
     // The access point was deleted with the workspace: make a new one like it, and record it.
     let access_point_id = match (&restored.access_point_id, &config.efs_file_system_id) {
         (Some(_), Some(fs_id)) => {
@@ -71,6 +99,50 @@ pub async fn run(
         access_point_id,
     };
     output.show(&restored, render::restored)
+}
+
+/// The archived generations of a workspace, newest first (from the bucket's listing).
+async fn archived_entries(store: &dyn ArchiveStore, ws: &WorkspaceId) -> Result<Vec<TrashName>> {
+    let mut names: Vec<TrashName> = store
+        .list(&workspace_prefix(ws.as_str()))
+        .await
+        .context("listing the archive")?
+        .iter()
+        .filter_map(|o| entry_of_key(&o.key))
+        .collect();
+    names.sort_by_key(|n| std::cmp::Reverse(n.deleted_at));
+    Ok(names)
+}
+
+/// The archive to restore: the one named, or the newest (two of the same second: the operator
+/// chooses).
+fn choose_archived<'a>(
+    archived: &'a [TrashName],
+    chosen: Option<&str>,
+    ws: &WorkspaceId,
+) -> Result<&'a TrashName> {
+    if let Some(name) = chosen {
+        return archived
+            .iter()
+            .find(|e| e.to_string() == name)
+            .with_context(|| format!("{name} is not an archive of {ws}"));
+    }
+    let newest = archived
+        .first()
+        .with_context(|| format!("and {ws} has no archive"))?;
+    let tied: Vec<String> = archived
+        .iter()
+        .filter(|e| e.deleted_at == newest.deleted_at)
+        .map(|e| e.to_string())
+        .collect();
+    if tied.len() > 1 {
+        bail!(
+            "{} archives of {ws} were deleted in the same second; choose one with --entry: {}",
+            tied.len(),
+            tied.join(", ")
+        );
+    }
+    Ok(newest)
 }
 
 /// The trash entry to restore: the one named, or the newest within the grace.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use lifecycle_domain::forecast::{self, AgeBand, Expiring, Forecast, TrashAge};
 use lifecycle_domain::layout::{workspace_rel_path, TrashName};
 use lifecycle_domain::record::Attributes;
@@ -29,6 +29,44 @@ pub struct Status {
     pub trash_by_age: Vec<AgeBand>,
     /// Names in the trash that are not a trash entry's (staging, purging, foreign).
     pub trash_other: AgeBand,
+    /// The archive bucket (`ARCHIVE_BUCKET`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveUsage>,
+}
+
+/// What the archive holds, and what it and the trash cost a month at list prices.
+#[derive(Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveUsage {
+    pub archives: usize,
+    pub bytes: u64,
+    /// Archives and bytes per storage class.
+    pub by_class: BTreeMap<String, (usize, u64)>,
+    pub monthly_usd: f64,
+    /// The trash on EFS Standard, for comparison.
+    pub trash_monthly_usd: f64,
+}
+
+/// Sums the archive listing (archive objects only, not their records).
+pub fn archive_usage(objects: &[lifecycle_ports::StoredObject], trash_bytes: u64) -> ArchiveUsage {
+    use lifecycle_domain::archive::{
+        entry_of_key, monthly_usd, s3_usd_per_gb_month, EFS_STANDARD_USD_PER_GB_MONTH,
+    };
+    let mut usage = ArchiveUsage {
+        trash_monthly_usd: monthly_usd(trash_bytes, EFS_STANDARD_USD_PER_GB_MONTH),
+        ..ArchiveUsage::default()
+    };
+    for o in objects.iter().filter(|o| entry_of_key(&o.key).is_some()) {
+        let bytes = o.size.max(0) as u64;
+        usage.archives += 1;
+        usage.bytes += bytes;
+        usage.monthly_usd += monthly_usd(bytes, s3_usd_per_gb_month(o.storage_class.as_deref()));
+        let class = o.storage_class.clone().unwrap_or_else(|| "STANDARD".into());
+        let slot = usage.by_class.entry(class).or_default();
+        slot.0 += 1;
+        slot.1 += bytes;
+    }
+    usage
 }
 
 /// How many days the forecast covers.
@@ -81,6 +119,16 @@ pub async fn run(ctx: &Context, output: Output) -> Result<()> {
         .collect();
     let (trash_by_age, trash_other) =
         forecast::trash_by_age(&ages, ctx.now, config.trash_grace_days);
+    let archive = match ctx.archive()? {
+        Some(store) => {
+            let objects = store
+                .list(lifecycle_domain::archive::ARCHIVE_PREFIX)
+                .await
+                .context("listing the archive")?;
+            Some(archive_usage(&objects, bytes))
+        }
+        None => None,
+    };
     let status = Status {
         fleet: Fleet::of(&items, ctx.now),
         trash: TrashUsage {
@@ -93,6 +141,7 @@ pub async fn run(ctx: &Context, output: Output) -> Result<()> {
         forecast: forecast::expiring_by_day(&expiring, ctx.now, FORECAST_DAYS),
         trash_by_age,
         trash_other,
+        archive,
     };
     output.show(&status, render::status)
 }
@@ -165,7 +214,9 @@ fn orphans(plan: &SweepPlan) -> usize {
         .filter(|a| {
             !matches!(
                 a.target,
-                SweepTarget::PurgeTrash { .. } | SweepTarget::UnmarkAccessPoint { .. }
+                SweepTarget::PurgeTrash { .. }
+                    | SweepTarget::ArchiveTrash { .. }
+                    | SweepTarget::UnmarkAccessPoint { .. }
             )
         })
         .count();
@@ -288,5 +339,42 @@ mod tests {
         let (files, bytes) = usage(dir.path());
         assert_eq!(files, 3, "two files and the link itself");
         assert!((15..4096).contains(&bytes), "{bytes}");
+    }
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use super::*;
+    use lifecycle_ports::StoredObject;
+
+    #[test]
+    fn archive_usage_counts_archives_not_records_and_prices_each_class() {
+        let object = |key: &str, size: i64, class: Option<&str>| StoredObject {
+            key: key.into(),
+            size,
+            last_modified: None,
+            storage_class: class.map(str::to_string),
+        };
+        let name = "1700000000+acme+ws-1+0123456789abcdef";
+        let objects = [
+            object(
+                &format!("workspaces/ws-1/{name}.tar.zst"),
+                1_000_000_000,
+                None,
+            ),
+            object(&format!("workspaces/ws-1/{name}.record.json"), 500, None),
+            object(
+                "workspaces/ws-2/1700000000+acme+ws-2+0123456789abcdef.tar.zst",
+                2_000_000_000,
+                Some("DEEP_ARCHIVE"),
+            ),
+            object("elsewhere/x.tar.zst", 9_000_000_000, None),
+        ];
+        let usage = archive_usage(&objects, 3_000_000_000);
+        assert_eq!(usage.archives, 2);
+        assert_eq!(usage.bytes, 3_000_000_000);
+        assert_eq!(usage.by_class["DEEP_ARCHIVE"], (1, 2_000_000_000));
+        assert!((usage.monthly_usd - (0.023 + 2.0 * 0.00099)).abs() < 1e-9);
+        assert!((usage.trash_monthly_usd - 0.90).abs() < 1e-9);
     }
 }

@@ -127,3 +127,37 @@ fn bars_scale_to_the_largest_value_in_eighths() {
     // 1/16 of 40 cells is 2.5 cells: two full and a half.
     assert_eq!(bar(1, 16), "██▌");
 }
+
+#[test]
+fn a_plan_shows_archive_then_purge_with_its_days_and_plain_purges_apart() {
+    use lifecycle_domain::archive::ArchiveReason;
+    use lifecycle_domain::sweep::{Planned, SweepReason};
+    let plan = SweepPlan {
+        actions: vec![
+            Planned {
+                target: SweepTarget::ArchiveTrash {
+                    entry: "1+acme+ws-1".into(),
+                    retention_days: 90,
+                    archive_reason: ArchiveReason::PolicyArchive,
+                },
+                reason: SweepReason::TrashGraceElapsed,
+            },
+            Planned {
+                target: SweepTarget::PurgeTrash {
+                    entry: "1+acme+ws-2".into(),
+                },
+                reason: SweepReason::NotArchived,
+            },
+        ],
+        ..SweepPlan::default()
+    };
+    let text = sweep_plan(&plan);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[1].starts_with("archive_then_purge"), "{text}");
+    assert!(
+        lines[1].ends_with("trash_grace_elapsed (archive kept 90 days: policy_archive)"),
+        "{text}"
+    );
+    assert!(lines[2].starts_with("purge_trash"), "{text}");
+    assert!(lines[2].ends_with("not_archived"), "{text}");
+}

@@ -526,7 +526,7 @@ proptest! {
                 | SweepTarget::MarkAccessPoint { workspace, .. } => {
                     prop_assert!(!owners.contains_key(workspace));
                 }
-                SweepTarget::PurgeTrash { .. } | SweepTarget::FinishStaged { .. } | SweepTarget::UnmarkAccessPoint { .. } => {}
+                SweepTarget::PurgeTrash { .. } | SweepTarget::ArchiveTrash { .. } | SweepTarget::FinishStaged { .. } | SweepTarget::UnmarkAccessPoint { .. } => {}
             }
         }
     }
@@ -580,6 +580,94 @@ fn the_sweeper_and_the_pruner_skip_with_the_same_code() {
         crate::prune::PruneReason::SkippedCap.as_str(),
         SweepReason::SkippedCap.as_str()
     );
+}
+
+fn kept_record(status: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"deletedAt": 1, "item": {
+        "workspaceId": {"S": "w"}, "tenantId": {"S": "acme"}, "tier": {"S": "pro"},
+        "subscriptionStatus": {"S": status}, "lastActivityAt": {"N": "1"}
+    }}))
+    .unwrap()
+}
+
+#[test]
+fn purges_go_through_the_archive_policy() {
+    let day = 86_400;
+    let trash = [
+        format!("{}+acme+active+0123456789abcdef", NOW - 10 * day),
+        format!("{}+acme+cancelled+0123456789abcdef", NOW - 10 * day),
+        format!("{}+acme+orphan+0123456789abcdef", NOW - 10 * day),
+        format!("{}+acme+unread+0123456789abcdef", NOW - 10 * day),
+        format!("{}+acme+young+0123456789abcdef", NOW - day),
+        format!(".purging+{}+acme+resumed+0123456789abcdef", NOW - 10 * day),
+    ];
+    let entries: Vec<TrashEntry> = trash
+        .iter()
+        .map(|n| TrashEntry { name: n.clone() })
+        .collect();
+    let plan = plan_sweep(
+        &[],
+        &entries,
+        &owners(&[]),
+        &[],
+        &InUse::default(),
+        NOW,
+        &rules(),
+    );
+    let due = purges_due(&plan);
+    assert_eq!(due.len(), 4, "{due:?}");
+    let kept = BTreeMap::from([
+        (trash[0].clone(), Some(kept_record("active"))),
+        (trash[1].clone(), Some(kept_record("cancelled"))),
+        (trash[2].clone(), None),
+    ]);
+    let routed = route_purges(plan.clone(), &ArchivePolicy::default(), &kept);
+    let by_entry = |name: &str| {
+        routed
+            .actions
+            .iter()
+            .find(|a| describe(&a.target) == format!(".trash/{name}"))
+            .cloned()
+            .unwrap()
+    };
+    let archive = |entry: &str, days, why| Planned {
+        target: SweepTarget::ArchiveTrash {
+            entry: entry.into(),
+            retention_days: days,
+            archive_reason: why,
+        },
+        reason: SweepReason::TrashGraceElapsed,
+    };
+    assert_eq!(
+        by_entry(&trash[0]),
+        archive(&trash[0], 90, ArchiveReason::PolicyArchive)
+    );
+    assert_eq!(
+        by_entry(&trash[1]),
+        Planned {
+            target: SweepTarget::PurgeTrash {
+                entry: trash[1].clone()
+            },
+            reason: SweepReason::NotArchived,
+        }
+    );
+    assert_eq!(
+        by_entry(&trash[2]),
+        archive(&trash[2], 365, ArchiveReason::RecordUnknown)
+    );
+    // A record that was not read is not known to be cancelled.
+    assert_eq!(
+        by_entry(&trash[3]),
+        archive(&trash[3], 365, ArchiveReason::RecordUnknown)
+    );
+    assert_eq!(by_entry(&trash[5]).reason, SweepReason::PurgeResumed);
+    assert!(matches!(
+        by_entry(&trash[5]).target,
+        SweepTarget::PurgeTrash { .. }
+    ));
+    // Routing changes no target set other than the purges', and keeps the order and the skips.
+    assert_eq!(routed.actions.len(), plan.actions.len());
+    assert_eq!(routed.skipped, plan.skipped);
 }
 
 /// Red team: with `TRASH_GRACE_DAYS=0` the sweeper purged, within the hour, the data of held

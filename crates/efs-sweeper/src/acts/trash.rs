@@ -36,6 +36,19 @@ impl Sweeper {
             audit(&what, None, Action::PurgeTrashEntry, reason, true).emit();
             return Ok(Done(Freed::default()));
         }
+        self.purge_now(entry, reason, deadline).await
+    }
+
+    /// The purge itself, after its re-checks: rename to `.purging+`, then the deleter.
+    pub(super) async fn purge_now(
+        &self,
+        entry: &str,
+        reason: SweepReason,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, ActError> {
+        let what = describe(&SweepTarget::PurgeTrash {
+            entry: entry.to_string(),
+        });
         let (fs, deleter, entry) = (self.fs.clone(), self.deleter.get()?, entry.to_string());
         let report = tokio::task::spawn_blocking(move || {
             fs.purge_trash_entry_with(Some(&deleter), &entry, deadline)

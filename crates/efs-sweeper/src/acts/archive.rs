@@ -1,0 +1,104 @@
+//! Archive, then purge: a trash entry whose policy says archive is streamed to the archive
+//! bucket, the upload verified, and the EFS copy purged only after fresh re-checks.
+
+use std::time::Instant;
+
+use lifecycle_domain::archive::{archive_key, record_key};
+use lifecycle_domain::layout::TrashName;
+use lifecycle_domain::reasons::Action;
+use lifecycle_domain::sweep::{describe, SweepReason, SweepTarget};
+use lifecycle_fs::archive::{archive_trash_entry, ArchiveError, TreeError};
+
+use super::{audit, invalid, ActError, Freed, Outcome, Outcome::Done, Outcome::NotDone};
+use crate::report::Unfinished;
+use crate::Sweeper;
+
+impl Sweeper {
+    /// Archives `.trash/<entry>` (kept `retention_days`), then purges it. Before the upload and
+    /// again right before the purge: the workspace must have no record (a record that exists
+    /// again keeps the entry, archived or not), and before the purge the archive must be in the
+    /// bucket with the size and checksum that were sent. A failed or cut-short upload is aborted
+    /// and purges nothing; the next run archives the entry again from the start.
+    pub(super) async fn archive_then_purge(
+        &self,
+        entry: &str,
+        retention_days: u32,
+        reason: SweepReason,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, ActError> {
+        let dry_run = self.config.dry_run;
+        let Some(archive) = &self.archive else {
+            return Err(invalid("an archive was planned without ARCHIVE_BUCKET"));
+        };
+        let what = describe(&SweepTarget::PurgeTrash {
+            entry: entry.to_string(),
+        });
+        let name: TrashName = entry.parse().map_err(invalid)?;
+        let key = archive_key(&name);
+        let tenant = Some(name.tenant.as_str());
+        if self.has_record(&name.workspace).await? {
+            audit(&what, tenant, Action::Skip, reason, dry_run)
+                .error("the workspace has a record again (re-check): not archived, not purged")
+                .emit();
+            return Ok(NotDone(Unfinished::Recreated, Freed::default()));
+        }
+        if dry_run {
+            audit(&what, tenant, Action::ArchiveTrashEntry, reason, true)
+                .resource(&key)
+                .emit();
+            audit(&what, tenant, Action::PurgeTrashEntry, reason, true).emit();
+            return Ok(Done(Freed::default()));
+        }
+        let archived = match archive_trash_entry(
+            &self.fs,
+            archive.store.clone(),
+            &name,
+            retention_days,
+            archive.part_size,
+            deadline,
+        )
+        .await
+        {
+            Ok(archived) => archived,
+            Err(ArchiveError::Tree(TreeError::Deadline)) => {
+                audit(&what, tenant, Action::ArchiveTrashEntry, reason, false)
+                    .resource(&key)
+                    .error("stopped at the deadline; the upload was aborted and the next run archives it again")
+                    .emit();
+                return Ok(NotDone(Unfinished::StoppedAtDeadline, Freed::default()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        audit(&what, tenant, Action::ArchiveTrashEntry, reason, false)
+            .resource(&key)
+            .freed(archived.stats.files, archived.stats.bytes)
+            .emit();
+        // The fresh re-check right before the purge: the archive as it is in the bucket now, and
+        // the table now.
+        let object = archive.store.head(&key).await?;
+        let mut verified = match &object {
+            None => Err("the archive is not in the bucket".to_string()),
+            Some(object) => archived.matches(object),
+        };
+        // The record beside it too: without it a restore would have to be told tier and status.
+        if verified.is_ok()
+            && archived.with_record
+            && archive.store.head(&record_key(&name)).await?.is_none()
+        {
+            verified = Err("the record beside the archive is not in the bucket".to_string());
+        }
+        if let Err(why) = verified {
+            audit(&what, tenant, Action::Skip, reason, false)
+                .error(format!("{key}: {why}; the EFS copy is kept"))
+                .emit();
+            return Err(ArchiveError::Verify { key, why }.into());
+        }
+        if self.has_record(&name.workspace).await? {
+            audit(&what, tenant, Action::Skip, reason, false)
+                .error("the workspace has a record again (re-check): archived, not purged")
+                .emit();
+            return Ok(NotDone(Unfinished::Recreated, Freed::default()));
+        }
+        self.purge_now(entry, reason, deadline).await
+    }
+}
