@@ -67,6 +67,9 @@ pub enum Reason {
     /// finished entry (a link, a file, an empty or record-only directory, or live data is still
     /// there): the data stays in place, the access point too; not retried; an operator looks.
     RefusedTrashEntry,
+    /// A record went back (held, in use, not expired) but its data is neither live nor in the
+    /// trash: an operator must find out why (a purge that ran first, a restore from backup).
+    RecordWithoutData,
     /// A record for the workspace appeared while its data was being moved.
     RecordAppeared,
     /// The sweeper trashed the directory first (as an orphan); its entry now has the record.

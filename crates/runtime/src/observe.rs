@@ -162,6 +162,7 @@ impl Audit {
             Reason::InvalidRecord,
             Reason::RefusedSymlink,
             Reason::RefusedTrashEntry,
+            Reason::RecordWithoutData,
             Reason::RecordAppeared,
         ];
         if self.error.is_some() || warn.iter().any(|r| self.reason == r.as_str()) {

@@ -197,7 +197,29 @@ impl TtlExpiry {
             // Someone re-created it between our read and our write: theirs wins.
             self.audit(work, Action::Skip, Reason::Recreated).emit();
         }
-        self.move_back(work, &self.entry_name(work)).await?;
+        if !self.move_back(work, &self.entry_name(work)).await? {
+            self.warn_if_no_data(work).await?;
+        }
+        Ok(())
+    }
+
+    /// After a put-back that brought nothing back: if nothing is live either, the record is back
+    /// without its data, which nobody would notice until its owner does. Said on a warning line.
+    async fn warn_if_no_data(&self, work: &Expired) -> Result<(), RecordFailure> {
+        let fs = self.fs.clone();
+        let (tenant, workspace) = (work.tenant.clone(), work.workspace.clone());
+        let presence =
+            tokio::task::spawn_blocking(move || fs.workspace_presence(&tenant, &workspace))
+                .await
+                .map_err(|e| RecordFailure::Task(e.to_string()))??;
+        if presence == lifecycle_fs::Presence::Absent {
+            self.audit(work, Action::Skip, Reason::RecordWithoutData)
+                .error(
+                    "the record is back, but its data is neither live nor in the trash (purged \
+                     before the record came back, or never there): find out before its owner does",
+                )
+                .emit();
+        }
         Ok(())
     }
 

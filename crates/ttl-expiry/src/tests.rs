@@ -696,3 +696,32 @@ async fn an_image_that_had_not_expired_is_put_back_as_it_was() {
         Some(&Stored::N((10_000 + 7 * 86_400).to_string()))
     );
 }
+
+/// Red team: a held record went back after its data had been purged, reported as kept and
+/// nothing more. Now a warning line says the record is back without its data.
+#[tokio::test]
+async fn a_record_put_back_without_any_data_is_said_on_a_warning_line() {
+    let setup = Setup::new(&["ws-here"]);
+    let logs = Logs::default();
+    let failures = {
+        let _guard = tracing::subscriber::set_default(logs.subscriber());
+        failed(
+            &setup.function(),
+            vec![
+                ttl_remove("1", image("ws-gone", json!({"hold": {"BOOL": true}}))),
+                ttl_remove("2", image("ws-here", json!({"hold": {"BOOL": true}}))),
+            ],
+            None,
+        )
+        .await
+    };
+    assert!(failures.is_empty(), "{failures:?}");
+    let without: Vec<_> = logs
+        .audit_lines()
+        .into_iter()
+        .filter(|l| l["reason"] == "record_without_data")
+        .map(|l| l["workspaceId"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(without, vec!["ws-gone"]);
+    assert!(setup.table.items.lock().unwrap().contains_key("ws-gone"));
+}
