@@ -526,7 +526,8 @@ async fn an_archived_workspace_is_listed_and_restored_from_the_archive() {
             ("TRASH_GRACE_DAYS", "0"),
             ("ARCHIVE_BUCKET", bucket.as_str()),
         ])
-        .run(lifecycle_domain::time::now_epoch(), None)
+        // Two days on: no entry is archived and purged before it is a day old, whatever the grace.
+        .run(lifecycle_domain::time::now_epoch() + 2 * 86_400, None)
         .await
         .unwrap();
     assert_eq!(summary.actions.len(), 1, "{summary:?}");
