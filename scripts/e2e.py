@@ -196,6 +196,49 @@ def check_efs_sweeper(binary):
     audits = {(l["action"], l["reason"]) for l in audit_lines(lines)}
     check({("purge_trash_entry", "trash_grace_elapsed"), ("delete_access_point", "orphan_access_point")} <= audits,
           "audit lines with reason codes")
+    purged = [l for l in audit_lines(lines) if l["action"] == "purge_trash_entry"]
+    check([(l["workspaceId"], l.get("tenantId"), l.get("resource")) for l in purged]
+          == [("ws-old", "acme", f".trash/{os.path.basename(old)}")],
+          f"the purge's audit line names its workspace and tenant, the path as its resource: {purged}")
+    check_archive(binary, fleet, scheduled)
+
+
+def check_archive(binary, fleet, scheduled):
+    """Archive before purge (ARCHIVE_BUCKET): the entry is archived and verified before its EFS
+    copy is purged; an archive that cannot be written purges nothing."""
+    now = int(time.time())
+    s3 = client("s3")
+    bucket = f"e2e-archive-{fleet.table[-8:]}"
+    s3.create_bucket(Bucket=bucket)
+    entry = os.path.join(fleet.root, ".trash", f"{now - 9 * 86400}+acme+ws-arch")
+    os.makedirs(os.path.join(entry, "data", "src"))
+    with open(os.path.join(entry, "data", "src", "main.rs"), "w") as f:
+        f.write("fn main() {}\n")
+    with open(os.path.join(entry, "record.json"), "w") as f:
+        json.dump({"deletedAt": now - 9 * 86400, "item": {
+            "workspaceId": {"S": "ws-arch"}, "tenantId": {"S": "acme"}, "tier": {"S": "pro"},
+            "subscriptionStatus": {"S": "active"}, "lastActivityAt": {"N": str(now - 40 * 86400)}}}, f)
+    # A bucket that does not exist: the upload fails, the entry stays for the next run.
+    report, lines = run_function(binary, [scheduled], fleet.env(DRY_RUN="false", ARCHIVE_BUCKET=bucket + "-missing"),
+                                 timeout=120)
+    check(os.path.isfile(os.path.join(entry, "data", "src", "main.rs")), "archive: a failed upload purges nothing")
+    report, lines = run_function(binary, [scheduled], fleet.env(DRY_RUN="true", ARCHIVE_BUCKET=bucket), timeout=120)
+    dry = report["results"][0]["body"] if report["results"] else {}
+    check(os.path.isdir(entry) and "Contents" not in s3.list_objects_v2(Bucket=bucket),
+          "archive: the dry run uploads and purges nothing")
+    report, lines = run_function(binary, [scheduled], fleet.env(DRY_RUN="false", ARCHIVE_BUCKET=bucket), timeout=120)
+    real = report["results"][0]["body"] if report["results"] else {}
+    kinds = lambda body: sorted((a["kind"], a["reason"]) for a in body.get("actions", []))
+    check(kinds(dry) == kinds(real) == [("archive_trash", "trash_grace_elapsed")],
+          f"archive: dry run and real run agree: {kinds(dry)} / {kinds(real)}")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+    name = os.path.basename(entry)
+    check(keys == [f"workspaces/ws-arch/{name}.record.json", f"workspaces/ws-arch/{name}.tar.zst"],
+          f"archive: the archive and its record are in the bucket: {keys}")
+    check(not os.path.exists(entry), "archive: the EFS copy is purged after the archive verified")
+    actions = [(l["action"], l["workspaceId"]) for l in audit_lines(lines) if l["workspaceId"] == "ws-arch"]
+    check(actions == [("archive_trash_entry", "ws-arch"), ("purge_trash_entry", "ws-arch")],
+          f"archive: audit lines archive, then purge: {actions}")
 
 
 def check_ecr_pruner(binary):

@@ -555,6 +555,54 @@ pub fn describe(target: &SweepTarget) -> String {
     }
 }
 
+/// Whom an audit line is about, read back from a [`describe`]d target (or a skipped item's
+/// `what`): a trash entry or an orphan directory names its workspace and tenant, and the path
+/// goes in the line's resource; anything else (a workspace id, an access point id) is kept as
+/// it is. A trash entry whose name names no workspace is `-`: a path is never a workspace id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSubject {
+    pub workspace: String,
+    pub tenant: Option<String>,
+    pub resource: Option<String>,
+}
+
+pub fn audit_subject(what: &str) -> AuditSubject {
+    let named = |workspace: &str, tenant: &str| AuditSubject {
+        workspace: workspace.to_string(),
+        tenant: Some(tenant.to_string()),
+        resource: Some(what.to_string()),
+    };
+    if let Some(entry) = what.strip_prefix(".trash/") {
+        let entry = entry
+            .strip_prefix(STAGING_PREFIX)
+            .or_else(|| entry.strip_prefix(PURGING_PREFIX))
+            .unwrap_or(entry);
+        return match entry.parse::<TrashName>() {
+            Ok(name) => named(name.workspace.as_str(), name.tenant.as_str()),
+            Err(_) => AuditSubject {
+                workspace: "-".to_string(),
+                tenant: None,
+                resource: Some(what.to_string()),
+            },
+        };
+    }
+    if let Some((tenant, workspace)) = what.split_once('/') {
+        if TenantId::parse(tenant).is_ok() && WorkspaceId::parse(workspace).is_ok() {
+            return named(workspace, tenant);
+        }
+        return AuditSubject {
+            workspace: "-".to_string(),
+            tenant: None,
+            resource: Some(what.to_string()),
+        };
+    }
+    AuditSubject {
+        workspace: what.to_string(),
+        tenant: None,
+        resource: None,
+    }
+}
+
 /// With an archive bucket: each purge of an entry whose grace elapsed becomes what the archive
 /// policy says of the record kept with it (`kept`: entry name → its `record.json`, `None` when it
 /// has none): archived then purged, or purged without an archive (`not_archived`). An entry whose

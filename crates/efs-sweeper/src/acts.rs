@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use lifecycle_domain::reasons::Action;
-use lifecycle_domain::sweep::{Planned, SweepReason, SweepTarget};
+use lifecycle_domain::sweep::{audit_subject, Planned, SweepReason, SweepTarget};
 use lifecycle_fs::{FsError, MoveOutcome};
 use lifecycle_ports::{Failure, ServiceError};
 use lifecycle_runtime::observe::Audit;
@@ -81,8 +81,14 @@ pub(crate) fn audit(
     reason: SweepReason,
     dry_run: bool,
 ) -> Audit {
-    let line = Audit::new(what, action, reason, dry_run);
-    match tenant {
+    // A described trash entry or orphan directory names its workspace and tenant: those go in
+    // the line's fields and the path in its resource (a later `.resource` replaces it).
+    let subject = audit_subject(what);
+    let mut line = Audit::new(subject.workspace, action, reason, dry_run);
+    if let Some(resource) = subject.resource {
+        line = line.resource(resource);
+    }
+    match tenant.map(str::to_string).or(subject.tenant) {
         Some(t) => line.tenant(t),
         None => line,
     }

@@ -20,7 +20,7 @@
 use std::time::Instant;
 
 use lifecycle_domain::reasons::Action;
-use lifecycle_domain::sweep::{describe, Planned, SweepPlan, SweepReason};
+use lifecycle_domain::sweep::{describe, Planned, SweepPlan, SweepReason, SweepTarget};
 use lifecycle_ports::Failure;
 use lifecycle_runtime::progress::{Progress, Silent};
 use tracing::{info, warn};
@@ -143,15 +143,16 @@ fn record(
         }
         Ok(Outcome::NotDone(why, freed)) => (why, freed, None, None),
         Err(e) => {
-            audit(
-                &describe(&target),
-                None,
-                action_of(&target),
-                reason,
-                dry_run,
-            )
-            .error(&e)
-            .emit();
+            let line = match &target {
+                // An access point's line names its workspace; the id is the resource.
+                SweepTarget::DeleteAccessPoint { id, workspace, .. }
+                | SweepTarget::MarkAccessPoint { id, workspace, .. }
+                | SweepTarget::UnmarkAccessPoint { id, workspace } => {
+                    audit(workspace, None, action_of(&target), reason, dry_run).resource(id)
+                }
+                _ => audit(&describe(&target), None, action_of(&target), reason, dry_run),
+            };
+            line.error(&e).emit();
             (
                 Unfinished::Failed,
                 Freed::default(),

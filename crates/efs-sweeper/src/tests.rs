@@ -492,10 +492,9 @@ mod archiving {
     }
 
     #[tokio::test]
-    async fn a_workspace_with_a_record_again_is_neither_archived_nor_purged() {
+    async fn an_entry_that_may_be_a_records_only_data_is_neither_archived_nor_purged() {
         let w = World::new();
         let (entry, name) = kept(&w, "ws-back", "pro", "active");
-        w.directory("acme", "ws-back");
         w.record("acme", "ws-back");
         let store = Arc::new(MemoryArchive::default());
         let summary = archiving(&w, store.clone(), &[])
@@ -504,10 +503,35 @@ mod archiving {
             .unwrap();
         assert_eq!(
             not_done(&summary),
-            vec![(format!(".trash/{name}"), Unfinished::Recreated)]
+            vec![(
+                format!(".trash/{name}"),
+                Unfinished::RecordExistsWithoutData
+            )]
         );
-        assert!(entry.exists());
+        assert!(entry.join("data/f").exists());
         assert!(store.objects.lock().unwrap().is_empty());
+    }
+
+    /// As a purge without archiving does: a workspace re-created with data of its own does not
+    /// keep its old entry forever.
+    #[tokio::test]
+    async fn an_old_entry_of_a_workspace_re_created_with_data_is_archived_then_purged() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-back", "pro", "active");
+        let live = w.directory("acme", "ws-back");
+        w.record("acme", "ws-back");
+        let store = Arc::new(MemoryArchive::default());
+        let summary = archiving(&w, store.clone(), &[])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            described(&summary),
+            vec![format!(".trash/{name} trash_grace_elapsed")]
+        );
+        assert!(!entry.exists());
+        assert!(store.object(&key(&name)).is_some());
+        assert!(live.join("src/main.rs").exists(), "the live data is untouched");
     }
 
     /// A bucket that loses or changes what it was sent: its description never matches.
@@ -654,7 +678,10 @@ mod archiving {
             .unwrap();
         assert_eq!(
             not_done(&summary),
-            vec![(format!(".trash/{name}"), Unfinished::Recreated)]
+            vec![(
+                format!(".trash/{name}"),
+                Unfinished::RecordExistsWithoutData
+            )]
         );
         assert_eq!(
             store.heads.load(Ordering::SeqCst),

@@ -703,3 +703,30 @@ fn no_entry_is_purged_before_the_stream_could_bring_its_record_back() {
         2
     );
 }
+
+#[test]
+fn audit_lines_name_the_workspace_never_a_path() {
+    let entry = |what: &str| {
+        let s = audit_subject(what);
+        (s.workspace, s.tenant, s.resource)
+    };
+    let some = |s: &str| Some(s.to_string());
+    for what in [
+        ".trash/1700000000+acme+ws-1",
+        ".trash/.purging+1700000000+acme+ws-1",
+        ".trash/.staging+1700000000+acme+ws-1",
+    ] {
+        assert_eq!(entry(what), ("ws-1".into(), some("acme"), some(what)), "{what}");
+    }
+    assert_eq!(
+        entry("acme/ws-2"),
+        ("ws-2".into(), some("acme"), some("acme/ws-2"))
+    );
+    // Names that name no workspace: the path is the resource, the workspace is `-`.
+    for what in [".trash/not-an-entry", ".trash/", "acme/../x", "a/b/c"] {
+        assert_eq!(entry(what), ("-".into(), None, some(what)), "{what}");
+    }
+    // An id stays what it is.
+    assert_eq!(entry("ws-3"), ("ws-3".into(), None, None));
+    assert_eq!(entry("fsap-0123"), ("fsap-0123".into(), None, None));
+}

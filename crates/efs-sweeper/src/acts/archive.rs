@@ -15,8 +15,8 @@ use crate::Sweeper;
 
 impl Sweeper {
     /// Archives `.trash/<entry>` (kept `retention_days`), then purges it. Before the upload and
-    /// again right before the purge: the workspace must have no record (a record that exists
-    /// again keeps the entry, archived or not), and before the purge the archive must be in the
+    /// again right before the purge, as for any purge: an entry whose workspace has a record and
+    /// no live data may be that record's only data, and is kept (archived or not); and before the purge the archive must be in the
     /// bucket with the size and checksum that were sent. A failed or cut-short upload is aborted
     /// and purges nothing; the next run archives the entry again from the start.
     pub(super) async fn archive_then_purge(
@@ -36,11 +36,15 @@ impl Sweeper {
         let name: TrashName = entry.parse().map_err(invalid)?;
         let key = archive_key(&name);
         let tenant = Some(name.tenant.as_str());
-        if self.has_record(&name.workspace).await? {
+        // As for a purge: an entry that may be the only data of a record is kept.
+        if let Some(why) = self.owned_trash_entry(entry).await? {
             audit(&what, tenant, Action::Skip, reason, dry_run)
-                .error("the workspace has a record again (re-check): not archived, not purged")
+                .error(format!("{why} (re-check): not archived, not purged"))
                 .emit();
-            return Ok(NotDone(Unfinished::Recreated, Freed::default()));
+            return Ok(NotDone(
+                Unfinished::RecordExistsWithoutData,
+                Freed::default(),
+            ));
         }
         if dry_run {
             audit(&what, tenant, Action::ArchiveTrashEntry, reason, true)
@@ -93,11 +97,14 @@ impl Sweeper {
                 .emit();
             return Err(ArchiveError::Verify { key, why }.into());
         }
-        if self.has_record(&name.workspace).await? {
+        if let Some(why) = self.owned_trash_entry(entry).await? {
             audit(&what, tenant, Action::Skip, reason, false)
-                .error("the workspace has a record again (re-check): archived, not purged")
+                .error(format!("{why} (re-check): archived, not purged"))
                 .emit();
-            return Ok(NotDone(Unfinished::Recreated, Freed::default()));
+            return Ok(NotDone(
+                Unfinished::RecordExistsWithoutData,
+                Freed::default(),
+            ));
         }
         self.purge_now(entry, reason, deadline).await
     }
