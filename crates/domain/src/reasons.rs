@@ -72,6 +72,9 @@ pub enum Reason {
     RecordWithoutData,
     /// A record for the workspace appeared while its data was being moved.
     RecordAppeared,
+    /// The workspace id has a record again, under another tenant: it does not own this tenant's
+    /// directory, so this tenant's data stays in its trash entry (grace, `lifecycle restore`).
+    OtherTenantsRecord,
     /// The sweeper trashed the directory first (as an orphan); its entry now has the record.
     TrashedFirstBySweeper,
     /// The record cannot be read but the workspace is in use: kept alive for the policy's

@@ -150,7 +150,13 @@ fn record(
                 | SweepTarget::UnmarkAccessPoint { id, workspace } => {
                     audit(workspace, None, action_of(&target), reason, dry_run).resource(id)
                 }
-                _ => audit(&describe(&target), None, action_of(&target), reason, dry_run),
+                _ => audit(
+                    &describe(&target),
+                    None,
+                    action_of(&target),
+                    reason,
+                    dry_run,
+                ),
             };
             line.error(&e).emit();
             (

@@ -531,7 +531,10 @@ mod archiving {
         );
         assert!(!entry.exists());
         assert!(store.object(&key(&name)).is_some());
-        assert!(live.join("src/main.rs").exists(), "the live data is untouched");
+        assert!(
+            live.join("src/main.rs").exists(),
+            "the live data is untouched"
+        );
     }
 
     /// A bucket that loses or changes what it was sent: its description never matches.

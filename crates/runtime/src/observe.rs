@@ -164,6 +164,7 @@ impl Audit {
             Reason::RefusedTrashEntry,
             Reason::RecordWithoutData,
             Reason::RecordAppeared,
+            Reason::OtherTenantsRecord,
         ];
         if self.error.is_some() || warn.iter().any(|r| self.reason == r.as_str()) {
             line!(warn);

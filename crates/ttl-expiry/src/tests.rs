@@ -725,3 +725,34 @@ async fn a_record_put_back_without_any_data_is_said_on_a_warning_line() {
     assert_eq!(without, vec!["ws-gone"]);
     assert!(setup.table.items.lock().unwrap().contains_key("ws-gone"));
 }
+
+/// A redelivery after the workspace id was re-created under another tenant: that record does not
+/// own this tenant's directory, so this tenant's data stays in the trash (where its grace and
+/// `lifecycle restore` apply) rather than going back to a path no record owns.
+#[tokio::test]
+async fn data_never_goes_back_for_another_tenants_record() {
+    let setup = Setup::new(&["ws-x"]);
+    let record = ttl_remove("1", image("ws-x", json!({})));
+    assert!(failed(&setup.function(), vec![record.clone()], None)
+        .await
+        .is_empty());
+    assert!(!setup.live("ws-x"));
+    let entries = setup.trash();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+
+    let mut theirs = lifecycle_domain::record::Attributes::default();
+    theirs.insert("workspaceId", Stored::S("ws-x".into()));
+    theirs.insert("tenantId", Stored::S("globex".into()));
+    setup
+        .table
+        .items
+        .lock()
+        .unwrap()
+        .insert("ws-x".into(), theirs);
+    assert!(failed(&setup.function(), vec![record], None)
+        .await
+        .is_empty());
+    assert!(!setup.live("ws-x"), "moved back to a path no record owns");
+    assert_eq!(setup.trash(), entries, "the entry stays for its grace");
+    assert!(!setup.root.path().join("globex").join("ws-x").exists());
+}

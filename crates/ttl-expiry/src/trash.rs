@@ -4,7 +4,7 @@
 
 use lifecycle_domain::layout::TrashName;
 use lifecycle_domain::reasons::{Action, Reason};
-use lifecycle_domain::record::Attributes;
+use lifecycle_domain::record::{attr, Attributes};
 use lifecycle_fs::{FsError, MoveOutcome, Presence};
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +77,12 @@ impl TtlExpiry {
         work: &Expired,
         trash: &TrashName,
     ) -> Result<bool, RecordFailure> {
+        // Back only for a record of this tenant: the same id re-created under another tenant
+        // does not own `<this tenant>/<id>`, and data moved there would belong to no record.
+        let others = match self.table.get(&work.workspace).await? {
+            Some(record) => record.text(attr::TENANT_ID) != Some(work.tenant.as_str()),
+            None => false,
+        };
         let fs = self.fs.clone();
         let (tenant, workspace, own) = (work.tenant.clone(), work.workspace.clone(), trash.clone());
         let dry_run = self.config.dry_run;
@@ -84,18 +90,29 @@ impl TtlExpiry {
             let Some(entry) = fs.entry_to_move_back(&tenant, &workspace, &own)? else {
                 return Ok(None);
             };
+            if others {
+                return Ok(Some(Err(entry)));
+            }
             if dry_run {
-                return Ok(Some(entry));
+                return Ok(Some(Ok(entry)));
             }
             match fs.restore_from_trash(&entry) {
-                Ok(_) => Ok(Some(entry)),
+                Ok(_) => Ok(Some(Ok(entry))),
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e),
             }
         })
         .await?;
-        let Some(entry) = moved else {
-            return Ok(false);
+        let entry = match moved {
+            None => return Ok(false),
+            Some(Ok(entry)) => entry,
+            Some(Err(entry)) => {
+                self.audit(work, Action::Skip, Reason::OtherTenantsRecord)
+                    .resource(self.entry_path(&entry))
+                    .error("the workspace id has a record under another tenant: this data stays in the trash")
+                    .emit();
+                return Ok(false);
+            }
         };
         self.audit(work, Action::MoveBack, Reason::RecordAppeared)
             .resource(self.entry_path(&entry))

@@ -716,7 +716,11 @@ fn audit_lines_name_the_workspace_never_a_path() {
         ".trash/.purging+1700000000+acme+ws-1",
         ".trash/.staging+1700000000+acme+ws-1",
     ] {
-        assert_eq!(entry(what), ("ws-1".into(), some("acme"), some(what)), "{what}");
+        assert_eq!(
+            entry(what),
+            ("ws-1".into(), some("acme"), some(what)),
+            "{what}"
+        );
     }
     assert_eq!(
         entry("acme/ws-2"),
