@@ -62,8 +62,8 @@ impl TtlExpiry {
 
     /// One record. A symlink where a directory must be, or a trash entry name taken by something
     /// that is not this move's, is refused for good: what is there is not known to be ours, and a
-    /// retry cannot change that, so it is audited with the old image (the log is where it
-    /// survives) and not reported for a retry. The data stays where it is.
+    /// retry cannot change that, so it is audited with the old image and not reported for a
+    /// retry. The data stays where it is, and the record goes back beside it.
     async fn handle_record(
         &self,
         work: &Expired,
@@ -81,6 +81,14 @@ impl TtlExpiry {
                 self.audit(work, Action::Skip, reason)
                     .error(format!("{e}; old image: {image}"))
                     .emit();
+                // The data and access point stay, so the record goes back as it was: the
+                // workspace stays whole (its next expiry meets the same refusal until an
+                // operator looks), and nothing lives on only in a log line.
+                let written =
+                    self.config.dry_run || self.table.put_if_absent(work.item.clone()).await?;
+                if written {
+                    self.audit(work, Action::PutBackRecord, reason).emit();
+                }
                 Ok(Outcome::Kept)
             }
             result => result,

@@ -656,6 +656,53 @@ async fn a_planted_trash_entry_is_not_taken_for_the_move() {
             std::fs::symlink_metadata(&entry).is_ok(),
             "{what}: what was planted is left for an operator"
         );
+        assert!(
+            setup.table.items.lock().unwrap().contains_key("ws-1"),
+            "{what}: the record is back with its data"
+        );
+    }
+}
+
+/// A symlink where the trash or a tenant directory must be: the move is refused for good, and
+/// the record goes back (as it was) so the workspace stays whole: record, data, access point.
+#[tokio::test]
+async fn a_refused_move_puts_the_record_back() {
+    type Plant = fn(&std::path::Path);
+    let plant: [(&str, Plant); 2] = [
+        (".trash a link", |root| {
+            std::os::unix::fs::symlink("/tmp", root.join(".trash")).unwrap()
+        }),
+        ("the tenant directory a link", |root| {
+            std::fs::rename(root.join("acme"), root.join("elsewhere")).unwrap();
+            std::os::unix::fs::symlink(root.join("elsewhere"), root.join("acme")).unwrap();
+        }),
+    ];
+    for (what, plant) in plant {
+        let setup = Setup::new(&["ws-1"]);
+        setup.access_point("fsap-1", "ws-1");
+        plant(setup.root.path());
+        let record = ttl_remove(
+            "1",
+            image("ws-1", json!({"accessPointId": {"S": "fsap-1"}})),
+        );
+        assert!(failed(&setup.function(), vec![record], None)
+            .await
+            .is_empty());
+        let items = setup.table.items.lock().unwrap();
+        assert_eq!(
+            items.get("ws-1").and_then(|r| r.get("expiresAt")),
+            Some(&Stored::N("2000".into())),
+            "{what}: the record is back as it was"
+        );
+        assert!(
+            setup
+                .access_points
+                .points
+                .lock()
+                .unwrap()
+                .contains_key("fsap-1"),
+            "{what}: the access point stays"
+        );
     }
 }
 
