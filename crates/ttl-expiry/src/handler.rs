@@ -18,6 +18,7 @@ use tracing::{info, Instrument};
 use crate::event::{self, EventError, Expired};
 use crate::in_use::{InUseCell, FRESH_IN_USE};
 use crate::report::{self, Outcome, RecordFailure};
+use crate::simulation::DataAt;
 use crate::TtlExpiry;
 
 impl TtlExpiry {
@@ -33,6 +34,7 @@ impl TtlExpiry {
         let dry_run = self.config.dry_run;
         let batch = event::parse(&event, now, dry_run)?;
         let in_use = InUseCell::default();
+        self.simulated.clear();
         let report = Batch::new(self.config.record_concurrency, deadline)
             .run(
                 batch.expired.into_iter().map(Arc::new).collect(),
@@ -84,9 +86,7 @@ impl TtlExpiry {
                 // The data and access point stay, so the record goes back as it was: the
                 // workspace stays whole (its next expiry meets the same refusal until an
                 // operator looks), and nothing lives on only in a log line.
-                let written =
-                    self.config.dry_run || self.table.put_if_absent(work.item.clone()).await?;
-                if written {
+                if self.write_back(work, work.item.clone()).await? {
                     self.audit(work, Action::PutBackRecord, reason).emit();
                 }
                 Ok(Outcome::Kept)
@@ -95,8 +95,31 @@ impl TtlExpiry {
         }
     }
 
+    /// Whether the workspace has a record (in a dry run: or an earlier record of the batch would
+    /// have put one back).
     pub(crate) async fn record_exists(&self, work: &Expired) -> Result<bool, RecordFailure> {
+        if self.config.dry_run && self.simulated.of(&work.workspace).record_put_back {
+            return Ok(true);
+        }
         Ok(self.table.get(&work.workspace).await?.is_some())
+    }
+
+    /// Writes `item` back only if no record exists; `Ok(false)`: one does (theirs wins). A dry
+    /// run answers what the write would, and remembers it for the batch's later records.
+    async fn write_back(
+        &self,
+        work: &Expired,
+        item: lifecycle_domain::record::Attributes,
+    ) -> Result<bool, RecordFailure> {
+        if !self.config.dry_run {
+            return Ok(self.table.put_if_absent(item).await?);
+        }
+        if self.record_exists(work).await? {
+            return Ok(false);
+        }
+        self.simulated
+            .update(&work.workspace, |s| s.record_put_back = true);
+        Ok(true)
     }
 
     pub(crate) fn audit(&self, work: &Expired, action: Action, reason: Reason) -> Audit {
@@ -195,8 +218,9 @@ impl TtlExpiry {
         expires_at: Option<i64>,
         users: &[String],
     ) -> Result<(), RecordFailure> {
-        let item = work.item_with_expiry(expires_at);
-        let written = self.config.dry_run || self.table.put_if_absent(item).await?;
+        let written = self
+            .write_back(work, work.item_with_expiry(expires_at))
+            .await?;
         if written {
             self.audit(work, Action::PutBackRecord, reason)
                 .resource(users.join(","))
@@ -214,13 +238,25 @@ impl TtlExpiry {
     /// After a put-back that brought nothing back: if nothing is live either, the record is back
     /// without its data, which nobody would notice until its owner does. Said on a warning line.
     async fn warn_if_no_data(&self, work: &Expired) -> Result<(), RecordFailure> {
-        let fs = self.fs.clone();
-        let (tenant, workspace) = (work.tenant.clone(), work.workspace.clone());
-        let presence =
-            tokio::task::spawn_blocking(move || fs.workspace_presence(&tenant, &workspace))
-                .await
-                .map_err(|e| RecordFailure::Task(e.to_string()))??;
-        if presence == lifecycle_fs::Presence::Absent {
+        let simulated = self
+            .config
+            .dry_run
+            .then(|| self.simulated.of(&work.workspace).data);
+        let absent = match simulated.flatten() {
+            // An earlier record of the batch would have moved the data.
+            Some(DataAt::Live) => false,
+            Some(DataAt::Trash(_)) => true,
+            None => {
+                let fs = self.fs.clone();
+                let (tenant, workspace) = (work.tenant.clone(), work.workspace.clone());
+                let presence =
+                    tokio::task::spawn_blocking(move || fs.workspace_presence(&tenant, &workspace))
+                        .await
+                        .map_err(|e| RecordFailure::Task(e.to_string()))??;
+                presence == lifecycle_fs::Presence::Absent
+            }
+        };
+        if absent {
             self.audit(work, Action::Skip, Reason::RecordWithoutData)
                 .error(
                     "the record is back, but its data is neither live nor in the trash (purged \
@@ -234,7 +270,18 @@ impl TtlExpiry {
     /// Deletes the access point the record names, if it is this workspace's by the ownership
     /// rule; otherwise leaves it (`access_point_mismatch`). Not found counts as done.
     async fn delete_access_point(&self, work: &Expired, ap: &str) -> Result<(), RecordFailure> {
-        let Some(info) = self.access_points.describe(ap).await? else {
+        let deleted_earlier = self.config.dry_run
+            && self
+                .simulated
+                .of(&work.workspace)
+                .deleted_access_points
+                .contains(ap);
+        let described = if deleted_earlier {
+            None
+        } else {
+            self.access_points.describe(ap).await?
+        };
+        let Some(info) = described else {
             self.audit(work, Action::DeleteAccessPoint, Reason::AlreadyAbsent)
                 .resource(ap)
                 .emit();
@@ -259,7 +306,14 @@ impl TtlExpiry {
                 .emit();
             return Ok(());
         }
-        let deleted = self.config.dry_run || self.access_points.delete(ap).await?;
+        let deleted = if self.config.dry_run {
+            self.simulated.update(&work.workspace, |s| {
+                s.deleted_access_points.insert(ap.to_string());
+            });
+            true
+        } else {
+            self.access_points.delete(ap).await?
+        };
         let reason = if deleted {
             Reason::TtlExpired
         } else {

@@ -11,6 +11,7 @@ mod handler;
 mod in_use;
 pub mod replay;
 mod report;
+mod simulation;
 #[cfg(test)]
 mod tests;
 mod trash;
@@ -34,6 +35,8 @@ pub struct TtlExpiry {
     pub tasks: Option<Arc<dyn Tasks>>,
     pub fs: WorkspaceFs,
     pub config: Config,
+    /// A dry run's memory of what the batch's earlier records would have changed.
+    pub(crate) simulated: simulation::Simulation,
 }
 
 impl Function for TtlExpiry {
@@ -50,6 +53,7 @@ impl Function for TtlExpiry {
             tasks: aws.tasks(&config),
             fs: WorkspaceFs::new(&config.efs_root),
             config,
+            simulated: Default::default(),
         })
     }
 

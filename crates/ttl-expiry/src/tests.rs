@@ -62,12 +62,17 @@ impl Setup {
     }
 
     fn function(&self) -> TtlExpiry {
+        self.function_with(false)
+    }
+
+    fn function_with(&self, dry_run: bool) -> TtlExpiry {
         let root_path = self.root.path().display().to_string();
         let config = Config::from(&Env(move |k: &str| match k {
             "WORKSPACE_TABLE" => Some("workspaces".into()),
             "EFS_ROOT" => Some(root_path.clone()),
             "EFS_FILE_SYSTEM_ID" => Some("fs-1".into()),
             "ECS_CLUSTER" => Some("none".into()),
+            "DRY_RUN" => Some(dry_run.to_string()),
             _ => None,
         }))
         .unwrap();
@@ -77,6 +82,7 @@ impl Setup {
             tasks: Some(self.tasks.clone()),
             fs: WorkspaceFs::new(self.root.path()),
             config,
+            simulated: Default::default(),
         }
     }
 
@@ -802,4 +808,99 @@ async fn data_never_goes_back_for_another_tenants_record() {
     assert!(!setup.live("ws-x"), "moved back to a path no record owns");
     assert_eq!(setup.trash(), entries, "the entry stays for its grace");
     assert!(!setup.root.path().join("globex").join("ws-x").exists());
+}
+
+/// Red team 4 F2: the dry run shows exactly what the real run does, also when a batch holds
+/// several records of one workspace (each sees what the earlier ones did) or one record twice.
+#[tokio::test]
+async fn a_dry_run_shows_what_the_real_run_does_record_after_record() {
+    let expired = || image("ws-1", json!({"accessPointId": {"S": "fsap-1"}}));
+    let held = || {
+        image(
+            "ws-1",
+            json!({"accessPointId": {"S": "fsap-1"}, "hold": {"BOOL": true}}),
+        )
+    };
+    let not_expired = || image("ws-1", json!({"expiresAt": {"N": "90000"}}));
+    type Prepare = fn(&Setup);
+    let live: Prepare = |_| {};
+    let trashed_by_sweeper: Prepare = |setup| {
+        let root = setup.root.path();
+        std::fs::create_dir_all(root.join(".trash/4000+acme+ws-1/data")).unwrap();
+        std::fs::write(root.join(".trash/4000+acme+ws-1/data/f"), b"x").unwrap();
+        std::fs::write(
+            root.join(".trash/4000+acme+ws-1/record.json"),
+            br#"{"deletedAt": 4000, "reason": "orphan_no_record"}"#,
+        )
+        .unwrap();
+        std::fs::remove_dir_all(root.join("acme/ws-1")).unwrap();
+    };
+    let cases: Vec<(&str, Prepare, Vec<Value>)> = vec![
+        (
+            "expired, then held",
+            live,
+            vec![ttl_remove("1", expired()), ttl_remove("2", held())],
+        ),
+        (
+            "held, then expired",
+            live,
+            vec![ttl_remove("1", held()), ttl_remove("2", expired())],
+        ),
+        (
+            "not expired, then expired",
+            live,
+            vec![ttl_remove("1", not_expired()), ttl_remove("2", expired())],
+        ),
+        (
+            "one record twice",
+            live,
+            vec![ttl_remove("1", expired()), ttl_remove("1", expired())],
+        ),
+        (
+            "expired twice",
+            live,
+            vec![ttl_remove("1", expired()), ttl_remove("2", expired())],
+        ),
+        (
+            "trashed first by the sweeper",
+            trashed_by_sweeper,
+            vec![ttl_remove("1", expired())],
+        ),
+    ];
+    for (what, prepare, records) in cases {
+        let mut runs = Vec::new();
+        for dry_run in [true, false] {
+            let setup = Setup::new(&["ws-1"]);
+            std::fs::write(setup.root.path().join("acme/ws-1/keep"), b"data").unwrap();
+            setup.access_point("fsap-1", "ws-1");
+            prepare(&setup);
+            let logs = Logs::default();
+            let failures = {
+                let _guard = tracing::subscriber::set_default(logs.subscriber());
+                failed(&setup.function_with(dry_run), records.clone(), None).await
+            };
+            assert!(failures.is_empty(), "{what}: {failures:?}");
+            let root = setup.root.path().display().to_string();
+            let lines: Vec<String> = logs
+                .audit_lines()
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} {} {}",
+                        l["action"].as_str().unwrap(),
+                        l["reason"].as_str().unwrap(),
+                        l["resource"]
+                            .as_str()
+                            .unwrap_or("")
+                            .replace(&root, "<root>")
+                    )
+                })
+                .collect();
+            runs.push(lines);
+        }
+        assert_eq!(
+            runs[0], runs[1],
+            "{what}: dry run (left) and real run (right)"
+        );
+    }
 }

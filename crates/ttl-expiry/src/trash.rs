@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Expired;
 use crate::report::RecordFailure;
+use crate::simulation::DataAt;
 use crate::TtlExpiry;
 
 /// What the trash keeps beside the data, so `lifecycle restore` can put the record back.
@@ -86,8 +87,17 @@ impl TtlExpiry {
         let fs = self.fs.clone();
         let (tenant, workspace, own) = (work.tenant.clone(), work.workspace.clone(), trash.clone());
         let dry_run = self.config.dry_run;
+        // In a dry run, where an earlier record of the batch would have left the data.
+        let simulated = dry_run
+            .then(|| self.simulated.of(&work.workspace).data)
+            .flatten();
         let moved = blocking(move || {
-            let Some(entry) = fs.entry_to_move_back(&tenant, &workspace, &own)? else {
+            let found = match simulated {
+                Some(DataAt::Live) => None,
+                Some(DataAt::Trash(entry)) => Some(entry),
+                None => fs.entry_to_move_back(&tenant, &workspace, &own)?,
+            };
+            let Some(entry) = found else {
                 return Ok(None);
             };
             if others {
@@ -114,6 +124,10 @@ impl TtlExpiry {
                 return Ok(false);
             }
         };
+        if dry_run {
+            self.simulated
+                .update(&work.workspace, |s| s.data = Some(DataAt::Live));
+        }
         self.audit(work, Action::MoveBack, Reason::RecordAppeared)
             .resource(self.entry_path(&entry))
             .emit();
@@ -128,38 +142,22 @@ impl TtlExpiry {
         work: &Expired,
         trash: &TrashName,
     ) -> Result<bool, RecordFailure> {
-        if self.config.dry_run {
-            let fs = self.fs.clone();
-            let (tenant, workspace, name) =
-                (work.tenant.clone(), work.workspace.clone(), trash.clone());
-            // The real run's refusals, read-only: a taken entry name refuses here too.
-            let presence = blocking(move || {
-                fs.finished_entry(&tenant, &workspace, &name)?;
-                fs.workspace_presence(&tenant, &workspace)
-            })
-            .await?;
-            let reason = if presence == Presence::Absent {
-                Reason::AlreadyAbsent
-            } else {
-                Reason::TtlExpired
-            };
-            self.audit(work, Action::MoveToTrash, reason)
-                .resource(self.entry_path(trash))
-                .emit();
-            return Ok(true);
-        }
         if self.record_exists(work).await? {
             self.audit(work, Action::Skip, Reason::Recreated).emit();
             return Ok(false);
         }
-        let json = trash_record_json(work);
-        let fs = self.fs.clone();
-        let (tenant, workspace, name) =
-            (work.tenant.clone(), work.workspace.clone(), trash.clone());
-        let outcome = blocking(move || fs.move_to_trash(&tenant, &workspace, &name, &json)).await?;
+        let outcome = if self.config.dry_run {
+            self.would_move_to_trash(work, trash).await?
+        } else {
+            let json = trash_record_json(work);
+            let fs = self.fs.clone();
+            let (tenant, workspace, name) =
+                (work.tenant.clone(), work.workspace.clone(), trash.clone());
+            blocking(move || fs.move_to_trash(&tenant, &workspace, &name, &json)).await?
+        };
         match outcome {
             MoveOutcome::Moved { entry } => {
-                if self.record_exists(work).await? {
+                if !self.config.dry_run && self.record_exists(work).await? {
                     if !self.move_back(work, trash).await? {
                         // The record came back while the data moved, and its place is already
                         // taken (a new generation): the moved data stays in the trash, where an
@@ -189,12 +187,55 @@ impl TtlExpiry {
         Ok(true)
     }
 
+    /// What the move would find, read-only (a dry run): the real run's refusals (a taken entry
+    /// name refuses here too) and its outcome, after what the batch's earlier records of this
+    /// workspace would have done; remembered for its later ones.
+    async fn would_move_to_trash(
+        &self,
+        work: &Expired,
+        trash: &TrashName,
+    ) -> Result<MoveOutcome, RecordFailure> {
+        let entry = self.fs.trash_path().join(trash.to_string());
+        let outcome = match self.simulated.of(&work.workspace).data {
+            Some(DataAt::Trash(moved)) if &moved == trash => MoveOutcome::AlreadyInTrash { entry },
+            Some(DataAt::Trash(_)) => MoveOutcome::Absent,
+            simulated => {
+                let fs = self.fs.clone();
+                let (tenant, workspace, name) =
+                    (work.tenant.clone(), work.workspace.clone(), trash.clone());
+                let live_again = simulated == Some(DataAt::Live);
+                blocking(move || {
+                    if live_again {
+                        // Moved back by an earlier record: live, and its entry name free again.
+                        return Ok(MoveOutcome::Moved { entry });
+                    }
+                    if let Some(entry) = fs.finished_entry(&tenant, &workspace, &name)? {
+                        return Ok(MoveOutcome::AlreadyInTrash { entry });
+                    }
+                    Ok(match fs.workspace_presence(&tenant, &workspace)? {
+                        Presence::Absent => MoveOutcome::Absent,
+                        _ => MoveOutcome::Moved { entry },
+                    })
+                })
+                .await?
+            }
+        };
+        if matches!(outcome, MoveOutcome::Moved { .. }) {
+            self.simulated.update(&work.workspace, |s| {
+                s.data = Some(DataAt::Trash(trash.clone()));
+            });
+        }
+        Ok(outcome)
+    }
+
     /// Nothing was live: if the sweeper moved the directory to the trash as an orphan before this
-    /// record arrived, its entry has no record; write this one into it so it can be restored.
+    /// record arrived, its entry has no record; write this one into it so it can be restored (a
+    /// dry run only says which).
     async fn complete_sweepers_entry(&self, work: &Expired) -> Result<(), RecordFailure> {
         let fs = self.fs.clone();
         let (tenant, workspace) = (work.tenant.clone(), work.workspace.clone());
         let json = trash_record_json(work);
+        let dry_run = self.config.dry_run;
         let completed = blocking(move || {
             let mut candidates: Vec<TrashName> = fs
                 .list_trash()?
@@ -209,7 +250,9 @@ impl TtlExpiry {
                 };
                 let kept: Option<KeptRecord> = serde_json::from_slice(&bytes).ok();
                 if kept.is_some_and(|k| k.item.is_none()) {
-                    fs.write_trash_record(&name, &json)?;
+                    if !dry_run {
+                        fs.write_trash_record(&name, &json)?;
+                    }
                     return Ok(Some(name));
                 }
             }
