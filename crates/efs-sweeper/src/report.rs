@@ -34,7 +34,8 @@ pub enum Unfinished {
     /// The trash entry's workspace has a record and no live directory: the entry may be that
     /// record's only data, so it is kept.
     RecordExistsWithoutData,
-    /// The access point's root or tags changed since the listing: kept.
+    /// Changed since it was read: an access point's root or tags since the listing, or a trash
+    /// entry's data while it was archived. Kept.
     Changed,
     /// A task uses it now (fresh listing): kept.
     SkippedInUse,

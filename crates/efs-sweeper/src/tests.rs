@@ -662,6 +662,112 @@ mod archiving {
         }
     }
 
+    /// A bucket at whose first description (after the upload) a process that kept a file of
+    /// the workspace open appends to it: that write is in no archive.
+    struct WrittenDuringArchive {
+        inner: MemoryArchive,
+        file: std::path::PathBuf,
+        heads: AtomicUsize,
+        writes: usize,
+    }
+
+    #[async_trait]
+    impl ArchiveStore for WrittenDuringArchive {
+        async fn start_upload(&self, spec: &ObjectSpec) -> Result<String, ServiceError> {
+            self.inner.start_upload(spec).await
+        }
+        async fn upload_part(
+            &self,
+            key: &str,
+            id: &str,
+            n: i32,
+            body: Vec<u8>,
+            sha: [u8; 32],
+        ) -> Result<UploadedPart, ServiceError> {
+            self.inner.upload_part(key, id, n, body, sha).await
+        }
+        async fn complete_upload(
+            &self,
+            key: &str,
+            id: &str,
+            parts: &[UploadedPart],
+        ) -> Result<(), ServiceError> {
+            self.inner.complete_upload(key, id, parts).await
+        }
+        async fn abort_upload(&self, key: &str, id: &str) -> Result<(), ServiceError> {
+            self.inner.abort_upload(key, id).await
+        }
+        async fn put(&self, spec: &ObjectSpec, body: Vec<u8>) -> Result<(), ServiceError> {
+            self.inner.put(spec, body).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ArchivedObject>, ServiceError> {
+            if self.heads.fetch_add(1, Ordering::SeqCst) < self.writes {
+                use std::io::Write;
+                let mut f = fs::OpenOptions::new()
+                    .append(true)
+                    .open(&self.file)
+                    .unwrap();
+                f.write_all(b"written after the walk\n").unwrap();
+            }
+            self.inner.head(key).await
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            start: u64,
+            len: u64,
+        ) -> Result<Vec<u8>, ServiceError> {
+            self.inner.get_range(key, start, len).await
+        }
+        async fn get(&self, key: &str, max: u64) -> Result<Option<Vec<u8>>, ServiceError> {
+            self.inner.get(key, max).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, ServiceError> {
+            self.inner.list(prefix).await
+        }
+        async fn request_restore(&self, key: &str, days: i32) -> Result<bool, ServiceError> {
+            self.inner.request_restore(key, days).await
+        }
+    }
+
+    /// Red team 5 F1: data written into the entry after the archive's walk read it is in no
+    /// archive, so the EFS copy is kept; a later run, with nothing writing, archives it whole.
+    #[tokio::test]
+    async fn an_entry_written_to_during_its_archive_is_not_purged() {
+        let w = World::new();
+        let (entry, name) = kept(&w, "ws-open", "pro", "active");
+        let store = Arc::new(WrittenDuringArchive {
+            inner: MemoryArchive::default(),
+            file: entry.join("data/f"),
+            heads: AtomicUsize::new(0),
+            writes: 1,
+        });
+        let summary = archiving(&w, store.clone(), &[])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            not_done(&summary),
+            vec![(format!(".trash/{name}"), Unfinished::Changed)]
+        );
+        let written = fs::read(entry.join("data/f")).unwrap();
+        assert!(
+            written.ends_with(b"written after the walk\n"),
+            "the EFS copy stays"
+        );
+
+        // Nothing writes any more: archived again, whole, then purged.
+        let summary = archiving(&w, store.clone(), &[])
+            .run(now(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            described(&summary),
+            vec![format!(".trash/{name} trash_grace_elapsed")]
+        );
+        assert!(!entry.exists());
+    }
+
     #[tokio::test]
     async fn a_record_that_appears_after_the_archive_keeps_the_efs_copy() {
         let w = World::new();

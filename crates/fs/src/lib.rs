@@ -3,6 +3,7 @@
 //! at `<tenantId>` or `<workspaceId>` can never redirect a move or a delete outside the root.
 
 pub mod archive;
+pub mod changed;
 pub mod restore;
 
 use std::ffi::OsStr;

@@ -8,6 +8,7 @@ use lifecycle_domain::layout::TrashName;
 use lifecycle_domain::reasons::Action;
 use lifecycle_domain::sweep::{describe, SweepReason, SweepTarget};
 use lifecycle_fs::archive::{archive_trash_entry, ArchiveError, TreeError};
+use lifecycle_fs::changed::Fingerprint;
 
 use super::{audit, invalid, ActError, Freed, Outcome, Outcome::Done, Outcome::NotDone};
 use crate::report::Unfinished;
@@ -53,6 +54,9 @@ impl Sweeper {
             audit(&what, tenant, Action::PurgeTrashEntry, reason, true).emit();
             return Ok(Done(Freed::default()));
         }
+        // Read before the walk and again right before the purge: data written in between (a
+        // process that kept a file open writes on through the rename) is in no archive.
+        let before = self.fingerprint(&name).await?;
         let archived = match archive_trash_entry(
             &self.fs,
             archive.store.clone(),
@@ -97,6 +101,16 @@ impl Sweeper {
                 .emit();
             return Err(ArchiveError::Verify { key, why }.into());
         }
+        if self.fingerprint(&name).await? != before {
+            audit(&what, tenant, Action::Skip, reason, false)
+                .resource(&key)
+                .error(
+                    "the entry's data changed while it was archived (something still writes to \
+                     it): archived, not purged; a later run archives it again, whole",
+                )
+                .emit();
+            return Ok(NotDone(Unfinished::Changed, Freed::default()));
+        }
         if let Some(why) = self.owned_trash_entry(entry).await? {
             audit(&what, tenant, Action::Skip, reason, false)
                 .error(format!("{why} (re-check): archived, not purged"))
@@ -107,5 +121,10 @@ impl Sweeper {
             ));
         }
         self.purge_now(entry, reason, deadline).await
+    }
+
+    async fn fingerprint(&self, name: &TrashName) -> Result<Fingerprint, ActError> {
+        let (fs, name) = (self.fs.clone(), name.clone());
+        Ok(tokio::task::spawn_blocking(move || fs.trash_data_fingerprint(&name)).await??)
     }
 }
