@@ -47,8 +47,9 @@ pub const MAX_PARTS: usize = 10_000;
 /// Days S3 keeps the readable copy of a GLACIER / DEEP_ARCHIVE archive it restored: time for
 /// the operator to run the restore again.
 pub const RESTORED_COPY_DAYS: i32 = 7;
-/// The largest `record.json` read back from the bucket.
-pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
+/// The largest `record.json` read back from the bucket: the largest one archived (read from the
+/// trash entry with the same limit), so every record archived can be restored.
+pub const MAX_RECORD_BYTES: u64 = crate::MAX_TRASH_RECORD_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {

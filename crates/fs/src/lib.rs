@@ -66,6 +66,15 @@ impl FsError {
         self.source.raw_os_error() == Some(Errno::NOENT.raw_os_error())
     }
 
+    /// A `record.json` that is not a regular file of a record's size (or a link): what it holds
+    /// is not known to be a record.
+    pub fn is_not_a_record(&self) -> bool {
+        matches!(
+            self.source.raw_os_error().map(Errno::from_raw_os_error),
+            Some(Errno::INVAL | Errno::FBIG | Errno::LOOP)
+        )
+    }
+
     /// A symlink or a file where a directory must be: refused, and refusing again will not
     /// change (not worth a retry; an operator looks at it).
     pub fn is_refused_link(&self) -> bool {
@@ -81,6 +90,11 @@ impl FsError {
         self.op == REFUSE_TAKEN_ENTRY
     }
 }
+
+/// The largest `record.json` read from a trash entry (and back from the archive bucket): a
+/// DynamoDB item is at most 400 KB, and its JSON (binary attributes as arrays of numbers,
+/// pretty-printed) can be ten times that.
+pub const MAX_TRASH_RECORD_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The operation of [`FsError::is_refused_entry`].
 const REFUSE_TAKEN_ENTRY: &str = "refuse (trash entry taken by something else)";
@@ -550,7 +564,9 @@ impl WorkspaceFs {
         Ok(names.into_iter().map(|name| TrashEntry { name }).collect())
     }
 
-    /// The `record.json` kept with a trash entry, if it has one.
+    /// The `record.json` kept with a trash entry, if it has one. Only a regular file of at most
+    /// [`MAX_TRASH_RECORD_BYTES`] is read (a FIFO planted there is never waited on, a huge file
+    /// never held in memory): anything else is an error, never "no record".
     pub fn read_trash_record(&self, entry: &TrashName) -> Result<Option<Vec<u8>>, FsError> {
         let path = self.trash_path().join(entry.to_string()).join(TRASH_RECORD);
         let root = self.open_root()?;
@@ -570,18 +586,35 @@ impl WorkspaceFs {
         match rfs::openat(
             &entry_fd,
             TRASH_RECORD,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
         ) {
             Ok(fd) => {
+                let stat = rfs::fstat(&fd).map_err(|e| FsError::new("stat", &path, e))?;
+                if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+                    return Err(FsError::new(
+                        "read (not a regular file)",
+                        path,
+                        Errno::INVAL,
+                    ));
+                }
                 let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut bytes).map_err(
-                    |e| FsError {
-                        op: "read",
-                        path: path.clone(),
-                        source: e,
-                    },
-                )?;
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(std::fs::File::from(fd), MAX_TRASH_RECORD_BYTES + 1),
+                    &mut bytes,
+                )
+                .map_err(|e| FsError {
+                    op: "read",
+                    path: path.clone(),
+                    source: e,
+                })?;
+                if bytes.len() as u64 > MAX_TRASH_RECORD_BYTES {
+                    return Err(FsError::new(
+                        "read (larger than a record can be)",
+                        path,
+                        Errno::FBIG,
+                    ));
+                }
                 Ok(Some(bytes))
             }
             Err(Errno::NOENT) => Ok(None),
@@ -768,6 +801,44 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         data(&dir.join(TRASH_DATA));
         name
+    }
+
+    /// Red team 5: a record as large as a DynamoDB item allows is read whole (and so archived
+    /// and restored); a FIFO is never waited on, a huge file never held, a link never followed.
+    #[test]
+    fn a_trash_record_is_read_only_when_it_is_a_bounded_regular_file() {
+        let root = tempfile::tempdir().unwrap();
+        let fs = WorkspaceFs::new(root.path());
+        let name = entry(root.path(), |data| std::fs::create_dir(data).unwrap());
+        let record = root
+            .path()
+            .join(TRASH_DIR)
+            .join(name.to_string())
+            .join(TRASH_RECORD);
+        let large = vec![b' '; 5 * 1024 * 1024];
+        std::fs::write(&record, &large).unwrap();
+        assert_eq!(
+            fs.read_trash_record(&name).unwrap().unwrap().len(),
+            large.len()
+        );
+
+        std::fs::write(&record, vec![b' '; MAX_TRASH_RECORD_BYTES as usize + 1]).unwrap();
+        assert!(fs.read_trash_record(&name).is_err(), "too large");
+        std::fs::remove_file(&record).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &record,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(fs.read_trash_record(&name).is_err(), "a FIFO");
+        std::fs::remove_file(&record).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &record).unwrap();
+        assert!(fs.read_trash_record(&name).is_err(), "a link");
+        std::fs::remove_file(&record).unwrap();
+        assert_eq!(fs.read_trash_record(&name).unwrap(), None);
     }
 
     #[test]

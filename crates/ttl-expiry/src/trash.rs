@@ -245,8 +245,12 @@ impl TtlExpiry {
                 .collect();
             candidates.sort_by_key(|n| std::cmp::Reverse(n.deleted_at));
             for name in candidates {
-                let Some(bytes) = fs.read_trash_record(&name)? else {
-                    continue;
+                let bytes = match fs.read_trash_record(&name) {
+                    Ok(Some(bytes)) => bytes,
+                    // Not a record (a FIFO, a link, a huge file): not the sweeper's entry.
+                    Err(e) if e.is_not_a_record() => continue,
+                    Ok(None) => continue,
+                    Err(e) => return Err(e),
                 };
                 let kept: Option<KeptRecord> = serde_json::from_slice(&bytes).ok();
                 if kept.is_some_and(|k| k.item.is_none()) {
