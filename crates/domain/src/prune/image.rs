@@ -44,6 +44,8 @@ pub enum ImageStatus {
     Unknown,
 }
 
+crate::serde_codes!(ImageStatus, StorageClass);
+
 impl ImageStatus {
     pub fn is_active(&self) -> bool {
         *self == ImageStatus::Active
