@@ -62,6 +62,7 @@ impl Pruner {
         let mut outs: Vec<RepoSummary> = plan.repositories.iter().map(RepoSummary::of).collect();
         for (planned, out) in plan.repositories.iter().zip(outs.iter_mut()) {
             self.restore(planned, out).await;
+            progress.advance(planned.restores.len() as u64, 0);
         }
         for (repository, out) in plan.repositories.into_iter().zip(outs) {
             let steps = (repository.deletes().len() + repository.archives().len()) as u64;
