@@ -278,7 +278,10 @@ impl Registry for EcrRegistry {
         if answered.is_some_and(|d| d != digest) {
             return Err(ServiceError::retryable(
                 OP,
-                format!("asked about {digest}, answered about {}", answered.unwrap_or_default()),
+                format!(
+                    "asked about {digest}, answered about {}",
+                    answered.unwrap_or_default()
+                ),
             ));
         }
         // No status in the answer: the change was accepted; say what it was asked for.

@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use lifecycle_domain::prune::{
-    ImageStatus,
-    in_use_in, plan_repository, Image, ImageUse, InUseKind, PrunePolicy, Subject, UseIndex,
-    INDEX_MEDIA_TYPES,
+    in_use_in, plan_repository, Image, ImageStatus, ImageUse, InUseKind, PrunePolicy, Subject,
+    UseIndex, INDEX_MEDIA_TYPES,
 };
 
 fn digest(repo: usize, n: usize) -> String {

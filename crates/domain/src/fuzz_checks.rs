@@ -18,8 +18,8 @@ use crate::layout::{
     nonce_for, workspace_rel_path, TrashName, PURGING_PREFIX, STAGING_PREFIX, TRASH_DIR,
 };
 use crate::prune::{
-    in_use_in, manifest_facts, plan_repository, replan_repository, Image, ImageRef, ImageUse,
-    ImageStatus, InUseKind, PrunePolicy, Rules, Subject, Verdict,
+    in_use_in, manifest_facts, plan_repository, replan_repository, Image, ImageRef, ImageStatus,
+    ImageUse, InUseKind, PrunePolicy, Rules, Subject, Verdict,
 };
 use crate::record::{Attributes, Lifetime, Observed, StoredRecord, EPOCH_SECONDS_RANGE};
 use crate::retention::{RetentionPolicy, MAX_RETENTION_DAYS};

@@ -218,7 +218,12 @@ impl RepoPlan {
     /// archive, and `cap_exceeded` says why. Restores are not capped (they only make safe).
     pub fn capped(mut self, caps: &Caps) -> Self {
         let acts: Vec<usize> = (0..self.decisions.len())
-            .filter(|i| matches!(self.decisions[*i].verdict, Verdict::Delete | Verdict::Archive))
+            .filter(|i| {
+                matches!(
+                    self.decisions[*i].verdict,
+                    Verdict::Delete | Verdict::Archive
+                )
+            })
             .collect();
         let what = if self.archive_waves.is_empty() {
             "images to delete"
@@ -759,7 +764,11 @@ fn restores_of(
     (0..digests.len() as u32)
         .filter(|id| needed[*id as usize] && status[*id as usize].0 == ImageStatus::Archived)
         .inspect(|id| {
-            debug_assert_eq!(decided[*id as usize].0, Verdict::Keep, "a needed image is kept")
+            debug_assert_eq!(
+                decided[*id as usize].0,
+                Verdict::Keep,
+                "a needed image is kept"
+            )
         })
         .collect()
 }

@@ -479,7 +479,11 @@ mod archive {
 
     const SOFT: &str = r#"{"default": {"keepLastTagged": 1, "keepSemverReleases": 0, "protectTags": ["prod-*"], "untaggedMaxAgeDays": 7, "archiveDays": 30}}"#;
 
-    fn soft(reg: &Arc<MemoryRegistry>, uses: &Arc<MemoryDeployments>, vars: &[(&str, &str)]) -> Pruner {
+    fn soft(
+        reg: &Arc<MemoryRegistry>,
+        uses: &Arc<MemoryDeployments>,
+        vars: &[(&str, &str)],
+    ) -> Pruner {
         let vars: Vec<(String, String)> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -521,7 +525,10 @@ mod archive {
         // In the archive fewer than 30 days: nothing changes.
         let again = p.run(NOW + 29 * DAY).await.unwrap();
         assert_eq!((again.archived, again.deleted), (0, 0), "{again:?}");
-        assert_eq!(again.repositories[0].kept.get("archived_too_recently"), Some(&4));
+        assert_eq!(
+            again.repositories[0].kept.get("archived_too_recently"),
+            Some(&4)
+        );
         // 30 days: deleted, index first.
         let last = p.run(NOW + 30 * DAY).await.unwrap();
         assert_eq!(last.deleted, 4, "{last:?}");
@@ -566,7 +573,11 @@ mod archive {
             ]
         );
         assert_eq!(summary.restored, 2);
-        let r = summary.repositories.iter().find(|r| r.repository == REPO).unwrap();
+        let r = summary
+            .repositories
+            .iter()
+            .find(|r| r.repository == REPO)
+            .unwrap();
         assert_eq!(r.restored.get("in_use_service"), Some(&1));
         assert_eq!(r.restored.get("child_of_kept_index"), Some(&1));
         assert_eq!(r.kept.get("archived_without_archive_days"), Some(&1));
@@ -600,11 +611,17 @@ mod archive {
         let PruneError::Restore { failed, summary } = &err else {
             panic!("{err:?}");
         };
-        assert_eq!(failed, &vec![format!("{REPO}@{}", d(1)), format!("{REPO}@{}", d(3))]);
+        assert_eq!(
+            failed,
+            &vec![format!("{REPO}@{}", d(1)), format!("{REPO}@{}", d(3))]
+        );
         // The delete was still done; the retryable restore asked three times, the other once.
         assert_eq!(summary.deleted, 1);
         let calls = reg.storage_calls.lock().unwrap().clone();
-        assert_eq!(calls.iter().filter(|(x, _)| *x == d(1)).count(), DELETE_ATTEMPTS as usize);
+        assert_eq!(
+            calls.iter().filter(|(x, _)| *x == d(1)).count(),
+            DELETE_ATTEMPTS as usize
+        );
         assert_eq!(calls.iter().filter(|(x, _)| *x == d(3)).count(), 1);
         let r = &summary.repositories[0];
         assert_eq!(r.failed.len(), 2);
@@ -658,7 +675,10 @@ mod archive {
         reg.set_status(REPO, &d(1), ImageStatus::Archived, Some(NOW - 400 * DAY));
         let summary = soft(&reg, &uses, &[]).run(NOW).await.unwrap();
         assert_eq!((summary.archived, summary.deleted), (0, 0), "{summary:?}");
-        assert_eq!(summary.repositories[0].kept.get("unreadable_manifest"), Some(&3));
+        assert_eq!(
+            summary.repositories[0].kept.get("unreadable_manifest"),
+            Some(&3)
+        );
     }
 
     #[tokio::test]
@@ -675,7 +695,10 @@ mod archive {
             (reg, uses)
         };
         let (reg, uses) = setup();
-        let dry = soft(&reg, &uses, &[("DRY_RUN", "true")]).run(NOW).await.unwrap();
+        let dry = soft(&reg, &uses, &[("DRY_RUN", "true")])
+            .run(NOW)
+            .await
+            .unwrap();
         assert!(reg.changes.lock().unwrap().is_empty());
         let real = soft(&reg, &uses, &[]).run(NOW).await.unwrap();
         assert_eq!(
@@ -684,7 +707,10 @@ mod archive {
         );
         assert_eq!((real.restored, real.archived, real.deleted), (1, 1, 1));
         let (a, b) = (&dry.repositories[0], &real.repositories[0]);
-        assert_eq!((&a.restored, &a.archived, &a.deleted, &a.kept), (&b.restored, &b.archived, &b.deleted, &b.kept));
+        assert_eq!(
+            (&a.restored, &a.archived, &a.deleted, &a.kept),
+            (&b.restored, &b.archived, &b.deleted, &b.kept)
+        );
     }
 
     #[tokio::test]
@@ -697,8 +723,15 @@ mod archive {
         reg.set_status(REPO, &d(2), ImageStatus::Archived, Some(NOW - 400 * DAY));
         in_use(&uses, &d(1));
         // One delete (2) and two archives (3, 4): three actions over a cap of two.
-        let summary = soft(&reg, &uses, &[("MAX_ACTIONS", "2")]).run(NOW).await.unwrap();
-        assert_eq!((summary.restored, summary.archived, summary.deleted), (1, 0, 0), "{summary:?}");
+        let summary = soft(&reg, &uses, &[("MAX_ACTIONS", "2")])
+            .run(NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            (summary.restored, summary.archived, summary.deleted),
+            (1, 0, 0),
+            "{summary:?}"
+        );
         let r = &summary.repositories[0];
         assert!(r.cap_exceeded.is_some());
         assert_eq!(r.kept.get("skipped_cap"), Some(&3));

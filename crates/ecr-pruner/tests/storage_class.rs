@@ -39,14 +39,30 @@ async fn throttling_and_server_errors_are_retryable_and_refusals_are_not() {
     let stub = EcrStub::start();
     let registry = stub.registry().await;
     let cases = [
-        (StubAnswer::Error(400, "ThrottlingException", "Rate exceeded"), Failure::Retryable),
-        (StubAnswer::Error(500, "ServerException", "oops"), Failure::Retryable),
         (
-            StubAnswer::Error(400, "ImageStorageClassUpdateNotSupportedException", "already archived"),
+            StubAnswer::Error(400, "ThrottlingException", "Rate exceeded"),
+            Failure::Retryable,
+        ),
+        (
+            StubAnswer::Error(500, "ServerException", "oops"),
+            Failure::Retryable,
+        ),
+        (
+            StubAnswer::Error(
+                400,
+                "ImageStorageClassUpdateNotSupportedException",
+                "already archived",
+            ),
             Failure::Permanent,
         ),
-        (StubAnswer::Error(400, "ImageNotFoundException", "gone"), Failure::Permanent),
-        (StubAnswer::Error(400, "AccessDeniedException", "no"), Failure::Permanent),
+        (
+            StubAnswer::Error(400, "ImageNotFoundException", "gone"),
+            Failure::Permanent,
+        ),
+        (
+            StubAnswer::Error(400, "AccessDeniedException", "no"),
+            Failure::Permanent,
+        ),
         // An answer about another image is no answer about this one: asked again later.
         (StubAnswer::OtherImage(digest(9)), Failure::Retryable),
     ];
@@ -77,8 +93,14 @@ async fn the_image_listing_asks_for_every_status() {
     let registry = stub.registry().await;
     // The stub answers nothing but storage-class changes: the listing fails, and says so.
     let err = registry.images("app").await.unwrap_err();
-    assert!(err.to_string().contains("UnknownOperationException"), "{err}");
+    assert!(
+        err.to_string().contains("UnknownOperationException"),
+        "{err}"
+    );
     let requests = stub.requests();
-    assert_eq!(requests[0].target, "AmazonEC2ContainerRegistry_V20150921.DescribeImages");
+    assert_eq!(
+        requests[0].target,
+        "AmazonEC2ContainerRegistry_V20150921.DescribeImages"
+    );
     assert_eq!(requests[0].body["filter"], json!({"imageStatus": "ANY"}));
 }

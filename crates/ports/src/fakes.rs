@@ -532,7 +532,9 @@ impl Registry for MemoryRegistry {
             .get_mut(repository)
             .ok_or_else(|| no_repository(OP, repository))?
             .get_mut(digest)
-            .ok_or_else(|| ServiceError::permanent(OP, format!("ImageNotFoundException: {digest}")))?;
+            .ok_or_else(|| {
+                ServiceError::permanent(OP, format!("ImageNotFoundException: {digest}"))
+            })?;
         detail.status = match (class, detail.status) {
             (StorageClass::Archive, ImageStatus::Active) => {
                 detail.archived_at = Some(now);

@@ -41,7 +41,9 @@ pub fn parse_reference(text: &str) -> Result<(String, Selector)> {
     let selector = match (parsed.digest, parsed.tag) {
         (Some(digest), _) => Selector::Digest(digest.to_ascii_lowercase()),
         (None, Some(tag)) => Selector::Tag(tag),
-        (None, None) => bail!("{text:?} names no image: say repository@sha256:<hex> or repository:tag"),
+        (None, None) => {
+            bail!("{text:?} names no image: say repository@sha256:<hex> or repository:tag")
+        }
     };
     Ok((parsed.path, selector))
 }
@@ -123,7 +125,10 @@ async fn restore_one(
         }
         ImageStatus::Active | ImageStatus::Activating => {}
         ImageStatus::Unknown => {
-            bail!("{repository}@{} has a storage status this tool does not know; nothing done", image.digest)
+            bail!(
+                "{repository}@{} has a storage status this tool does not know; nothing done",
+                image.digest
+            )
         }
     }
     Ok(done)
@@ -160,7 +165,13 @@ mod tests {
         format!("sha256:{n:064x}")
     }
 
-    fn put(reg: &MemoryRegistry, n: u32, tags: &[&str], media_type: &str, manifest: serde_json::Value) {
+    fn put(
+        reg: &MemoryRegistry,
+        n: u32,
+        tags: &[&str],
+        media_type: &str,
+        manifest: serde_json::Value,
+    ) {
         reg.put(
             "app",
             ImageDetail {
@@ -194,21 +205,50 @@ mod tests {
     #[tokio::test]
     async fn an_archived_index_comes_back_with_its_archived_children_and_nothing_else() {
         let reg = MemoryRegistry::default();
-        put(&reg, 1, &["v1"], INDEX, serde_json::json!({"mediaType": INDEX, "manifests": [{"digest": d(11)}]}));
-        put(&reg, 11, &[], IMAGE, serde_json::json!({"mediaType": IMAGE}));
-        put(&reg, 2, &["v2"], IMAGE, serde_json::json!({"mediaType": IMAGE}));
+        put(
+            &reg,
+            1,
+            &["v1"],
+            INDEX,
+            serde_json::json!({"mediaType": INDEX, "manifests": [{"digest": d(11)}]}),
+        );
+        put(
+            &reg,
+            11,
+            &[],
+            IMAGE,
+            serde_json::json!({"mediaType": IMAGE}),
+        );
+        put(
+            &reg,
+            2,
+            &["v2"],
+            IMAGE,
+            serde_json::json!({"mediaType": IMAGE}),
+        );
         let r = restore_reference(&reg, "app:v1").await.unwrap();
         let restored: Vec<&str> = r.images.iter().map(|i| i.digest.as_str()).collect();
         assert_eq!(restored, vec![d(1), d(11)]);
-        assert!(r.images.iter().all(|i| i.action == Action::RestoreImage && i.after == ImageStatus::Activating));
+        assert!(r
+            .images
+            .iter()
+            .all(|i| i.action == Action::RestoreImage && i.after == ImageStatus::Activating));
         assert_eq!(reg.status("app", &d(2)).unwrap().0, ImageStatus::Archived);
         assert!(reg.delete_calls.lock().unwrap().is_empty());
         // Asked again: nothing more to do.
-        let again = restore_reference(&reg, &format!("app@{}", d(11))).await.unwrap();
+        let again = restore_reference(&reg, &format!("app@{}", d(11)))
+            .await
+            .unwrap();
         assert_eq!(again.images[0].action, Action::Skip);
         // An index whose manifest is refused while archived: said, not guessed.
         *reg.archived_manifests_unreadable.lock().unwrap() = true;
-        put(&reg, 3, &["v3"], INDEX, serde_json::json!({"mediaType": INDEX, "manifests": []}));
+        put(
+            &reg,
+            3,
+            &["v3"],
+            INDEX,
+            serde_json::json!({"mediaType": INDEX, "manifests": []}),
+        );
         let r = restore_reference(&reg, "app:v3").await.unwrap();
         assert!(r.children_unknown.unwrap().contains("run this again"));
         assert!(restore_reference(&reg, "app:none").await.is_err());

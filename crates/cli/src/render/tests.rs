@@ -178,9 +178,24 @@ fn a_prune_plan_shows_restores_archives_and_deletes_apart() {
     let plan = RepoPlan {
         repository: "agent".into(),
         decisions: vec![
-            image("sha256:a", Verdict::Restore, PruneReason::InUseService, ImageStatus::Archived),
-            image("sha256:b", Verdict::Archive, PruneReason::UntaggedExpired, ImageStatus::Active),
-            image("sha256:c", Verdict::Delete, PruneReason::UntaggedExpired, ImageStatus::Archived),
+            image(
+                "sha256:a",
+                Verdict::Restore,
+                PruneReason::InUseService,
+                ImageStatus::Archived,
+            ),
+            image(
+                "sha256:b",
+                Verdict::Archive,
+                PruneReason::UntaggedExpired,
+                ImageStatus::Active,
+            ),
+            image(
+                "sha256:c",
+                Verdict::Delete,
+                PruneReason::UntaggedExpired,
+                ImageStatus::Archived,
+            ),
         ],
         restores: vec!["sha256:a".into()],
         archive_waves: vec![vec!["sha256:b".into()]],
@@ -191,11 +206,29 @@ fn a_prune_plan_shows_restores_archives_and_deletes_apart() {
     };
     let text = prune_plans(&[plan]);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[2].contains(" restore ") && lines[2].ends_with("(archived)"), "{text}");
-    assert!(lines[3].contains(" archive ") && lines[3].ends_with("1.0 KiB"), "{text}");
-    assert!(lines[4].contains(" delete ") && lines[4].ends_with("(archived)"), "{text}");
+    assert!(
+        lines[2].contains(" restore ") && lines[2].ends_with("(archived)"),
+        "{text}"
+    );
+    assert!(
+        lines[3].contains(" archive ") && lines[3].ends_with("1.0 KiB"),
+        "{text}"
+    );
+    assert!(
+        lines[4].contains(" delete ") && lines[4].ends_with("(archived)"),
+        "{text}"
+    );
     assert_eq!(lines[5], "  1 to delete of 3, 1.0 KiB freed");
-    assert_eq!(lines[6], "  1 to archive (1.0 KiB), deleted after archiveDays");
-    assert_eq!(lines[7], "  1 to restore (archived, in use or pinned): first, whatever the caps");
-    assert_eq!(lines[8], "total: 1 images to delete, 1.0 KiB freed; 1 to archive, 1 to restore");
+    assert_eq!(
+        lines[6],
+        "  1 to archive (1.0 KiB), deleted after archiveDays"
+    );
+    assert_eq!(
+        lines[7],
+        "  1 to restore (archived, in use or pinned): first, whatever the caps"
+    );
+    assert_eq!(
+        lines[8],
+        "total: 1 images to delete, 1.0 KiB freed; 1 to archive, 1 to restore"
+    );
 }

@@ -62,7 +62,10 @@ fn with_archive_days_what_would_be_deleted_is_archived_index_first() {
     assert_eq!(plan.archive_waves[0], vec![d(1), d(2)]);
     assert_eq!(plan.archive_waves[1], vec![d(11), d(12)]);
     assert_eq!(plan.archive_after[&d(11)], vec![d(1)]);
-    assert_eq!(plan.bytes_archived, [1, 11, 12, 2].map(|n| 1000 + n).iter().sum::<u64>());
+    assert_eq!(
+        plan.bytes_archived,
+        [1, 11, 12, 2].map(|n| 1000 + n).iter().sum::<u64>()
+    );
     assert_eq!(plan.bytes_freed, 0);
 }
 
@@ -96,15 +99,25 @@ fn an_archived_image_is_deleted_only_by_a_rule_with_archive_days_after_them() {
     let with = plan_repository("repo", &images, &BTreeMap::new(), &with_days(Some(30)), NOW);
     let got = verdicts(&with);
     assert_eq!(got[&d(1)], (Verdict::Delete, PruneReason::UntaggedExpired));
-    assert_eq!(got[&d(2)], (Verdict::Keep, PruneReason::ArchivedTooRecently));
-    assert_eq!(got[&d(3)], (Verdict::Keep, PruneReason::ArchivedSinceUnknown));
+    assert_eq!(
+        got[&d(2)],
+        (Verdict::Keep, PruneReason::ArchivedTooRecently)
+    );
+    assert_eq!(
+        got[&d(3)],
+        (Verdict::Keep, PruneReason::ArchivedSinceUnknown)
+    );
     assert_eq!(got[&d(4)], (Verdict::Keep, PruneReason::Activating));
     assert_eq!(got[&d(5)], (Verdict::Keep, PruneReason::UnknownStatus));
     assert_eq!(got[&d(6)], (Verdict::Keep, PruneReason::TooYoung));
     assert_eq!(with.deletes(), BTreeSet::from([d(1).as_str()]));
     assert!(with.archives().is_empty());
     assert_eq!(
-        with.decisions.iter().find(|x| x.digest == d(1)).unwrap().status,
+        with.decisions
+            .iter()
+            .find(|x| x.digest == d(1))
+            .unwrap()
+            .status,
         ImageStatus::Archived
     );
 }
@@ -125,10 +138,16 @@ fn an_archived_image_below_one_that_stays_is_not_deleted() {
     let got = verdicts(&plan);
     assert_eq!(got[&d(1)].0, Verdict::Archive);
     assert_eq!(got[&d(11)], (Verdict::Keep, PruneReason::ChildOfKeptIndex));
-    assert_eq!(got[&d(2)], (Verdict::Keep, PruneReason::ArchivedTooRecently));
+    assert_eq!(
+        got[&d(2)],
+        (Verdict::Keep, PruneReason::ArchivedTooRecently)
+    );
     assert_eq!(got[&d(21)], (Verdict::Keep, PruneReason::ChildOfKeptIndex));
     assert_eq!(got[&d(3)].0, Verdict::Archive);
-    assert_eq!(got[&d(31)], (Verdict::Keep, PruneReason::ReferrerOfKeptImage));
+    assert_eq!(
+        got[&d(31)],
+        (Verdict::Keep, PruneReason::ReferrerOfKeptImage)
+    );
     assert!(plan.deletes().is_empty(), "{plan:?}");
 }
 
@@ -154,13 +173,25 @@ fn archived_images_in_use_or_pinned_are_restored_with_what_is_below_them() {
     ]);
     let mut r = with_days(None);
     r.pinned_digests.insert(d(2));
-    for r in [r.clone(), Rules { archive_days: Some(30), ..r }] {
+    for r in [
+        r.clone(),
+        Rules {
+            archive_days: Some(30),
+            ..r
+        },
+    ] {
         let plan = plan_repository("repo", &images, &in_use, &r, NOW);
         assert_eq!(plan.restores, vec![d(1), d(2), d(11), d(13)], "{plan:?}");
         let got = verdicts(&plan);
         assert_eq!(got[&d(1)], (Verdict::Restore, PruneReason::InUseService));
-        assert_eq!(got[&d(11)], (Verdict::Restore, PruneReason::ChildOfKeptIndex));
-        assert_eq!(got[&d(13)], (Verdict::Restore, PruneReason::ReferrerOfKeptImage));
+        assert_eq!(
+            got[&d(11)],
+            (Verdict::Restore, PruneReason::ChildOfKeptIndex)
+        );
+        assert_eq!(
+            got[&d(13)],
+            (Verdict::Restore, PruneReason::ReferrerOfKeptImage)
+        );
         assert_eq!(got[&d(2)], (Verdict::Restore, PruneReason::Pinned));
         assert_eq!(got[&d(12)], (Verdict::Keep, PruneReason::ChildOfKeptIndex));
         // An unparsable reference names nothing that can be pulled: kept, not restored.
@@ -224,8 +255,8 @@ fn the_recheck_archives_only_what_the_plan_archives_and_deletes_only_what_it_del
 }
 
 /// Any listing with any storage statuses (and `lastArchivedAt` around the archive days).
-fn arb_stored_repo() -> impl Strategy<Value = (Vec<Image>, BTreeMap<String, InUseKind>, Rules, Option<u32>)>
-{
+fn arb_stored_repo(
+) -> impl Strategy<Value = (Vec<Image>, BTreeMap<String, InUseKind>, Rules, Option<u32>)> {
     (
         arb_any_repo(),
         proptest::collection::vec((0u8..6, 0i64..80), 45),
