@@ -187,6 +187,19 @@ def main(path):
     # --- The functions' own metrics. ---
     a = one(c, custom_alarm(alarms, "ecr-pruner", "DeleteFailures"), "ecr-pruner DeleteFailures")
     expect(c, a, "ecr-pruner DeleteFailures", Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    # Archived images in use are restored every run: each restore (or failed one) alarms.
+    a = one(c, custom_alarm(alarms, "ecr-pruner", "ImagesRestored"), "ecr-pruner ImagesRestored")
+    expect(c, a, "ecr-pruner ImagesRestored", Statistic="Sum", Threshold=1,
+           ComparisonOperator="GreaterThanOrEqualToThreshold")
+    pruner_statements = [st for pol in functions["ecr-pruner"]["Properties"].get("Policies", [])
+                         if isinstance(pol, dict) for st in pol.get("Statement", [])]
+    deleting = [st for st in pruner_statements if "ecr:BatchDeleteImage" in st.get("Action", [])]
+    c.check(len(deleting) == 1 and "ecr:UpdateImageStorageClass" in deleting[0].get("Action", []),
+            "ecr-pruner may UpdateImageStorageClass (archive, restore) where it may delete, nowhere else")
+    c.check(not any("ecr:UpdateImageStorageClass" in st.get("Action", []) for st in pruner_statements
+                    if st not in deleting), "ecr-pruner: UpdateImageStorageClass only on the selected repositories")
+    c.check("archiveDays" in str(params["PrunePolicy"].get("Description", "")),
+            "PrunePolicy documents archiveDays")
     a = one(c, custom_alarm(alarms, "efs-sweeper", "NotDone"), "efs-sweeper NotDone")
     expect(c, a, "efs-sweeper NotDone", Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
     capped = [fn for fn in FUNCTIONS if "MAX_ACTIONS" in env(fn)]
@@ -306,6 +319,7 @@ def main(path):
         shown("NS", "BytesFreed", own("efs-sweeper"), what="bytes freed (EFS)")
         shown("NS", "BytesFreed", own("ecr-pruner"), what="bytes freed (ECR)")
         shown("NS", "ImagesDeleted", own("ecr-pruner"), what="images deleted")
+        shown("NS", "ImagesRestored", own("ecr-pruner"), what="archived images in use restored")
         for fn in capped:
             shown("NS", "CapExceeded", own(fn), what="caps hit")
         for fn, logical in FUNCTIONS.items():

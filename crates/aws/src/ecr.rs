@@ -1,9 +1,13 @@
-//! The ECR registry: repositories, images, manifests, deletes.
+//! The ECR registry: repositories, images (every storage status), manifests, deletes, and
+//! storage-class changes (archive, restore).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use lifecycle_domain::prune::ImageDetail;
+use aws_sdk_ecr::types::{
+    DescribeImagesFilter, ImageStatus as EcrStatus, ImageStatusFilter, TargetStorageClass,
+};
+use lifecycle_domain::prune::{ImageDetail, ImageStatus, StorageClass};
 use lifecycle_ports::{Failure, Registry, ServiceError};
 
 use crate::sdk::{failure_text, partial_backoff, service_error, PARTIAL_ATTEMPTS};
@@ -59,6 +63,14 @@ impl Registry for EcrRegistry {
             .describe_images()
             .repository_name(repository)
             .max_results(1000)
+            // Without a status filter DescribeImages lists ACTIVE images only: an archived image
+            // in use would never be seen (nor restored), an archived index never keep its
+            // children.
+            .filter(
+                DescribeImagesFilter::builder()
+                    .image_status(ImageStatusFilter::Any)
+                    .build(),
+            )
             .into_paginator()
             .send();
         let mut out = Vec::new();
@@ -91,6 +103,8 @@ impl Registry for EcrRegistry {
                         .unwrap_or_default()
                         .to_string(),
                     subject: image.subject_manifest_digest().map(str::to_string),
+                    status: image.image_status().map_or(ImageStatus::Active, status_of),
+                    archived_at: image.last_archived_at().map(|t| t.secs()),
                 });
             }
         }
@@ -234,6 +248,60 @@ impl Registry for EcrRegistry {
             }
         }
         Ok(out)
+    }
+
+    async fn set_storage_class(
+        &self,
+        repository: &str,
+        digest: &str,
+        class: StorageClass,
+    ) -> Result<ImageStatus, ServiceError> {
+        const OP: &str = "ECR UpdateImageStorageClass";
+        let got = self
+            .client
+            .update_image_storage_class()
+            .repository_name(repository)
+            .image_id(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(digest)
+                    .build(),
+            )
+            .target_storage_class(match class {
+                StorageClass::Archive => TargetStorageClass::Archive,
+                StorageClass::Standard => TargetStorageClass::Standard,
+            })
+            .send()
+            .await
+            .map_err(|e| service_error(OP, e))?;
+        // An answer about another image is no answer about this one.
+        let answered = got.image_id().and_then(|i| i.image_digest());
+        if answered.is_some_and(|d| d != digest) {
+            return Err(ServiceError::retryable(
+                OP,
+                format!(
+                    "asked about {digest}, answered about {}",
+                    answered.unwrap_or_default()
+                ),
+            ));
+        }
+        // No status in the answer: the change was accepted; say what it was asked for.
+        Ok(got.image_status().map_or(
+            match class {
+                StorageClass::Archive => ImageStatus::Archived,
+                StorageClass::Standard => ImageStatus::Activating,
+            },
+            status_of,
+        ))
+    }
+}
+
+/// ECR's `imageStatus` as the planner knows it; a status this code does not know is left alone.
+pub(crate) fn status_of(status: &EcrStatus) -> ImageStatus {
+    match status {
+        EcrStatus::Active => ImageStatus::Active,
+        EcrStatus::Archived => ImageStatus::Archived,
+        EcrStatus::Activating => ImageStatus::Activating,
+        _ => ImageStatus::Unknown,
     }
 }
 

@@ -103,6 +103,11 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// ECR images.
+    Image {
+        #[command(subcommand)]
+        what: ImageCommand,
+    },
     /// The archive bucket (ARCHIVE_BUCKET).
     Archive {
         #[command(subcommand)]
@@ -127,6 +132,18 @@ pub enum ArchiveCommand {
         /// Only this tenant's.
         #[arg(long)]
         tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+pub enum ImageCommand {
+    /// Bring an archived image back to standard storage (ECR answers ACTIVATING until it can be
+    /// pulled again), with the archived children of an index whose manifest can be read. Only
+    /// restores: nothing is deleted or archived.
+    Restore {
+        /// `repository@sha256:<hex>` or `repository:tag` (a registry host before the
+        /// repository is ignored).
+        reference: String,
     },
 }
 

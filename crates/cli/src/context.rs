@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use lifecycle_fs::WorkspaceFs;
-use lifecycle_ports::{AccessPoints, ArchiveStore, FailedBatches, WorkspaceTable};
+use lifecycle_ports::{AccessPoints, ArchiveStore, FailedBatches, Registry, WorkspaceTable};
 use lifecycle_runtime::config::{
     ArchiveConfig, Config, Env, NO_CLUSTER, OBSERVE_VARS, SHARED_VARS,
 };
@@ -135,6 +135,10 @@ impl Context {
 
     pub fn table(&self, config: &Config) -> Arc<dyn WorkspaceTable> {
         self.aws.table(config)
+    }
+
+    pub fn registry(&self) -> Arc<dyn Registry> {
+        self.aws.registry()
     }
 
     pub fn access_points(&self) -> Arc<dyn AccessPoints> {

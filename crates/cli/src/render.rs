@@ -120,7 +120,7 @@ pub fn sweep_plan(plan: &SweepPlan) -> String {
 
 pub fn prune_plans(plans: &[RepoPlan]) -> String {
     let mut out = String::new();
-    let (mut deleted, mut bytes) = (0, 0);
+    let (mut deleted, mut bytes, mut archived, mut restored) = (0, 0, 0, 0);
     for plan in plans {
         let _ = writeln!(out, "{}:", plan.repository);
         let _ = writeln!(
@@ -132,10 +132,17 @@ pub fn prune_plans(plans: &[RepoPlan]) -> String {
             let verdict = match d.verdict {
                 Verdict::Delete => "delete",
                 Verdict::Keep => "keep",
+                Verdict::Archive => "archive",
+                Verdict::Restore => "restore",
+            };
+            let status = if d.status.is_active() {
+                String::new()
+            } else {
+                format!(" ({})", d.status.as_str())
             };
             let _ = writeln!(
                 out,
-                "  {:<19} {:<24} {:<7} {:<26} {:>10}",
+                "  {:<19} {:<24} {:<7} {:<26} {:>10}{status}",
                 &d.digest[..d.digest.len().min(19)],
                 d.tags.join(","),
                 verdict,
@@ -150,6 +157,23 @@ pub fn prune_plans(plans: &[RepoPlan]) -> String {
             plan.decisions.len(),
             human(plan.bytes_freed)
         );
+        let archives = plan.archives().len();
+        if archives > 0 {
+            let _ = writeln!(
+                out,
+                "  {archives} to archive ({}), deleted after archiveDays",
+                human(plan.bytes_archived)
+            );
+        }
+        if !plan.restores.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {} to restore (archived, in use or pinned): first, whatever the caps",
+                plan.restores.len()
+            );
+        }
+        archived += archives;
+        restored += plan.restores.len();
         if let Some(cap) = &plan.cap_exceeded {
             let _ = writeln!(out, "  {}", cap_line(cap, &plan.repository));
         }
@@ -161,6 +185,9 @@ pub fn prune_plans(plans: &[RepoPlan]) -> String {
         "total: {deleted} images to delete, {} freed",
         human(bytes)
     );
+    if archived + restored > 0 {
+        let _ = write!(out, "; {archived} to archive, {restored} to restore");
+    }
     out
 }
 
@@ -175,11 +202,19 @@ pub fn sweep_done(summary: &efs_sweeper::SweepSummary) -> String {
 }
 
 pub fn prune_done(summary: &ecr_pruner::PruneSummary) -> String {
-    format!(
+    let mut out = format!(
         "done: {} images deleted, {} freed",
         summary.deleted,
         human(summary.bytes_freed)
-    )
+    );
+    if summary.archived + summary.restored > 0 {
+        let _ = write!(
+            out,
+            "; {} archived, {} restored",
+            summary.archived, summary.restored
+        );
+    }
+    out
 }
 
 pub fn restored(r: &Restored) -> String {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use lifecycle_domain::prune::{
-    in_use_in, plan_repository, Image, ImageUse, InUseKind, PrunePolicy, Subject, UseIndex,
-    INDEX_MEDIA_TYPES,
+    in_use_in, plan_repository, Image, ImageStatus, ImageUse, InUseKind, PrunePolicy, Subject,
+    UseIndex, INDEX_MEDIA_TYPES,
 };
 
 fn digest(repo: usize, n: usize) -> String {
@@ -74,6 +74,8 @@ fn main() {
                 media_type: INDEX_MEDIA_TYPES[0].into(),
                 manifests: Some(Ok(children.clone())),
                 subject: Subject::None,
+                status: ImageStatus::Active,
+                archived_at: None,
             });
             for c in children {
                 images.push(Image {
@@ -84,6 +86,8 @@ fn main() {
                     media_type: "application/vnd.oci.image.manifest.v1+json".into(),
                     manifests: None,
                     subject: Subject::None,
+                    status: ImageStatus::Active,
+                    archived_at: None,
                 });
             }
             n += 5;

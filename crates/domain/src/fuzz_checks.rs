@@ -18,8 +18,8 @@ use crate::layout::{
     nonce_for, workspace_rel_path, TrashName, PURGING_PREFIX, STAGING_PREFIX, TRASH_DIR,
 };
 use crate::prune::{
-    in_use_in, manifest_facts, plan_repository, replan_repository, Image, ImageRef, ImageUse,
-    InUseKind, PrunePolicy, Rules, Subject, Verdict,
+    in_use_in, manifest_facts, plan_repository, replan_repository, Image, ImageRef, ImageStatus,
+    ImageUse, InUseKind, PrunePolicy, Rules, Subject, Verdict,
 };
 use crate::record::{Attributes, Lifetime, Observed, StoredRecord, EPOCH_SECONDS_RANGE};
 use crate::retention::{RetentionPolicy, MAX_RETENTION_DAYS};
@@ -401,6 +401,8 @@ pub fn prune_graph(data: &[u8]) {
             media_type,
             manifests: None,
             subject: Subject::Unknown,
+            status: ImageStatus::Active,
+            archived_at: None,
         };
         match kind {
             b'm' if images.len() < 64 => {
@@ -459,6 +461,7 @@ pub fn prune_graph(data: &[u8]) {
         protect_tags: vec![glob::Pattern::new("release-*").expect("a valid glob")],
         keep_semver_releases: 0,
         pinned_digests: BTreeSet::new(),
+        archive_days: None,
     };
     let first = plan_repository("team/app", &images, &in_use, &rules, NOW);
     check_plan(&images, &in_use, &rules, &first);

@@ -46,6 +46,17 @@ pub enum PruneReason {
     UntaggedExpired,
     ChildOfDeletedIndex,
     ReferrerOfDeletedImage,
+    /// Archived (by anyone: ECR's own lifecycle rules too) and its rule has no `archiveDays`:
+    /// only the archive step deletes archived images.
+    ArchivedWithoutArchiveDays,
+    /// Archived, but the registry does not say since when: never deleted.
+    ArchivedSinceUnknown,
+    /// Archived fewer than `archiveDays` days ago.
+    ArchivedTooRecently,
+    /// Being restored from the archive: neither archived nor deleted.
+    Activating,
+    /// A storage status this code does not know: left as it is.
+    UnknownStatus,
 }
 
 impl PruneReason {
@@ -73,6 +84,17 @@ impl std::fmt::Display for PruneReason {
 pub enum Verdict {
     Keep,
     Delete,
+    /// Moved to the archive storage class (the archive step), deleted after `archiveDays`.
+    Archive,
+    /// Kept, and back to standard storage: archived but in use or pinned.
+    Restore,
+}
+
+impl Verdict {
+    /// Whether the image stays in the registry (kept, restored or archived).
+    pub fn stays(self) -> bool {
+        self != Verdict::Delete
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,6 +105,9 @@ pub struct Decision {
     pub verdict: Verdict,
     pub reason: PruneReason,
     pub size: u64,
+    /// The image's storage status as listed (shown when not active).
+    #[serde(skip_serializing_if = "ImageStatus::is_active")]
+    pub status: ImageStatus,
 }
 
 /// One repository, decided: a verdict and a reason for every image, the deletes in their order,
@@ -106,6 +131,20 @@ pub struct RepoPlan {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unread_subjects: Vec<String>,
     pub bytes_freed: u64,
+    /// The digests to archive, in waves like the deletes: an index before the manifests it
+    /// references, a subject before its referrers (an index never stays pullable while a child
+    /// of it is archived).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub archive_waves: Vec<Vec<String>>,
+    /// For each digest to archive, the digests to archive that must be archived first.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub archive_after: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bytes_archived: u64,
+    /// Archived images that are in use or pinned (or below one: a child, a referrer): restored
+    /// to standard storage first thing, whatever the caps.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restores: Vec<String>,
     /// Set when the repository's deletes are over a cap: then every one of them is kept as
     /// `skipped_cap` (there is nothing to delete) and this says which cap and by how much.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,6 +169,20 @@ impl PrunePlan {
     pub fn bytes_freed(&self) -> u64 {
         self.repositories.iter().map(|r| r.bytes_freed).sum()
     }
+
+    /// How many images the plan archives, over every repository.
+    pub fn archives(&self) -> usize {
+        self.repositories.iter().map(|r| r.archives().len()).sum()
+    }
+
+    /// How many images the plan restores, over every repository.
+    pub fn restores(&self) -> usize {
+        self.repositories.iter().map(|r| r.restores.len()).sum()
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The caps of one repository: `MAX_ACTIONS` deletes, and `MAX_ACTION_PERCENT` of its images
@@ -152,14 +205,32 @@ impl RepoPlan {
             .collect()
     }
 
+    pub fn archives(&self) -> BTreeSet<&str> {
+        self.archive_waves
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect()
+    }
+
     /// The plan within `caps` (counted over the repository's images): over a cap, every delete
-    /// becomes a keep with reason `skipped_cap`, nothing is left to delete, and `cap_exceeded`
-    /// says why.
+    /// and every archive becomes a keep with reason `skipped_cap`, nothing is left to delete or
+    /// archive, and `cap_exceeded` says why. Restores are not capped (they only make safe).
     pub fn capped(mut self, caps: &Caps) -> Self {
-        let deletes: Vec<usize> = (0..self.decisions.len())
-            .filter(|i| self.decisions[*i].verdict == Verdict::Delete)
+        let acts: Vec<usize> = (0..self.decisions.len())
+            .filter(|i| {
+                matches!(
+                    self.decisions[*i].verdict,
+                    Verdict::Delete | Verdict::Archive
+                )
+            })
             .collect();
-        let capped = caps.apply("images to delete", deletes, self.decisions.len());
+        let what = if self.archive_waves.is_empty() {
+            "images to delete"
+        } else {
+            "images to archive or delete"
+        };
+        let capped = caps.apply(what, acts, self.decisions.len());
         for i in capped.skipped {
             let decision = &mut self.decisions[i];
             decision.verdict = Verdict::Keep;
@@ -169,6 +240,9 @@ impl RepoPlan {
             self.delete_waves.clear();
             self.delete_after.clear();
             self.bytes_freed = 0;
+            self.archive_waves.clear();
+            self.archive_after.clear();
+            self.bytes_archived = 0;
             self.cap_exceeded = Some(why.to_string());
         }
         self
@@ -191,9 +265,18 @@ pub fn plan_repository(
     plan(repository, images, in_use, rules, now, None)
 }
 
-/// The fresh re-check right before deleting: plans again from freshly read images and in-use
-/// set, and deletes only what both this plan and `first` delete. What either keeps stays, and so
-/// does everything below it (its children and referrers).
+/// What the first plan removes, which bounds its re-check: the re-check deletes only what the
+/// first plan deletes, and archives only what it archives.
+#[derive(Debug, Clone, Copy)]
+struct Allowed<'a> {
+    deletes: &'a BTreeSet<&'a str>,
+    archives: &'a BTreeSet<&'a str>,
+}
+
+/// The fresh re-check right before deleting or archiving: plans again from freshly read images
+/// and in-use set, and deletes only what both this plan and `first` delete (archives only what
+/// both archive). What either keeps stays, and so does everything below it (its children and
+/// referrers).
 pub fn replan_repository(
     first: &RepoPlan,
     images: &[Image],
@@ -201,13 +284,18 @@ pub fn replan_repository(
     rules: &Rules,
     now: i64,
 ) -> RepoPlan {
+    let deletes = first.deletes();
+    let archives = first.archives();
     plan(
         &first.repository,
         images,
         in_use,
         rules,
         now,
-        Some(&first.deletes()),
+        Some(Allowed {
+            deletes: &deletes,
+            archives: &archives,
+        }),
     )
 }
 
@@ -241,7 +329,7 @@ fn plan(
     in_use: &BTreeMap<String, InUseKind>,
     rules: &Rules,
     now: i64,
-    allowed: Option<&BTreeSet<&str>>,
+    allowed: Option<Allowed<'_>>,
 ) -> RepoPlan {
     use PruneReason::*;
     let keep = |r| Some((Verdict::Keep, r));
@@ -465,7 +553,10 @@ fn plan(
         }
         if unread[id] {
             decided[id] = (Verdict::Keep, SubjectUnknown);
-        } else if allowed.is_some_and(|a| !a.contains(digests.names[id])) {
+        } else if allowed.is_some_and(|a| {
+            let name = digests.names[id];
+            !a.deletes.contains(name) && !a.archives.contains(name)
+        }) {
             decided[id] = (Verdict::Keep, ChangedSincePlan);
         }
     }
@@ -486,6 +577,17 @@ fn plan(
         }
     }
 
+    // 5. Storage: what the rules remove is archived first where the rule has an archive step,
+    //    and deleted only once it has been archived long enough; archived images the rules
+    //    would not remove but that are in use or pinned go back to standard storage.
+    let status = storage_of(images, &digests);
+    let decided = settle_storage(&graph, &digests, &status, decided, rules, now, allowed);
+    let restores = restores_of(&graph, &digests, &status, in_use, &pinned, &decided);
+    let mut decided = decided;
+    for &id in &restores {
+        decided[id as usize].0 = Verdict::Restore;
+    }
+
     // One decision per digest, by digest: the first image the listing shows with it.
     let decisions: Vec<Decision> = (0..n)
         .map(|id| {
@@ -497,16 +599,193 @@ fn plan(
                 verdict,
                 reason,
                 size: img.size,
+                status: status[id].0,
             }
         })
         .collect();
 
-    // Above before below: depth = longest chain of deleted images above an image.
     let deleted: Vec<bool> = decided.iter().map(|d| d.0 == Verdict::Delete).collect();
+    let (delete_waves, delete_after, bytes_freed) = waves(&graph, &digests, &deleted, &decisions);
+    let archived: Vec<bool> = decided.iter().map(|d| d.0 == Verdict::Archive).collect();
+    let (archive_waves, archive_after, bytes_archived) =
+        waves(&graph, &digests, &archived, &decisions);
+    RepoPlan {
+        repository: repository.to_string(),
+        bytes_freed,
+        delete_waves,
+        delete_after,
+        unread_subjects,
+        archive_waves,
+        archive_after,
+        bytes_archived,
+        restores: restores
+            .into_iter()
+            .map(|id| digests.names[id as usize].to_string())
+            .collect(),
+        decisions,
+        cap_exceeded: None,
+    }
+}
+
+/// Each digest's storage status and `lastArchivedAt`. Listings that disagree about one digest
+/// (impossible in ECR) make it [`ImageStatus::Unknown`]: left as it is.
+fn storage_of(images: &[Image], digests: &Digests<'_>) -> Vec<(ImageStatus, Option<i64>)> {
+    let mut status: Vec<Option<(ImageStatus, Option<i64>)>> = vec![None; digests.len()];
+    for (i, img) in images.iter().enumerate() {
+        let slot = &mut status[digests.of_image[i] as usize];
+        *slot = match *slot {
+            None => Some((img.status, img.archived_at)),
+            Some(seen) if seen == (img.status, img.archived_at) => Some(seen),
+            Some(_) => Some((ImageStatus::Unknown, None)),
+        };
+    }
+    status
+        .into_iter()
+        .map(|s| s.unwrap_or((ImageStatus::Unknown, None)))
+        .collect()
+}
+
+/// Step 5 of the plan: every delete the rules decided, by the image's storage status.
+/// - Active: deleted, or with `archiveDays` archived instead.
+/// - Archived: deleted only when the rule has `archiveDays`, `lastArchivedAt` is known and
+///   that many days old; otherwise kept (whoever archived it: ECR's own rules too).
+/// - Activating or unknown: kept.
+///
+/// In a re-check, a delete must be one the first plan deletes and an archive one it archives.
+/// Then what stays keeps what is below it from going: a kept (active) image keeps its children
+/// and referrers as they are, and an archived one keeps them from being deleted (ECR refuses to
+/// delete a manifest an index still references, archived or not).
+fn settle_storage(
+    graph: &Graph,
+    digests: &Digests<'_>,
+    status: &[(ImageStatus, Option<i64>)],
+    mut decided: Vec<(Verdict, PruneReason)>,
+    rules: &Rules,
+    now: i64,
+    allowed: Option<Allowed<'_>>,
+) -> Vec<(Verdict, PruneReason)> {
+    use PruneReason::*;
+    let mut changed = false;
+    for (id, decision) in decided.iter_mut().enumerate() {
+        let (verdict, reason) = *decision;
+        if verdict != Verdict::Delete {
+            continue;
+        }
+        let keep = |r| (Verdict::Keep, r);
+        let mut settled = match (status[id], rules.archive_days) {
+            ((ImageStatus::Active, _), None) => (Verdict::Delete, reason),
+            ((ImageStatus::Active, _), Some(_)) => (Verdict::Archive, reason),
+            ((ImageStatus::Archived, _), None) => keep(ArchivedWithoutArchiveDays),
+            ((ImageStatus::Archived, None), Some(_)) => keep(ArchivedSinceUnknown),
+            ((ImageStatus::Archived, Some(at)), Some(days)) => {
+                if now.saturating_sub(at) >= i64::from(days) * SECONDS_PER_DAY {
+                    (Verdict::Delete, reason)
+                } else {
+                    keep(ArchivedTooRecently)
+                }
+            }
+            ((ImageStatus::Activating, _), _) => keep(Activating),
+            ((ImageStatus::Unknown, _), _) => keep(UnknownStatus),
+        };
+        if let Some(a) = allowed {
+            let name = digests.names[id];
+            let shown = match settled.0 {
+                Verdict::Delete => a.deletes.contains(name),
+                Verdict::Archive => a.archives.contains(name),
+                _ => true,
+            };
+            if !shown {
+                settled = keep(ChangedSincePlan);
+            }
+        }
+        changed |= settled != *decision;
+        *decision = settled;
+    }
+    if changed {
+        propagate_stays(graph, &mut decided);
+    }
+    decided
+}
+
+/// What stays above keeps what is below: a kept image keeps its children and referrers (from
+/// being deleted or archived), an archived one keeps them from being deleted.
+fn propagate_stays(graph: &Graph, decided: &mut [(Verdict, PruneReason)]) {
+    let mut stack: Vec<u32> = (0..decided.len() as u32)
+        .filter(|d| decided[*d as usize].0 != Verdict::Delete)
+        .collect();
+    while let Some(d) = stack.pop() {
+        let above = decided[d as usize].0;
+        for &b in graph.below.get(d) {
+            let below = decided[b as usize].0;
+            let held = match above {
+                Verdict::Keep | Verdict::Restore => {
+                    matches!(below, Verdict::Delete | Verdict::Archive)
+                }
+                Verdict::Archive => below == Verdict::Delete,
+                Verdict::Delete => false,
+            };
+            if held {
+                let reason = if graph.subject[b as usize] == Some(d) {
+                    PruneReason::ReferrerOfKeptImage
+                } else {
+                    PruneReason::ChildOfKeptIndex
+                };
+                decided[b as usize] = (Verdict::Keep, reason);
+                stack.push(b);
+            }
+        }
+    }
+}
+
+/// Archived images that must be pullable: in use (by a task, service, task definition or
+/// function; an unparsable reference names no image that could be pulled), pinned, or below one
+/// (a platform image of an index in use, a signature of an image in use). All are kept.
+fn restores_of(
+    graph: &Graph,
+    digests: &Digests<'_>,
+    status: &[(ImageStatus, Option<i64>)],
+    in_use: &BTreeMap<String, InUseKind>,
+    pinned: &[bool],
+    decided: &[(Verdict, PruneReason)],
+) -> Vec<u32> {
+    let mut needed = vec![false; digests.len()];
+    let mut stack: Vec<u32> = in_use
+        .iter()
+        .filter(|(_, kind)| **kind != InUseKind::AmbiguousReference)
+        .filter_map(|(d, _)| digests.id(d))
+        .chain((0..digests.len() as u32).filter(|id| pinned[*id as usize]))
+        .collect();
+    while let Some(d) = stack.pop() {
+        if std::mem::replace(&mut needed[d as usize], true) {
+            continue;
+        }
+        stack.extend(graph.below.get(d).iter().copied());
+    }
+    (0..digests.len() as u32)
+        .filter(|id| needed[*id as usize] && status[*id as usize].0 == ImageStatus::Archived)
+        .inspect(|id| {
+            debug_assert_eq!(
+                decided[*id as usize].0,
+                Verdict::Keep,
+                "a needed image is kept"
+            )
+        })
+        .collect()
+}
+
+/// The waves of the images `chosen` (deleted, or archived): depth = the longest chain of chosen
+/// images above an image, so every index comes before what it references and every subject
+/// before its referrers; for each, the chosen images that must be done first; their bytes.
+fn waves(
+    graph: &Graph,
+    digests: &Digests<'_>,
+    chosen: &[bool],
+    decisions: &[Decision],
+) -> (Vec<Vec<String>>, BTreeMap<String, Vec<String>>, u64) {
     fn depth_of(
         d: u32,
         graph: &Graph,
-        deleted: &[bool],
+        chosen: &[bool],
         memo: &mut [Option<usize>],
         guard: usize,
     ) -> usize {
@@ -518,26 +797,27 @@ fn plan(
         }
         let n = graph
             .above(d)
-            .filter(|p| deleted[*p as usize])
-            .map(|p| depth_of(p, graph, deleted, memo, guard - 1) + 1)
+            .filter(|p| chosen[*p as usize])
+            .map(|p| depth_of(p, graph, chosen, memo, guard - 1) + 1)
             .max()
             .unwrap_or(0);
         memo[d as usize] = Some(n);
         n
     }
+    let n = chosen.len();
     let mut depth = vec![None; n];
-    let mut delete_waves: Vec<Vec<String>> = Vec::new();
-    let mut delete_after = Vec::new();
-    let mut bytes_freed = 0;
-    for id in (0..n as u32).filter(|id| deleted[*id as usize]) {
-        let level = depth_of(id, &graph, &deleted, &mut depth, 64);
-        if delete_waves.len() <= level {
-            delete_waves.resize(level + 1, Vec::new());
+    let mut out_waves: Vec<Vec<String>> = Vec::new();
+    let mut after = Vec::new();
+    let mut bytes = 0;
+    for id in (0..n as u32).filter(|id| chosen[*id as usize]) {
+        let level = depth_of(id, graph, chosen, &mut depth, 64);
+        if out_waves.len() <= level {
+            out_waves.resize(level + 1, Vec::new());
         }
         let digest = digests.names[id as usize];
-        delete_waves[level].push(digest.to_string());
-        bytes_freed += decisions[id as usize].size;
-        let mut first: Vec<u32> = graph.above(id).filter(|p| deleted[*p as usize]).collect();
+        out_waves[level].push(digest.to_string());
+        bytes += decisions[id as usize].size;
+        let mut first: Vec<u32> = graph.above(id).filter(|p| chosen[*p as usize]).collect();
         if !first.is_empty() {
             first.sort_unstable();
             first.dedup();
@@ -545,19 +825,11 @@ fn plan(
                 .into_iter()
                 .map(|p| digests.names[p as usize].to_string())
                 .collect();
-            delete_after.push((digest.to_string(), first));
+            after.push((digest.to_string(), first));
         }
     }
-    RepoPlan {
-        repository: repository.to_string(),
-        bytes_freed,
-        delete_waves,
-        // In digest order already: built in one pass.
-        delete_after: delete_after.into_iter().collect(),
-        unread_subjects,
-        decisions,
-        cap_exceeded: None,
-    }
+    // In digest order already: built in one pass.
+    (out_waves, after.into_iter().collect(), bytes)
 }
 
 fn untagged_by_age(img: &Image, rules: &Rules, now: i64) -> (Verdict, PruneReason) {
@@ -570,6 +842,8 @@ fn untagged_by_age(img: &Image, rules: &Rules, now: i64) -> (Verdict, PruneReaso
     }
 }
 
+#[cfg(test)]
+mod archive_tests;
 #[cfg(test)]
 mod straightforward;
 #[cfg(test)]

@@ -21,6 +21,10 @@ pub enum Action {
     SetExpiry,
     SendNotice,
     DeleteImage,
+    /// An image moved to the archive storage class (the prune policy's archive step).
+    ArchiveImage,
+    /// An archived image moved back to standard storage (it is in use or pinned).
+    RestoreImage,
     /// Data moved back out of the trash because its record appeared during the move.
     MoveBack,
     /// The old image written into a trash entry that had none (the sweeper was first).

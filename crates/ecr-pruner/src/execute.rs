@@ -1,8 +1,13 @@
-//! Act on a plan: per repository, right before deleting, everything is read again and planned
-//! again ([`lifecycle_domain::prune::replan_repository`]), and only what both plans delete goes,
-//! in waves (indexes before their children, subjects before their referrers).
+//! Act on a plan: first every restore of every repository (archived images in use or pinned
+//! back to standard storage: safe, not capped, no re-check needed); then per repository, right
+//! before archiving and deleting, everything is read again and planned again
+//! ([`lifecycle_domain::prune::replan_repository`]), and only what both plans archive is
+//! archived and only what both delete goes, in waves (indexes before their children, subjects
+//! before their referrers).
 //!
 //! How a failure decides:
+//! - A restore fails: retried like a delete; still failing, it is reported (`failed`, metric
+//!   `RestoreFailures`) and the run ends in [`crate::PruneError::Restore`] after everything else.
 //! - The re-check of a repository (what is in use, its images, its manifests) fails, whatever
 //!   the kind: nothing is deleted in it (`skipped_recheck_failed`), the others go on, and the run
 //!   ends in [`crate::PruneError::Recheck`] with the summary.
@@ -16,7 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use lifecycle_domain::prune::{Decision, PrunePlan, RepoPlan, Verdict};
+use lifecycle_domain::prune::{Decision, PrunePlan, RepoPlan, StorageClass, Verdict};
+use lifecycle_domain::reasons::Action;
 use lifecycle_ports::ServiceError;
 use lifecycle_runtime::progress::{Progress, Silent};
 use tracing::{error, info, warn};
@@ -51,36 +57,120 @@ impl Pruner {
             dry_run,
             ..PruneSummary::default()
         };
-        for repository in plan.repositories {
-            let steps = repository.deletes().len() as u64;
-            let repo = self.execute_repository(repository, now).await;
+        // Restores first, before anything else: an image in use that cannot be pulled is the
+        // one thing here that may already be failing a deploy.
+        let mut outs: Vec<RepoSummary> = plan.repositories.iter().map(RepoSummary::of).collect();
+        for (planned, out) in plan.repositories.iter().zip(outs.iter_mut()) {
+            self.restore(planned, out).await;
+            progress.advance(planned.restores.len() as u64, 0);
+        }
+        for (repository, out) in plan.repositories.into_iter().zip(outs) {
+            let steps = (repository.deletes().len() + repository.archives().len()) as u64;
+            let repo = self.execute_repository(repository, now, out).await;
             progress.advance(steps, repo.bytes_freed);
             summary.add(repo);
         }
         info!(
             deleted = summary.deleted,
+            archived = summary.archived,
+            restored = summary.restored,
             bytesFreed = summary.bytes_freed,
             dryRun = dry_run,
             "prune done"
         );
         let failed = summary.recheck_failed();
-        if failed.is_empty() {
-            Ok(summary)
-        } else {
+        let restores_failed = summary.restore_failed();
+        if !failed.is_empty() {
             Err(PruneError::Recheck {
                 failed,
                 summary: Box::new(summary),
             })
+        } else if !restores_failed.is_empty() {
+            Err(PruneError::Restore {
+                failed: restores_failed,
+                summary: Box::new(summary),
+            })
+        } else {
+            Ok(summary)
         }
     }
 
-    async fn execute_repository(&self, planned: RepoPlan, now: i64) -> RepoSummary {
-        let mut out = RepoSummary::of(&planned);
-        if let Some(why) = &planned.cap_exceeded {
-            warn!(repository = %planned.repository, cap = %why, "cap exceeded: deleting nothing here");
+    /// The plan's restores, each asked once (retried when it fails retryably). No re-check:
+    /// a restore only makes an image pullable again.
+    async fn restore(&self, planned: &RepoPlan, out: &mut RepoSummary) {
+        let decision_of: BTreeMap<&str, &Decision> = planned
+            .decisions
+            .iter()
+            .filter(|d| d.verdict == Verdict::Restore)
+            .map(|d| (d.digest.as_str(), d))
+            .collect();
+        for digest in &planned.restores {
+            let Some(decision) = decision_of.get(digest.as_str()) else {
+                error!(digest = %digest, "a restore without its decision: not restored");
+                continue;
+            };
+            if self.settings.dry_run {
+                out.restored(decision, true);
+                continue;
+            }
+            match self
+                .set_storage_class(&planned.repository, digest, StorageClass::Standard)
+                .await
+            {
+                Ok(()) => out.restored(decision, false),
+                Err(e) => {
+                    error!(repository = %planned.repository, digest = %digest, error = %e, "restore failed: an image in use stays archived");
+                    out.failed.push(Failed {
+                        digest: digest.clone(),
+                        action: Action::RestoreImage,
+                        failure: e.failure,
+                        error: e.to_string(),
+                    });
+                }
+            }
         }
-        if self.settings.dry_run || planned.delete_waves.is_empty() {
+    }
+
+    /// One storage-class change, asked again while it fails retryably (up to
+    /// [`DELETE_ATTEMPTS`] attempts, with the deletes' backoff).
+    async fn set_storage_class(
+        &self,
+        repository: &str,
+        digest: &str,
+        class: StorageClass,
+    ) -> Result<(), ServiceError> {
+        let mut attempt = 1;
+        loop {
+            match self
+                .registry
+                .set_storage_class(repository, digest, class)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_retryable() && attempt < DELETE_ATTEMPTS => {
+                    warn!(digest = %digest, class = class.as_str(), error = %e, attempt, "storage class change failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn execute_repository(
+        &self,
+        planned: RepoPlan,
+        now: i64,
+        mut out: RepoSummary,
+    ) -> RepoSummary {
+        if let Some(why) = &planned.cap_exceeded {
+            warn!(repository = %planned.repository, cap = %why, "cap exceeded: deleting and archiving nothing here");
+        }
+        if self.settings.dry_run
+            || (planned.delete_waves.is_empty() && planned.archive_waves.is_empty())
+        {
             out.keeps_of(&planned, None);
+            self.archive_waves(&planned, &planned, &mut out).await;
             self.delete_waves(&planned, &planned, &mut out).await;
             return out;
         }
@@ -98,8 +188,65 @@ impl Pruner {
         out.images = fresh.decisions.len();
         out.cap_exceeded = fresh.cap_exceeded.clone();
         out.keeps_of(&fresh, None);
+        self.archive_waves(&planned, &fresh, &mut out).await;
         self.delete_waves(&planned, &fresh, &mut out).await;
         out
+    }
+
+    /// Archives `fresh`'s archive waves, each image only if `planned` archives it too, and
+    /// none whose index or subject was not archived (an index never stays pullable with a
+    /// child archived).
+    async fn archive_waves(&self, planned: &RepoPlan, fresh: &RepoPlan, out: &mut RepoSummary) {
+        let dry_run = self.settings.dry_run;
+        let shown = planned.archives();
+        let decision_of: BTreeMap<&str, &Decision> = fresh
+            .decisions
+            .iter()
+            .filter(|d| d.verdict == Verdict::Archive)
+            .map(|d| (d.digest.as_str(), d))
+            .collect();
+        let mut not_archived: BTreeSet<&str> = BTreeSet::new();
+        for wave in &fresh.archive_waves {
+            for digest in wave {
+                if !shown.contains(digest.as_str()) {
+                    error!(digest = %digest, "not in the plan: not archived");
+                    not_archived.insert(digest);
+                    continue;
+                }
+                let blocked = fresh
+                    .archive_after
+                    .get(digest)
+                    .into_iter()
+                    .flatten()
+                    .find(|first| not_archived.contains(first.as_str()));
+                if let Some(first) = blocked {
+                    warn!(digest = %digest, after = %first, "not archived: what it belongs to was not archived");
+                    out.keep(NotDeleted::SkippedParentNotDeleted.as_str());
+                    not_archived.insert(digest);
+                    continue;
+                }
+                let decision = decision_of[digest.as_str()];
+                if dry_run {
+                    out.archived(decision, true);
+                    continue;
+                }
+                match self
+                    .set_storage_class(&fresh.repository, digest, StorageClass::Archive)
+                    .await
+                {
+                    Ok(()) => out.archived(decision, false),
+                    Err(e) => {
+                        not_archived.insert(digest);
+                        out.failed.push(Failed {
+                            digest: digest.clone(),
+                            action: Action::ArchiveImage,
+                            failure: e.failure,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// What is in use now, and the repository planned again against `planned`.
@@ -180,6 +327,7 @@ impl Pruner {
                             not_deleted.insert(digest.clone());
                             out.failed.push(Failed {
                                 digest,
+                                action: Action::DeleteImage,
                                 failure: e.failure,
                                 error: e.to_string(),
                             });

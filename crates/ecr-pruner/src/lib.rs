@@ -5,9 +5,11 @@
 //! - [`Pruner::plan`] reads what is in use (by digest) and every selected repository, and plans
 //!   each with [`lifecycle_domain::prune::plan_repository`] within its caps: a [`PrunePlan`]
 //!   with a verdict and a reason for every image. Reads only.
-//! - [`Pruner::execute`] carries out that plan: right before each repository's deletes it reads
+//! - [`Pruner::execute`] carries out that plan: first the restores of archived images in use
+//!   (every repository), then right before each repository's archives and deletes it reads
 //!   everything again and plans again ([`lifecycle_domain::prune::replan_repository`]), and
-//!   deletes only what both plans delete, with per-image retries of retryable failures.
+//!   archives only what both plans archive and deletes only what both plans delete, with
+//!   per-image retries of retryable failures.
 //!
 //! The Lambda handler does both ([`Pruner::run`]); `lifecycle apply prune` shows the plan and
 //! executes it once the operator confirms.
@@ -78,6 +80,13 @@ pub enum PruneError {
         failed: Vec<String>,
         summary: Box<PruneSummary>,
     },
+    /// Archived images in use could not be restored (`repository@digest`): they still cannot
+    /// be pulled. Everything else was done; the summary says what.
+    #[error("restore failed, still archived though in use: {}", .failed.join(", "))]
+    Restore {
+        failed: Vec<String>,
+        summary: Box<PruneSummary>,
+    },
 }
 
 impl From<PruneError> for lambda_runtime::Diagnostic {
@@ -110,7 +119,9 @@ impl Pruner {
         let result = self.execute(plan, now).await;
         match &result {
             Ok(summary) => summary.emit_metrics(),
-            Err(PruneError::Recheck { summary, .. }) => summary.emit_metrics(),
+            Err(PruneError::Recheck { summary, .. } | PruneError::Restore { summary, .. }) => {
+                summary.emit_metrics()
+            }
             Err(PruneError::Service(_)) => {}
         }
         result

@@ -77,6 +77,8 @@ impl Pruner {
                 media_type: d.media_type,
                 manifests: None,
                 subject: d.subject.map_or(Subject::Unknown, Subject::Of),
+                status: d.status,
+                archived_at: d.archived_at,
             })
             .collect();
         // Manifests read before (by the plan this re-checks) are known without a call.

@@ -31,6 +31,8 @@ fn put(reg: &MemoryRegistry, n: u32, tags: &[&str], age_days: i64, manifest: ser
             size: 100,
             media_type,
             subject: None,
+            status: Default::default(),
+            archived_at: None,
         },
         &manifest.to_string(),
     );
@@ -467,4 +469,275 @@ fn the_repositories_must_be_named() {
     assert!(every.selects("anything"));
     let named = settings(Some("agent-*, tools")).unwrap();
     assert!(named.selects("agent-web") && named.selects("tools") && !named.selects("base"));
+}
+
+/// The archive step and restores, over the fakes.
+mod archive {
+    use super::*;
+    use lifecycle_domain::prune::{ImageStatus, StorageClass};
+    use lifecycle_domain::reasons::Action;
+
+    const SOFT: &str = r#"{"default": {"keepLastTagged": 1, "keepSemverReleases": 0, "protectTags": ["prod-*"], "untaggedMaxAgeDays": 7, "archiveDays": 30}}"#;
+
+    fn soft(
+        reg: &Arc<MemoryRegistry>,
+        uses: &Arc<MemoryDeployments>,
+        vars: &[(&str, &str)],
+    ) -> Pruner {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain([("PRUNE_POLICY".to_string(), SOFT.to_string())])
+            .chain([("ECR_REPOSITORIES".to_string(), "*".to_string())])
+            .collect();
+        let settings = Settings::from(&Env(|k: &str| {
+            vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        }))
+        .unwrap();
+        Pruner::new(reg.clone(), uses.clone(), settings)
+    }
+
+    fn status(reg: &MemoryRegistry, n: u32) -> ImageStatus {
+        reg.status(REPO, &d(n)).expect("still there").0
+    }
+
+    #[tokio::test]
+    async fn what_would_be_deleted_is_archived_first_and_deleted_after_the_archive_days() {
+        let (reg, uses) = world();
+        index(&reg, 1, 30, &[11, 12]);
+        image(&reg, 11, &[], 30);
+        image(&reg, 12, &[], 30);
+        image(&reg, 2, &["build-2"], 30);
+        image(&reg, 3, &["build-3"], 1);
+        *reg.clock.lock().unwrap() = NOW;
+        let p = soft(&reg, &uses, &[]);
+        let summary = p.run(NOW).await.unwrap();
+        assert_eq!((summary.archived, summary.deleted), (4, 0), "{summary:?}");
+        for n in [1, 11, 12, 2] {
+            assert_eq!(status(&reg, n), ImageStatus::Archived, "{n}");
+        }
+        assert_eq!(status(&reg, 3), ImageStatus::Active);
+        // The index before its children.
+        let calls = reg.storage_calls.lock().unwrap().clone();
+        let at = |n| calls.iter().position(|(x, _)| *x == d(n)).unwrap();
+        assert!(at(1) < at(11) && at(1) < at(12), "{calls:?}");
+        assert!(reg.delete_calls.lock().unwrap().is_empty());
+        // In the archive fewer than 30 days: nothing changes.
+        let again = p.run(NOW + 29 * DAY).await.unwrap();
+        assert_eq!((again.archived, again.deleted), (0, 0), "{again:?}");
+        assert_eq!(
+            again.repositories[0].kept.get("archived_too_recently"),
+            Some(&4)
+        );
+        // 30 days: deleted, index first.
+        let last = p.run(NOW + 30 * DAY).await.unwrap();
+        assert_eq!(last.deleted, 4, "{last:?}");
+        assert_eq!(reg.digests(REPO), vec![d(3)]);
+    }
+
+    #[tokio::test]
+    async fn archived_images_in_use_are_restored_before_anything_else() {
+        let (reg, uses) = world();
+        // Repository "a" (planned first) has a delete; REPO has an image ECR's own rules
+        // archived, which a service runs, with its index.
+        reg.put(
+            "a",
+            ImageDetail {
+                digest: d(9),
+                tags: vec![],
+                pushed_at: NOW - 30 * DAY,
+                size: 100,
+                media_type: MANIFEST.into(),
+                subject: None,
+                status: ImageStatus::Active,
+                archived_at: None,
+            },
+            &serde_json::json!({"mediaType": MANIFEST, "layers": []}).to_string(),
+        );
+        index(&reg, 1, 30, &[11]);
+        image(&reg, 11, &[], 30);
+        image(&reg, 2, &[], 30);
+        for n in [1, 11, 2] {
+            reg.set_status(REPO, &d(n), ImageStatus::Archived, Some(NOW - 400 * DAY));
+        }
+        in_use(&uses, &d(1));
+        // No archive step: the archived image nobody uses (2) is left alone, not deleted.
+        let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
+        let changes = reg.changes.lock().unwrap().clone();
+        assert_eq!(
+            changes,
+            vec![
+                format!("{REPO} standard {}", d(1)),
+                format!("{REPO} standard {}", d(11)),
+                format!("a delete {}", d(9)),
+            ]
+        );
+        assert_eq!(summary.restored, 2);
+        let r = summary
+            .repositories
+            .iter()
+            .find(|r| r.repository == REPO)
+            .unwrap();
+        assert_eq!(r.restored.get("in_use_service"), Some(&1));
+        assert_eq!(r.restored.get("child_of_kept_index"), Some(&1));
+        assert_eq!(r.kept.get("archived_without_archive_days"), Some(&1));
+        assert_eq!(status(&reg, 1), ImageStatus::Activating);
+        assert_eq!(status(&reg, 2), ImageStatus::Archived);
+        // Once back, nothing more to do.
+        reg.settle();
+        let again = pruner(&reg, &uses).run(NOW).await.unwrap();
+        assert_eq!(again.restored, 0, "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_restore_is_retried_then_fails_the_run_after_everything_else() {
+        let (reg, uses) = world();
+        image(&reg, 1, &[], 30);
+        image(&reg, 2, &[], 30);
+        image(&reg, 3, &[], 30);
+        reg.set_status(REPO, &d(1), ImageStatus::Archived, Some(NOW));
+        reg.set_status(REPO, &d(3), ImageStatus::Archived, Some(NOW));
+        in_use(&uses, &d(1));
+        in_use(&uses, &d(3));
+        reg.storage_failures.lock().unwrap().insert(
+            d(1),
+            ServiceError::retryable("ECR UpdateImageStorageClass", "ThrottlingException: slow"),
+        );
+        reg.storage_failures.lock().unwrap().insert(
+            d(3),
+            ServiceError::permanent("ECR UpdateImageStorageClass", "AccessDeniedException: no"),
+        );
+        let err = pruner(&reg, &uses).run(NOW).await.unwrap_err();
+        let PruneError::Restore { failed, summary } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(
+            failed,
+            &vec![format!("{REPO}@{}", d(1)), format!("{REPO}@{}", d(3))]
+        );
+        // The delete was still done; the retryable restore asked three times, the other once.
+        assert_eq!(summary.deleted, 1);
+        let calls = reg.storage_calls.lock().unwrap().clone();
+        assert_eq!(
+            calls.iter().filter(|(x, _)| *x == d(1)).count(),
+            DELETE_ATTEMPTS as usize
+        );
+        assert_eq!(calls.iter().filter(|(x, _)| *x == d(3)).count(), 1);
+        let r = &summary.repositories[0];
+        assert_eq!(r.failed.len(), 2);
+        assert!(r.failed.iter().all(|f| f.action == Action::RestoreImage));
+        assert!(err.to_string().contains("restore failed"), "{err}");
+        let diagnostic = lambda_runtime::Diagnostic::from(err);
+        assert_eq!(diagnostic.error_type, "PruneFailed");
+    }
+
+    #[tokio::test]
+    async fn an_image_that_came_into_use_after_the_plan_is_not_archived() {
+        let (reg, uses) = world();
+        index(&reg, 1, 30, &[11]);
+        image(&reg, 11, &[], 30);
+        image(&reg, 2, &[], 30);
+        let p = soft(&reg, &uses, &[]);
+        let plan = p.plan(NOW).await.unwrap();
+        assert_eq!(plan.archives(), 3);
+        in_use(&uses, &d(1));
+        let summary = p.execute(plan, NOW).await.unwrap();
+        assert_eq!(summary.archived, 1, "{summary:?}");
+        assert_eq!(status(&reg, 1), ImageStatus::Active);
+        assert_eq!(status(&reg, 11), ImageStatus::Active);
+        assert_eq!(status(&reg, 2), ImageStatus::Archived);
+    }
+
+    #[tokio::test]
+    async fn children_of_an_index_whose_archive_failed_are_not_archived() {
+        let (reg, uses) = world();
+        index(&reg, 1, 30, &[11]);
+        image(&reg, 11, &[], 30);
+        reg.storage_failures.lock().unwrap().insert(
+            d(1),
+            ServiceError::permanent("ECR UpdateImageStorageClass", "ValidationException: no"),
+        );
+        let summary = soft(&reg, &uses, &[]).run(NOW).await.unwrap();
+        let r = &summary.repositories[0];
+        assert_eq!(r.failed.len(), 1);
+        assert_eq!(r.failed[0].action, Action::ArchiveImage);
+        assert_eq!(r.kept.get("skipped_parent_not_deleted"), Some(&1));
+        assert_eq!(status(&reg, 11), ImageStatus::Active);
+    }
+
+    #[tokio::test]
+    async fn an_archived_index_that_cannot_be_read_keeps_every_untagged_image() {
+        let (reg, uses) = world();
+        index(&reg, 1, 30, &[11]);
+        image(&reg, 11, &[], 30);
+        image(&reg, 2, &[], 30);
+        *reg.archived_manifests_unreadable.lock().unwrap() = true;
+        reg.set_status(REPO, &d(1), ImageStatus::Archived, Some(NOW - 400 * DAY));
+        let summary = soft(&reg, &uses, &[]).run(NOW).await.unwrap();
+        assert_eq!((summary.archived, summary.deleted), (0, 0), "{summary:?}");
+        assert_eq!(
+            summary.repositories[0].kept.get("unreadable_manifest"),
+            Some(&3)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_reports_exactly_the_restores_archives_and_deletes_of_the_real_run() {
+        let setup = || {
+            let (reg, uses) = world();
+            image(&reg, 1, &[], 30);
+            image(&reg, 2, &[], 30);
+            image(&reg, 3, &[], 30);
+            image(&reg, 4, &["build-4"], 1);
+            reg.set_status(REPO, &d(1), ImageStatus::Archived, Some(NOW - 400 * DAY));
+            reg.set_status(REPO, &d(3), ImageStatus::Archived, Some(NOW - 40 * DAY));
+            in_use(&uses, &d(1));
+            (reg, uses)
+        };
+        let (reg, uses) = setup();
+        let dry = soft(&reg, &uses, &[("DRY_RUN", "true")])
+            .run(NOW)
+            .await
+            .unwrap();
+        assert!(reg.changes.lock().unwrap().is_empty());
+        let real = soft(&reg, &uses, &[]).run(NOW).await.unwrap();
+        assert_eq!(
+            (dry.restored, dry.archived, dry.deleted),
+            (real.restored, real.archived, real.deleted)
+        );
+        assert_eq!((real.restored, real.archived, real.deleted), (1, 1, 1));
+        let (a, b) = (&dry.repositories[0], &real.repositories[0]);
+        assert_eq!(
+            (&a.restored, &a.archived, &a.deleted, &a.kept),
+            (&b.restored, &b.archived, &b.deleted, &b.kept)
+        );
+    }
+
+    #[tokio::test]
+    async fn caps_count_archives_and_deletes_and_restores_are_done_over_them() {
+        let (reg, uses) = world();
+        for n in 1..=4 {
+            image(&reg, n, &[], 30);
+        }
+        reg.set_status(REPO, &d(1), ImageStatus::Archived, Some(NOW - 400 * DAY));
+        reg.set_status(REPO, &d(2), ImageStatus::Archived, Some(NOW - 400 * DAY));
+        in_use(&uses, &d(1));
+        // One delete (2) and two archives (3, 4): three actions over a cap of two.
+        let summary = soft(&reg, &uses, &[("MAX_ACTIONS", "2")])
+            .run(NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            (summary.restored, summary.archived, summary.deleted),
+            (1, 0, 0),
+            "{summary:?}"
+        );
+        let r = &summary.repositories[0];
+        assert!(r.cap_exceeded.is_some());
+        assert_eq!(r.kept.get("skipped_cap"), Some(&3));
+        assert_eq!(
+            reg.storage_calls.lock().unwrap().clone(),
+            vec![(d(1), StorageClass::Standard)]
+        );
+    }
 }

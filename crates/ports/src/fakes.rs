@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use lifecycle_domain::access_point::{AccessPointInfo, AccessPointSpec};
 use lifecycle_domain::activity::ExpiryNotice;
 use lifecycle_domain::ids::WorkspaceId;
-use lifecycle_domain::prune::{ImageDetail, ImageUse};
+use lifecycle_domain::prune::{ImageDetail, ImageStatus, ImageUse, StorageClass};
 use lifecycle_domain::record::{attr, Attributes, Observed, Value};
 use lifecycle_domain::tasks::TaskSummary;
 
@@ -331,7 +331,9 @@ impl Notices for MemoryNotices {
 
 /// A registry in memory: repository -> digest -> (listing, manifest document). Like ECR it
 /// refuses to delete a manifest an index still references; `delete_failures` injects the
-/// per-image failures ECR reports in a 200 answer.
+/// per-image failures ECR reports in a 200 answer. Images have a storage status: an archive
+/// makes one ARCHIVED (`lastArchivedAt` = `clock`), a restore ACTIVATING (`settle` makes it
+/// ACTIVE); `storage_failures` injects failures of those calls.
 /// A repository in memory: digest -> (listing, manifest document).
 pub type MemoryRepository = BTreeMap<String, (ImageDetail, String)>;
 
@@ -341,6 +343,15 @@ pub struct MemoryRegistry {
     pub delete_failures: Mutex<BTreeMap<String, ServiceError>>,
     /// Every digest a delete call asked for, in order.
     pub delete_calls: Mutex<Vec<String>>,
+    /// Every storage-class change asked for, in order: (digest, target class).
+    pub storage_calls: Mutex<Vec<(String, StorageClass)>>,
+    /// Every change asked for, in order, as `<repository> delete|archive|standard <digest>`.
+    pub changes: Mutex<Vec<String>>,
+    pub storage_failures: Mutex<BTreeMap<String, ServiceError>>,
+    /// What an archive stamps as `lastArchivedAt`.
+    pub clock: Mutex<i64>,
+    /// Whether manifests of archived images are refused (as a pull of one is).
+    pub archived_manifests_unreadable: Mutex<bool>,
 }
 
 impl MemoryRegistry {
@@ -362,6 +373,36 @@ impl MemoryRegistry {
         }
         if let Some((detail, _)) = images.get_mut(digest) {
             detail.tags.push(tag.to_string());
+        }
+    }
+
+    /// An image's storage status and `lastArchivedAt`.
+    pub fn status(&self, repository: &str, digest: &str) -> Option<(ImageStatus, Option<i64>)> {
+        let repos = self.repositories.lock().unwrap();
+        let (detail, _) = repos.get(repository)?.get(digest)?;
+        Some((detail.status, detail.archived_at))
+    }
+
+    /// Sets an image's storage status (as ECR's own lifecycle rules, or a person, would).
+    pub fn set_status(&self, repository: &str, digest: &str, status: ImageStatus, at: Option<i64>) {
+        let mut repos = self.repositories.lock().unwrap();
+        if let Some((detail, _)) = repos
+            .get_mut(repository)
+            .and_then(|images| images.get_mut(digest))
+        {
+            detail.status = status;
+            detail.archived_at = at.or(detail.archived_at);
+        }
+    }
+
+    /// Every ACTIVATING image becomes ACTIVE (ECR finished restoring).
+    pub fn settle(&self) {
+        for images in self.repositories.lock().unwrap().values_mut() {
+            for (detail, _) in images.values_mut() {
+                if detail.status == ImageStatus::Activating {
+                    detail.status = ImageStatus::Active;
+                }
+            }
         }
     }
 
@@ -401,6 +442,7 @@ impl Registry for MemoryRegistry {
         repository: &str,
         digests: &[String],
     ) -> Result<Vec<(String, Result<String, String>)>, ServiceError> {
+        let refuse_archived = *self.archived_manifests_unreadable.lock().unwrap();
         let repos = self.repositories.lock().unwrap();
         let images = repos
             .get(repository)
@@ -408,8 +450,16 @@ impl Registry for MemoryRegistry {
         Ok(digests
             .iter()
             .map(|d| {
-                let found = images.get(d).map(|(_, m)| m.clone());
-                (d.clone(), found.ok_or_else(|| "ImageNotFound".to_string()))
+                let found = match images.get(d) {
+                    Some((detail, _))
+                        if refuse_archived && detail.status != ImageStatus::Active =>
+                    {
+                        Err("ImageNotFound: the image is archived".to_string())
+                    }
+                    Some((_, m)) => Ok(m.clone()),
+                    None => Err("ImageNotFound".to_string()),
+                };
+                (d.clone(), found)
             })
             .collect())
     }
@@ -423,6 +473,10 @@ impl Registry for MemoryRegistry {
             .lock()
             .unwrap()
             .extend(digests.iter().cloned());
+        self.changes
+            .lock()
+            .unwrap()
+            .extend(digests.iter().map(|d| format!("{repository} delete {d}")));
         let failures = self.delete_failures.lock().unwrap().clone();
         let mut repos = self.repositories.lock().unwrap();
         let images = repos
@@ -452,6 +506,49 @@ impl Registry for MemoryRegistry {
             out.push((d.clone(), Ok(())));
         }
         Ok(out)
+    }
+
+    async fn set_storage_class(
+        &self,
+        repository: &str,
+        digest: &str,
+        class: StorageClass,
+    ) -> Result<ImageStatus, ServiceError> {
+        const OP: &str = "ECR UpdateImageStorageClass";
+        self.storage_calls
+            .lock()
+            .unwrap()
+            .push((digest.to_string(), class));
+        self.changes
+            .lock()
+            .unwrap()
+            .push(format!("{repository} {} {digest}", class.as_str()));
+        if let Some(e) = self.storage_failures.lock().unwrap().get(digest) {
+            return Err(e.clone());
+        }
+        let now = *self.clock.lock().unwrap();
+        let mut repos = self.repositories.lock().unwrap();
+        let (detail, _) = repos
+            .get_mut(repository)
+            .ok_or_else(|| no_repository(OP, repository))?
+            .get_mut(digest)
+            .ok_or_else(|| {
+                ServiceError::permanent(OP, format!("ImageNotFoundException: {digest}"))
+            })?;
+        detail.status = match (class, detail.status) {
+            (StorageClass::Archive, ImageStatus::Active) => {
+                detail.archived_at = Some(now);
+                ImageStatus::Archived
+            }
+            (StorageClass::Standard, ImageStatus::Archived) => ImageStatus::Activating,
+            (_, status) => {
+                return Err(ServiceError::permanent(
+                    OP,
+                    format!("ImageStorageClassUpdateNotSupportedException: {digest} is {status:?}"),
+                ))
+            }
+        };
+        Ok(detail.status)
     }
 }
 

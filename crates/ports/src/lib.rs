@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use lifecycle_domain::access_point::{AccessPointInfo, AccessPointSpec};
 use lifecycle_domain::activity::ExpiryNotice;
 use lifecycle_domain::ids::WorkspaceId;
-use lifecycle_domain::prune::{ImageDetail, ImageUse};
+use lifecycle_domain::prune::{ImageDetail, ImageStatus, ImageUse, StorageClass};
 use lifecycle_domain::record::{Attributes, Observed};
 use lifecycle_domain::tasks::{InUse, TaskSummary};
 
@@ -187,6 +187,15 @@ pub trait Registry: Send + Sync {
         repository: &str,
         digests: &[String],
     ) -> Result<Vec<(String, Result<(), ServiceError>)>, ServiceError>;
+    /// Moves one image to `class` (ECR UpdateImageStorageClass): archives it, or restores it
+    /// (ECR then reports it ACTIVATING until it is back). Returns the status the registry
+    /// reports after the call.
+    async fn set_storage_class(
+        &self,
+        repository: &str,
+        digest: &str,
+        class: StorageClass,
+    ) -> Result<ImageStatus, ServiceError>;
 }
 
 /// One object of a bucket, as a listing gives it.

@@ -9,6 +9,7 @@
 //! - [`efs`]: workspace directories, access points, snapshots of a tree
 //! - [`ecs`]: tasks, task definitions and services
 //! - [`ecr`]: repositories and pushes with the digests ECR would give
+//! - [`ecr_stub`]: a stub of ECR UpdateImageStorageClass (moto does not implement it)
 //! - [`lambda`]: Lambda functions packaged as container images
 //! - [`notices`]: an event bus whose notices a test can read
 //! - [`s3`]: a bucket of failed batches, as ttl-expiry's on-failure destination writes them
@@ -17,6 +18,7 @@
 //! Tests `use lifecycle_testkit::*`: the fixture's methods come with it.
 
 pub mod ecr;
+pub mod ecr_stub;
 pub mod ecs;
 pub mod efs;
 pub mod fault_proxy;

@@ -154,7 +154,7 @@ impl Apply for Prune {
     type Plan = PrunePlan;
     type Summary = ecr_pruner::PruneSummary;
     const DOING: &'static str = "pruning";
-    const NOT_CONFIRMED: &'static str = "not confirmed; nothing was deleted";
+    const NOT_CONFIRMED: &'static str = "not confirmed; nothing was deleted, archived or restored";
 
     async fn plan(&self, now: i64) -> Result<PrunePlan> {
         plan::prune(&self.0, now).await
@@ -162,11 +162,12 @@ impl Apply for Prune {
     fn render(plan: &PrunePlan) -> String {
         render::prune_plans(&plan.repositories)
     }
+    /// Restores, archives and deletes: each changes an image.
     fn changes(plan: &PrunePlan) -> usize {
-        plan.deletes()
+        plan.restores() + plan.archives() + plan.deletes()
     }
     fn question(changes: usize) -> String {
-        format!("delete these {changes} images")
+        format!("change these {changes} images (restore, archive, delete as shown)")
     }
     async fn execute(
         &self,

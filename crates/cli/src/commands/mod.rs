@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod archive;
 pub mod audit;
+pub mod image;
 pub mod plan;
 pub mod replay;
 pub mod restore;
@@ -60,6 +61,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Archive {
             what: crate::cli::ArchiveCommand::Ls { tenant },
         } => archive::ls(&ctx, tenant.as_deref(), output).await,
+        Command::Image {
+            what: crate::cli::ImageCommand::Restore { reference },
+        } => image::restore(&ctx, &reference, output).await,
         Command::Touch { workspace_id } => touch::run(&ctx, &workspace_id, output).await,
         Command::Audit { fail_on } => audit::run(&ctx, fail_on, output).await,
     }

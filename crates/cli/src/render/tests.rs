@@ -50,6 +50,7 @@ fn a_prune_plan_lists_every_image_with_its_verdict_and_the_totals() {
         verdict,
         reason,
         size,
+        status: Default::default(),
     };
     let plan = RepoPlan {
         repository: "agent".into(),
@@ -99,6 +100,7 @@ fn a_repository_over_its_cap_says_so_under_its_images() {
             verdict: Verdict::Keep,
             reason: PruneReason::SkippedCap,
             size: 2048,
+            status: Default::default(),
         }],
         cap_exceeded: Some("1 images to delete exceed MAX_ACTIONS=0".into()),
         ..RepoPlan::default()
@@ -160,4 +162,73 @@ fn a_plan_shows_archive_then_purge_with_its_days_and_plain_purges_apart() {
     );
     assert!(lines[2].starts_with("purge_trash"), "{text}");
     assert!(lines[2].ends_with("not_archived"), "{text}");
+}
+
+#[test]
+fn a_prune_plan_shows_restores_archives_and_deletes_apart() {
+    use lifecycle_domain::prune::{Decision, ImageStatus, PruneReason};
+    let image = |digest: &str, verdict, reason, status| Decision {
+        digest: digest.into(),
+        tags: vec![],
+        verdict,
+        reason,
+        size: 1024,
+        status,
+    };
+    let plan = RepoPlan {
+        repository: "agent".into(),
+        decisions: vec![
+            image(
+                "sha256:a",
+                Verdict::Restore,
+                PruneReason::InUseService,
+                ImageStatus::Archived,
+            ),
+            image(
+                "sha256:b",
+                Verdict::Archive,
+                PruneReason::UntaggedExpired,
+                ImageStatus::Active,
+            ),
+            image(
+                "sha256:c",
+                Verdict::Delete,
+                PruneReason::UntaggedExpired,
+                ImageStatus::Archived,
+            ),
+        ],
+        restores: vec!["sha256:a".into()],
+        archive_waves: vec![vec!["sha256:b".into()]],
+        bytes_archived: 1024,
+        delete_waves: vec![vec!["sha256:c".into()]],
+        bytes_freed: 1024,
+        ..RepoPlan::default()
+    };
+    let text = prune_plans(&[plan]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[2].contains(" restore ") && lines[2].ends_with("(archived)"),
+        "{text}"
+    );
+    assert!(
+        lines[3].contains(" archive ") && lines[3].ends_with("1.0 KiB"),
+        "{text}"
+    );
+    assert!(
+        lines[4].contains(" delete ") && lines[4].ends_with("(archived)"),
+        "{text}"
+    );
+    assert_eq!(lines[5], "  1 to delete of 3, 1.0 KiB freed");
+    assert_eq!(
+        lines[6],
+        "  1 to archive (1.0 KiB), deleted after archiveDays"
+    );
+    assert_eq!(
+        lines[7],
+        "  1 to restore (archived, in use or pinned): first, whatever the caps"
+    );
+    assert_eq!(
+        lines[8],
+        "total: 1 images to delete, 1.0 KiB freed; 1 to archive, 1 to restore"
+    );
 }

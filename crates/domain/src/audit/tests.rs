@@ -257,6 +257,7 @@ fn decision(digest: &str, verdict: Verdict, reason: PruneReason) -> Decision {
         verdict,
         reason,
         size: 10,
+        status: Default::default(),
     }
 }
 

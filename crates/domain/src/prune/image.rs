@@ -1,6 +1,8 @@
 //! Images and manifests as the planner sees them: what a listing says, and what a manifest
 //! says about the image graph.
 
+use serde::Serialize;
+
 pub const INDEX_MEDIA_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -20,6 +22,44 @@ pub struct Image {
     pub manifests: Option<Result<Vec<String>, String>>,
     /// For a referrer (signature, attestation, SBOM): the image it is about.
     pub subject: Subject,
+    /// Its storage class as listed: active, archived, or on its way back.
+    pub status: ImageStatus,
+    /// When it was last archived (`lastArchivedAt`), if the registry says.
+    pub archived_at: Option<i64>,
+}
+
+/// An image's storage status as the registry lists it (ECR `imageStatus`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageStatus {
+    /// Standard storage: pullable. What a listing that says nothing means (the only status there
+    /// was before the archive class).
+    #[default]
+    Active,
+    /// In the archive storage class: cannot be pulled until restored.
+    Archived,
+    /// Being restored from the archive.
+    Activating,
+    /// A status this code does not know: never archived, restored or deleted.
+    Unknown,
+}
+
+crate::serde_codes!(ImageStatus, StorageClass);
+
+impl ImageStatus {
+    pub fn is_active(&self) -> bool {
+        *self == ImageStatus::Active
+    }
+}
+
+/// Where an image is moved (ECR `targetStorageClass`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageClass {
+    /// Back to standard storage (a restore).
+    Standard,
+    /// To the archive storage class.
+    Archive,
 }
 
 /// What is known about an image's OCI `subject` (the image a referrer is about).
@@ -135,4 +175,8 @@ pub struct ImageDetail {
     pub media_type: String,
     /// For a referrer (signature, attestation): the digest it is about, when the registry says.
     pub subject: Option<String>,
+    /// `imageStatus` (absent: active).
+    pub status: ImageStatus,
+    /// `lastArchivedAt`, epoch seconds.
+    pub archived_at: Option<i64>,
 }

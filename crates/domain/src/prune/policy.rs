@@ -21,6 +21,10 @@ pub struct RuleSet {
     pub protect_tags: Option<Vec<String>>,
     pub keep_semver_releases: Option<usize>,
     pub pinned_digests: Option<Vec<String>>,
+    /// The archive step: an image planned for deletion is archived instead, and deleted once it
+    /// has been in the archive this many days (absent or `null`: deleted at once, as before).
+    #[serde(default, deserialize_with = "present")]
+    pub archive_days: Option<Option<u32>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -33,6 +37,9 @@ pub struct PrunePolicy {
     pub repositories: BTreeMap<String, RuleSet>,
 }
 
+/// The longest archive step `archiveDays` may say (ten years).
+pub const MAX_ARCHIVE_DAYS: u32 = 3650;
+
 /// Rules resolved for one repository.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rules {
@@ -42,6 +49,8 @@ pub struct Rules {
     pub protect_tags: Vec<glob::Pattern>,
     pub keep_semver_releases: usize,
     pub pinned_digests: BTreeSet<String>,
+    /// Days an image spends in the archive before it is deleted (`None`: no archive step).
+    pub archive_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +71,13 @@ impl PrunePolicy {
             for tag in set.protect_tags.iter().flatten() {
                 glob::Pattern::new(tag)
                     .map_err(|e| PrunePolicyError(format!("{at}.protectTags: {tag:?}: {e}")))?;
+            }
+            if let Some(Some(days)) = set.archive_days {
+                if !(1..=MAX_ARCHIVE_DAYS).contains(&days) {
+                    return Err(PrunePolicyError(format!(
+                        "{at}.archiveDays: {days} is not within 1..={MAX_ARCHIVE_DAYS} (null: no archive step)"
+                    )));
+                }
             }
             for digest in set.pinned_digests.iter().flatten() {
                 if !is_digest(digest) {
@@ -86,6 +102,7 @@ impl PrunePolicy {
             protect_tags: vec![glob::Pattern::new("latest").expect("valid")],
             keep_semver_releases: 5,
             pinned_digests: BTreeSet::new(),
+            archive_days: None,
         };
         let mut apply = |set: &RuleSet| {
             if let Some(n) = set.keep_last_tagged {
@@ -105,6 +122,9 @@ impl PrunePolicy {
             }
             if let Some(n) = set.keep_semver_releases {
                 rules.keep_semver_releases = n;
+            }
+            if let Some(days) = set.archive_days {
+                rules.archive_days = days;
             }
             if let Some(pins) = &set.pinned_digests {
                 // Registries write digests in lower case; a pin in upper case means the same image.

@@ -1,5 +1,7 @@
 //! The planner as it was first written: maps keyed by digest, every step over every image. Kept
-//! for the tests only, which hold the planner to the same plan as this on every input they make.
+//! for the tests only, which hold the planner to the same plan as this on every input they make
+//! with no archive step and only active images (this one knows nothing of storage classes: the
+//! plans of today).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -245,6 +247,7 @@ pub(super) fn plan(
                 verdict,
                 reason,
                 size: img.size,
+                status: ImageStatus::Active,
             }
         })
         .collect();
@@ -309,6 +312,7 @@ pub(super) fn plan(
         unread_subjects,
         decisions,
         cap_exceeded: None,
+        ..RepoPlan::default()
     }
 }
 

@@ -1,14 +1,14 @@
 use super::*;
 use proptest::prelude::*;
 
-const DAY: i64 = SECONDS_PER_DAY;
-const NOW: i64 = 1_000 * DAY;
+pub(super) const DAY: i64 = SECONDS_PER_DAY;
+pub(super) const NOW: i64 = 1_000 * DAY;
 
-fn d(n: u32) -> String {
+pub(super) fn d(n: u32) -> String {
     format!("sha256:{n:064x}")
 }
 
-fn img(n: u32, tags: &[&str], age_days: i64) -> Image {
+pub(super) fn img(n: u32, tags: &[&str], age_days: i64) -> Image {
     Image {
         digest: d(n),
         tags: tags.iter().map(|t| t.to_string()).collect(),
@@ -17,10 +17,12 @@ fn img(n: u32, tags: &[&str], age_days: i64) -> Image {
         media_type: "application/vnd.oci.image.manifest.v1+json".into(),
         manifests: None,
         subject: Subject::None,
+        status: ImageStatus::Active,
+        archived_at: None,
     }
 }
 
-fn index(n: u32, tags: &[&str], age_days: i64, children: &[u32]) -> Image {
+pub(super) fn index(n: u32, tags: &[&str], age_days: i64, children: &[u32]) -> Image {
     Image {
         media_type: INDEX_MEDIA_TYPES[0].into(),
         manifests: Some(Ok(children.iter().map(|c| d(*c)).collect())),
@@ -28,7 +30,7 @@ fn index(n: u32, tags: &[&str], age_days: i64, children: &[u32]) -> Image {
     }
 }
 
-fn rules() -> Rules {
+pub(super) fn rules() -> Rules {
     PrunePolicy::default().rules_for("any")
 }
 
@@ -405,7 +407,7 @@ fn a_reference_with_tag_and_digest_keeps_the_digest() {
     assert_eq!(nested.get(&d(1)), Some(&InUseKind::InUseTask));
 }
 
-fn referrer(n: u32, of: u32, age_days: i64) -> Image {
+pub(super) fn referrer(n: u32, of: u32, age_days: i64) -> Image {
     Image {
         subject: Subject::Of(d(of)),
         ..img(n, &[], age_days)
@@ -869,14 +871,14 @@ proptest! {
 /// or later images (cycles), referrers by `subject` or by cosign tag, unknown and unreadable
 /// subjects, unreadable indexes; with an in-use set, pins, rules, and (re-check) a first plan's
 /// deletes.
-type AnyRepo = (
+pub(super) type AnyRepo = (
     Vec<Image>,
     BTreeMap<String, InUseKind>,
     Rules,
     Option<BTreeSet<String>>,
 );
 
-fn arb_any_repo() -> impl Strategy<Value = AnyRepo> {
+pub(super) fn arb_any_repo() -> impl Strategy<Value = AnyRepo> {
     let image = (
         0u32..30,
         proptest::collection::vec(
@@ -966,8 +968,10 @@ proptest! {
     ) {
         let allowed: Option<BTreeSet<&str>> =
             allowed.as_ref().map(|a| a.iter().map(String::as_str).collect());
+        let no_archives = BTreeSet::new();
+        let first = allowed.as_ref().map(|deletes| Allowed { deletes, archives: &no_archives });
         prop_assert_eq!(
-            plan("repo", &images, &in_use, &r, NOW, allowed.as_ref()),
+            plan("repo", &images, &in_use, &r, NOW, first),
             super::straightforward::plan("repo", &images, &in_use, &r, NOW, allowed.as_ref())
         );
     }
