@@ -19,7 +19,7 @@
 //!   plan is). It is reported in `failed`, and what must go after it stays.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lifecycle_domain::prune::{Decision, PrunePlan, RepoPlan, StorageClass, Verdict};
 use lifecycle_domain::reasons::Action;
@@ -41,7 +41,7 @@ impl Pruner {
     /// it has become deletable since: that waits for the next plan). A dry run (`DRY_RUN`)
     /// reports the plan's deletes without the re-check and without deleting.
     pub async fn execute(&self, plan: PrunePlan, now: i64) -> Result<PruneSummary, PruneError> {
-        self.execute_with_progress(plan, now, &Silent).await
+        self.execute_with_progress(plan, now, None, &Silent).await
     }
 
     /// [`Pruner::execute`], telling `progress` after each repository: its planned deletions
@@ -50,6 +50,7 @@ impl Pruner {
         &self,
         plan: PrunePlan,
         now: i64,
+        deadline: Option<Instant>,
         progress: &dyn Progress,
     ) -> Result<PruneSummary, PruneError> {
         let dry_run = self.settings.dry_run;
@@ -64,8 +65,17 @@ impl Pruner {
             self.restore(planned, out).await;
             progress.advance(planned.restores.len() as u64, 0);
         }
-        for (repository, out) in plan.repositories.into_iter().zip(outs) {
+        for (repository, mut out) in plan.repositories.into_iter().zip(outs) {
             let steps = (repository.deletes().len() + repository.archives().len()) as u64;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // Its re-check and changes could outlast the invocation: the next run plans
+                // it again. Restores, which come first, are done.
+                out.keeps_of(&repository, Some(NotDeleted::StoppedAtDeadline));
+                summary.stopped_at_deadline = true;
+                progress.advance(steps, 0);
+                summary.add(out);
+                continue;
+            }
             let repo = self.execute_repository(repository, now, out).await;
             progress.advance(steps, repo.bytes_freed);
             summary.add(repo);

@@ -63,7 +63,7 @@ impl Function for Pruner {
         _event: serde_json::Value,
         invocation: Invocation,
     ) -> Result<PruneSummary, PruneError> {
-        self.run(invocation.now).await
+        self.run_until(invocation.now, invocation.deadline).await
     }
 }
 
@@ -115,8 +115,20 @@ impl Pruner {
     /// The whole run, as the Lambda handler does it: [`Pruner::plan`], then
     /// [`Pruner::execute`] of that plan, then the run's metrics.
     pub async fn run(&self, now: i64) -> Result<PruneSummary, PruneError> {
+        self.run_until(now, None).await
+    }
+
+    /// [`Pruner::run`], starting no repository's archives or deletions after `deadline` (the
+    /// invocation's, less its margin): those are planned again by the next run.
+    pub async fn run_until(
+        &self,
+        now: i64,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<PruneSummary, PruneError> {
         let plan: PrunePlan = self.plan(now).await?;
-        let result = self.execute(plan, now).await;
+        let result = self
+            .execute_with_progress(plan, now, deadline, &lifecycle_runtime::progress::Silent)
+            .await;
         match &result {
             Ok(summary) => summary.emit_metrics(),
             Err(PruneError::Recheck { summary, .. } | PruneError::Restore { summary, .. }) => {

@@ -16,6 +16,8 @@ pub enum NotDeleted {
     SkippedRecheckFailed,
     /// Something it must go after (its index, its subject) was not deleted (or archived).
     SkippedParentNotDeleted,
+    /// The invocation's deadline came before this repository's turn: the next run plans it.
+    StoppedAtDeadline,
 }
 
 lifecycle_domain::serde_codes!(NotDeleted);
@@ -77,6 +79,9 @@ pub struct PruneSummary {
     pub archived: usize,
     #[serde(skip_serializing_if = "is_zero_count")]
     pub restored: usize,
+    /// Repositories were left for the next run: the deadline came first.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_at_deadline: bool,
 }
 
 fn is_zero_count(n: &usize) -> bool {
@@ -215,6 +220,11 @@ impl PruneSummary {
                     "Count",
                 ),
                 ("RestoreFailures", restore_failures as f64, "Count"),
+                (
+                    "StoppedAtDeadline",
+                    f64::from(u8::from(self.stopped_at_deadline)),
+                    "Count",
+                ),
             ],
         );
     }

@@ -741,3 +741,34 @@ mod archive {
         );
     }
 }
+
+/// Red team 4: the pruner stops at its invocation's deadline (less the margin) instead of being
+/// killed mid-run: no repository's re-check or deletions start after it, and the summary says so.
+#[tokio::test]
+async fn no_repository_is_started_after_the_deadline() {
+    let (reg, uses) = world();
+    image(&reg, 1, &["build-1"], 30);
+    image(&reg, 2, &["build-2"], 1);
+    let past = std::time::Instant::now();
+    let summary = pruner(&reg, &uses)
+        .handle(
+            serde_json::json!({}),
+            lifecycle_runtime::Invocation {
+                now: NOW,
+                deadline: Some(past),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(summary.stopped_at_deadline, "{summary:?}");
+    assert_eq!(summary.deleted, 0);
+    assert!(reg.delete_calls.lock().unwrap().is_empty());
+    assert_eq!(
+        summary.repositories[0].kept.get("stopped_at_deadline"),
+        Some(&1),
+        "{summary:?}"
+    );
+    // Without a deadline the same plan deletes.
+    let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
+    assert_eq!(summary.deleted, 1, "{summary:?}");
+}

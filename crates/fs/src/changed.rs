@@ -55,15 +55,10 @@ impl Fingerprint {
         )]
         let mut h = std::hash::SipHasher::new();
         relative.as_os_str().as_bytes().hash(&mut h);
-        (
-            stat.st_ino,
-            stat.st_mode,
-            stat.st_nlink as u64,
-            stat.st_size,
-        )
-            .hash(&mut h);
-        (stat.st_mtime, stat.st_mtime_nsec as i64).hash(&mut h);
-        (stat.st_ctime, stat.st_ctime_nsec as i64).hash(&mut h);
+        // The fields as the platform types them (their widths differ between x86_64 and arm64).
+        (stat.st_ino, stat.st_mode, stat.st_nlink, stat.st_size).hash(&mut h);
+        (stat.st_mtime, stat.st_mtime_nsec).hash(&mut h);
+        (stat.st_ctime, stat.st_ctime_nsec).hash(&mut h);
         self.entries += 1;
         self.sum = self.sum.wrapping_add(u128::from(h.finish()));
     }

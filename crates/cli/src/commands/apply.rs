@@ -175,7 +175,10 @@ impl Apply for Prune {
         now: i64,
         progress: &dyn Progress,
     ) -> Result<Self::Summary> {
-        Ok(self.0.execute_with_progress(plan, now, progress).await?)
+        Ok(self
+            .0
+            .execute_with_progress(plan, now, None, progress)
+            .await?)
     }
     fn render_summary(summary: &Self::Summary) -> String {
         render::prune_done(summary)
