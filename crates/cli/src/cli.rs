@@ -69,6 +69,10 @@ pub enum Command {
         /// The user, in the same cases.
         #[arg(long)]
         user: Option<String>,
+        /// The retention override in days, or `none` for the tier's, where the kept one cannot
+        /// be read (out of range, not a number).
+        #[arg(long, value_parser = parse_retention_days)]
+        retention_days: Option<RetentionDays>,
         /// Which trash entry (its name under `.trash`, or of its archive), when several could
         /// be meant.
         #[arg(long)]
@@ -183,6 +187,26 @@ pub fn parse() -> Result<Cli, ExitCode> {
             Err(ExitCode::from(2))
         }
     }
+}
+
+/// `--retention-days`: a number of days in the record's range, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionDays(pub Option<u32>);
+
+fn parse_retention_days(s: &str) -> Result<RetentionDays, String> {
+    if s == "none" {
+        return Ok(RetentionDays(None));
+    }
+    let days: i64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of days or `none`"))?;
+    if !lifecycle_domain::record::RETENTION_DAYS_RANGE.contains(&days) {
+        return Err(format!(
+            "{days} is out of range {:?}",
+            lifecycle_domain::record::RETENTION_DAYS_RANGE
+        ));
+    }
+    Ok(RetentionDays(Some(days as u32)))
 }
 
 fn parse_tier(text: &str) -> Result<Tier, String> {

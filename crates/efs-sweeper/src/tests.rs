@@ -459,6 +459,55 @@ mod archiving {
         assert!(store.objects.lock().unwrap().is_empty());
     }
 
+    /// Red team 5 F4: entries the real run cannot archive (`data` a link or a file, a tree too
+    /// deep) are failed by the dry run too, and the real run uploads nothing for them.
+    #[tokio::test]
+    async fn a_dry_run_fails_what_the_real_run_cannot_archive() {
+        type Plant = fn(&std::path::Path);
+        let plants: [(&str, Plant); 3] = [
+            ("data a link", |data| {
+                fs::remove_dir_all(data).unwrap();
+                std::os::unix::fs::symlink("/tmp", data).unwrap();
+            }),
+            ("data a file", |data| {
+                fs::remove_dir_all(data).unwrap();
+                fs::write(data, b"x").unwrap();
+            }),
+            ("a tree too deep", |data| {
+                let mut deep = data.to_path_buf();
+                for _ in 0..300 {
+                    deep.push("d");
+                }
+                fs::create_dir_all(deep).unwrap();
+            }),
+        ];
+        for (what, plant) in plants {
+            let mut outcomes = Vec::new();
+            for dry_run in ["true", "false"] {
+                let w = World::new();
+                let (entry, name) = kept(&w, "ws-pro", "pro", "active");
+                plant(&entry.join("data"));
+                let store = Arc::new(MemoryArchive::default());
+                let summary = archiving(&w, store.clone(), &[("DRY_RUN", dry_run)])
+                    .run(now(), None)
+                    .await
+                    .unwrap();
+                assert!(summary.actions.is_empty(), "{what} (dry run {dry_run})");
+                assert!(
+                    store.objects.lock().unwrap().is_empty(),
+                    "{what}: nothing uploaded"
+                );
+                assert!(fs::symlink_metadata(&entry).is_ok(), "{what}: kept");
+                outcomes.push(not_done(&summary));
+                assert_eq!(
+                    outcomes.last().unwrap(),
+                    &vec![(format!(".trash/{name}"), Unfinished::Failed)],
+                    "{what} (dry run {dry_run})"
+                );
+            }
+        }
+    }
+
     #[tokio::test]
     async fn an_upload_that_fails_half_way_keeps_the_entry_and_the_next_run_retries() {
         let w = World::new();

@@ -606,6 +606,7 @@ async fn an_orphan_entry_is_restorable_with_what_the_operator_supplies() {
         tier: Some(lifecycle_domain::Tier::Pro),
         subscription_status: Some(lifecycle_domain::SubscriptionStatus::Active),
         user_id: None,
+        retention_days: None,
     };
     lifecycle_fs::restore::restore(&table, &wfs, &name, &policy, &supplied, now())
         .await

@@ -60,6 +60,9 @@ pub struct Supplied {
     pub tier: Option<Tier>,
     pub subscription_status: Option<SubscriptionStatus>,
     pub user_id: Option<String>,
+    /// A retention override in days (`Some(Some(n))`), or none (`Some(None)`: the tier's
+    /// retention applies), in place of the kept one (an out-of-range value, say).
+    pub retention_days: Option<Option<u32>>,
 }
 
 impl Supplied {
@@ -78,6 +81,15 @@ impl Supplied {
         }
         if let Some(user) = &self.user_id {
             map.insert(attr::USER_ID, Value::S(user.clone()));
+        }
+        match self.retention_days {
+            Some(Some(days)) => {
+                map.insert(attr::RETENTION_DAYS, Value::N(days.to_string()));
+            }
+            Some(None) => {
+                map.remove(attr::RETENTION_DAYS);
+            }
+            None => {}
         }
     }
 }
@@ -134,10 +146,15 @@ pub async fn restore(
             recorded: format!("{recorded_tenant}/{recorded_ws}"),
         });
     }
+    // What a restore sets afresh anyway is set before the record is read, so an unreadable
+    // old value (a `lastActivityAt` in milliseconds, a stale notice mark) never blocks it.
+    map.insert(attr::LAST_ACTIVITY_AT, Value::N(now.to_string()));
+    map.remove(attr::NOTICE_SENT_FOR);
+    map.remove(attr::EXPIRES_AT);
     supplied.apply(&mut map);
     let stored = StoredRecord::parse(map).map_err(|e| {
         bad(format!(
-            "{e} (supply the tier and subscription status to repair it)"
+            "{e} (repair it with --tier, --status, --user or --retention-days <days|none>)"
         ))
     })?;
     let record = &stored.record;
@@ -177,4 +194,85 @@ pub async fn restore(
         expires_at,
         access_point_id: record.access_point_id.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifecycle_domain::ids::{TenantId, WorkspaceId};
+    use lifecycle_ports::fakes::MemoryTable;
+
+    /// A trash entry of `ws-1` whose kept record carries `extra` attributes.
+    fn trashed(root: &std::path::Path, extra: serde_json::Value) -> TrashName {
+        let name = TrashName::new(
+            1_700_000_000,
+            TenantId::parse("acme").unwrap(),
+            WorkspaceId::parse("ws-1").unwrap(),
+            "0123456789abcdef".into(),
+        );
+        let entry = root.join(".trash").join(name.to_string());
+        std::fs::create_dir_all(entry.join("data")).unwrap();
+        std::fs::write(entry.join("data/f"), b"kept").unwrap();
+        let mut item = serde_json::json!({
+            "workspaceId": {"S": "ws-1"}, "tenantId": {"S": "acme"}, "tier": {"S": "pro"},
+            "subscriptionStatus": {"S": "active"}, "lastActivityAt": {"N": "1700000000"},
+        });
+        item.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let kept =
+            serde_json::json!({"deletedAt": 1_700_000_000, "reason": "ttl_expired", "item": item});
+        std::fs::write(entry.join("record.json"), kept.to_string()).unwrap();
+        name
+    }
+
+    /// Red team 5 F5: a record invalid in what a restore sets afresh restores as it is; one
+    /// invalid in its retention override is repaired by `--retention-days`, as the error says.
+    #[tokio::test]
+    async fn an_invalid_kept_record_is_restored_or_repaired_as_the_error_says() {
+        let now = 1_800_000_000;
+        let policy = RetentionPolicy::default();
+        for extra in [
+            serde_json::json!({"lastActivityAt": {"N": "1700000000000"}}),
+            serde_json::json!({"expiresAt": {"S": "soon"}, "noticeSentFor": {"N": "-1"}}),
+        ] {
+            let root = tempfile::tempdir().unwrap();
+            let (fs, table) = (WorkspaceFs::new(root.path()), MemoryTable::default());
+            let name = trashed(root.path(), extra.clone());
+            restore(&table, &fs, &name, &policy, &Supplied::default(), now)
+                .await
+                .unwrap_or_else(|e| panic!("{extra}: {e}"));
+            assert!(root.path().join("acme/ws-1/f").exists(), "{extra}");
+        }
+
+        let root = tempfile::tempdir().unwrap();
+        let (fs, table) = (WorkspaceFs::new(root.path()), MemoryTable::default());
+        let name = trashed(
+            root.path(),
+            serde_json::json!({"retentionDays": {"N": "-1"}}),
+        );
+        let err = restore(&table, &fs, &name, &policy, &Supplied::default(), now)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--retention-days"), "{err}");
+        let repaired = Supplied {
+            retention_days: Some(None),
+            ..Supplied::default()
+        };
+        let restored = restore(&table, &fs, &name, &policy, &repaired, now)
+            .await
+            .unwrap();
+        assert!(root.path().join("acme/ws-1/f").exists());
+        let item = table.items.lock().unwrap()["ws-1"].clone();
+        assert!(item.get(attr::RETENTION_DAYS).is_none());
+        assert_eq!(
+            item.get(attr::LAST_ACTIVITY_AT),
+            Some(&Value::N(now.to_string()))
+        );
+        assert_eq!(
+            restored.expires_at,
+            policy.expires_at(&StoredRecord::parse(item).unwrap().record, now)
+        );
+    }
 }

@@ -30,12 +30,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             tier,
             status,
             user,
+            retention_days,
             entry,
         } => {
             let supplied = Supplied {
                 tier,
                 subscription_status: status,
                 user_id: user,
+                retention_days: retention_days.map(|r| r.0),
             };
             restore::run(&ctx, &workspace_id, entry.as_deref(), &supplied, output).await
         }

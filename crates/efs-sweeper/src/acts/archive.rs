@@ -47,6 +47,11 @@ impl Sweeper {
                 Freed::default(),
             ));
         }
+        // Read before the walk and again right before the purge: data written in between (a
+        // process that kept a file open writes on through the rename) is in no archive. The
+        // reading fails as the walk would (`data` not a directory, a tree too deep), so a dry
+        // run shows that failure too, and a real run fails before uploading anything.
+        let before = self.fingerprint(&name).await?;
         if dry_run {
             audit(&what, tenant, Action::ArchiveTrashEntry, reason, true)
                 .resource(&key)
@@ -54,9 +59,6 @@ impl Sweeper {
             audit(&what, tenant, Action::PurgeTrashEntry, reason, true).emit();
             return Ok(Done(Freed::default()));
         }
-        // Read before the walk and again right before the purge: data written in between (a
-        // process that kept a file open writes on through the rename) is in no archive.
-        let before = self.fingerprint(&name).await?;
         let archived = match archive_trash_entry(
             &self.fs,
             archive.store.clone(),
