@@ -144,9 +144,12 @@ $(RMZ):
 bench-run: venv release $(RMZ)
 	cargo build --release -p efs-latency
 	cargo build --release --example purge -p tree-deleter --example plan_bench -p lifecycle-domain
+	cargo build --release --example archive_bench -p lifecycle-fs
 	rm -f $(BENCH_ROWS)
 	$(VENV)/bin/python scripts/bench_planner.py --binary target/release/examples/plan_bench --rows $(BENCH_ROWS)
 	$(VENV)/bin/python scripts/bench_deleter.py --purge target/release/examples/purge --rmz $(RMZ) \
+	  --efs-latency target/release/efs-latency --rows $(BENCH_ROWS)
+	$(VENV)/bin/python scripts/bench_archive.py --bench target/release/examples/archive_bench \
 	  --efs-latency target/release/efs-latency --rows $(BENCH_ROWS)
 	scripts/moto.sh start >/dev/null
 	trap 'scripts/moto.sh stop' EXIT; \

@@ -1,13 +1,16 @@
-//! Archive throughput and peak memory: `archive_bench <dir> [part-bytes]` walks `<dir>` as the
-//! sweeper archives a trash entry (tar + zstd, multipart parts with their SHA-256) into a bucket
-//! that keeps only the parts' digests, and prints files/s, MB/s and the process's peak RSS as
-//! JSON. Compare with `tar -cf - -C <dir> . | zstd -3 > /dev/null`.
+//! Archive throughput and peak memory: `archive_bench <dir> [--part BYTES] [--workers N]
+//! [--round-trip-us US]` walks `<dir>` as the sweeper archives a trash entry (tar + zstd,
+//! multipart parts with their SHA-256) into a bucket that keeps only the parts' digests, and
+//! prints files/s, MB/s, the archive's composite SHA-256 and the process's peak RSS as JSON.
+//! `--workers` and `--round-trip-us` set the walk's look-ahead (default: the sweeper's;
+//! `--round-trip-us 0` starts every worker at once). scripts/bench_archive.py compares it with
+//! `tar -cf - -C <dir> . | zstd -3`.
 
 use std::sync::Mutex;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use lifecycle_fs::archive::{sha256, upload_tree, PART_SIZE};
+use lifecycle_fs::archive::{sha256, upload_tree_with, Lookahead, PART_SIZE};
 use lifecycle_ports::{
     ArchiveStore, ArchivedObject, Failure, ObjectSpec, ServiceError, StoredObject, UploadedPart,
 };
@@ -92,13 +95,22 @@ fn peak_rss_kib() -> u64 {
 
 #[tokio::main]
 async fn main() {
+    let usage = "usage: archive_bench <dir> [--part BYTES] [--workers N] [--round-trip-us US]";
     let mut args = std::env::args().skip(1);
-    let dir = args
-        .next()
-        .expect("usage: archive_bench <dir> [part-bytes]");
-    let part = args
-        .next()
-        .map_or(PART_SIZE, |p| p.parse().expect("part bytes"));
+    let dir = args.next().expect(usage);
+    let mut part = PART_SIZE;
+    let mut lookahead = Lookahead::default();
+    while let Some(flag) = args.next() {
+        let value: usize = args.next().and_then(|v| v.parse().ok()).expect(usage);
+        match flag.as_str() {
+            "--part" => part = value,
+            "--workers" => lookahead.workers = value,
+            "--round-trip-us" => {
+                lookahead.round_trip = std::time::Duration::from_micros(value as u64)
+            }
+            _ => panic!("{usage}"),
+        }
+    }
     let top = rustix::fs::open(
         dir.as_str(),
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
@@ -111,7 +123,7 @@ async fn main() {
         ..ObjectSpec::default()
     };
     let started = Instant::now();
-    let archived = upload_tree(store, &spec, top, part, None)
+    let archived = upload_tree_with(store, &spec, top, part, None, lookahead)
         .await
         .expect("archive");
     let seconds = started.elapsed().as_secs_f64();
@@ -123,6 +135,8 @@ async fn main() {
             "bytes": archived.stats.bytes,
             "archiveBytes": archived.size,
             "parts": archived.parts,
+            "sha256": archived.sha256.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "workers": lookahead.workers,
             "seconds": seconds,
             "filesPerSecond": archived.stats.files as f64 / seconds,
             "megabytesPerSecond": archived.stats.bytes as f64 / 1e6 / seconds,

@@ -1,6 +1,8 @@
 //! Archiving a trash entry to the archive bucket before its purge, and bringing it back.
 //!
-//! - [`tree`]: the entry's `data` directory → tar + zstd, through directory handles only.
+//! - [`tree`]: the entry's `data` directory → tar + zstd, through directory handles only, with a
+//!   bounded pool of threads fetching ahead of the one writer (the archive is the same whatever
+//!   the pool: see `prefetch`).
 //! - [`extract`]: tar + zstd → a directory, refusing anything that could land outside it.
 //! - [`archive_trash_entry`]: the walk streamed into a multipart upload of fixed-size parts (the
 //!   part being filled and the part being uploaded are the only ones in memory, whatever the
@@ -16,6 +18,7 @@
 //!   trash entry is ([`crate::restore::restore`]).
 
 pub mod extract;
+mod prefetch;
 pub mod tree;
 
 use std::collections::BTreeMap;
@@ -37,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::restore::{restore, RestoreError, Restored, Supplied};
 use crate::{write_file_at, FsError, Presence, WorkspaceFs, DIR_NOFOLLOW};
-pub use tree::{TreeError, TreeStats};
+pub use tree::{Lookahead, TreeError, TreeStats};
 
 /// Every part but the last is this size: 8 MiB, so S3's 10,000 parts hold 78 GiB of compressed
 /// workspace; a larger one fails (and stays in the trash, reported).
@@ -280,9 +283,30 @@ pub async fn upload_tree(
     part_size: usize,
     deadline: Option<Instant>,
 ) -> Result<Archived, ArchiveError> {
+    upload_tree_with(store, spec, top, part_size, deadline, Lookahead::default()).await
+}
+
+/// [`upload_tree`] with the walk fetching ahead as `lookahead` says (the archive is the same).
+pub async fn upload_tree_with(
+    store: Arc<dyn ArchiveStore>,
+    spec: &ObjectSpec,
+    top: OwnedFd,
+    part_size: usize,
+    deadline: Option<Instant>,
+    lookahead: Lookahead,
+) -> Result<Archived, ArchiveError> {
     let key = spec.key.clone();
     let upload_id = store.start_upload(spec).await?;
-    let result = upload_parts(store.as_ref(), &key, &upload_id, top, part_size, deadline).await;
+    let result = upload_parts(
+        store.as_ref(),
+        &key,
+        &upload_id,
+        top,
+        part_size,
+        deadline,
+        lookahead,
+    )
+    .await;
     let (parts, size, stats) = match result {
         Ok(done) => done,
         Err(e) => {
@@ -326,6 +350,7 @@ async fn upload_parts(
     top: OwnedFd,
     part_size: usize,
     deadline: Option<Instant>,
+    lookahead: Lookahead,
 ) -> Result<(Vec<UploadedPart>, u64, TreeStats), ArchiveError> {
     // A part size of zero would never fill; S3 itself refuses parts under 5 MiB but the last.
     let part_size = part_size.max(1);
@@ -338,7 +363,7 @@ async fn upload_parts(
             uploaded: None,
             total: 0,
         };
-        let (writer, stats) = tree::write_tree(top, writer, deadline)?;
+        let (writer, stats) = tree::write_tree_with(top, writer, deadline, lookahead)?;
         let total = writer
             .finish()
             .map_err(|e| tree::io_err("upload", b".", e))?;

@@ -641,6 +641,84 @@ mod property {
     }
 }
 
+mod lookahead_property {
+    use super::*;
+    use lifecycle_fs::archive::tree::{write_tree_with, Lookahead};
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    /// A directory's entries: files (content size), subdirectories, links; up to three levels.
+    #[derive(Debug, Clone)]
+    enum Entry {
+        File(usize),
+        Dir(Vec<Entry>),
+        Link,
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        let leaf = prop_oneof![
+            6 => (0usize..6000).prop_map(Entry::File),
+            1 => Just(Entry::Link),
+        ];
+        leaf.prop_recursive(3, 200, 30, |inner| {
+            proptest::collection::vec(inner, 0..30).prop_map(Entry::Dir)
+        })
+    }
+
+    fn build(dir: &Path, entries: &[Entry], seed: &mut u32) {
+        for (i, e) in entries.iter().enumerate() {
+            let path = dir.join(format!("e{i}"));
+            match e {
+                Entry::File(n) => {
+                    let bytes: Vec<u8> = (0..*n)
+                        .map(|j| (j as u32).wrapping_mul(*seed) as u8)
+                        .collect();
+                    std::fs::write(&path, bytes).unwrap();
+                    *seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                }
+                Entry::Dir(inner) => {
+                    std::fs::create_dir(&path).unwrap();
+                    build(&path, inner, seed);
+                }
+                Entry::Link => symlink(format!("../e{i}"), &path).unwrap(),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// However many workers fetch ahead, and however little they may hold (a few entries, a
+        /// few bytes: files then streamed by the writer), the archive is byte for byte the one
+        /// the writer makes alone, and extracts to the tree it was made of.
+        #[test]
+        fn the_archive_does_not_depend_on_the_lookahead(
+            top in proptest::collection::vec(entry(), 1..40),
+            workers in 0usize..12,
+            entries in 1usize..24,
+            bytes in 0usize..20_000,
+            eager in any::<bool>(),
+        ) {
+            let base = tempfile::tempdir().unwrap();
+            let src = base.path().join("src");
+            std::fs::create_dir(&src).unwrap();
+            build(&src, &top, &mut 7);
+            let before = walk(&src);
+            let serial = Lookahead { workers: 0, entries: 1, bytes: 0, ..Lookahead::default() };
+            let (alone, alone_stats) = write_tree_with(open_dir(&src), Vec::new(), None, serial).unwrap();
+            // Eager: every worker joins at once (on a local disk, most would never start).
+            let round_trip = if eager { Duration::ZERO } else { Lookahead::default().round_trip };
+            let lookahead = Lookahead { workers, entries, bytes, round_trip };
+            let (ahead, stats) = write_tree_with(open_dir(&src), Vec::new(), None, lookahead).unwrap();
+            prop_assert_eq!(stats, alone_stats);
+            prop_assert!(ahead == alone, "the archives differ");
+            let out = base.path().join("out");
+            std::fs::create_dir(&out).unwrap();
+            extract_tree(ahead.as_slice(), &open_dir(&out), None).unwrap();
+            prop_assert_eq!(walk(&out), before);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archive_is_read_back_before_it_counts_as_one() {
     use lifecycle_fs::archive::{read_back, sha256, Archived, TreeStats};

@@ -5,19 +5,28 @@
 //! file is read through a handle checked to be the very file that was listed; the walk never
 //! crosses onto another device. Names and link targets are kept byte for byte (non-UTF-8, long,
 //! with newlines: GNU long-name records past 100 bytes) and mtimes to the nanosecond (a PAX
-//! record). Memory is
-//! bounded: one open directory per level (at most [`MAX_DEPTH`]) and the tar and zstd buffers.
-//! FIFOs, sockets and device files hold no data and are never opened: counted as skipped.
+//! record). FIFOs, sockets and device files hold no data and are never opened: counted as
+//! skipped.
+//!
+//! One writer archives the entries in the order of a serial depth-first walk (each directory in
+//! its listing order); a bounded pool of threads lists, stats, opens and reads ahead of it
+//! (`prefetch`), so the archive is the same whatever the pool's size. Memory is bounded:
+//! the look-ahead's entries and bytes ([`Lookahead`]), the directories on the way to the entry
+//! being written (at most [`MAX_DEPTH`]), and the tar and zstd buffers.
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::fs::{self as rfs, OFlags, Stat};
 use serde::Serialize;
+
+use super::prefetch::{Content, Fetched, Position, Prefetch, Slot};
+pub use super::prefetch::{Lookahead, SMALL_FILE};
 
 /// Directories below the top that a walk (or an extraction) holds open at once: a deeper tree is
 /// refused, never truncated (the entry then stays in the trash, reported).
@@ -25,7 +34,7 @@ pub const MAX_DEPTH: usize = 256;
 /// zstd's default level: most of the ratio at a fraction of the CPU of higher levels.
 pub const ZSTD_LEVEL: i32 = 3;
 
-const DIR_NOFOLLOW: OFlags = OFlags::RDONLY
+pub(super) const DIR_NOFOLLOW: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
@@ -73,18 +82,22 @@ pub(crate) fn io_err(op: &'static str, rel: &[u8], e: impl Into<io::Error>) -> T
     }
 }
 
-/// One directory being walked: its listing (which owns the handle) and its path in the archive.
-struct Level {
-    dir: Dir,
-    rel: Vec<u8>,
-}
-
 /// Writes the tree under `top` (a directory handle) to `sink` as tar + zstd and returns the sink
 /// and what was archived. The top itself is the entry `.` (its mode and times).
 pub fn write_tree<W: Write>(
     top: OwnedFd,
     sink: W,
     deadline: Option<Instant>,
+) -> Result<(W, TreeStats), TreeError> {
+    write_tree_with(top, sink, deadline, Lookahead::default())
+}
+
+/// [`write_tree`], fetching ahead as `lookahead` says: the archive is the same whatever it says.
+pub fn write_tree_with<W: Write>(
+    top: OwnedFd,
+    sink: W,
+    deadline: Option<Instant>,
+    lookahead: Lookahead,
 ) -> Result<(W, TreeStats), TreeError> {
     let mut encoder =
         zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL).map_err(|e| io_err("zstd", b".", e))?;
@@ -95,7 +108,6 @@ pub fn write_tree<W: Write>(
     let mut tar = tar::Builder::new(encoder);
     let mut stats = TreeStats::default();
     let top_stat = rfs::fstat(&top).map_err(|e| io_err("stat", b".", e))?;
-    let device = top_stat.st_dev;
     append(
         &mut tar,
         b".",
@@ -105,95 +117,112 @@ pub fn write_tree<W: Write>(
         io::empty(),
     )?;
     stats.directories += 1;
-    let mut stack = vec![Level {
-        dir: Dir::new(top).map_err(|e| io_err("read dir", b".", e))?,
-        rel: Vec::new(),
-    }];
+    let prefetch = Prefetch::new(top, top_stat.st_dev, lookahead);
+    with_workers(&prefetch, lookahead.workers, || {
+        write_entries(&prefetch, &mut tar, &mut stats, deadline)
+    })?;
+    let encoder = tar.into_inner().map_err(|e| io_err("tar", b".", e))?;
+    let sink = encoder.finish().map_err(|e| io_err("zstd", b".", e))?;
+    Ok((sink, stats))
+}
+
+/// Runs `writer` with up to `workers` threads fetching ahead of it, stopped when it returns.
+/// One starts at once; more start only while fetches wait for round trips
+/// ([`Lookahead::round_trip`]).
+fn with_workers<T>(prefetch: &Prefetch, workers: usize, writer: impl FnOnce() -> T) -> T {
+    let left = AtomicUsize::new(workers);
+    std::thread::scope(|scope| {
+        // However the writer leaves (done, an error, a panic), the workers stop.
+        let _stop = StopOnDrop(prefetch);
+        start_worker(scope, prefetch, &left);
+        writer()
+    })
+}
+
+/// Starts one more worker if `left` allows; false when it does not (or the system would not).
+/// Fewer workers is slower, never wrong: the writer fetches what none took.
+fn start_worker<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    prefetch: &'scope Prefetch,
+    left: &'scope AtomicUsize,
+) -> bool {
+    if left
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_err()
+    {
+        return false;
+    }
+    std::thread::Builder::new()
+        .name("archive-walk".into())
+        .stack_size(WORKER_STACK)
+        .spawn_scoped(scope, move || {
+            prefetch.work(|| start_worker(scope, prefetch, left))
+        })
+        .is_ok()
+}
+
+/// A worker's stack: system calls and small buffers (contents are on the heap).
+const WORKER_STACK: usize = 256 * 1024;
+
+struct StopOnDrop<'a>(&'a Prefetch);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// The writer: every entry in the walk's order (a directory, everything under it, its next
+/// sibling), as the look-ahead hands them over.
+fn write_entries<W: Write>(
+    prefetch: &Prefetch,
+    tar: &mut tar::Builder<W>,
+    stats: &mut TreeStats,
+    deadline: Option<Instant>,
+) -> Result<(), TreeError> {
+    let mut pos: Position = vec![0];
     loop {
-        let depth = stack.len();
-        let Some(level) = stack.last_mut() else {
-            break;
-        };
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(TreeError::Deadline);
         }
-        let entry = match level.dir.read() {
-            None => {
-                stack.pop();
+        let (rel, fetched) = match prefetch.next(&pos, deadline)? {
+            Slot::End => {
+                // Back to the parent directory's next entry; the top's end is the walk's.
+                pos.pop();
+                match pos.last_mut() {
+                    Some(i) => *i += 1,
+                    None => return Ok(()),
+                }
                 continue;
             }
-            Some(Err(e)) => return Err(io_err("read dir", &level.rel, e)),
-            Some(Ok(entry)) => entry,
+            Slot::Failed(e) => return Err(e),
+            Slot::Entry { rel, fetched } => (rel, fetched?),
         };
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        let name = name.to_vec();
-        let mut rel = level.rel.clone();
-        if !rel.is_empty() {
-            rel.push(b'/');
-        }
-        rel.extend_from_slice(&name);
-        let parent = level
-            .dir
-            .fd()
-            .map_err(|e| io_err("dir handle", &level.rel, e))?;
-        let st = rfs::statat(parent, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| io_err("stat", &rel, e))?;
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => {
-                if st.st_dev != device {
-                    return Err(io_err(
-                        "refuse (another device)",
-                        &rel,
-                        io::ErrorKind::Other,
-                    ));
-                }
-                if depth > MAX_DEPTH {
-                    return Err(TreeError::TooDeep(display(&rel)));
-                }
-                let fd = rfs::openat(parent, name.as_slice(), DIR_NOFOLLOW, Mode::empty())
-                    .map_err(|e| io_err("open dir", &rel, e))?;
-                same_entry(&fd, &st, &rel)?;
-                append(
-                    &mut tar,
-                    &rel,
-                    &st,
-                    tar::EntryType::Directory,
-                    None,
-                    io::empty(),
-                )?;
+        match fetched {
+            Fetched::Directory(st) => {
+                append(tar, &rel, &st, tar::EntryType::Directory, None, io::empty())?;
                 stats.directories += 1;
-                stack.push(Level {
-                    dir: Dir::new(fd).map_err(|e| io_err("read dir", &rel, e))?,
-                    rel,
-                });
+                pos.push(0);
+                continue;
             }
-            FileType::RegularFile => {
-                let fd = rfs::openat(
-                    parent,
-                    name.as_slice(),
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-                    Mode::empty(),
-                )
-                .map_err(|e| io_err("open file", &rel, e))?;
-                let st = same_entry(&fd, &st, &rel)?;
+            Fetched::File { st, content } => {
                 let size = st.st_size as u64;
-                let exact = Exact {
-                    inner: std::fs::File::from(fd),
-                    left: size,
-                };
-                append(&mut tar, &rel, &st, tar::EntryType::Regular, None, exact)?;
+                match content {
+                    Content::Read(bytes) => {
+                        append(tar, &rel, &st, tar::EntryType::Regular, None, &bytes[..])?;
+                        prefetch.release(bytes.len());
+                    }
+                    Content::Open(inner) => {
+                        let exact = Exact { inner, left: size };
+                        append(tar, &rel, &st, tar::EntryType::Regular, None, exact)?;
+                    }
+                }
                 stats.files += 1;
                 stats.bytes += size;
             }
-            FileType::Symlink => {
-                let target = rfs::readlinkat(parent, name.as_slice(), Vec::new())
-                    .map_err(|e| io_err("read link", &rel, e))?;
-                let target = target.into_bytes();
+            Fetched::Symlink { st, target } => {
                 append(
-                    &mut tar,
+                    tar,
                     &rel,
                     &st,
                     tar::EntryType::Symlink,
@@ -202,28 +231,10 @@ pub fn write_tree<W: Write>(
                 )?;
                 stats.symlinks += 1;
             }
-            _ => stats.skipped += 1,
+            Fetched::Skipped => stats.skipped += 1,
         }
+        *pos.last_mut().expect("an entry's position") += 1;
     }
-    let encoder = tar.into_inner().map_err(|e| io_err("tar", b".", e))?;
-    let sink = encoder.finish().map_err(|e| io_err("zstd", b".", e))?;
-    Ok((sink, stats))
-}
-
-/// The handle opened is the entry that was listed (same inode and type), not a replacement.
-fn same_entry(fd: &OwnedFd, listed: &Stat, rel: &[u8]) -> Result<Stat, TreeError> {
-    let st = rfs::fstat(fd.as_fd()).map_err(|e| io_err("stat", rel, e))?;
-    if st.st_ino != listed.st_ino
-        || st.st_dev != listed.st_dev
-        || FileType::from_raw_mode(st.st_mode) != FileType::from_raw_mode(listed.st_mode)
-    {
-        return Err(io_err(
-            "refuse (replaced while archiving)",
-            rel,
-            io::ErrorKind::Other,
-        ));
-    }
-    Ok(st)
 }
 
 /// One entry: a PAX header with its mtime to the nanosecond, GNU long-name records for a name or
@@ -323,5 +334,177 @@ impl Read for Exact {
         }
         self.left -= n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::BorrowedFd;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use rustix::fs::Mode;
+
+    use super::super::prefetch::tests::with_racer;
+    use super::*;
+
+    fn open_dir(path: &Path) -> OwnedFd {
+        rfs::open(path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap()
+    }
+
+    /// A tree of `dirs` directories of `files` small files each, the entry `raced` among them.
+    fn tree(top: &Path, dirs: usize, files: usize, raced: &str) {
+        for d in 0..dirs {
+            let dir = top.join(format!("d{d}"));
+            std::fs::create_dir(&dir).unwrap();
+            for f in 0..files {
+                std::fs::write(dir.join(format!("f{f}")), vec![b'x'; 100 + f]).unwrap();
+            }
+        }
+        std::fs::create_dir(top.join("d0/sub")).unwrap();
+        std::fs::write(top.join("d0/sub").join(raced), b"the file listed").unwrap();
+    }
+
+    fn archive(top: &Path, workers: usize) -> Result<(Vec<u8>, TreeStats), TreeError> {
+        let lookahead = Lookahead {
+            workers,
+            entries: 8,
+            bytes: 4096,
+            round_trip: Duration::ZERO,
+        };
+        write_tree_with(open_dir(top), Vec::new(), None, lookahead)
+    }
+
+    /// The racers, run between an entry's stat and its open, on whichever thread fetches it.
+    fn replace_with_file(dir: BorrowedFd<'_>, name: &[u8]) {
+        rfs::renameat(dir, name, dir, "moved-away").unwrap();
+        let fd = rfs::openat(dir, name, OFlags::CREATE | OFlags::WRONLY, Mode::RUSR).unwrap();
+        rustix::io::write(&fd, b"a replacement").unwrap();
+    }
+
+    fn replace_with_link(dir: BorrowedFd<'_>, name: &[u8]) {
+        rfs::renameat(dir, name, dir, "moved-away").unwrap();
+        rfs::symlinkat("/etc/passwd", dir, name).unwrap();
+    }
+
+    fn replace_dir_with_link(dir: BorrowedFd<'_>, name: &[u8]) {
+        rfs::renameat(dir, name, dir, "moved-away").unwrap();
+        rfs::symlinkat("/etc", dir, name).unwrap();
+    }
+
+    fn refused_as(result: Result<(Vec<u8>, TreeStats), TreeError>, op: &str, path: &str) {
+        match result {
+            Err(TreeError::Io {
+                op: got, path: p, ..
+            }) => {
+                assert_eq!((got, p.to_str().unwrap()), (op, path));
+            }
+            Err(e) => panic!("{e}"),
+            Ok((_, stats)) => panic!("archived: {stats:?}"),
+        }
+    }
+
+    #[test]
+    fn an_entry_replaced_between_listing_and_reading_is_refused_whatever_the_workers() {
+        for workers in [0, 1, 8] {
+            let name: &'static str = format!("raced-file-{workers}").leak();
+            let base = tempfile::tempdir().unwrap();
+            tree(base.path(), 4, 40, name);
+            let (result, ran) = with_racer(name.as_bytes(), replace_with_file, || {
+                archive(base.path(), workers)
+            });
+            assert!(ran, "the racer ran");
+            refused_as(
+                result,
+                "refuse (replaced while archiving)",
+                &format!("d0/sub/{name}"),
+            );
+
+            // A link put in its place is never followed.
+            let name: &'static str = format!("raced-link-{workers}").leak();
+            let base = tempfile::tempdir().unwrap();
+            tree(base.path(), 4, 40, name);
+            let (result, ran) = with_racer(name.as_bytes(), replace_with_link, || {
+                archive(base.path(), workers)
+            });
+            assert!(ran, "the racer ran");
+            refused_as(result, "open file", &format!("d0/sub/{name}"));
+
+            // A directory swapped for a link is never entered.
+            let name: &'static str = format!("raced-dir-{workers}").leak();
+            let base = tempfile::tempdir().unwrap();
+            tree(base.path(), 4, 40, "f");
+            std::fs::create_dir(base.path().join("d2").join(name)).unwrap();
+            let (result, ran) = with_racer(name.as_bytes(), replace_dir_with_link, || {
+                archive(base.path(), workers)
+            });
+            assert!(ran, "the racer ran");
+            refused_as(result, "open dir", &format!("d2/{name}"));
+        }
+    }
+
+    #[test]
+    fn what_is_fetched_ahead_stays_within_its_limits() {
+        let base = tempfile::tempdir().unwrap();
+        tree(base.path(), 6, 300, "f");
+        std::fs::write(base.path().join("d3/large"), vec![7u8; 600 * 1024]).unwrap();
+        let limits = Lookahead {
+            workers: 16,
+            entries: 12,
+            bytes: 5000,
+            round_trip: Duration::ZERO,
+        };
+        let top = open_dir(base.path());
+        let device = rfs::fstat(&top).unwrap().st_dev;
+        let prefetch = Prefetch::new(top, device, limits);
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut stats = TreeStats::default();
+        with_workers(&prefetch, limits.workers, || {
+            write_entries(&prefetch, &mut tar, &mut stats, None)
+        })
+        .unwrap();
+        assert_eq!(stats.files, 6 * 300 + 2);
+        let [admitted, known, buffered] = prefetch.high();
+        // The writer may fetch its next entry itself beyond the limit: one more.
+        assert!(admitted <= limits.entries + 1, "{admitted}");
+        // Four times the entries, and a listing turn's chunk (no more than the entries limit)
+        // past that, and the writer's own turn.
+        assert!(known <= 6 * limits.entries, "{known}");
+        assert!(buffered <= limits.bytes + SMALL_FILE as usize, "{buffered}");
+        assert!(admitted > 1 && known > 1, "it did look ahead");
+    }
+
+    #[test]
+    fn a_tree_deeper_than_the_limit_is_refused_whatever_the_workers() {
+        let base = tempfile::tempdir().unwrap();
+        let mut deepest = base.path().to_path_buf();
+        for _ in 0..MAX_DEPTH {
+            deepest.push("d");
+        }
+        std::fs::create_dir_all(&deepest).unwrap();
+        std::fs::write(deepest.join("f"), b"at the limit").unwrap();
+        for workers in [0, 8] {
+            let (_, stats) = archive(base.path(), workers).unwrap();
+            assert_eq!(stats.directories as usize, MAX_DEPTH + 1);
+        }
+        std::fs::create_dir(deepest.join("d")).unwrap();
+        for workers in [0, 8] {
+            let err = archive(base.path(), workers).unwrap_err();
+            assert!(matches!(err, TreeError::TooDeep(_)), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_archive_is_the_same_whatever_the_workers() {
+        let base = tempfile::tempdir().unwrap();
+        tree(base.path(), 5, 200, "f");
+        std::fs::write(base.path().join("d1/large"), vec![1u8; 700 * 1024]).unwrap();
+        std::os::unix::fs::symlink("d1/large", base.path().join("d4/link")).unwrap();
+        let (serial, stats) = archive(base.path(), 0).unwrap();
+        for workers in [1, 3, 32] {
+            let (bytes, s) = archive(base.path(), workers).unwrap();
+            assert_eq!(s, stats);
+            assert!(bytes == serial, "{workers} workers: a different archive");
+        }
     }
 }
