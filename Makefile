@@ -42,7 +42,7 @@ help:
 	@echo "make build    sam build (cargo lambda, arm64)"
 	@echo "make build-arm64  every function cross-built for arm64 by cargo lambda (CI; profile ci-arm64)"
 	@echo "make invoke   FUNCTION=ttl-expiry EVENT=events/... through cargo lambda watch/invoke"
-	@echo "make bench    one table: deleter vs rmz/rm -rf (FUSE latency model, disk), cold starts, planner, batch throughput, pruner calls"
+	@echo "make bench    one table: deleter vs rmz/rm -rf (FUSE latency model, disk), archive vs tar|zstd, cold starts, planner, batch throughput, pruner calls"
 	@echo "make bench-compare  make bench again; flags any ratio that fell by more than 20% against bench/results.json"
 	@echo "make fuzz     every cargo-fuzz target for FUZZ_SECONDS (nightly); make fuzz-replay: the corpus on stable"
 
