@@ -5,8 +5,8 @@
 use lifecycle_domain::activity::{RecomputeScope, SkipReason};
 use lifecycle_domain::reasons::{Action, Reason};
 use lifecycle_domain::record::by_stored_id;
-use lifecycle_domain::tasks::workspaces_in_use;
 use lifecycle_domain::WorkspaceId;
+use lifecycle_ports::workspaces_named_by_tasks;
 use lifecycle_runtime::batch::Batch;
 use lifecycle_runtime::observe::Audit;
 use lifecycle_runtime::Invocation;
@@ -14,7 +14,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use crate::event::{self, HeartbeatInput};
-use crate::report::{reject, HeartbeatError, Invalid, Skipped, Summary};
+use crate::report::{reject, HeartbeatError, Invalid, Skipped, Summary, Unread};
 use crate::Heartbeat;
 
 impl Heartbeat {
@@ -69,10 +69,21 @@ impl Heartbeat {
             }
             HeartbeatInput::Scheduled { at } => {
                 if let Some(tasks) = &self.tasks {
-                    let running = tasks.active_tasks().await?;
-                    let ids = workspaces_in_use(&running).into_keys().collect();
+                    // A liveness scan: the workspaces of the tasks that could be read are
+                    // extended; a task (or access point) that could not be read is reported,
+                    // and the invocation fails after the others were extended, to be retried.
+                    let (ids, unread) =
+                        workspaces_named_by_tasks(tasks.as_ref(), self.access_points.as_ref())
+                            .await?;
                     let at = event::activity_at(Some(at), now);
                     self.touch(&batch, ids, at, now, &mut summary).await;
+                    for (what, e) in unread {
+                        warn!(task = %what, error = %e, "could not be read: its workspaces may not be extended this time");
+                        summary.unread.push(Unread {
+                            what,
+                            error: e.to_string(),
+                        });
+                    }
                 }
                 if self.notices.is_some() {
                     self.send_notices(now, &mut summary).await?;

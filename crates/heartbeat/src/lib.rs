@@ -19,7 +19,7 @@ mod write;
 
 use std::sync::Arc;
 
-use lifecycle_ports::{Notices, Tasks, WorkspaceTable};
+use lifecycle_ports::{AccessPoints, Notices, Tasks, WorkspaceTable};
 use lifecycle_runtime::config::{Config, Env};
 use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
 use serde_json::Value;
@@ -34,6 +34,9 @@ pub struct Heartbeat {
     pub table: Arc<dyn WorkspaceTable>,
     /// `None` without `ECS_CLUSTER`: no scheduled scan of running tasks.
     pub tasks: Option<Arc<dyn Tasks>>,
+    /// The scheduled scan describes the access points tasks mount: their `workspaceId` tag
+    /// names the workspace of a task that names it no other way.
+    pub access_points: Arc<dyn AccessPoints>,
     /// `None` when `NOTICE_EVENT_BUS=off`.
     pub notices: Option<Arc<dyn Notices>>,
     pub config: Config,
@@ -51,6 +54,7 @@ impl Function for Heartbeat {
         Ok(Self {
             table: aws.table(&config),
             tasks: aws.tasks(&config),
+            access_points: aws.access_points(),
             notices: settings.notice_bus.as_deref().map(|bus| aws.notices(bus)),
             config,
             settings,

@@ -53,6 +53,18 @@ pub struct Summary {
     /// Records that exist but cannot be read (README, "Invalid records"): reported, never skipped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub invalid: Vec<Invalid>,
+    /// Tasks (or access points they mount) the scheduled scan could not read: the workspaces they
+    /// name may not have been extended; the invocation fails, to be retried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<Unread>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unread {
+    /// A task's ARN or an access point's id.
+    pub what: String,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -193,6 +205,7 @@ impl Summary {
             ("Notices", count(self.notices.len()), "Count"),
             ("Failed", count(self.failed.len()), "Count"),
             ("InvalidRecords", count(self.invalid.len()), "Count"),
+            ("UnreadTasks", count(self.unread.len()), "Count"),
         ]
     }
 
@@ -209,10 +222,11 @@ impl Summary {
             notices = self.notices.len(),
             failed = self.failed.len(),
             invalid = self.invalid.len(),
+            unread = self.unread.len(),
             "heartbeat done"
         );
         emit_metrics("heartbeat", &self.metrics());
-        let failed = self.failed.len() + self.invalid.len();
+        let failed = self.failed.len() + self.invalid.len() + self.unread.len();
         if failed > 0 {
             return Err(HeartbeatError::Partial {
                 failed,

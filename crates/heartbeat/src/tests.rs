@@ -28,6 +28,7 @@ fn heartbeat(table: Arc<MemoryTable>, notices: Option<Arc<MemoryNotices>>) -> He
     Heartbeat {
         table,
         tasks: None,
+        access_points: Arc::new(lifecycle_ports::fakes::MemoryAccessPoints::default()),
         notices: notices.map(|n| n as Arc<dyn Notices>),
         config: Config::from(&env).unwrap(),
         settings: Settings::from(&env).unwrap(),
@@ -553,4 +554,103 @@ async fn metrics_count_extended_coalesced_unknown_and_notices_apart() {
     assert_eq!(metrics["Unknown"], 1.0, "{summary:?}");
     assert_eq!(metrics["Notices"], 0.0);
     assert_eq!(metrics["Failed"], 0.0);
+}
+
+/// Red team 2: the scheduled scan extends the workspaces of every task it could read even when
+/// one task's definition cannot be read (that one is reported, and the invocation fails to be
+/// retried), and sees a task that names its workspace only through the access point it mounts.
+#[tokio::test]
+async fn the_scheduled_scan_extends_what_it_could_read_and_reports_the_rest() {
+    use lifecycle_domain::access_point::AccessPointInfo;
+    use lifecycle_domain::tasks::{EfsMount, TaskSummary};
+    use lifecycle_ports::fakes::{MemoryAccessPoints, MemoryTasks};
+
+    let now = 2_000_000_000;
+    let table = Arc::new(MemoryTable::default());
+    for ws in ["ws-tag", "ws-ap", "ws-unread"] {
+        let r = WorkspaceRecord {
+            workspace_id: WorkspaceId::parse(ws).unwrap(),
+            tenant_id: lifecycle_domain::TenantId::parse("acme").unwrap(),
+            user_id: None,
+            tier: Tier::Pro,
+            subscription_status: SubscriptionStatus::Active,
+            last_activity_at: now - 5 * DAY,
+            expires_at: Some(now + 2 * DAY),
+            retention_days: None,
+            access_point_id: None,
+            hold: false,
+            notice_sent_for: None,
+        };
+        table.items.lock().unwrap().insert(ws.into(), item(&r));
+    }
+    let task = |arn: &str, tag: Option<&str>, ap: Option<&str>| TaskSummary {
+        arn: arn.into(),
+        last_status: "RUNNING".into(),
+        tags: tag
+            .map(|ws| vec![("workspaceId".to_string(), ws.to_string())])
+            .unwrap_or_default(),
+        efs_mounts: ap
+            .map(|id| {
+                vec![EfsMount {
+                    file_system_id: "fs-1".into(),
+                    access_point_id: Some(id.into()),
+                    root_directory: None,
+                }]
+            })
+            .unwrap_or_default(),
+        ..TaskSummary::default()
+    };
+    let tasks = Arc::new(MemoryTasks::default());
+    *tasks.tasks.lock().unwrap() = vec![
+        task("t-tag", Some("ws-tag"), None),
+        task("t-ap", None, Some("fsap-ap")),
+        task("t-unread", None, Some("fsap-unread")),
+    ];
+    tasks
+        .unreadable_definitions
+        .lock()
+        .unwrap()
+        .push("t-unread".into());
+    let access_points = Arc::new(MemoryAccessPoints::default());
+    for (id, ws) in [("fsap-ap", "ws-ap"), ("fsap-unread", "ws-unread")] {
+        access_points.points.lock().unwrap().insert(
+            id.into(),
+            AccessPointInfo {
+                id: id.into(),
+                file_system_id: "fs-1".into(),
+                root_path: Some(format!("/acme/{ws}")),
+                tags: [("workspaceId".to_string(), ws.to_string())].into(),
+            },
+        );
+    }
+    let mut hb = heartbeat(table.clone(), None);
+    hb.tasks = Some(tasks.clone());
+    hb.access_points = access_points;
+    let tick = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": lifecycle_domain::time::rfc3339(now), "detail": {}});
+    let err = hb.handle(tick.clone(), now).await.unwrap_err();
+    assert!(
+        matches!(err, HeartbeatError::Partial { failed: 1, .. }),
+        "{err}"
+    );
+    let expiry = |ws: &str| {
+        StoredRecord::parse(table.items.lock().unwrap()[ws].clone())
+            .unwrap()
+            .record
+            .expires_at
+    };
+    assert!(expiry("ws-tag") > Some(now + 2 * DAY), "named by its tag");
+    assert!(
+        expiry("ws-ap") > Some(now + 2 * DAY),
+        "named by the access point it mounts"
+    );
+    assert_eq!(
+        expiry("ws-unread"),
+        Some(now + 2 * DAY),
+        "reported, not guessed"
+    );
+
+    // The definition can be read again: the retry extends it too.
+    tasks.unreadable_definitions.lock().unwrap().clear();
+    hb.handle(tick, now).await.unwrap();
+    assert!(expiry("ws-unread") > Some(now + 2 * DAY));
 }

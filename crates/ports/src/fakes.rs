@@ -280,12 +280,37 @@ impl AccessPoints for MemoryAccessPoints {
 #[derive(Debug, Default)]
 pub struct MemoryTasks {
     pub tasks: Mutex<Vec<TaskSummary>>,
+    /// Tasks whose definition cannot be read: a guard's listing fails; a liveness listing
+    /// returns them without their definition's mounts and environment, and says so.
+    pub unreadable_definitions: Mutex<Vec<String>>,
 }
 
 #[async_trait]
 impl Tasks for MemoryTasks {
     async fn active_tasks(&self) -> Result<Vec<TaskSummary>, ServiceError> {
+        if let Some(arn) = self.unreadable_definitions.lock().unwrap().first() {
+            return Err(ServiceError::retryable(
+                "ECS DescribeTaskDefinition",
+                format!("{arn}: throttled"),
+            ));
+        }
         Ok(self.tasks.lock().unwrap().clone())
+    }
+
+    async fn active_tasks_for_liveness(&self) -> Result<crate::ActiveTasks, ServiceError> {
+        let unreadable = self.unreadable_definitions.lock().unwrap().clone();
+        let mut out = crate::ActiveTasks::default();
+        for mut task in self.tasks.lock().unwrap().clone() {
+            if unreadable.contains(&task.arn) {
+                task.efs_mounts.clear();
+                out.unread.push((
+                    task.arn.clone(),
+                    ServiceError::retryable("ECS DescribeTaskDefinition", "throttled"),
+                ));
+            }
+            out.tasks.push(task);
+        }
+        Ok(out)
     }
 
     async fn describe(

@@ -157,6 +157,25 @@ pub trait Tasks: Send + Sync {
     /// other failure is an error, never "no task".
     async fn describe(&self, cluster: &str, arn: &str)
         -> Result<Option<TaskSummary>, ServiceError>;
+
+    /// For a liveness scan (heartbeat), never for a guard: every active task with what of it
+    /// could be read (its tags and overrides always; its definition's mounts and environment
+    /// when the definition could be read), and the tasks whose definition could not be read. A
+    /// listing that fails or is cut short is still an error. By default all or nothing.
+    async fn active_tasks_for_liveness(&self) -> Result<ActiveTasks, ServiceError> {
+        Ok(ActiveTasks {
+            tasks: self.active_tasks().await?,
+            unread: Vec::new(),
+        })
+    }
+}
+
+/// [`Tasks::active_tasks_for_liveness`]: the tasks, and what could not be read of them (what,
+/// why).
+#[derive(Debug, Default)]
+pub struct ActiveTasks {
+    pub tasks: Vec<TaskSummary>,
+    pub unread: Vec<(String, ServiceError)>,
 }
 
 #[async_trait]
@@ -243,6 +262,31 @@ impl Deployments for AllDeployments {
             .flatten()
             .collect())
     }
+}
+
+/// The workspaces running tasks name, for a liveness scan (heartbeat): by tag, environment or
+/// the `workspaceId` tag of an access point they mount. What could not be read (a task's
+/// definition, a mounted access point) is returned beside it, so the workspaces that were read
+/// are still extended; a failed listing is an error.
+pub async fn workspaces_named_by_tasks(
+    tasks: &dyn Tasks,
+    access_points: &dyn AccessPoints,
+) -> Result<(Vec<String>, Vec<(String, ServiceError)>), ServiceError> {
+    let ActiveTasks { tasks, mut unread } = tasks.active_tasks_for_liveness().await?;
+    let mut index = InUse::from_tasks(&tasks);
+    let mut described = Vec::new();
+    for id in index.mounted_access_points() {
+        match access_points.describe(&id).await {
+            Ok(Some(info)) => described.push(info),
+            Ok(None) => {}
+            Err(e) => unread.push((id, e)),
+        }
+    }
+    index.resolve_access_points(&described);
+    Ok((
+        index.named_workspaces().map(str::to_string).collect(),
+        unread,
+    ))
 }
 
 /// The in-use index now: one complete listing of the cluster's active tasks (a failed or partial

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_ecs::types::{DesiredStatus, TaskField};
 use lifecycle_domain::prune::{ImageUse, InUseKind};
 use lifecycle_domain::tasks::{EfsMount, TaskSummary};
-use lifecycle_ports::{ServiceError, Tasks};
+use lifecycle_ports::{ActiveTasks, ServiceError, Tasks};
 
 use crate::sdk::{partial_backoff, service_error, PARTIAL_ATTEMPTS};
 
@@ -205,6 +205,29 @@ impl Tasks for EcsTasks {
                 summary.override_env.splice(0..0, env);
             }
             out.push(summary);
+        }
+        Ok(out)
+    }
+
+    async fn active_tasks_for_liveness(&self) -> Result<ActiveTasks, ServiceError> {
+        let mut out = ActiveTasks::default();
+        for task in self.described_tasks().await? {
+            if task.last_status() == Some("STOPPED") {
+                continue;
+            }
+            let mut summary = task_summary(&task);
+            if let Some(td) = task.task_definition_arn() {
+                match self.definition_uses(td).await {
+                    Ok((mounts, env)) => {
+                        summary.efs_mounts = mounts;
+                        summary.override_env.splice(0..0, env);
+                    }
+                    // Its tags and overrides still name workspaces; what its definition
+                    // would add is reported unread.
+                    Err(e) => out.unread.push((summary.arn.clone(), e)),
+                }
+            }
+            out.tasks.push(summary);
         }
         Ok(out)
     }
