@@ -282,6 +282,32 @@ def main(path):
     c.check(all(st.get("Resource") == {"Fn::Sub": "${ArchiveBucket.Arn}/workspaces/*"} for st in s3_statements),
             "efs-sweeper's S3 permissions are on the archive bucket's workspaces/ only")
 
+    # --- Every function that reads the cluster's tasks may make every call that read makes
+    # (ListTasks, DescribeTasks with tags, DescribeTaskDefinition for mounts and environment),
+    # and every one that follows a mounted access point may describe it. A call the role lacks
+    # fails every run in AWS: safe, but the function never does its work. ---
+    def actions(function):
+        found = set()
+        for pol in functions[function]["Properties"].get("Policies", []):
+            if not isinstance(pol, dict):
+                continue
+            if "Fn::If" in pol:
+                pol = pol["Fn::If"][1]
+            for st in pol.get("Statement", []):
+                if isinstance(st, dict) and "Fn::If" in st:
+                    st = st["Fn::If"][1]
+                if not isinstance(st, dict):
+                    continue
+                acts = st.get("Action", [])
+                found.update([acts] if isinstance(acts, str) else acts)
+        return found
+    task_reads = {"ecs:ListTasks", "ecs:DescribeTasks", "ecs:DescribeTaskDefinition"}
+    for function in ["ttl-expiry", "heartbeat", "efs-sweeper", "ecr-pruner", "storage-audit"]:
+        missing = task_reads - actions(function)
+        c.check(not missing, f"{function} may read the cluster's tasks whole: missing {sorted(missing)}")
+        c.check("elasticfilesystem:DescribeAccessPoints" in actions(function) or function == "ecr-pruner",
+                f"{function} may describe the access points tasks mount")
+
     # --- Failed stream batches: kept whole in S3, and an alarm when one lands. ---
     events = functions["ttl-expiry"]["Properties"]["Events"]
     stream = next(e for e in events.values() if e["Type"] == "DynamoDB")["Properties"]
