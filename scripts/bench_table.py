@@ -51,7 +51,9 @@ def table(rows):
         if r.get("bound") and r.get("ours"):
             bound += f" (ours {r['ours'] / r['bound']:.2f}x)"
         ratio = "-" if r.get("ratio") is None else f"{r['ratio']:.1f}x"
-        lines.append([r["figure"], fmt(r.get("ours"), r.get("unit", "")), base, ratio, bound])
+        # A `|` in a cell (`tar | zstd`) would end it in Markdown.
+        cells = [r["figure"], fmt(r.get("ours"), r.get("unit", "")), base, ratio, bound]
+        lines.append([c.replace("|", "\\|") for c in cells])
     widths = [max(len(x[i]) for x in [head] + lines) for i in range(len(head))]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]

@@ -76,6 +76,9 @@ pub enum Reason {
     RecordWithoutData,
     /// A record for the workspace appeared while its data was being moved.
     RecordAppeared,
+    /// A later TTL deletion of the same workspace (a newer generation) is in the same batch: it,
+    /// not this older image, decides whether a record comes back.
+    Superseded,
     /// The workspace id has a record again, under another tenant: it does not own this tenant's
     /// directory, so this tenant's data stays in its trash entry (grace, `lifecycle restore`).
     OtherTenantsRecord,

@@ -39,6 +39,10 @@ pub(crate) struct Expired {
     pub record: Result<WorkspaceRecord, String>,
     /// When the TTL deletion happened: what the trash entry is named by (the grace counts from it).
     pub deleted_at: i64,
+    /// A later TTL deletion of the same workspace id (another stream record) is in the batch: a
+    /// newer generation, whose image decides whether a record comes back. This one's image is
+    /// never written back over it.
+    pub superseded: bool,
 }
 
 impl Expired {
@@ -76,11 +80,20 @@ pub(crate) fn parse(event: &Value, now: i64, dry_run: bool) -> Result<StreamBatc
     let Some(raw_records) = event.get("Records").and_then(Value::as_array) else {
         return Err(EventError::NotAStreamEvent);
     };
-    let expired = raw_records
+    let mut expired: Vec<Expired> = raw_records
         .iter()
         .enumerate()
         .filter_map(|(index, raw)| triage(index, raw, now, dry_run))
         .collect();
+    let mut later: std::collections::HashMap<WorkspaceId, Option<String>> = Default::default();
+    for work in expired.iter_mut().rev() {
+        if let Some(sequence) = later.get(&work.workspace) {
+            work.superseded = *sequence != work.sequence;
+        }
+        later
+            .entry(work.workspace.clone())
+            .or_insert_with(|| work.sequence.clone());
+    }
     Ok(StreamBatch {
         records: raw_records.len(),
         expired,
@@ -174,6 +187,7 @@ fn triage(index: usize, raw: &Value, now: i64, dry_run: bool) -> Option<Expired>
         item,
         record: parsed,
         deleted_at: deletion_time(created, now),
+        superseded: false,
     })
 }
 

@@ -111,6 +111,10 @@ impl TtlExpiry {
         work: &Expired,
         item: lifecycle_domain::record::Attributes,
     ) -> Result<bool, RecordFailure> {
+        if work.superseded {
+            self.audit(work, Action::Skip, Reason::Superseded).emit();
+            return Ok(false);
+        }
         if !self.config.dry_run {
             return Ok(self.table.put_if_absent(item).await?);
         }
@@ -225,7 +229,7 @@ impl TtlExpiry {
             self.audit(work, Action::PutBackRecord, reason)
                 .resource(users.join(","))
                 .emit();
-        } else {
+        } else if !work.superseded {
             // Someone re-created it between our read and our write: theirs wins.
             self.audit(work, Action::Skip, Reason::Recreated).emit();
         }
@@ -241,7 +245,7 @@ impl TtlExpiry {
         let simulated = self
             .config
             .dry_run
-            .then(|| self.simulated.of(&work.workspace).data);
+            .then(|| self.simulated.data(&work.tenant, &work.workspace));
         let absent = match simulated.flatten() {
             // An earlier record of the batch would have moved the data.
             Some(DataAt::Live) => false,

@@ -4,11 +4,11 @@
 //! later record of the same workspace is shown what the real run would do after them. Reads
 //! consult it before the world; only a dry run writes to it, and each batch starts it afresh.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use lifecycle_domain::layout::TrashName;
-use lifecycle_domain::WorkspaceId;
+use lifecycle_domain::{TenantId, WorkspaceId};
 
 /// Where an earlier record of the batch would have left a workspace's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,11 +19,13 @@ pub(crate) enum DataAt {
     Live,
 }
 
-/// What the earlier records of the batch would have changed for one workspace.
+/// What the earlier records of the batch would have changed for one workspace id: its record
+/// (one per id), and each tenant's data under that id (`<tenant>/<id>` is one directory per
+/// tenant).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Simulated {
     pub record_put_back: bool,
-    pub data: Option<DataAt>,
+    pub data: BTreeMap<TenantId, DataAt>,
     pub deleted_access_points: BTreeSet<String>,
 }
 
@@ -37,6 +39,19 @@ impl Simulation {
 
     pub fn of(&self, workspace: &WorkspaceId) -> Simulated {
         self.lock().get(workspace).cloned().unwrap_or_default()
+    }
+
+    /// Where an earlier record would have left `<tenant>/<workspace>`'s data, if one moved it.
+    pub fn data(&self, tenant: &TenantId, workspace: &WorkspaceId) -> Option<DataAt> {
+        self.lock()
+            .get(workspace)
+            .and_then(|s| s.data.get(tenant).cloned())
+    }
+
+    pub fn set_data(&self, tenant: &TenantId, workspace: &WorkspaceId, at: DataAt) {
+        self.update(workspace, |s| {
+            s.data.insert(tenant.clone(), at);
+        });
     }
 
     pub fn update(&self, workspace: &WorkspaceId, change: impl FnOnce(&mut Simulated)) {

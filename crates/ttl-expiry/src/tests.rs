@@ -866,6 +866,20 @@ async fn a_dry_run_shows_what_the_real_run_does_record_after_record() {
             trashed_by_sweeper,
             vec![ttl_remove("1", expired())],
         ),
+        (
+            "expired, then the same id of another tenant held",
+            live,
+            vec![
+                ttl_remove("1", expired()),
+                ttl_remove(
+                    "2",
+                    image(
+                        "ws-1",
+                        json!({"tenantId": {"S": "globex"}, "hold": {"BOOL": true}}),
+                    ),
+                ),
+            ],
+        ),
     ];
     for (what, prepare, records) in cases {
         let mut runs = Vec::new();
@@ -901,6 +915,55 @@ async fn a_dry_run_shows_what_the_real_run_does_record_after_record() {
         assert_eq!(
             runs[0], runs[1],
             "{what}: dry run (left) and real run (right)"
+        );
+    }
+}
+
+/// Red team 6 N3: two TTL deletions of one workspace in a batch, an older generation then a newer
+/// held one: the older image is never written back over the newer (a refused move, an in-use
+/// put-back), so the hold survives and the data stays.
+#[tokio::test]
+async fn an_older_generation_is_never_put_back_over_a_newer_one_in_the_batch() {
+    let older = || image("ws-1", json!({}));
+    let newer = || {
+        image(
+            "ws-1",
+            json!({"hold": {"BOOL": true}, "userId": {"S": "newer"}}),
+        )
+    };
+    for case in ["refused move", "in use"] {
+        let setup = Setup::new(&["ws-1"]);
+        std::fs::write(setup.root.path().join("acme/ws-1/keep"), b"data").unwrap();
+        let function = setup.function();
+        let first = ttl_remove("1", older());
+        if case == "refused move" {
+            let work = crate::event::parse(&json!({ "Records": [first.clone()] }), 10_000, false)
+                .unwrap()
+                .expired
+                .remove(0);
+            let trash = setup.root.path().join(".trash");
+            std::fs::create_dir_all(&trash).unwrap();
+            std::fs::write(trash.join(function.entry_name(&work).to_string()), b"x").unwrap();
+        } else {
+            setup.task_using("ws-1");
+        }
+        assert!(
+            failed(&function, vec![first, ttl_remove("2", newer())], None)
+                .await
+                .is_empty()
+        );
+        let items = setup.table.items.lock().unwrap();
+        let record = items.get("ws-1").expect("a record is back");
+        assert_eq!(
+            record.get("userId"),
+            Some(&Stored::S("newer".into())),
+            "{case}: the newer generation's record"
+        );
+        assert_eq!(record.get("hold"), Some(&Stored::Bool(true)), "{case}");
+        assert_eq!(
+            std::fs::read(setup.root.path().join("acme/ws-1/keep")).unwrap(),
+            b"data",
+            "{case}: the data stays"
         );
     }
 }

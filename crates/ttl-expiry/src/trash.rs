@@ -89,7 +89,7 @@ impl TtlExpiry {
         let dry_run = self.config.dry_run;
         // In a dry run, where an earlier record of the batch would have left the data.
         let simulated = dry_run
-            .then(|| self.simulated.of(&work.workspace).data)
+            .then(|| self.simulated.data(&work.tenant, &work.workspace))
             .flatten();
         let moved = blocking(move || {
             let found = match simulated {
@@ -126,7 +126,7 @@ impl TtlExpiry {
         };
         if dry_run {
             self.simulated
-                .update(&work.workspace, |s| s.data = Some(DataAt::Live));
+                .set_data(&work.tenant, &work.workspace, DataAt::Live);
         }
         self.audit(work, Action::MoveBack, Reason::RecordAppeared)
             .resource(self.entry_path(&entry))
@@ -196,7 +196,7 @@ impl TtlExpiry {
         trash: &TrashName,
     ) -> Result<MoveOutcome, RecordFailure> {
         let entry = self.fs.trash_path().join(trash.to_string());
-        let outcome = match self.simulated.of(&work.workspace).data {
+        let outcome = match self.simulated.data(&work.tenant, &work.workspace) {
             Some(DataAt::Trash(moved)) if &moved == trash => MoveOutcome::AlreadyInTrash { entry },
             Some(DataAt::Trash(_)) => MoveOutcome::Absent,
             simulated => {
@@ -221,9 +221,8 @@ impl TtlExpiry {
             }
         };
         if matches!(outcome, MoveOutcome::Moved { .. }) {
-            self.simulated.update(&work.workspace, |s| {
-                s.data = Some(DataAt::Trash(trash.clone()));
-            });
+            self.simulated
+                .set_data(&work.tenant, &work.workspace, DataAt::Trash(trash.clone()));
         }
         Ok(outcome)
     }
