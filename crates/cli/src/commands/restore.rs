@@ -40,7 +40,7 @@ pub async fn run(
     let fs = ctx.fs(&config);
     let entries = lifecycle_fs::restore::entries_for(&fs, ws.as_str())?;
     let table = ctx.table(&config);
-    // The trash first (within the grace); else the archive, when there is one.
+    // The trash first (any entry still there); else the archive, when there is one.
     let (entry, restored) = match choose(&entries, chosen, &ws, config.trash_grace_days, ctx.now) {
         Ok(entry) => {
             let restored = lifecycle_fs::restore::restore(
@@ -145,30 +145,28 @@ fn choose_archived<'a>(
     Ok(newest)
 }
 
-/// The trash entry to restore: the one named, or the newest within the grace.
+/// The trash entry to restore: the one named, or the newest. Any entry still in the trash may be
+/// restored, past its grace too (the weekly purge has not reached it yet, or it was kept: changed
+/// while archived, failed): restoring it from the trash is never worse than from an archive,
+/// and a purge that starts meanwhile renames it first, so only one of the two takes it.
 fn choose<'a>(
     entries: &'a [TrashName],
     chosen: Option<&str>,
     ws: &WorkspaceId,
     grace_days: u32,
-    now: i64,
+    _now: i64,
 ) -> Result<&'a TrashName> {
-    let grace = i64::from(grace_days) * 86_400;
-    let within: Vec<&TrashName> = entries
-        .iter()
-        .filter(|e| now - e.deleted_at < grace || grace_days == 0)
-        .collect();
+    let within: Vec<&TrashName> = entries.iter().collect();
     if let Some(name) = chosen {
         return within
             .iter()
             .find(|e| e.to_string() == name)
             .copied()
-            .with_context(|| format!("{name} is not a trash entry of {ws} within the grace"));
+            .with_context(|| format!("{name} is not a trash entry of {ws}"));
     }
-    let newest = within
-        .first()
-        .copied()
-        .with_context(|| format!("no trash entry of {ws} within the {grace_days}-day grace"))?;
+    let newest = within.first().copied().with_context(|| {
+        format!("no trash entry of {ws} (purged: the trash keeps entries {grace_days} days)")
+    })?;
     // Two generations deleted in the same second: which is newer is not known from the names,
     // so the operator chooses.
     let tied: Vec<String> = within
