@@ -6,9 +6,11 @@
 //!
 //! The fingerprint is every entry under `data` (the directory itself included): its path, inode,
 //! type and mode, link count, size, and modification and status-change times to the nanosecond,
-//! folded in an order-free sum, so it needs no clock (a file server's and ours may differ) and no
-//! memory per entry. Any write, append, new or removed name, rename or mode change between the
-//! two readings changes it. Entries are stat'ed through directory handles, never following a
+//! and a regular file's content (hashed as it is read), folded in an order-free sum, so it needs
+//! no clock (a file server's and ours may differ) and no memory per entry. Any write, append, new
+//! or removed name, rename or mode change between the two readings changes it; the content
+//! because a write through a shared memory map into a page already dirty changes no time at all
+//! (the kernel stamps a mapped page's first write only). Entries are stat'ed through directory handles, never following a
 //! link, never crossing onto another device, several directories at once: under EFS a stat is a
 //! round trip, and one at a time would cost as much as the archive's own walk.
 
@@ -46,7 +48,7 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn add(&mut self, relative: &Path, stat: &Stat) {
+    fn add(&mut self, relative: &Path, stat: &Stat, content: u64) {
         // SipHash with fixed keys: the same in every run of this process, which is all a
         // comparison of two readings needs.
         #[allow(
@@ -59,6 +61,7 @@ impl Fingerprint {
         (stat.st_ino, stat.st_mode, stat.st_nlink, stat.st_size).hash(&mut h);
         (stat.st_mtime, stat.st_mtime_nsec).hash(&mut h);
         (stat.st_ctime, stat.st_ctime_nsec).hash(&mut h);
+        content.hash(&mut h);
         self.entries += 1;
         self.sum = self.sum.wrapping_add(u128::from(h.finish()));
     }
@@ -89,7 +92,7 @@ impl WorkspaceFs {
             .map_err(|e| FsError::new("open trash data", &data_path, e))?;
         let top = rfs::fstat(&data).map_err(|e| FsError::new("stat", &data_path, e))?;
         let mut print = Fingerprint::default();
-        print.add(Path::new(""), &top);
+        print.add(Path::new(""), &top, 0);
         let queue = Mutex::new(Queue {
             dirs: vec![(data, PathBuf::new(), 0)],
             busy: 0,
@@ -170,7 +173,12 @@ fn list(
         let child = relative.join(OsStr::from_bytes(name.to_bytes()));
         let stat = rfs::statat(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| FsError::new("stat", data_path.join(&child), e))?;
-        print.add(&child, &stat);
+        let content = if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
+            content_hash(dir, name, &stat, &data_path.join(&child))?
+        } else {
+            0
+        };
+        print.add(&child, &stat, content);
         let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
         if is_dir && stat.st_dev == device {
             if depth + 1 > MAX_DEPTH {
@@ -182,6 +190,50 @@ fn list(
         }
     }
     Ok((print, subdirs))
+}
+
+/// A regular file's content, hashed as it is read (64 KiB at a time), through a handle checked
+/// to be the file just stat'ed (a file replaced since is an error: not known to be unchanged).
+fn content_hash(
+    dir: &OwnedFd,
+    name: &std::ffi::CStr,
+    stat: &Stat,
+    path: &Path,
+) -> Result<u64, FsError> {
+    let fd = rfs::openat(
+        dir.as_fd(),
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| FsError::new("open", path, e))?;
+    let opened = rfs::fstat(&fd).map_err(|e| FsError::new("stat", path, e))?;
+    if (opened.st_dev, opened.st_ino) != (stat.st_dev, stat.st_ino) {
+        return Err(FsError::new(
+            "read (replaced since listed)",
+            path,
+            Errno::STALE,
+        ));
+    }
+    #[allow(
+        deprecated,
+        reason = "SipHasher's fixed keys are what a repeatable fold needs"
+    )]
+    let mut h = std::hash::SipHasher::new();
+    let mut file = std::fs::File::from(fd);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| FsError {
+            op: "read",
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        if n == 0 {
+            break;
+        }
+        h.write(&buf[..n]);
+    }
+    Ok(h.finish())
 }
 
 #[cfg(test)]
@@ -255,6 +307,49 @@ mod tests {
             );
             change(&data);
             assert_ne!(fs.trash_data_fingerprint(&name).unwrap(), before, "{what}");
+        }
+    }
+
+    /// Red team 6 N1: a write through a shared memory map into a page already dirty changes no
+    /// time and no size; the content still tells.
+    #[test]
+    fn a_write_through_a_shared_map_changes_the_fingerprint() {
+        use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
+        let root = tempfile::tempdir().unwrap();
+        let (name, data) = entry(root.path());
+        let file = data.join("d5/inner/f3");
+        std::fs::write(&file, vec![b'a'; 4096]).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .unwrap();
+        let fs = WorkspaceFs::new(root.path());
+        unsafe {
+            let map = mmap(
+                std::ptr::null_mut(),
+                4096,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &f,
+                0,
+            )
+            .unwrap()
+            .cast::<u8>();
+            // The first write stamps the page; the fingerprint is read after it.
+            *map = b'b';
+            let before = fs.trash_data_fingerprint(&name).unwrap();
+            let stamped = std::fs::metadata(&file).unwrap();
+            *map.add(1) = b'c';
+            let after = std::fs::metadata(&file).unwrap();
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(
+                (stamped.mtime_nsec(), stamped.ctime_nsec(), stamped.len()),
+                (after.mtime_nsec(), after.ctime_nsec(), after.len()),
+                "set-up: the second write through the map changes no metadata"
+            );
+            assert_ne!(fs.trash_data_fingerprint(&name).unwrap(), before);
+            munmap(map.cast(), 4096).unwrap();
         }
     }
 
