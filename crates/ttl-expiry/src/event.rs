@@ -39,9 +39,9 @@ pub(crate) struct Expired {
     pub record: Result<WorkspaceRecord, String>,
     /// When the TTL deletion happened: what the trash entry is named by (the grace counts from it).
     pub deleted_at: i64,
-    /// A later TTL deletion of the same workspace id (another stream record) is in the batch: a
-    /// newer generation, whose image decides whether a record comes back. This one's image is
-    /// never written back over it.
+    /// A later TTL deletion of the same tenant's workspace (another stream record) is in the
+    /// batch: a newer generation, whose image decides whether a record comes back. This one's
+    /// image is never written back over it.
     pub superseded: bool,
 }
 
@@ -85,14 +85,17 @@ pub(crate) fn parse(event: &Value, now: i64, dry_run: bool) -> Result<StreamBatc
         .enumerate()
         .filter_map(|(index, raw)| triage(index, raw, now, dry_run))
         .collect();
-    let mut later: std::collections::HashMap<WorkspaceId, Option<String>> = Default::default();
+    // Superseded only by the same tenant's workspace: an id re-used under another tenant is not
+    // a newer generation of this one (it cannot own this directory), so this one still decides
+    // for its own record and data, as before.
+    let mut later: std::collections::HashMap<(WorkspaceId, TenantId), Option<String>> =
+        Default::default();
     for work in expired.iter_mut().rev() {
-        if let Some(sequence) = later.get(&work.workspace) {
+        let key = (work.workspace.clone(), work.tenant.clone());
+        if let Some(sequence) = later.get(&key) {
             work.superseded = *sequence != work.sequence;
         }
-        later
-            .entry(work.workspace.clone())
-            .or_insert_with(|| work.sequence.clone());
+        later.entry(key).or_insert_with(|| work.sequence.clone());
     }
     Ok(StreamBatch {
         records: raw_records.len(),

@@ -967,3 +967,30 @@ async fn an_older_generation_is_never_put_back_over_a_newer_one_in_the_batch() {
         );
     }
 }
+
+/// An id re-used under another tenant later in the batch is not a newer generation: the earlier
+/// record, in use, still goes back (nothing of either tenant is trashed while one is in use).
+#[tokio::test]
+async fn another_tenants_deletion_of_the_same_id_does_not_supersede() {
+    let setup = Setup::new(&["ws-1"]);
+    std::fs::write(setup.root.path().join("acme/ws-1/keep"), b"data").unwrap();
+    setup.task_using("ws-1");
+    let theirs = image("ws-1", json!({"tenantId": {"S": "globex"}}));
+    assert!(failed(
+        &setup.function(),
+        vec![
+            ttl_remove("1", image("ws-1", json!({}))),
+            ttl_remove("2", theirs)
+        ],
+        None
+    )
+    .await
+    .is_empty());
+    let items = setup.table.items.lock().unwrap();
+    assert_eq!(
+        items.get("ws-1").and_then(|r| r.get("tenantId")),
+        Some(&Stored::S("acme".into())),
+        "the in-use workspace's record is back"
+    );
+    assert!(setup.live("ws-1"));
+}
