@@ -31,6 +31,8 @@ use crate::{FsError, WorkspaceFs};
 /// Directories listed at once: enough to hide EFS's round trips, few enough not to crowd the
 /// platform's own I/O.
 const WORKERS: usize = 16;
+/// The operation of [`FsError::is_deadline`].
+pub(crate) const DEADLINE: &str = "fingerprint (stopped at the deadline)";
 /// Directories below `data` the fingerprint descends: a deeper tree has none (an error).
 const MAX_DEPTH: usize = 256;
 
@@ -83,8 +85,13 @@ struct Queue {
 }
 
 impl WorkspaceFs {
-    /// The fingerprint of `.trash/<entry>/data`. A failed read is an error, never a fingerprint.
-    pub fn trash_data_fingerprint(&self, entry: &TrashName) -> Result<Fingerprint, FsError> {
+    /// The fingerprint of `.trash/<entry>/data`. A failed read is an error, never a fingerprint;
+    /// so is `deadline` passing before it is read whole ([`FsError::is_deadline`]).
+    pub fn trash_data_fingerprint(
+        &self,
+        entry: &TrashName,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Fingerprint, FsError> {
         let root = self.open_root()?;
         let (_trash, entry_fd) = self.open_entry(&root, entry)?;
         let data_path = self.trash_path().join(entry.to_string()).join(TRASH_DATA);
@@ -102,7 +109,7 @@ impl WorkspaceFs {
         let ready = Condvar::new();
         std::thread::scope(|scope| {
             for _ in 0..WORKERS {
-                scope.spawn(|| work(&queue, &ready, &data_path, top.st_dev));
+                scope.spawn(|| work(&queue, &ready, &data_path, top.st_dev, deadline));
             }
         });
         let queue = queue.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -113,7 +120,13 @@ impl WorkspaceFs {
     }
 }
 
-fn work(queue: &Mutex<Queue>, ready: &Condvar, data_path: &Path, device: u64) {
+fn work(
+    queue: &Mutex<Queue>,
+    ready: &Condvar,
+    data_path: &Path,
+    device: u64,
+    deadline: Option<std::time::Instant>,
+) {
     loop {
         let (dir, relative, depth) = {
             let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -133,7 +146,11 @@ fn work(queue: &Mutex<Queue>, ready: &Condvar, data_path: &Path, device: u64) {
                 q = ready.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let listed = list(&dir, &relative, depth, data_path, device);
+        let listed = if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            Err(FsError::new(DEADLINE, data_path, Errno::TIMEDOUT))
+        } else {
+            list(&dir, &relative, depth, data_path, device)
+        };
         let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
         q.busy -= 1;
         match listed {
@@ -298,15 +315,19 @@ mod tests {
             let root = tempfile::tempdir().unwrap();
             let (name, data) = entry(root.path());
             let fs = WorkspaceFs::new(root.path());
-            let before = fs.trash_data_fingerprint(&name).unwrap();
+            let before = fs.trash_data_fingerprint(&name, None).unwrap();
             assert_eq!(before.entries, 1 + 20 * 2 + 100 + 1, "every entry is read");
             assert_eq!(
-                fs.trash_data_fingerprint(&name).unwrap(),
+                fs.trash_data_fingerprint(&name, None).unwrap(),
                 before,
                 "{what}: stable"
             );
             change(&data);
-            assert_ne!(fs.trash_data_fingerprint(&name).unwrap(), before, "{what}");
+            assert_ne!(
+                fs.trash_data_fingerprint(&name, None).unwrap(),
+                before,
+                "{what}"
+            );
         }
     }
 
@@ -338,7 +359,7 @@ mod tests {
             .cast::<u8>();
             // The first write stamps the page; the fingerprint is read after it.
             *map = b'b';
-            let before = fs.trash_data_fingerprint(&name).unwrap();
+            let before = fs.trash_data_fingerprint(&name, None).unwrap();
             let stamped = std::fs::metadata(&file).unwrap();
             *map.add(1) = b'c';
             let after = std::fs::metadata(&file).unwrap();
@@ -348,9 +369,20 @@ mod tests {
                 (after.mtime_nsec(), after.ctime_nsec(), after.len()),
                 "set-up: the second write through the map changes no metadata"
             );
-            assert_ne!(fs.trash_data_fingerprint(&name).unwrap(), before);
+            assert_ne!(fs.trash_data_fingerprint(&name, None).unwrap(), before);
             munmap(map.cast(), 4096).unwrap();
         }
+    }
+
+    #[test]
+    fn a_deadline_that_passed_stops_it_with_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let (name, _) = entry(root.path());
+        let fs = WorkspaceFs::new(root.path());
+        let err = fs
+            .trash_data_fingerprint(&name, Some(std::time::Instant::now()))
+            .unwrap_err();
+        assert!(err.is_deadline(), "{err}");
     }
 
     #[test]
@@ -364,11 +396,11 @@ mod tests {
             WorkspaceId::parse("ws-2").unwrap(),
             "n2".into(),
         );
-        assert!(fs.trash_data_fingerprint(&other).is_err());
+        assert!(fs.trash_data_fingerprint(&other, None).is_err());
         std::fs::rename(&data, root.path().join("moved")).unwrap();
         std::os::unix::fs::symlink(root.path().join("moved"), &data).unwrap();
         assert!(
-            fs.trash_data_fingerprint(&name).is_err(),
+            fs.trash_data_fingerprint(&name, None).is_err(),
             "a link as data is never followed"
         );
     }

@@ -66,6 +66,11 @@ impl FsError {
         self.source.raw_os_error() == Some(Errno::NOENT.raw_os_error())
     }
 
+    /// A reading stopped because the deadline passed ([`changed`]): not a fault of the entry.
+    pub fn is_deadline(&self) -> bool {
+        self.op == changed::DEADLINE
+    }
+
     /// A `record.json` that is not a regular file of a record's size (or a link): what it holds
     /// is not known to be a record.
     pub fn is_not_a_record(&self) -> bool {

@@ -51,7 +51,17 @@ impl Sweeper {
         // process that kept a file open writes on through the rename) is in no archive. The
         // reading fails as the walk would (`data` not a directory, a tree too deep), so a dry
         // run shows that failure too, and a real run fails before uploading anything.
-        let before = self.fingerprint(&name).await?;
+        let before = match self.fingerprint(&name, deadline).await {
+            Ok(print) => print,
+            Err(ActError::Fs(e)) if e.is_deadline() => {
+                audit(&what, tenant, Action::ArchiveTrashEntry, reason, dry_run)
+                    .resource(&key)
+                    .error("stopped at the deadline before the archive; the next run archives it")
+                    .emit();
+                return Ok(NotDone(Unfinished::StoppedAtDeadline, Freed::default()));
+            }
+            Err(e) => return Err(e),
+        };
         if dry_run {
             audit(&what, tenant, Action::ArchiveTrashEntry, reason, true)
                 .resource(&key)
@@ -103,7 +113,18 @@ impl Sweeper {
                 .emit();
             return Err(ArchiveError::Verify { key, why }.into());
         }
-        if self.fingerprint(&name).await? != before {
+        let after = match self.fingerprint(&name, deadline).await {
+            Ok(print) => print,
+            Err(ActError::Fs(e)) if e.is_deadline() => {
+                audit(&what, tenant, Action::Skip, reason, false)
+                    .resource(&key)
+                    .error("stopped at the deadline after the archive, before the purge; the next run archives it again")
+                    .emit();
+                return Ok(NotDone(Unfinished::StoppedAtDeadline, Freed::default()));
+            }
+            Err(e) => return Err(e),
+        };
+        if after != before {
             audit(&what, tenant, Action::Skip, reason, false)
                 .resource(&key)
                 .error(
@@ -125,8 +146,15 @@ impl Sweeper {
         self.purge_now(entry, reason, deadline).await
     }
 
-    async fn fingerprint(&self, name: &TrashName) -> Result<Fingerprint, ActError> {
+    async fn fingerprint(
+        &self,
+        name: &TrashName,
+        deadline: Option<Instant>,
+    ) -> Result<Fingerprint, ActError> {
         let (fs, name) = (self.fs.clone(), name.clone());
-        Ok(tokio::task::spawn_blocking(move || fs.trash_data_fingerprint(&name)).await??)
+        Ok(
+            tokio::task::spawn_blocking(move || fs.trash_data_fingerprint(&name, deadline))
+                .await??,
+        )
     }
 }
