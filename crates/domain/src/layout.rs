@@ -26,6 +26,10 @@ const SEP: char = '+';
 pub const STAGING_PREFIX: &str = ".staging+";
 /// What a purge renames an entry to before it deletes anything.
 pub const PURGING_PREFIX: &str = ".purging+";
+/// What taking data back out of the trash renames an entry to for the moment it takes: a purge
+/// renames the same name to `.purging+`, so whichever rename comes first has the entry and the
+/// other finds none. Renamed back at once; no sweep ever touches it.
+pub const TAKING_PREFIX: &str = ".taking+";
 /// Where a restore from the archive extracts an entry before publishing it under its own name:
 /// not a trash entry's name, so no sweep ever touches it.
 pub const RESTORING_PREFIX: &str = ".restoring+";

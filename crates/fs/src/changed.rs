@@ -149,7 +149,7 @@ fn work(
         let listed = if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             Err(FsError::new(DEADLINE, data_path, Errno::TIMEDOUT))
         } else {
-            list(&dir, &relative, depth, data_path, device)
+            list(&dir, &relative, depth, data_path, device, deadline)
         };
         let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
         q.busy -= 1;
@@ -176,6 +176,7 @@ fn list(
     depth: usize,
     data_path: &Path,
     device: u64,
+    deadline: Option<std::time::Instant>,
 ) -> Result<(Fingerprint, Subdirectories), FsError> {
     let mut print = Fingerprint::default();
     let mut subdirs = Vec::new();
@@ -191,7 +192,7 @@ fn list(
         let stat = rfs::statat(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| FsError::new("stat", data_path.join(&child), e))?;
         let content = if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
-            content_hash(dir, name, &stat, &data_path.join(&child))?
+            content_hash(dir, name, &stat, &data_path.join(&child), deadline)?
         } else {
             0
         };
@@ -216,6 +217,7 @@ fn content_hash(
     name: &std::ffi::CStr,
     stat: &Stat,
     path: &Path,
+    deadline: Option<std::time::Instant>,
 ) -> Result<u64, FsError> {
     let fd = rfs::openat(
         dir.as_fd(),
@@ -239,7 +241,12 @@ fn content_hash(
     let mut h = std::hash::SipHasher::new();
     let mut file = std::fs::File::from(fd);
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
+    for chunk in 0u64.. {
+        // A huge file (a sparse disk image) is read a long time: the deadline is looked at
+        // every 16 MiB.
+        if chunk % 256 == 255 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(FsError::new(DEADLINE, path, Errno::TIMEDOUT));
+        }
         let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| FsError {
             op: "read",
             path: path.to_path_buf(),

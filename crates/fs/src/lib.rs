@@ -16,7 +16,9 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use lifecycle_domain::ids::{TenantId, WorkspaceId};
-use lifecycle_domain::layout::{TrashName, PURGING_PREFIX, TRASH_DATA, TRASH_DIR, TRASH_RECORD};
+use lifecycle_domain::layout::{
+    TrashName, PURGING_PREFIX, TAKING_PREFIX, TRASH_DATA, TRASH_DIR, TRASH_RECORD,
+};
 use lifecycle_domain::sweep::{LiveEntry, TrashEntry};
 use tree_deleter::{remove_tree_at, ParallelDeleter, RemovalReport};
 
@@ -655,13 +657,69 @@ impl WorkspaceFs {
     /// this one that fails can [`WorkspaceFs::return_to_trash`].
     pub fn take_from_trash(&self, entry: &TrashName) -> Result<PathBuf, FsError> {
         let root = self.open_root()?;
-        let (_trash, entry_fd) = self.open_entry(&root, entry)?;
+        let (trash, entry_fd) = self.open_entry(&root, entry)?;
+        // The entry is claimed by a rename before its data moves: a purge renames it to
+        // `.purging+` before deleting, and moving the data out of an entry a purge holds would
+        // put a tree being deleted in the workspace's place. Whichever rename comes first wins.
+        let claim = format!("{TAKING_PREFIX}{entry}");
+        let name = entry.to_string();
+        let entry_path = self.trash_path().join(&name);
+        rfs::renameat_with(
+            &trash,
+            name.as_str(),
+            &trash,
+            claim.as_str(),
+            rfs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| {
+            FsError::new(
+                "restore (claim the entry; a purge may hold it)",
+                &entry_path,
+                e,
+            )
+        })?;
+        let taken = self.take_claimed(&root, &trash, &entry_fd, &claim, entry);
+        // The claim ends at once, whatever happened: the entry is back under its name (emptied,
+        // or whole if the move failed).
+        let released = rfs::renameat_with(
+            &trash,
+            claim.as_str(),
+            &trash,
+            name.as_str(),
+            rfs::RenameFlags::NOREPLACE,
+        )
+        .map_err(|e| FsError::new("restore (release the claim)", &entry_path, e));
+        let place = taken?;
+        released?;
+        Ok(place)
+    }
+
+    fn take_claimed(
+        &self,
+        root: &OwnedFd,
+        trash: &OwnedFd,
+        entry_fd: &OwnedFd,
+        claim: &str,
+        entry: &TrashName,
+    ) -> Result<PathBuf, FsError> {
+        // What was claimed is the entry that was opened (not something swapped in by name).
+        let opened =
+            rfs::fstat(entry_fd).map_err(|e| FsError::new("stat", self.trash_path(), e))?;
+        let claimed = rfs::statat(trash, claim, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| FsError::new("stat", self.trash_path().join(claim), e))?;
+        if (opened.st_dev, opened.st_ino) != (claimed.st_dev, claimed.st_ino) {
+            return Err(FsError::new(
+                "restore (the entry was replaced)",
+                self.trash_path().join(entry.to_string()),
+                Errno::STALE,
+            ));
+        }
         let tenant_path = self.root.join(entry.tenant.as_str());
-        let tenant_fd = self.ensure_dir(&root, entry.tenant.as_str(), &tenant_path)?;
+        let tenant_fd = self.ensure_dir(root, entry.tenant.as_str(), &tenant_path)?;
         let place = tenant_path.join(entry.workspace.as_str());
         // Only a directory is a workspace's data: a link or a file put in its place would become
         // a "workspace" pointing anywhere.
-        match rfs::statat(&entry_fd, TRASH_DATA, AtFlags::SYMLINK_NOFOLLOW) {
+        match rfs::statat(entry_fd, TRASH_DATA, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
             Ok(_) => {
                 return Err(FsError::new(
@@ -679,7 +737,7 @@ impl WorkspaceFs {
             }
         }
         rfs::renameat_with(
-            &entry_fd,
+            entry_fd,
             TRASH_DATA,
             &tenant_fd,
             entry.workspace.as_str(),
@@ -844,6 +902,46 @@ mod tests {
         assert!(fs.read_trash_record(&name).is_err(), "a link");
         std::fs::remove_file(&record).unwrap();
         assert_eq!(fs.read_trash_record(&name).unwrap(), None);
+    }
+
+    /// Red team 7 F2: taking data out of the trash claims the entry by a rename first, so a purge
+    /// that starts meanwhile finds no entry to delete (and a purge that came first leaves none to
+    /// take); the claim ends under the entry's own name.
+    #[test]
+    fn taking_data_out_claims_the_entry_against_a_purge() {
+        let root = tempfile::tempdir().unwrap();
+        let fs = WorkspaceFs::new(root.path());
+        let name = entry(root.path(), |data| {
+            std::fs::create_dir_all(data.join("src")).unwrap();
+            std::fs::write(data.join("src/f"), b"kept").unwrap();
+        });
+        let trash = root.path().join(TRASH_DIR);
+        // Mid-take: the entry holds the claim name; a purge of it finds nothing.
+        let claimed = trash.join(format!("{TAKING_PREFIX}{name}"));
+        std::fs::rename(trash.join(name.to_string()), &claimed).unwrap();
+        let purged = fs.purge_trash_entry_with(None, &name.to_string(), None);
+        assert!(
+            claimed.join("data/src/f").exists(),
+            "the purge deleted nothing: {purged:?}"
+        );
+        std::fs::rename(&claimed, trash.join(name.to_string())).unwrap();
+
+        let place = fs.take_from_trash(&name).unwrap();
+        assert_eq!(std::fs::read(place.join("src/f")).unwrap(), b"kept");
+        let left: Vec<String> = std::fs::read_dir(&trash)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec![name.to_string()], "released under its own name");
+
+        // A purge that came first holds it: nothing is taken.
+        let other = entry(root.path(), |data| std::fs::create_dir(data).unwrap());
+        std::fs::remove_dir_all(root.path().join("acme/ws-1")).unwrap();
+        let purging = trash.join(format!("{PURGING_PREFIX}{other}"));
+        std::fs::rename(trash.join(other.to_string()), &purging).unwrap();
+        assert!(fs.take_from_trash(&other).is_err());
+        assert!(purging.join("data").exists());
+        assert!(!root.path().join("acme/ws-1").exists());
     }
 
     #[test]
