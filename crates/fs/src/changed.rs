@@ -26,20 +26,16 @@ use rustix::io::Errno;
 
 use lifecycle_domain::layout::{TrashName, TRASH_DATA};
 
-use crate::{FsError, WorkspaceFs};
+use crate::{FsError, WorkspaceFs, DIR_NOFOLLOW};
 
 /// Directories listed at once: enough to hide EFS's round trips, few enough not to crowd the
 /// platform's own I/O.
 const WORKERS: usize = 16;
 /// The operation of [`FsError::is_deadline`].
 pub(crate) const DEADLINE: &str = "fingerprint (stopped at the deadline)";
-/// Directories below `data` the fingerprint descends: a deeper tree has none (an error).
-const MAX_DEPTH: usize = 256;
-
-const DIR_NOFOLLOW: OFlags = OFlags::RDONLY
-    .union(OFlags::DIRECTORY)
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::CLOEXEC);
+// Directories below `data` the fingerprint descends: the archive's own limit, so a tree the
+// archive refuses has no fingerprint either (an error), and one it takes has one.
+use crate::archive::tree::MAX_DEPTH;
 
 /// What a trash entry's data is, as far as a change to it would show: equal fingerprints taken
 /// at two moments mean nothing under `data` changed between them.

@@ -23,7 +23,7 @@ use lifecycle_domain::sweep::{LiveEntry, TrashEntry};
 use tree_deleter::{remove_tree_at, ParallelDeleter, RemovalReport};
 
 /// How every directory below the root is opened: never through a symlink.
-const DIR_NOFOLLOW: OFlags = OFlags::RDONLY
+pub(crate) const DIR_NOFOLLOW: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
