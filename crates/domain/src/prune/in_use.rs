@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InUseKind {
     InUseTask,
@@ -70,7 +70,7 @@ pub fn in_use_in(
 }
 
 /// An image reference something (ECS, Lambda) depends on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ImageUse {
     /// As written: `registry/repo:tag` or `registry/repo@sha256:…`.
     pub image: String,
