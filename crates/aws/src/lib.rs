@@ -23,6 +23,6 @@ pub use lambda::LambdaFunctions;
 pub use logs::CloudWatchLogGroups;
 pub use posture::{DynamoTableSettings, EcrPolicies, EfsFileSystems, EventBridgeAuditReports};
 pub use runs::DynamoRunLedger;
-pub use sqs::SqsWorkQueue;
 pub use s3::{S3Archive, S3Buckets, S3FailedBatches};
 pub use sdk::{load_sdk_config, sdk_config_loader, service_error};
+pub use sqs::SqsWorkQueue;

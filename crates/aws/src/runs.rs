@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update, WriteRequest};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use lifecycle_domain::fanout::{Counters, RunHeader, RunState, UnitEntry};
 use lifecycle_ports::fanout::{Claim, Finish, RunLedger};
@@ -91,10 +91,7 @@ fn unit_item(run_id: &str, unit: &UnitEntry, expires_at: i64) -> HashMap<String,
 }
 
 impl DynamoRunLedger {
-    async fn get(
-        &self,
-        id: &str,
-    ) -> Result<Option<HashMap<String, AttributeValue>>, ServiceError> {
+    async fn get(&self, id: &str) -> Result<Option<HashMap<String, AttributeValue>>, ServiceError> {
         let out = self
             .client
             .get_item()

@@ -42,7 +42,10 @@ impl RunLedger for MemoryLedger {
         let mut locks = self.locks.lock().unwrap();
         if let Some((other, until)) = locks.get(&run.function) {
             if *until >= run.started_at {
-                return Err(conflict(&format!("run {other} of {} is still going", run.function)));
+                return Err(conflict(&format!(
+                    "run {other} of {} is still going",
+                    run.function
+                )));
             }
         }
         let mut runs = self.runs.lock().unwrap();
@@ -75,7 +78,12 @@ impl RunLedger for MemoryLedger {
     }
 
     async fn run(&self, run_id: &str) -> Result<Option<RunState>, ServiceError> {
-        Ok(self.runs.lock().unwrap().get(run_id).map(|r| r.state.clone()))
+        Ok(self
+            .runs
+            .lock()
+            .unwrap()
+            .get(run_id)
+            .map(|r| r.state.clone()))
     }
 
     async fn claim(
@@ -108,7 +116,9 @@ impl RunLedger for MemoryLedger {
 
     async fn add_unit(&self, run_id: &str, unit: &UnitEntry) -> Result<(), ServiceError> {
         let mut runs = self.runs.lock().unwrap();
-        let run = runs.get_mut(run_id).ok_or_else(|| conflict("no such run"))?;
+        let run = runs
+            .get_mut(run_id)
+            .ok_or_else(|| conflict("no such run"))?;
         if run.units.contains_key(&unit.unit) {
             return Err(conflict("unit exists"));
         }
@@ -146,7 +156,10 @@ impl RunLedger for MemoryLedger {
         if run.state.units_left <= 0 && !run.reported {
             run.reported = true;
             let mut locks = self.locks.lock().unwrap();
-            if locks.get(&run.state.function).is_some_and(|(r, _)| r == run_id) {
+            if locks
+                .get(&run.state.function)
+                .is_some_and(|(r, _)| r == run_id)
+            {
                 locks.remove(&run.state.function);
             }
             return Ok(Finish::Counted(Some(run.state.clone())));
