@@ -128,7 +128,9 @@ impl Sweeper {
                 audit(&skip.what, None, Action::Skip, skip.reason, dry_run).emit();
             }
         }
-        let counters = Counters::from([
+        // Every count a unit adds starts at zero, so the run's metric set is whole.
+        let mut counters = SweepSummary::default().counters();
+        counters.extend([
             ("Actions".to_string(), plan.actions.len() as i64),
             ("Skipped".into(), plan.skipped.len() as i64),
             ("CapExceeded".into(), i64::from(plan.cap_exceeded.is_some())),
