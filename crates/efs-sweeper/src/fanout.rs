@@ -8,7 +8,7 @@
 //! `.purging+` entry), instead of waiting for next week's run.
 
 use lifecycle_domain::access_point::AccessPointInfo;
-use lifecycle_domain::fanout::{split_sweep, Counters};
+use lifecycle_domain::fanout::split_sweep;
 use lifecycle_domain::layout::PURGING_PREFIX;
 use lifecycle_domain::sweep::{Planned, SweepPlan, SweepReason, SweepTarget};
 use lifecycle_runtime::fanout::{FanOut, RunOpened, UnitDone};

@@ -8,7 +8,7 @@ use efs_sweeper::fanout::SweepCoordinated;
 use efs_sweeper::{SweepOutput, Sweeper};
 use lifecycle_domain::fanout::{Counters, RunHeader, UnitEntry};
 use lifecycle_domain::layout::TrashName;
-use lifecycle_ports::fanout::{Claim, Finish, RunLedger};
+use lifecycle_ports::fanout::{Claim, Finish};
 use lifecycle_ports::Failure;
 use lifecycle_runtime::{Function, Invocation};
 use lifecycle_testkit::work::{sqs_event, Received};

@@ -89,8 +89,9 @@ pub struct ImageUse {
 /// exactly as [`in_use_in`] does (a property test holds them equal).
 pub struct UseIndex<'a> {
     by_path: std::collections::HashMap<String, Vec<(&'a ImageUse, ImageRef)>>,
-    /// Unparseable references, matched by substring per repository as [`in_use_in`] does.
-    unparsed: Vec<String>,
+    /// Unparseable references (lowercased), matched by substring per repository as
+    /// [`in_use_in`] does.
+    unparsed: Vec<(String, &'a ImageUse)>,
 }
 
 impl<'a> UseIndex<'a> {
@@ -101,10 +102,23 @@ impl<'a> UseIndex<'a> {
         for u in uses {
             match ImageRef::parse(&u.image) {
                 Ok(r) => by_path.entry(r.path.clone()).or_default().push((u, r)),
-                Err(_) => unparsed.push(u.image.to_ascii_lowercase()),
+                Err(_) => unparsed.push((u.image.to_ascii_lowercase(), u)),
             }
         }
         Self { by_path, unparsed }
+    }
+
+    /// The uses that may name `repository`: all [`UseIndex::in_use_in`] reads for it, so an
+    /// index of these alone resolves it exactly as the whole index does (what a repository's
+    /// unit of work carries).
+    pub fn uses_for(&self, repository: &str) -> Vec<ImageUse> {
+        let named = self.by_path.get(repository).into_iter().flatten();
+        let unparsed = self
+            .unparsed
+            .iter()
+            .filter(|(lower, _)| lower.contains(repository))
+            .map(|(_, u)| *u);
+        named.map(|(u, _)| *u).chain(unparsed).cloned().collect()
     }
 
     /// What [`in_use_in`] returns for `repository`.
@@ -117,7 +131,11 @@ impl<'a> UseIndex<'a> {
             }
         };
         // Unparseable, yet it may name this repository: then any image may be it.
-        if self.unparsed.iter().any(|lower| lower.contains(repository)) {
+        if self
+            .unparsed
+            .iter()
+            .any(|(lower, _)| lower.contains(repository))
+        {
             for img in images {
                 mark(&img.digest, InUseKind::AmbiguousReference);
             }
