@@ -8,7 +8,7 @@
 //! `.purging+` entry), instead of waiting for next week's run.
 
 use lifecycle_domain::access_point::AccessPointInfo;
-use lifecycle_domain::fanout::split_sweep;
+use lifecycle_domain::fanout::{split_sweep, MAX_UNIT_BYTES};
 use lifecycle_domain::layout::PURGING_PREFIX;
 use lifecycle_domain::sweep::{Planned, SweepPlan, SweepReason, SweepTarget};
 use lifecycle_runtime::fanout::{FanOut, RunOpened, UnitDone};
@@ -70,6 +70,28 @@ impl SweepUnit {
         };
         serde_json::to_value(unit).expect("a unit serializes")
     }
+}
+
+/// Room kept in a message for its envelope (format, run id, unit id).
+const ENVELOPE_ROOM: usize = 1024;
+
+/// Each unit as its message's work, halved until it fits in a message (an access point's
+/// deletion carries its listed tags, so 50 of them can outgrow one). Order is kept.
+pub fn fitted(units: Vec<Vec<Planned>>) -> Vec<serde_json::Value> {
+    let mut out = Vec::with_capacity(units.len());
+    let mut stack: Vec<Vec<Planned>> = units.into_iter().rev().collect();
+    while let Some(mut unit) = stack.pop() {
+        let work = SweepUnit::of(unit.clone());
+        let size = serde_json::to_string(&work).map_or(usize::MAX, |s| s.len());
+        if size > MAX_UNIT_BYTES - ENVELOPE_ROOM && unit.len() > 1 {
+            let back = unit.split_off(unit.len() / 2);
+            stack.push(back);
+            stack.push(unit);
+        } else {
+            out.push(work);
+        }
+    }
+    out
 }
 
 /// What the coordinator returns: the plan's counts and the run it opened.
@@ -144,10 +166,7 @@ impl Sweeper {
             access_points: plan.access_points,
             ..SweepCoordinated::default()
         };
-        let works = split_sweep(plan.actions, self.settings.unit_max_actions)
-            .into_iter()
-            .map(SweepUnit::of)
-            .collect();
+        let works = fitted(split_sweep(plan.actions, self.settings.unit_max_actions));
         let run = fan_out.open_run(now, counters, works).await?;
         Ok(SweepCoordinated { run, ..coordinated })
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use lifecycle_domain::access_point::{AccessPointInfo, AccessPointSpec};
 use lifecycle_domain::record::{attr, Attributes, Value};
-use lifecycle_domain::sweep::{SweepReason, SweepTarget};
+use lifecycle_domain::sweep::{Planned, SweepReason, SweepTarget};
 use lifecycle_domain::tasks::TaskSummary;
 use lifecycle_ports::fakes::{MemoryAccessPoints, MemoryTable, MemoryTasks};
 use lifecycle_ports::{AccessPoints, Failure, ServiceError};
@@ -1269,6 +1269,64 @@ mod fanning_out {
         let sent: fanout::SweepUnit = serde_json::from_str(&body).unwrap();
         assert_eq!(unit.actions, sent.actions, "the same action, as planned");
         assert_eq!(done.counters["NotDone"], 0, "counted where it goes on");
+    }
+
+    #[tokio::test]
+    async fn a_directory_made_again_after_the_plan_is_young_and_kept() {
+        let f = Fleet::new();
+        let dir = f.world.directory("acme", "ws-again");
+        // Planned a day and more after the directory last changed: an old orphan.
+        let coordinated = f.coordinate(now() + 25 * H).await.unwrap();
+        assert_eq!(coordinated.actions, 1, "an old orphan is planned");
+        // Removed and made again (a workspace of that id being set up) before the unit runs;
+        // the worker runs an hour after that (the clock a unit acts at is its own).
+        fs::remove_dir_all(&dir).unwrap();
+        f.world.directory("acme", "ws-again");
+        f.drain(now() + H).await;
+        assert!(
+            dir.join("src/main.rs").exists(),
+            "young again, re-checked right before: kept"
+        );
+        let run = f.run(coordinated.run.run_id.as_deref().unwrap()).await;
+        assert_eq!(
+            (count(&run, "OrphanDirectories"), count(&run, "NotDone")),
+            (0, 1)
+        );
+    }
+
+    #[test]
+    fn units_too_big_for_a_message_are_halved_until_they_fit() {
+        let tags: BTreeMap<String, String> = (0..50)
+            .map(|i| (format!("{i:0>128}"), "v".repeat(256)))
+            .collect();
+        let deletion = |i: usize| Planned {
+            target: SweepTarget::DeleteAccessPoint {
+                id: format!("fsap-{i:08x}"),
+                workspace: format!("ws-{i}"),
+                listed: AccessPointInfo {
+                    id: format!("fsap-{i:08x}"),
+                    file_system_id: FS.into(),
+                    root_path: Some(format!("/acme/ws-{i}")),
+                    tags: tags.clone(),
+                },
+            },
+            reason: SweepReason::OrphanAccessPoint,
+        };
+        let actions: Vec<Planned> = (0..50).map(deletion).collect();
+        let works = fanout::fitted(vec![actions.clone()]);
+        assert!(works.len() > 1, "one unit of 50 would be about 1 MB");
+        let mut back = Vec::new();
+        for work in works {
+            let size = serde_json::to_string(&work).unwrap().len();
+            assert!(
+                size < lifecycle_domain::fanout::MAX_UNIT_BYTES - 1024,
+                "{size}"
+            );
+            let unit: fanout::SweepUnit = serde_json::from_value(work).unwrap();
+            back.extend(unit.actions.into_iter().map(|a| a.listed.unwrap().id));
+        }
+        let want: Vec<String> = (0..50).map(|i| format!("fsap-{i:08x}")).collect();
+        assert_eq!(back, want, "every action, in order, with what was listed");
     }
 
     #[test]
