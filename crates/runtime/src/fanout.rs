@@ -394,7 +394,10 @@ impl FanOut {
     /// Adds `work` to the run as a new unit and sends it; `false` when that failed (the
     /// work waits for the next run).
     async fn continue_with(&self, run_id: &str, parent: &str, work: Value, now: i64) -> bool {
-        let unit = format!("{parent}+{}", fresh_nonce());
+        // `<first unit>+<nonce>`: a chain of continuations never grows its key (DynamoDB keys
+        // stop at 2 KB).
+        let first = parent.split('+').next().unwrap_or(parent);
+        let unit = format!("{first}+{}", fresh_nonce());
         let body = match Self::body(run_id, &unit, work) {
             Ok(b) => b,
             Err(e) => {
@@ -485,7 +488,7 @@ mod tests {
         );
         let f = fan_out(&ledger, &queue);
         let opened = f
-            .open_run(100, Counters::new(), vec![json!({"left": 2})])
+            .open_run(100, Counters::new(), vec![json!({"left": 3})])
             .await
             .unwrap();
         let run_id = opened.run_id.unwrap();
@@ -514,13 +517,23 @@ mod tests {
                 delivered += 1;
                 let state = ledger.run(&run_id).await.unwrap().unwrap();
                 // Never zero while a continuation is still to come: the report waits for it.
-                assert_eq!(state.units_left, if delivered == 2 { 0 } else { 1 });
+                assert_eq!(state.units_left, if delivered == 3 { 0 } else { 1 });
             }
         }
         let state = ledger.run(&run_id).await.unwrap().unwrap();
-        assert_eq!(state.counters["Steps"], 2);
-        assert_eq!(state.counters["UnitsContinued"], 1);
-        assert_eq!(state.counters["UnitsDone"], 2);
+        assert_eq!(state.counters["Steps"], 3);
+        assert_eq!(state.counters["UnitsContinued"], 2);
+        assert_eq!(state.counters["UnitsDone"], 3);
+        // A chain of continuations keeps its keys short: `<first unit>+<nonce>`.
+        let units: Vec<String> = ledger.runs.lock().unwrap()[&run_id]
+            .units
+            .keys()
+            .cloned()
+            .collect();
+        assert!(
+            units.iter().all(|u| u.matches('+').count() <= 1),
+            "{units:?}"
+        );
         assert!(ledger.runs.lock().unwrap()[&run_id].reported);
         assert!(
             ledger.locks.lock().unwrap().is_empty(),
