@@ -9,11 +9,11 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use lifecycle_domain::fanout::{Counters, RunHeader, RunState, UnitEntry};
+use lifecycle_domain::fanout::{Counters, ListedRun, RunHeader, RunState, UnitEntry};
 use lifecycle_ports::fanout::{Claim, Finish, RunLedger};
 use lifecycle_ports::{Failure, ServiceError};
 
-use crate::sdk::{partial_backoff, service_error, PARTIAL_ATTEMPTS};
+use crate::sdk::{listing_complete, partial_backoff, service_error, PARTIAL_ATTEMPTS};
 
 /// A ledger is kept this long after its run stops being valid (for `lifecycle` and audits).
 const KEPT_AFTER_VALID: i64 = 30 * 86_400;
@@ -277,6 +277,39 @@ impl RunLedger for DynamoRunLedger {
             .await?
             .filter(|item| string(item, "kind") == Some("run"))
             .map(|item| state_of(&item)))
+    }
+
+    async fn runs(&self) -> Result<Vec<ListedRun>, ServiceError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .filter_expression("kind = :run")
+            .expression_attribute_values(":run", s("run"))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        let mut more = false;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error("DynamoDB Scan", e))?;
+            more = page.last_evaluated_key().is_some_and(|k| !k.is_empty());
+            for item in page.items() {
+                let state = state_of(item);
+                out.push(ListedRun {
+                    run_id: string(item, "id").unwrap_or_default().to_string(),
+                    function: state.function,
+                    started_at: state.started_at,
+                    valid_until: state.valid_until,
+                    units_total: number(item, "unitsTotal").unwrap_or(0),
+                    units_left: state.units_left,
+                    reported_at: number(item, "reportedAt"),
+                    counters: state.counters,
+                });
+            }
+        }
+        listing_complete("DynamoDB Scan", more)?;
+        Ok(out)
     }
 
     async fn claim(

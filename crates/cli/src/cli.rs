@@ -119,6 +119,16 @@ pub enum Command {
     },
     /// What a heartbeat does: push the workspace's expiry forward.
     Touch { workspace_id: String },
+    /// The fan-out's runs (efs-sweeper, ecr-pruner) in the runs table: units done and left,
+    /// what they did, whether the run has reported. Reads only.
+    Runs {
+        /// The runs table (RUNS_TABLE).
+        #[arg(long, env = "RUNS_TABLE")]
+        runs_table: String,
+        /// Only this function's runs (efs-sweeper, ecr-pruner).
+        #[arg(long)]
+        function: Option<String>,
+    },
     /// The storage posture: table, file system, registry, logs and buckets, each finding with
     /// its fix. Reads only.
     Audit {

@@ -149,6 +149,11 @@ impl Context {
         self.aws.failed_batches(bucket)
     }
 
+    /// The SDK wiring, for adapters a command builds itself (the runs' ledger).
+    pub fn aws(&self) -> &Aws {
+        &self.aws
+    }
+
     /// The archive bucket (`ARCHIVE_BUCKET`), if there is one.
     pub fn archive(&self) -> Result<Option<Arc<dyn ArchiveStore>>> {
         Ok(ArchiveConfig::from(&self.lookup(Access::Read, &[]))?

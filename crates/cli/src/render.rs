@@ -464,3 +464,38 @@ pub fn archived(rows: &[crate::commands::archive::Archived]) -> String {
     let _ = write!(out, "total: {} archives, {}", rows.len(), human(bytes));
     out
 }
+
+/// The fan-out's runs: one line each, then what each did (its counts, zeros left out).
+pub fn runs(runs: &[lifecycle_domain::fanout::ListedRun], now: i64) -> String {
+    if runs.is_empty() {
+        return "no runs in the runs table".into();
+    }
+    let mut out = String::new();
+    for r in runs {
+        let state = match r.reported_at {
+            Some(at) => format!("done, reported {}", date(at)),
+            None if now > r.valid_until => {
+                format!("ended unfinished ({} units never done)", r.units_left)
+            }
+            None => format!("running, {} of {} units left", r.units_left, r.units_total),
+        };
+        out.push_str(&format!(
+            "{}  {}  started {}  {} units  {}\n",
+            r.run_id,
+            r.function,
+            date(r.started_at),
+            r.units_total,
+            state
+        ));
+        let counts: Vec<String> = r
+            .counters
+            .iter()
+            .filter(|(_, v)| **v != 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !counts.is_empty() {
+            out.push_str(&format!("    {}\n", counts.join(", ")));
+        }
+    }
+    out.trim_end().to_string()
+}

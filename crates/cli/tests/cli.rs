@@ -590,3 +590,63 @@ async fn an_archived_workspace_is_listed_and_restored_from_the_archive() {
     assert!(err.contains("has a record again"), "{err}");
     assert!(!fx.workspace_dir("acme", "ws-free").exists());
 }
+
+#[tokio::test]
+async fn runs_shows_each_fanned_out_run_and_its_progress() {
+    use lifecycle_runtime::Function;
+    let fx = Fixture::new().await;
+    let (url, runs) = fx.work_queue().await;
+    let now = lifecycle_domain::time::now_epoch();
+    let trash = fx.root().join(".trash").join(format!(
+        "{}+acme+ws-gone+0123456789abcdef",
+        now - 30 * 86_400
+    ));
+    std::fs::create_dir_all(trash.join("data")).unwrap();
+    let sweeper = fx.sweeper(&[("WORK_QUEUE_URL", &url), ("RUNS_TABLE", &runs)]);
+    sweeper
+        .handle(
+            serde_json::json!({}),
+            lifecycle_runtime::Invocation::at(now),
+        )
+        .await
+        .unwrap();
+    let listed = json_of(&fx, &["runs", "--runs-table", &runs]);
+    let run = &listed.as_array().unwrap()[0];
+    assert_eq!(
+        (
+            run["function"].as_str(),
+            run["unitsTotal"].as_i64(),
+            run["unitsLeft"].as_i64()
+        ),
+        (Some("efs-sweeper"), Some(1), Some(1)),
+        "{listed}"
+    );
+    assert!(run["reportedAt"].is_null());
+    let messages = fx.receive_units(&url).await;
+    sweeper
+        .handle(
+            lifecycle_testkit::work::sqs_event(&messages),
+            lifecycle_runtime::Invocation::at(now),
+        )
+        .await
+        .unwrap();
+    let listed = json_of(
+        &fx,
+        &["runs", "--runs-table", &runs, "--function", "efs-sweeper"],
+    );
+    let run = &listed.as_array().unwrap()[0];
+    assert_eq!(run["unitsLeft"], 0);
+    assert_eq!(run["counters"]["TrashPurged"], 1);
+    assert!(run["reportedAt"].is_i64());
+    let none = json_of(
+        &fx,
+        &["runs", "--runs-table", &runs, "--function", "ecr-pruner"],
+    );
+    assert_eq!(none, serde_json::json!([]));
+    let (code, out, _) = lifecycle(&fx, &["runs", "--runs-table", &runs]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("done, reported") && out.contains("TrashPurged 1"),
+        "{out}"
+    );
+}

@@ -62,6 +62,21 @@ pub struct RunState {
     pub counters: Counters,
 }
 
+/// A run as `lifecycle runs` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedRun {
+    pub run_id: String,
+    pub function: String,
+    pub started_at: i64,
+    pub valid_until: i64,
+    pub units_total: i64,
+    pub units_left: i64,
+    /// When its last unit finished and its report was written.
+    pub reported_at: Option<i64>,
+    pub counters: Counters,
+}
+
 /// A sweep's actions split into units, in plan order within each:
 /// - a purge or an archive alone (each may take a whole invocation);
 /// - orphan directories of one tenant, at most `max_actions` together;

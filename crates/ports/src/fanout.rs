@@ -3,7 +3,7 @@
 //! and what the finished ones did.
 
 use async_trait::async_trait;
-use lifecycle_domain::fanout::{Counters, RunHeader, RunState, UnitEntry};
+use lifecycle_domain::fanout::{Counters, ListedRun, RunHeader, RunState, UnitEntry};
 
 use crate::ServiceError;
 
@@ -42,6 +42,9 @@ pub trait RunLedger: Send + Sync {
     /// an error means some unit may be missing, and then no message must be sent (the lock is
     /// given back).
     async fn open(&self, run: &RunHeader, units: &[UnitEntry]) -> Result<(), ServiceError>;
+
+    /// Every run the ledger keeps (not their units), read consistently to the last page.
+    async fn runs(&self) -> Result<Vec<ListedRun>, ServiceError>;
 
     /// The run, read consistently; `None` when the ledger has no such run.
     async fn run(&self, run_id: &str) -> Result<Option<RunState>, ServiceError>;

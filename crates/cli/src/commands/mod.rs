@@ -7,6 +7,7 @@ pub mod image;
 pub mod plan;
 pub mod replay;
 pub mod restore;
+pub mod runs;
 pub mod status;
 pub mod touch;
 
@@ -67,6 +68,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             what: crate::cli::ImageCommand::Restore { reference },
         } => image::restore(&ctx, &reference, output).await,
         Command::Touch { workspace_id } => touch::run(&ctx, &workspace_id, output).await,
+        Command::Runs {
+            runs_table,
+            function,
+        } => runs::run(&ctx, &runs_table, function.as_deref(), output).await,
         Command::Audit { fail_on } => audit::run(&ctx, fail_on, output).await,
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use lifecycle_domain::fanout::{Counters, RunHeader, RunState, UnitEntry};
+use lifecycle_domain::fanout::{Counters, ListedRun, RunHeader, RunState, UnitEntry};
 
 use crate::fanout::{Claim, Finish, RunLedger, WorkQueue};
 use crate::ServiceError;
@@ -75,6 +75,25 @@ impl RunLedger for MemoryLedger {
         };
         runs.insert(run.run_id.clone(), row);
         Ok(())
+    }
+
+    async fn runs(&self) -> Result<Vec<ListedRun>, ServiceError> {
+        Ok(self
+            .runs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, r)| ListedRun {
+                run_id: id.clone(),
+                function: r.state.function.clone(),
+                started_at: r.state.started_at,
+                valid_until: r.state.valid_until,
+                units_total: r.units.len() as i64,
+                units_left: r.state.units_left,
+                reported_at: r.reported.then_some(r.state.started_at),
+                counters: r.state.counters.clone(),
+            })
+            .collect())
     }
 
     async fn run(&self, run_id: &str) -> Result<Option<RunState>, ServiceError> {
