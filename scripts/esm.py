@@ -22,7 +22,8 @@ and `ScalingConfig.MaximumConcurrency` = len(functions):
 
 `run` stops when the queue holds nothing (visible, in flight or delayed) twice in a row;
 `finished` (optional) is the run's own end marker, noted when it first says so.
-Takes any boto3-compatible SQS client; this module itself is standard library only."""
+Takes any boto3-compatible SQS client; this module itself is standard library only.
+scripts/esm_check.py checks it on moto with a tiny Python worker."""
 import hashlib
 import json
 import threading

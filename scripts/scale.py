@@ -33,6 +33,10 @@ Rows (the trash and the orphans seeded again before each):
   1, with N warm worker processes (Lambda's MaximumConcurrency N), until the queue is empty; the
   run header's `unitsLeft == 0` is noted as the run's own end.
 
+Before the rows, two references for reading the planning time: one Scan of the table as the sweep
+reads it (moto's share: real DynamoDB pages far faster), and the model's cost of listing the
+workspace directories one after another as the sweep does (on 50 tenants, per 1,000 directories).
+
 Each row: wall time (the coordinator's included), units, actions done (the audit lines), files freed
 (counted on the backing: the seeded files gone), files/s, speed-up against 1 worker, the unit time's
 p50/p95 (single: per action, from the audit lines' timestamps), and where the CPU went (moto, the
@@ -189,6 +193,31 @@ def orphans_moved(backing, layout):
 
 # ------------------------------------------------------------------------------------ measuring
 
+def reference_scan_s(fleet):
+    """One full Scan of the workspace table as the sweep reads it (consistent, projected): moto's
+    share of the planning time (real DynamoDB pages far faster than moto)."""
+    t0 = time.monotonic()
+    for _ in fleet.ddb.get_paginator("scan").paginate(TableName=fleet.table, ConsistentRead=True,
+                                                      ProjectionExpression="workspaceId, tenantId"):
+        pass
+    return time.monotonic() - t0
+
+
+def reference_listing_s(efs_latency, backing, mnt, a, layout, tenants=50):
+    """Seconds per 1,000 workspace directories to list them as the sweep does (each tenant's
+    directory read, each workspace's entry stat'ed, one after another) through a fresh mount of
+    the model, on a sample of tenants: the model's share of the planning time."""
+    served, n = {}, 0
+    with fuse_mount(efs_latency, backing, mnt, a.read_us, a.write_us, served):
+        t0 = time.monotonic()
+        for t in layout.tenants[:tenants]:
+            for e in os.scandir(os.path.join(mnt, t)):
+                os.lstat(e.path)
+                n += 1
+        s = time.monotonic() - t0
+    return s * 1000 / max(1, n)
+
+
 def machine_cpu():
     """(busy, total) jiffies of the whole machine (/proc/stat)."""
     with open("/proc/stat") as f:
@@ -241,9 +270,12 @@ class CpuMeter:
             c1 = process_cpu_s(p) if p else None
             out[k] = round(c1 - self.c0[k], 1) if c1 is not None and self.c0[k] is not None else None
         out["functions"] = round(functions_cpu_s, 1)
+        ours = sum(v for v in out.values() if v is not None)
         out["machine_busy_percent"] = round(100 * (busy - self.m0[0]) / max(1, total - self.m0[1]), 1)
         out["machine_cpu_s"] = round((busy - self.m0[0]) / os.sysconf("SC_CLK_TCK"), 1)
         out["capacity_cpu_s"] = round(wall * (os.cpu_count() or 1), 1)
+        # The machine is shared: what other processes took is capacity this run did not have.
+        out["others"] = round(max(0.0, out["machine_cpu_s"] - ours), 1)
         return out
 
 
@@ -328,8 +360,9 @@ def run_single(a, ctx):
     done = audits_done(lines)
     times = [s for s in (stamp(l) for l in done) if s is not None]
     per_action = [b - a_ for a_, b in zip(times, times[1:])]
-    # Until its first action it lists and plans (the function's clock may run ahead: see above).
-    planning = min(times) - ctx["offset"] - started_at if times else None
+    # Until its first action is done it lists and plans (the function's clock may run ahead: see
+    # above); the first action itself is taken as long as the median one.
+    planning = min(times) - ctx["offset"] - started_at - (pct(per_action, 50) or 0) if times else None
     return {"mode": "single", "workers": 1, "wall_s": wall, "coordinator_s": None, "planning_s": planning,
             "status": ans["status"], "units": None, "invocations": 1,
             "actions": len(done), "actions_reported": len(body.get("actions", [])),
@@ -399,8 +432,10 @@ def run_fanout(a, ctx, workers):
     done = audits_done(lines)
     freed_by_entry = {}
     for l in done:
-        if l.get("action") == "purge_trash_entry" and str(l.get("workspaceId", "")).startswith(".trash/"):
-            freed_by_entry[l["workspaceId"][len(".trash/"):]] = l.get("files") or 0
+        # The purge's line: the entry is its resource (`.trash/<entry>`), the workspace its subject.
+        what = str(l.get("resource") or l.get("workspaceId") or "")
+        if l.get("action") == "purge_trash_entry" and what.startswith(".trash/"):
+            freed_by_entry[what[len(".trash/"):]] = l.get("files") or 0
     invs = res["invocations"]
     unit_s = [i["ms"] / 1000 for i in invs]
     purge_units, orphan_units = [], []
@@ -460,7 +495,7 @@ def print_table(rows):
     print("  (p50/p95: per unit for fan-out, per action for single; speed-up: the 1-worker row's wall time over this row's)")
     print()
     print(f"{'mode':8} {'workers':>7}  CPU seconds: {'moto':>6} {'model':>6} {'functions':>9} {'harness':>7} "
-          f"{'machine':>7} of {'capacity':>8}  busy  model ops   notes")
+          f"{'others':>6} {'machine':>7} of {'capacity':>8}  busy  model ops  ideal s  notes")
     for r in rows:
         c = r.get("cpu") or {}
         notes = []
@@ -477,9 +512,12 @@ def print_table(rows):
         if r.get("live_intact") is False:
             notes.append("A LIVE WORKSPACE WAS TOUCHED")
         print(f"{r['mode']:8} {r['workers']:>7}  {'':13}{fmt(c.get('moto'), '6.1f')} {fmt(c.get('latency_model'), '6.1f')} "
-              f"{fmt(c.get('functions'), '9.1f')} {fmt(c.get('harness'), '7.1f')} {fmt(c.get('machine_cpu_s'), '7.1f')} "
-              f"of {fmt(c.get('capacity_cpu_s'), '8.1f')} {fmt(c.get('machine_busy_percent'), '4.0f')}% "
-              f"{fmt((r.get('model') or {}).get('total_ops'), '10,')}   {'; '.join(notes)}")
+              f"{fmt(c.get('functions'), '9.1f')} {fmt(c.get('harness'), '7.1f')} {fmt(c.get('others'), '6.1f')} "
+              f"{fmt(c.get('machine_cpu_s'), '7.1f')} of {fmt(c.get('capacity_cpu_s'), '8.1f')} "
+              f"{fmt(c.get('machine_busy_percent'), '4.0f')}% {fmt((r.get('model') or {}).get('total_ops'), '10,')} "
+              f"{fmt(r.get('ideal_s'), '8.1f')}  {'; '.join(notes)}")
+    print("  (others: CPU the machine's other processes took meanwhile; ideal: this row's coordinator time plus the "
+          "1-worker row's fan-out time divided by the workers, the wall time of perfect scaling)")
 
 
 def main():
@@ -578,6 +616,10 @@ def main():
         report["seed"]["live_dirs_s"] = round(time.monotonic() - t0, 1)
         report["seed"]["trash_and_orphans_s"] = round(reseed(backing, layout, a, now), 1)
         seed_total = sum(report["seed"].values())
+        report["reference"] = {"moto_scan_s": round(reference_scan_s(fleet), 2)}
+        if not a.no_fuse and not a.seed_only:
+            report["reference"]["listing_s_per_1000_dirs"] = round(
+                reference_listing_s(efs_latency, backing, mnt, a, layout), 3)
         print(f"seeded in {seed_total:.0f} s: {len(layout.live):,} records {report['seed']['records_s']} s, "
               f"{len(layout.live):,} live directories {report['seed']['live_dirs_s']} s, "
               f"trash and orphans {report['seed']['trash_and_orphans_s']} s")
@@ -641,8 +683,13 @@ def main():
                    None)
         for r in report["rows"]:
             r["speedup"] = one["wall_s"] / r["wall_s"] if one and r.get("wall_s") else None
+            if one and r["mode"] == "fan-out" and r.get("fanout_s") is not None:
+                r["ideal_s"] = r["coordinator_s"] + one["fanout_s"] / r["workers"]
         print_table(report["rows"])
         report["per_unit"] = per_unit_figures(report, layout)
+        report["per_unit"]["moto_scan_s_per_1000_records"] = report["reference"]["moto_scan_s"] * 1000 / max(
+            1, len(layout.live))
+        report["per_unit"]["listing_s_per_1000_dirs"] = report["reference"].get("listing_s_per_1000_dirs")
         print_per_unit(report["per_unit"])
     finally:
         if os.path.ismount(mnt):
@@ -686,6 +733,8 @@ def print_per_unit(p):
             ("orphan-move unit: mean seconds", "orphan_unit_mean_s", ".3f"),
             ("orphan move: mean seconds (within a unit)", "orphan_move_mean_s", ".4f"),
             ("coordinator: seconds per 1,000 workspaces", "coordinator_s_per_1000_workspaces", ".3f"),
+            ("  of which moto's Scan: s per 1,000 records", "moto_scan_s_per_1000_records", ".3f"),
+            ("  of which listing through the model: s per 1,000", "listing_s_per_1000_dirs", ".3f"),
             ("single invocation: planning s per 1,000 workspaces", "single_planning_s_per_1000_workspaces", ".3f"),
             ("single invocation: seconds per action", "single_s_per_action", ".4f"),
             ("single invocation: seconds per file freed", "single_s_per_file", ".5f")]
