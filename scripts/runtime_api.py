@@ -151,6 +151,7 @@ class WarmFunction:
         self.init_error = None
         self.init_ms = None
         self.cpu_s_dead = 0.0           # CPU of processes that died or were killed
+        self.pids = []                  # every process started, in order
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -220,6 +221,7 @@ class WarmFunction:
         env = lambda_env(self.name, self.srv.server_address[1], self.extra_env)
         out = self.log or subprocess.DEVNULL
         self.proc = subprocess.Popen(self.cmd, env=env, stdout=out, stderr=out)
+        self.pids.append(self.proc.pid)
 
     def _replace(self):
         """The process is gone or must go: stop it (its CPU counted) and start a new one."""

@@ -342,6 +342,19 @@ def unit_entries(body):
 
 # ------------------------------------------------------------------------------------ the rows
 
+def faketime_cleanup(functions):
+    """libfaketime keeps a semaphore and a shared memory segment per process and removes them at
+    exit, which a process stopped by a signal never reaches: removed here, by pid, for the
+    processes this run started (a stale one makes a later process of that pid fail to start)."""
+    for fn in functions:
+        for pid in fn.pids:
+            for name in (f"faketime_shm_{pid}", f"sem.faketime_sem_{pid}"):
+                try:
+                    os.remove(os.path.join("/dev/shm", name))
+                except OSError:
+                    pass
+
+
 def run_single(a, ctx):
     log = os.path.join(ctx["logs"], "single.log")
     fn = WarmFunction([ctx["binary"]], env=ctx["env"], timeout_s=a.single_timeout, logs=log,
@@ -354,6 +367,7 @@ def run_single(a, ctx):
     wall = time.monotonic() - t0
     cpu_fn = fn.cpu_s()
     stats = fn.close()
+    faketime_cleanup([fn])
     cpu = meter.stop(cpu_fn)
     body = ans["body"] if isinstance(ans["body"], dict) else {}
     lines = log_lines([log])
@@ -410,6 +424,7 @@ def run_fanout(a, ctx, workers):
     if coord["status"] != "response" or not run_id:
         for fn in pool + [coordinator]:
             fn.close()
+        faketime_cleanup(pool + [coordinator])
         meter.stop(0.0)
         row.update({"wall_s": coord_s, "error": f"the coordinator did not start a run: {coord['body']}"})
         return row
@@ -424,6 +439,7 @@ def run_fanout(a, ctx, workers):
     cpu_fn = sum(fn.cpu_s() for fn in pool) + coordinator.cpu_s()
     stats = [fn.close() for fn in pool]
     coord_stats = coordinator.close()
+    faketime_cleanup(pool + [coordinator])
     cpu = meter.stop(cpu_fn)
     header = ddb.get_item(TableName=runs, Key={"id": {"S": run_id}}, ConsistentRead=True).get("Item", {})
     dead = int(sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
