@@ -319,25 +319,29 @@ def pct(values, p):
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def action_kinds(body):
+def unit_actions(body):
+    """The planned actions a unit's message carries: `{"kind", "entry", ...}` each, whether the
+    unit holds them bare, as `{"action": planned, "listed"}` (efs-sweeper's UnitAction) or under
+    `target`."""
     try:
         unit = json.loads(body)
     except ValueError:
         return []
-    kinds = []
+    out = []
     for act in unit.get("actions", []) if isinstance(unit, dict) else []:
-        if isinstance(act, dict):
-            kinds.append(act.get("kind") or (act.get("target") or {}).get("kind") or "?")
-    return kinds
+        if not isinstance(act, dict):
+            continue
+        inner = act if "kind" in act else (act.get("action") or act.get("target") or {})
+        out.append(inner if isinstance(inner, dict) else {})
+    return out
+
+
+def action_kinds(body):
+    return [a.get("kind", "?") for a in unit_actions(body)]
 
 
 def unit_entries(body):
-    try:
-        unit = json.loads(body)
-    except ValueError:
-        return []
-    return [a.get("entry") or (a.get("target") or {}).get("entry") for a in unit.get("actions", [])
-            if isinstance(a, dict)]
+    return [a.get("entry") for a in unit_actions(body)]
 
 
 # ------------------------------------------------------------------------------------ the rows
