@@ -3,12 +3,15 @@
 
 cfn-lint and checkov check that the template is valid and safe in general; this checks that it
 says what the README says: every alarm exists on the right metric with the right threshold and is
-wired to the optional SNS topic, the dashboard shows what the lifecycle does, and a first deploy
-changes nothing until the operator says so. Alarms are found by what they watch (namespace,
-metric, dimensions), not by their names, so renaming one cannot hide a missing one.
+wired to the optional SNS topic, the dashboard shows what the lifecycle does, a first deploy
+changes nothing until the operator says so, and the fan-out's work queues, dead-letter queues and
+runs table are what the code and AWS's guidance for SQS event sources need. Alarms are found by
+what they watch (namespace, metric, dimensions), not by their names, so renaming one cannot hide
+a missing one.
 
     scripts/check_template.py [template.yaml]      exit 1 and a FAIL line per broken promise
 """
+import fnmatch
 import json
 import os
 import re
@@ -25,6 +28,21 @@ FUNCTIONS = {
 }
 # Functions that delete: each starts in dry run (a parameter defaulting to "true").
 DESTRUCTIVE = ["ttl-expiry", "efs-sweeper", "ecr-pruner"]
+# Functions whose scheduled run enqueues work units that the same function's SQS event consumes.
+FAN_OUT = ["ecr-pruner", "efs-sweeper"]
+# AWS's guidance for SQS event sources: visibility timeout at least 6 x the function's timeout,
+# maxReceiveCount at least 5 (throttled deliveries count too); SQS allows 1 to 1000 receives, we
+# ask for at most 10 so a unit that always fails reaches the DLQ within a day.
+VISIBILITY_PER_TIMEOUT = 6
+MAX_RECEIVES = range(5, 11)
+# The SQS event's MaximumConcurrency: AWS allows 2 to 1000.
+MAX_CONCURRENCY = (2, 1000)
+# Items of the runs table the fan-out reads and writes (TransactWriteItems is authorised by these).
+RUNS_TABLE_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem",
+                      "dynamodb:ConditionCheckItem"}
+# The fan-out's settings the functions accept (a value outside fails every start).
+RUN_VALID_HOURS = (1, 168, 24)
+UNIT_MAX_ACTIONS = (1, 1000, 50)
 DAY = 86400
 EFS_ACCESS_POINT_QUOTA = 10000
 STREAM_RETENTION_MS = 24 * 3600 * 1000
@@ -104,6 +122,183 @@ def expect(c, alarm, what, **want):
         got = alarm.get(key)
         ok = value(got) if callable(value) else got == value
         c.check(ok, f"{what}: {key} is {got!r}")
+
+
+def getatt(value, attribute):
+    """The logical id in {"Fn::GetAtt": [id, attribute]}, else None."""
+    if isinstance(value, dict) and list(value) == ["Fn::GetAtt"]:
+        logical, attr = value["Fn::GetAtt"]
+        return logical if attr == attribute else None
+    return None
+
+
+def ref(value):
+    """The logical id in {"Ref": id}, else None."""
+    return value.get("Ref") if isinstance(value, dict) and list(value) == ["Ref"] else None
+
+
+def policy_statements(function):
+    """Every statement of a function's inline policies, both branches of every Fn::If."""
+    def branches(x):
+        if isinstance(x, dict) and list(x) == ["Fn::If"]:
+            for b in x["Fn::If"][1:]:
+                yield from branches(b)
+        elif isinstance(x, dict) and ref(x) != "AWS::NoValue":
+            yield x
+    for pol in function["Properties"].get("Policies", []):
+        for doc in branches(pol):
+            for st in doc.get("Statement", []):
+                yield from branches(st)
+
+
+def listed(value):
+    return value if isinstance(value, list) else [value]
+
+
+def grants(statement, action):
+    """Whether an Allow statement's actions (patterns such as sqs:* included, or NotAction) cover `action`."""
+    def matches(key):
+        return any(isinstance(a, str) and fnmatch.fnmatchcase(action.lower(), a.lower())
+                   for a in listed(statement.get(key, [])))
+    if statement.get("Effect") != "Allow":
+        return False
+    return not matches("NotAction") if "NotAction" in statement else matches("Action")
+
+
+def fan_out(c, t, functions, env, alarms):
+    """The fan-out (issue 14): work queues, their DLQs and alarms, the SQS events, the runs table."""
+    resources, params = t["Resources"], t["Parameters"]
+    timeout = lambda fn: functions[fn]["Properties"].get("Timeout", t["Globals"]["Function"].get("Timeout", 3))  # noqa: E731
+
+    # Both variables or neither (the code refuses one without the other), on the functions that fan out.
+    for fn in functions:
+        c.check(("WORK_QUEUE_URL" in env(fn)) == ("RUNS_TABLE" in env(fn)),
+                f"{fn}: WORK_QUEUE_URL and RUNS_TABLE come together")
+    fanned = sorted(fn for fn in functions if "WORK_QUEUE_URL" in env(fn) or "RUNS_TABLE" in env(fn))
+    c.check(fanned == sorted(FAN_OUT), f"functions that fan out: {fanned}")
+    queue_of = {fn: ref(env(fn).get("WORK_QUEUE_URL")) for fn in fanned}
+    owners = list(queue_of.values())
+    c.check(len(set(owners)) == len(owners), f"each function has a work queue of its own: {queue_of}")
+
+    # The runs table: the key the code writes, items that expire, recoverable and encrypted.
+    tables = {ref(env(fn).get("RUNS_TABLE")) for fn in fanned}
+    for name in sorted(tables, key=str):
+        table = resources.get(name, {})
+        props = table.get("Properties", {})
+        c.check(table.get("Type") == "AWS::DynamoDB::Table", f"RUNS_TABLE names a table of the stack: {name}")
+        c.check(props.get("KeySchema") == [{"AttributeName": "id", "KeyType": "HASH"}]
+                and {"AttributeName": "id", "AttributeType": "S"} in props.get("AttributeDefinitions", []),
+                f"{name}: hash key id (S)")
+        c.check(props.get("TimeToLiveSpecification") == {"AttributeName": "expiresAt", "Enabled": True},
+                f"{name}: TTL on expiresAt")
+        c.check(props.get("BillingMode") == "PAY_PER_REQUEST", f"{name}: on demand")
+        c.check(props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is True,
+                f"{name}: point-in-time recovery")
+        c.check(props.get("SSESpecification", {}).get("SSEEnabled") is True, f"{name}: SSE")
+
+    # Every queue a function consumes: a DLQ, a visibility that outlasts 6 invocations, partial
+    # batch responses, a concurrency cap from a parameter.
+    for fn, function in functions.items():
+        for event_name, event in function["Properties"].get("Events", {}).items():
+            if event.get("Type") != "SQS":
+                continue
+            what = f"{fn} SQS event {event_name}"
+            e = event.get("Properties", {})
+            queue = getatt(e.get("Queue"), "Arn")
+            props = resources.get(queue, {}).get("Properties", {})
+            c.check(resources.get(queue, {}).get("Type") == "AWS::SQS::Queue", f"{what}: a queue of the stack: {queue}")
+            c.check("ReportBatchItemFailures" in e.get("FunctionResponseTypes", []),
+                    f"{what}: FunctionResponseTypes has ReportBatchItemFailures (else one failed unit redelivers the batch)")
+            cap = ref(e.get("ScalingConfig", {}).get("MaximumConcurrency"))
+            param = params.get(cap, {})
+            c.check(param.get("Type") == "Number" and param.get("MinValue", 0) >= MAX_CONCURRENCY[0]
+                    and param.get("MaxValue", 10**9) <= MAX_CONCURRENCY[1],
+                    f"{what}: ScalingConfig.MaximumConcurrency is a parameter in 2..1000: {cap}")
+            visibility = props.get("VisibilityTimeout", 30)
+            c.check(isinstance(visibility, int) and visibility >= VISIBILITY_PER_TIMEOUT * timeout(fn),
+                    f"{what}: {queue} VisibilityTimeout {visibility} >= 6 x {fn}'s timeout {timeout(fn)}")
+            c.check(e.get("BatchSize") == 1, f"{what}: BatchSize is 1 (one unit per invocation): {e.get('BatchSize')}")
+
+    for fn in fanned:
+        queue = queue_of[fn]
+        function = functions[fn]["Properties"]
+        events = function.get("Events", {}).values()
+        consumed = [getatt(e.get("Properties", {}).get("Queue"), "Arn") for e in events if e.get("Type") == "SQS"]
+        c.check(consumed == [queue], f"{fn}: one SQS event, on its own WORK_QUEUE_URL ({queue}): {consumed}")
+        c.check(any(e.get("Type") == "Schedule" for e in events), f"{fn}: keeps its schedule (the coordinator)")
+        q = resources.get(queue, {})
+        props = q.get("Properties", {})
+        c.check(q.get("Type") == "AWS::SQS::Queue", f"{fn}: WORK_QUEUE_URL is a queue of the stack: {queue}")
+        redrive = props.get("RedrivePolicy") or {}
+        dlq = getatt(redrive.get("deadLetterTargetArn"), "Arn")
+        dead = resources.get(dlq, {}).get("Properties", {})
+        c.check(resources.get(dlq, {}).get("Type") == "AWS::SQS::Queue" and dlq != queue,
+                f"{queue}: redrives to a dead-letter queue of the stack: {dlq}")
+        c.check(redrive.get("maxReceiveCount") in MAX_RECEIVES,
+                f"{queue}: maxReceiveCount {redrive.get('maxReceiveCount')!r} in 5..10")
+        for name, (low, high, default) in [("RUN_VALID_HOURS", RUN_VALID_HOURS), ("UNIT_MAX_ACTIONS", UNIT_MAX_ACTIONS)]:
+            value = env(fn).get(name, str(default))
+            c.check(isinstance(value, str) and value.isdigit() and low <= int(value) <= high,
+                    f"{fn}: {name} {value!r} in {low}..{high}")
+        hours = str(env(fn).get("RUN_VALID_HOURS", RUN_VALID_HOURS[2]))
+        valid = int(hours) * 3600 if hours.isdigit() else 0
+        retention = props.get("MessageRetentionPeriod", 345600)
+        c.check(retention > valid, f"{queue}: retention {retention} s outlives a run's validity ({valid} s)")
+        c.check(dead.get("MessageRetentionPeriod", 345600) > retention,
+                f"{dlq}: retention longer than {queue}'s (a message keeps its first enqueue time)")
+        for name, p in [(queue, props), (dlq, dead)]:
+            c.check(p.get("SqsManagedSseEnabled") is True or bool(p.get("KmsMasterKeyId")), f"{name}: encrypted at rest")
+            tls = [r["Properties"]["PolicyDocument"] for r in resources.values() if r["Type"] == "AWS::SQS::QueuePolicy"
+                   and REF(name) in r["Properties"].get("Queues", [])]
+            c.check(any(st.get("Effect") == "Deny" and st.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+                        and {"Fn::GetAtt": [name, "Arn"]} in listed(st.get("Resource"))
+                        for doc in tls for st in doc.get("Statement", [])), f"{name}: denies requests without TLS")
+
+        # Alarms: units waiting too long (before a run's validity ends), any unit in the DLQ.
+        a = one(c, [(n, x) for n, x in alarms.items() if x.get("Namespace") == "AWS/SQS"
+                    and x.get("MetricName") == "ApproximateAgeOfOldestMessage"
+                    and dims(x) == {"QueueName": {"Fn::GetAtt": [queue, "QueueName"]}}], f"{queue} age of oldest unit")
+        threshold = params.get(ref(a.get("Threshold")) if a else None, {})
+        expect(c, a, f"{queue} age of oldest unit", Statistic="Maximum",
+               ComparisonOperator=lambda v: v in ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold"),
+               Threshold=lambda v: bool(threshold) and threshold.get("Type") == "Number")
+        c.check(bool(threshold) and threshold.get("Default", 0) <= threshold.get("MaxValue", 10**9) <= min(valid, retention),
+                f"{queue} age alarm: a parameter whose default and largest value alarm before a run's validity "
+                f"({valid} s) ends: {ref(a.get('Threshold')) if a else None}")
+        a = one(c, [(n, x) for n, x in alarms.items() if x.get("Namespace") == "AWS/SQS"
+                    and x.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+                    and dims(x) == {"QueueName": {"Fn::GetAtt": [dlq, "QueueName"]}}], f"{dlq} not empty")
+        expect(c, a, f"{dlq} not empty", Statistic="Maximum")
+        if a:
+            c.check((a.get("ComparisonOperator"), a.get("Threshold")) in
+                    [("GreaterThanOrEqualToThreshold", 1), ("GreaterThanThreshold", 0)],
+                    f"{dlq} not empty: alarms on the first message ({a.get('ComparisonOperator')} {a.get('Threshold')})")
+
+    # IAM: a function may send only to its own queue; the runs table's item actions, on it alone.
+    for fn, function in functions.items():
+        statements = list(policy_statements(function))
+        own = {"Fn::GetAtt": [queue_of[fn], "Arn"]} if fn in queue_of else None
+        for st in statements:
+            if grants(st, "sqs:SendMessage"):
+                c.check(own is not None and listed(st.get("Resource")) == [own],
+                        f"{fn} {st.get('Sid')}: may SendMessage only to its own work queue: {st.get('Resource')}")
+        templates = [name for pol in function["Properties"].get("Policies", [])
+                     for name in ([pol] if isinstance(pol, str) else list(pol) if isinstance(pol, dict) else [])
+                     if "sqs" in name.lower()]
+        c.check(not templates, f"{fn}: no managed policy or policy template for SQS: {templates}")
+        on_tables = {}
+        for st in statements:
+            for table in tables:
+                arn = {"Fn::GetAtt": [table, "Arn"]}
+                if table and (arn in listed(st.get("Resource")) or table in json.dumps(st.get("Resource"))):
+                    c.check(fn in fanned and listed(st.get("Resource")) == [arn],
+                            f"{fn} {st.get('Sid')}: names {table} alone, and only in a function that fans out")
+                    on_tables.setdefault(table, set()).update(
+                        a for a in RUNS_TABLE_ACTIONS if grants(st, a))
+        if fn in fanned:
+            table = ref(env(fn).get("RUNS_TABLE"))
+            missing = RUNS_TABLE_ACTIONS - on_tables.get(table, set())
+            c.check(not missing, f"{fn}: may read and write {table}'s items: missing {sorted(missing)}")
 
 
 def substitute(text, variables, params):
@@ -320,6 +515,9 @@ def main(path):
              and dims(a).get("BucketName") == REF(bucket) and dims(a).get("FilterId") in filters]
     a = one(c, found, "failed batch landed")
     expect(c, a, "failed batch landed", Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+
+    # --- The fan-out: work queues and the runs table. ---
+    fan_out(c, t, functions, env, alarms)
 
     # --- The dashboard. ---
     boards = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]

@@ -201,6 +201,70 @@ def check_efs_sweeper(binary):
           == [("ws-old", "acme", f".trash/{os.path.basename(old)}")],
           f"the purge's audit line names its workspace and tenant, the path as its resource: {purged}")
     check_archive(binary, fleet, scheduled)
+    check_fan_out(binary, fleet, scheduled)
+
+
+def sqs_event(messages):
+    return {"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
+        "awsRegion": "us-east-1"} for m in messages]}
+
+
+def check_fan_out(binary, fleet, scheduled):
+    """WORK_QUEUE_URL + RUNS_TABLE: the scheduled run coordinates (acts on nothing), workers fed
+    the queue's messages act, a duplicate and a forged unit change nothing, the run reports once."""
+    now = int(time.time())
+    sqs, ddb = client("sqs"), client("dynamodb")
+    url = sqs.create_queue(QueueName=f"e2e-work-{fleet.table[-8:]}")["QueueUrl"]
+    runs = f"e2e-runs-{fleet.table[-8:]}"
+    ddb.create_table(TableName=runs, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    entries = []
+    for i in range(3):
+        entry = os.path.join(fleet.root, ".trash", f"{now - 10 * 86400}+beta+ws-fan{i}")
+        os.makedirs(os.path.join(entry, "data"))
+        for j in range(20):
+            with open(os.path.join(entry, "data", f"{j}.txt"), "w") as f:
+                f.write("x\n")
+        entries.append(entry)
+    kept = os.path.join(fleet.root, ".trash", f"{now - 3600}+beta+ws-kept")
+    os.makedirs(os.path.join(kept, "data"))
+    env = fleet.env(DRY_RUN="false", WORK_QUEUE_URL=url, RUNS_TABLE=runs)
+    report, lines = run_function(binary, [{"Records": [{"eventSource": "aws:sqs", "messageId": "x", "body": "{}"}]}],
+                                 fleet.env(DRY_RUN="false"), timeout=60)
+    check(report["results"] and report["results"][0]["status"] == "error" and all(os.path.isdir(e) for e in entries),
+          "fan-out: an SQS event without WORK_QUEUE_URL and RUNS_TABLE is refused")
+    report, lines = run_function(binary, [scheduled], fleet.env(DRY_RUN="false", WORK_QUEUE_URL=url), timeout=60)
+    check(not report["results"] and all(os.path.isdir(e) for e in entries),
+          "fan-out: WORK_QUEUE_URL without RUNS_TABLE stops the start")
+    report, lines = run_function(binary, [scheduled], env, timeout=120)
+    body = report["results"][0]["body"] if report["results"] else {}
+    check(body.get("units") == 3 and body.get("enqueued") == 3 and all(os.path.isdir(e) for e in entries),
+          f"fan-out: the coordinator sends 3 units and acts on nothing: {body}")
+    messages = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300).get("Messages", [])
+        if not got:
+            break
+        messages += got
+    check(len(messages) == 3, f"fan-out: 3 messages in the queue: {len(messages)}")
+    forged = json.loads(messages[0]["Body"])
+    forged["actions"][0]["action"]["entry"] = os.path.basename(kept)
+    forged_message = dict(messages[0], MessageId="forged", Body=json.dumps(forged))
+    events = [sqs_event([m]) for m in messages] + [sqs_event([messages[0]]), sqs_event([forged_message])]
+    report, lines = run_function(binary, events, env, timeout=120)
+    answers = [r["body"].get("batchItemFailures") if isinstance(r["body"], dict) else None for r in report["results"]]
+    check(answers == [[], [], [], [], [{"itemIdentifier": "forged"}]],
+          f"fan-out: units acknowledged, the duplicate too, the forged one left for the DLQ: {answers}")
+    check(not any(os.path.exists(e) for e in entries) and os.path.isdir(kept),
+          "fan-out: the units purged their entries; the forged unit's target is kept")
+    done = [l for l in lines if l.get("message") == "run done" or l.get("fields", {}).get("message") == "run done"]
+    emf = [l for l in lines if "_aws" in l and "RunDurationMs" in l]
+    check(len(done) == 1 and len(emf) == 1 and emf[0].get("TrashPurged") == 3 and emf[0].get("FilesFreed") == 60,
+          f"fan-out: one run report and one metric set for the run: {done} {emf}")
 
 
 def check_archive(binary, fleet, scheduled):

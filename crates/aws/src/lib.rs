@@ -9,8 +9,10 @@ pub mod eventbridge;
 pub mod lambda;
 pub mod logs;
 pub mod posture;
+pub mod runs;
 pub mod s3;
 pub mod sdk;
+pub mod sqs;
 
 pub use dynamodb::DynamoTable;
 pub use ecr::EcrRegistry;
@@ -20,5 +22,7 @@ pub use eventbridge::EventBridgeNotices;
 pub use lambda::LambdaFunctions;
 pub use logs::CloudWatchLogGroups;
 pub use posture::{DynamoTableSettings, EcrPolicies, EfsFileSystems, EventBridgeAuditReports};
+pub use runs::DynamoRunLedger;
 pub use s3::{S3Archive, S3Buckets, S3FailedBatches};
 pub use sdk::{load_sdk_config, sdk_config_loader, service_error};
+pub use sqs::SqsWorkQueue;

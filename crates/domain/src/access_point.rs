@@ -5,7 +5,7 @@
 use crate::ids::{TenantId, WorkspaceId};
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How ownership is decided (`ACCESS_POINT_OWNERSHIP`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,7 +119,7 @@ pub fn is_access_point_id(id: &str) -> bool {
 
 /// An access point as EFS describes it. Which workspace (if any) it serves is decided by
 /// [`identify`], never inferred here.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessPointInfo {
     pub id: String,

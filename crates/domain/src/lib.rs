@@ -8,6 +8,7 @@ pub mod archive;
 pub mod audit;
 pub mod caps;
 pub mod expiry;
+pub mod fanout;
 pub mod forecast;
 pub mod fuzz_checks;
 pub mod ids;

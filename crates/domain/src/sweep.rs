@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::access_point::{identify, AccessPointRules, WorkspaceAccessPoint};
 use crate::access_point::{AccessPointInfo, ORPHAN_SINCE_TAG};
@@ -98,7 +98,7 @@ pub const STAGING_ABANDONED_AFTER: i64 = 2 * SECONDS_PER_DAY;
 /// retention, the longest a TTL deletion can wait to be handled (and its record put back).
 pub const MIN_TRASH_AGE: i64 = SECONDS_PER_DAY;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SweepReason {
     TrashGraceElapsed,
@@ -133,7 +133,7 @@ impl std::fmt::Display for SweepReason {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SweepTarget {
     PurgeTrash {
@@ -178,7 +178,7 @@ pub enum SweepTarget {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Planned {
     #[serde(flatten)]
     pub target: SweepTarget,

@@ -15,6 +15,7 @@
 //! executes it once the operator confirms.
 
 mod execute;
+pub mod fanout;
 mod plan;
 pub mod report;
 pub mod settings;
@@ -24,9 +25,11 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use lifecycle_domain::prune::{ManifestFacts, PrunePlan};
 use lifecycle_ports::{Deployments, Registry, ServiceError};
 use lifecycle_runtime::config::Env;
+use lifecycle_runtime::fanout::{is_sqs_event, FanOut};
 use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
 
 pub use execute::DELETE_ATTEMPTS;
@@ -40,30 +43,71 @@ pub struct Pruner {
     /// What each manifest read so far says. A digest is the hash of its manifest, so this
     /// never goes stale: the re-check reads only manifests it has not seen.
     manifests: Mutex<HashMap<String, ManifestFacts>>,
+    /// `WORK_QUEUE_URL` and `RUNS_TABLE`: a scheduled run coordinates (one unit per
+    /// repository), an SQS event's units are worked ([`fanout`]).
+    pub fan_out: Option<FanOut>,
+}
+
+/// What an invocation returns: a whole run's summary, a coordinator's run, or a worker's
+/// partial batch response.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum PruneOutput {
+    Run(PruneSummary),
+    Coordinated(fanout::PruneCoordinated),
+    Units(SqsBatchResponse),
 }
 
 impl Function for Pruner {
     const VARS: &'static [&'static str] = Settings::VARS;
 
-    type Output = PruneSummary;
+    type Output = PruneOutput;
     type Error = PruneError;
 
     fn build<L: Fn(&str) -> Option<String>>(env: &Env<L>, aws: &Aws) -> Result<Self, BuildError> {
         let settings = Settings::from(env)?;
-        Ok(Self::new(
+        let mut pruner = Self::new(
             aws.registry(),
             aws.deployments(settings.ecs_clusters.as_deref()),
             settings,
-        ))
+        );
+        pruner.fan_out = pruner
+            .settings
+            .fan_out
+            .as_ref()
+            .map(|f| aws.fan_out("ecr-pruner", f));
+        Ok(pruner)
     }
 
-    /// Any event runs the pruner (the daily schedule's, or a manual invoke).
+    /// An SQS event's units are worked; any other event (the daily schedule's, a manual invoke)
+    /// runs the pruner, or with fan-out coordinates it.
     async fn handle(
         &self,
-        _event: serde_json::Value,
+        event: serde_json::Value,
         invocation: Invocation,
-    ) -> Result<PruneSummary, PruneError> {
-        self.run_until(invocation.now, invocation.deadline).await
+    ) -> Result<PruneOutput, PruneError> {
+        match (&self.fan_out, is_sqs_event(&event)) {
+            (Some(fan_out), true) => {
+                let response = fan_out
+                    .work(event, invocation, |body, invocation| {
+                        self.work_unit(body, invocation)
+                    })
+                    .await
+                    .map_err(|e| PruneError::Event(e.to_string()))?;
+                Ok(PruneOutput::Units(response))
+            }
+            (None, true) => Err(PruneError::Event(
+                "an SQS event, and WORK_QUEUE_URL and RUNS_TABLE are not set: no unit can be \
+                 checked against its run, so none is acted on"
+                    .into(),
+            )),
+            (Some(fan_out), false) => Ok(PruneOutput::Coordinated(
+                self.coordinate(fan_out, invocation.now).await?,
+            )),
+            (None, false) => Ok(PruneOutput::Run(
+                self.run_until(invocation.now, invocation.deadline).await?,
+            )),
+        }
     }
 }
 
@@ -87,6 +131,8 @@ pub enum PruneError {
         failed: Vec<String>,
         summary: Box<PruneSummary>,
     },
+    #[error("event refused, nothing was deleted: {0}")]
+    Event(String),
 }
 
 impl From<PruneError> for lambda_runtime::Diagnostic {
@@ -109,6 +155,7 @@ impl Pruner {
             deployments,
             settings,
             manifests: Mutex::new(HashMap::new()),
+            fan_out: None,
         }
     }
 
@@ -134,7 +181,7 @@ impl Pruner {
             Err(PruneError::Recheck { summary, .. } | PruneError::Restore { summary, .. }) => {
                 summary.emit_metrics()
             }
-            Err(PruneError::Service(_)) => {}
+            Err(PruneError::Service(_) | PruneError::Event(_)) => {}
         }
         result
     }

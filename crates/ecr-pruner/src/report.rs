@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use lifecycle_domain::fanout::Counters;
 use lifecycle_domain::prune::{Decision, RepoPlan, Verdict};
 use lifecycle_domain::reasons::Action;
 use lifecycle_ports::Failure;
@@ -192,9 +193,10 @@ impl PruneSummary {
             .collect()
     }
 
-    /// The run's metrics (one EMF line, inside Lambda only). `ImagesRestored` counts restores
-    /// asked for and failed alike: each is an image in use that could not be pulled.
-    pub fn emit_metrics(&self) {
+    /// What it did, by metric name: a run's metrics, and what a unit adds to its run.
+    /// `ImagesRestored` counts restores asked for and failed alike: each is an image in use
+    /// that could not be pulled.
+    pub fn counters(&self) -> Counters {
         let failures: usize = self
             .repositories
             .iter()
@@ -206,26 +208,38 @@ impl PruneSummary {
             .iter()
             .filter(|r| r.cap_exceeded.is_some())
             .count();
-        emit_metrics(
-            "ecr-pruner",
-            &[
-                ("ImagesDeleted", self.deleted as f64, "Count"),
-                ("BytesFreed", self.bytes_freed as f64, "Bytes"),
-                ("DeleteFailures", failures as f64, "Count"),
-                ("CapExceeded", capped as f64, "Count"),
-                ("ImagesArchived", self.archived as f64, "Count"),
-                (
-                    "ImagesRestored",
-                    (self.restored + restore_failures) as f64,
-                    "Count",
-                ),
-                ("RestoreFailures", restore_failures as f64, "Count"),
-                (
-                    "StoppedAtDeadline",
-                    f64::from(u8::from(self.stopped_at_deadline)),
-                    "Count",
-                ),
-            ],
-        );
+        Counters::from([
+            ("ImagesDeleted".to_string(), self.deleted as i64),
+            ("BytesFreed".into(), self.bytes_freed as i64),
+            ("DeleteFailures".into(), failures as i64),
+            ("CapExceeded".into(), capped as i64),
+            ("ImagesArchived".into(), self.archived as i64),
+            (
+                "ImagesRestored".into(),
+                (self.restored + restore_failures) as i64,
+            ),
+            ("RestoreFailures".into(), restore_failures as i64),
+            (
+                "StoppedAtDeadline".into(),
+                i64::from(self.stopped_at_deadline),
+            ),
+        ])
+    }
+
+    /// The run's metrics (one EMF line, inside Lambda only).
+    pub fn emit_metrics(&self) {
+        let counters = self.counters();
+        let metrics: Vec<(&str, f64, &str)> = counters
+            .iter()
+            .map(|(name, value)| {
+                let unit = if name == "BytesFreed" {
+                    "Bytes"
+                } else {
+                    "Count"
+                };
+                (name.as_str(), *value as f64, unit)
+            })
+            .collect();
+        emit_metrics("ecr-pruner", &metrics);
     }
 }

@@ -2,7 +2,7 @@
 
 use lifecycle_domain::caps::Caps;
 use lifecycle_domain::prune::{repository_caps, PrunePolicy};
-use lifecycle_runtime::config::{ConfigError, Env};
+use lifecycle_runtime::config::{ConfigError, Env, FanOutConfig};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -19,6 +19,9 @@ pub struct Settings {
     pub dry_run: bool,
     /// `ECS_CLUSTERS`: only these clusters count for "in use" (default: every cluster).
     pub ecs_clusters: Option<Vec<String>>,
+    /// `WORK_QUEUE_URL` and `RUNS_TABLE`: the scheduled run sends one unit per repository;
+    /// `None`: one invocation prunes every repository.
+    pub fan_out: Option<FanOutConfig>,
 }
 
 impl Settings {
@@ -31,6 +34,9 @@ impl Settings {
         "MAX_ACTION_PERCENT",
         "DRY_RUN",
         "ECS_CLUSTERS",
+        "WORK_QUEUE_URL",
+        "RUNS_TABLE",
+        "RUN_VALID_HOURS",
     ];
 
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
@@ -70,6 +76,7 @@ impl Settings {
                     .map(str::to_string)
                     .collect()
             }),
+            fan_out: FanOutConfig::from(env)?,
         })
     }
 

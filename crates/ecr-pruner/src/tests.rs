@@ -431,14 +431,17 @@ async fn the_handler_plans_then_executes_and_a_dry_run_deletes_nothing() {
         now: NOW,
         deadline: None,
     };
-    let dry = pruner_with(&reg, uses.clone(), &[("DRY_RUN", "true")])
-        .handle(serde_json::json!({}), invocation())
-        .await
-        .unwrap();
+    let dry = whole_run(
+        pruner_with(&reg, uses.clone(), &[("DRY_RUN", "true")])
+            .handle(serde_json::json!({}), invocation())
+            .await
+            .unwrap(),
+    );
     assert!(dry.dry_run && reg.delete_calls.lock().unwrap().is_empty());
     let real = pruner(&reg, &uses)
         .handle(serde_json::json!({}), invocation())
         .await
+        .map(whole_run)
         .unwrap();
     assert_eq!(dry.repositories[0].deleted, real.repositories[0].deleted);
     assert_eq!(
@@ -750,16 +753,18 @@ async fn no_repository_is_started_after_the_deadline() {
     image(&reg, 1, &["build-1"], 30);
     image(&reg, 2, &["build-2"], 1);
     let past = std::time::Instant::now();
-    let summary = pruner(&reg, &uses)
-        .handle(
-            serde_json::json!({}),
-            lifecycle_runtime::Invocation {
-                now: NOW,
-                deadline: Some(past),
-            },
-        )
-        .await
-        .unwrap();
+    let summary = whole_run(
+        pruner(&reg, &uses)
+            .handle(
+                serde_json::json!({}),
+                lifecycle_runtime::Invocation {
+                    now: NOW,
+                    deadline: Some(past),
+                },
+            )
+            .await
+            .unwrap(),
+    );
     assert!(summary.stopped_at_deadline, "{summary:?}");
     assert_eq!(summary.deleted, 0);
     assert!(reg.delete_calls.lock().unwrap().is_empty());
@@ -771,4 +776,151 @@ async fn no_repository_is_started_after_the_deadline() {
     // Without a deadline the same plan deletes.
     let summary = pruner(&reg, &uses).run(NOW).await.unwrap();
     assert_eq!(summary.deleted, 1, "{summary:?}");
+}
+
+fn whole_run(output: crate::PruneOutput) -> PruneSummary {
+    match output {
+        crate::PruneOutput::Run(summary) => summary,
+        other => panic!("not a whole run: {other:?}"),
+    }
+}
+
+mod fanning_out {
+    //! One unit per repository, carrying the uses that may name it; the re-check before deletes
+    //! still reads what is in use afresh.
+
+    use super::*;
+    use lifecycle_ports::fakes::fanout::{MemoryLedger, MemoryQueue};
+    use lifecycle_ports::fanout::RunLedger;
+    use lifecycle_runtime::fanout::FanOut;
+    use lifecycle_runtime::Invocation;
+
+    fn fanned(
+        reg: &Arc<MemoryRegistry>,
+        uses: &Arc<MemoryDeployments>,
+        ledger: &Arc<MemoryLedger>,
+        queue: &Arc<MemoryQueue>,
+    ) -> Pruner {
+        let mut pruner = pruner_with(reg, uses.clone(), &[("ECR_REPOSITORIES", "app")]);
+        pruner.fan_out = Some(FanOut {
+            ledger: ledger.clone(),
+            queue: queue.clone(),
+            function: "ecr-pruner",
+            run_valid_secs: DAY,
+        });
+        pruner
+    }
+
+    fn sqs(body: &str) -> serde_json::Value {
+        serde_json::json!({"Records": [{"messageId": "m", "body": body, "eventSource": "aws:sqs"}]})
+    }
+
+    /// app: 1 in use, 2 the newest tagged, 3 old (the one to go); tools: not selected.
+    fn fleet() -> (Arc<MemoryRegistry>, Arc<MemoryDeployments>) {
+        let (reg, uses) = world();
+        image(&reg, 1, &["build-1"], 30);
+        image(&reg, 2, &["build-2"], 1);
+        image(&reg, 3, &["build-3"], 40);
+        in_use(&uses, &d(1));
+        reg.put(
+            "tools",
+            ImageDetail {
+                digest: d(9),
+                tags: vec![],
+                pushed_at: NOW - 90 * DAY,
+                size: 1,
+                media_type: MANIFEST.into(),
+                subject: None,
+                status: Default::default(),
+                archived_at: None,
+            },
+            &serde_json::json!({"mediaType": MANIFEST, "layers": []}).to_string(),
+        );
+        (reg, uses)
+    }
+
+    #[tokio::test]
+    async fn one_unit_per_selected_repository_prunes_it_as_one_run_would() {
+        let (reg, uses) = fleet();
+        let (ledger, queue) = (
+            Arc::<MemoryLedger>::default(),
+            Arc::<MemoryQueue>::default(),
+        );
+        let pruner = fanned(&reg, &uses, &ledger, &queue);
+        let PruneOutput::Coordinated(run) = pruner
+            .handle(serde_json::json!({}), Invocation::at(NOW))
+            .await
+            .unwrap()
+        else {
+            panic!("not a coordinator's answer");
+        };
+        assert_eq!(
+            (run.repositories, run.run.units),
+            (1, 1),
+            "tools is not selected"
+        );
+        assert!(
+            reg.delete_calls.lock().unwrap().is_empty(),
+            "the coordinator deletes nothing"
+        );
+        let body = queue.sent.lock().unwrap().pop().unwrap();
+        let unit: fanout::PruneUnit = serde_json::from_str(&body).unwrap();
+        assert_eq!((unit.repository.as_str(), unit.uses.len()), ("app", 1));
+        let PruneOutput::Units(answer) = pruner
+            .handle(sqs(&body), Invocation::at(NOW))
+            .await
+            .unwrap()
+        else {
+            panic!("not a worker's answer");
+        };
+        assert!(answer.batch_item_failures.is_empty());
+        assert_eq!(*reg.delete_calls.lock().unwrap(), vec![d(3)]);
+        let state = ledger
+            .run(run.run.run_id.as_deref().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((state.units_left, state.counters["ImagesDeleted"]), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn an_image_in_use_after_the_coordinator_read_is_kept_by_the_unit() {
+        let (reg, uses) = fleet();
+        let (ledger, queue) = (
+            Arc::<MemoryLedger>::default(),
+            Arc::<MemoryQueue>::default(),
+        );
+        let pruner = fanned(&reg, &uses, &ledger, &queue);
+        pruner
+            .handle(serde_json::json!({}), Invocation::at(NOW))
+            .await
+            .unwrap();
+        // A task starts on image 3 after the coordinator read what is in use.
+        in_use(&uses, &d(3));
+        let body = queue.sent.lock().unwrap().pop().unwrap();
+        pruner
+            .handle(sqs(&body), Invocation::at(NOW))
+            .await
+            .unwrap();
+        assert!(
+            reg.delete_calls.lock().unwrap().is_empty(),
+            "re-checked right before"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_unit_for_a_repository_not_selected_is_refused() {
+        let (reg, uses) = fleet();
+        let (ledger, queue) = (
+            Arc::<MemoryLedger>::default(),
+            Arc::<MemoryQueue>::default(),
+        );
+        let pruner = fanned(&reg, &uses, &ledger, &queue);
+        let body = serde_json::json!({"kind": "prune", "repository": "tools", "uses": []});
+        let refused = pruner
+            .work_unit(body.to_string(), Invocation::at(NOW))
+            .await;
+        assert!(refused.unwrap_err().contains("not selected"));
+        assert!(reg.delete_calls.lock().unwrap().is_empty());
+    }
 }

@@ -16,6 +16,7 @@
 mod acts;
 mod deleter;
 mod execute;
+pub mod fanout;
 mod plan;
 mod recheck;
 pub mod report;
@@ -26,11 +27,13 @@ mod tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use lifecycle_domain::archive::ArchivePolicy;
 use lifecycle_domain::sweep::SweepPlan;
 use lifecycle_fs::{FsError, WorkspaceFs};
 use lifecycle_ports::{AccessPoints, ArchiveStore, ServiceError, Tasks, WorkspaceTable};
 use lifecycle_runtime::config::{Config, Env};
+use lifecycle_runtime::fanout::{is_sqs_event, FanOut};
 use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
 
 pub use deleter::LazyDeleter;
@@ -49,6 +52,19 @@ pub struct Sweeper {
     /// `ARCHIVE_BUCKET`: entries the policy archives are archived before their purge; `None`:
     /// every entry past its grace is purged, as before.
     pub archive: Option<ArchiveTarget>,
+    /// `WORK_QUEUE_URL` and `RUNS_TABLE`: a scheduled run coordinates, an SQS event's units are
+    /// worked ([`fanout`]); `None`: one invocation plans and acts.
+    pub fan_out: Option<FanOut>,
+}
+
+/// What an invocation returns: a whole run's summary, a coordinator's run, or a worker's
+/// partial batch response (the messages SQS delivers again).
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum SweepOutput {
+    Run(SweepSummary),
+    Coordinated(fanout::SweepCoordinated),
+    Units(SqsBatchResponse),
 }
 
 /// Where and how trash entries are archived before their purge.
@@ -64,7 +80,7 @@ impl Function for Sweeper {
     /// A purge stops cleanly; the rest waits for the next run.
     const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 
-    type Output = SweepSummary;
+    type Output = SweepOutput;
     type Error = SweepError;
 
     fn build<L: Fn(&str) -> Option<String>>(env: &Env<L>, aws: &Aws) -> Result<Self, BuildError> {
@@ -80,18 +96,44 @@ impl Function for Sweeper {
                 policy: a.policy.clone(),
                 part_size: lifecycle_fs::archive::PART_SIZE,
             }),
+            fan_out: settings
+                .fan_out
+                .as_ref()
+                .map(|f| aws.fan_out("efs-sweeper", f)),
             config,
             settings,
         })
     }
 
-    /// Any event runs the sweep (the schedule's, or a manual invoke).
+    /// An SQS event's units are worked; any other event (the schedule's, a manual invoke) runs
+    /// the sweep, or with fan-out coordinates it.
     async fn handle(
         &self,
-        _event: serde_json::Value,
+        event: serde_json::Value,
         invocation: Invocation,
-    ) -> Result<SweepSummary, SweepError> {
-        self.run(invocation.now, invocation.deadline).await
+    ) -> Result<SweepOutput, SweepError> {
+        match (&self.fan_out, is_sqs_event(&event)) {
+            (Some(fan_out), true) => {
+                let response = fan_out
+                    .work(event, invocation, |body, invocation| {
+                        self.work_unit(body, invocation)
+                    })
+                    .await
+                    .map_err(|e| SweepError::Event(e.to_string()))?;
+                Ok(SweepOutput::Units(response))
+            }
+            (None, true) => Err(SweepError::Event(
+                "an SQS event, and WORK_QUEUE_URL and RUNS_TABLE are not set: no unit can be \
+                 checked against its run, so none is acted on"
+                    .into(),
+            )),
+            (Some(fan_out), false) => Ok(SweepOutput::Coordinated(
+                self.coordinate(fan_out, invocation.now).await?,
+            )),
+            (None, false) => Ok(SweepOutput::Run(
+                self.run(invocation.now, invocation.deadline).await?,
+            )),
+        }
     }
 }
 
@@ -105,6 +147,8 @@ pub enum SweepError {
     Fs(#[from] FsError),
     #[error("a task failed: {0}")]
     Task(String),
+    #[error("event refused, nothing was done: {0}")]
+    Event(String),
 }
 
 impl From<SweepError> for lambda_runtime::Diagnostic {

@@ -1,5 +1,6 @@
 //! What a sweep did: the summary the handler returns, and the run's metrics.
 
+use lifecycle_domain::fanout::Counters;
 use lifecycle_domain::sweep::{Skip, SweepReason, SweepTarget};
 use lifecycle_ports::Failure;
 use lifecycle_runtime::observe::emit_metrics;
@@ -86,56 +87,67 @@ pub struct SweepSummary {
 }
 
 impl SweepSummary {
-    fn count(&self, kind: fn(&SweepTarget) -> bool) -> f64 {
-        self.actions.iter().filter(|a| kind(&a.target)).count() as f64
+    fn count(&self, kind: fn(&SweepTarget) -> bool) -> i64 {
+        self.actions.iter().filter(|a| kind(&a.target)).count() as i64
+    }
+
+    /// What its actions did, by metric name: a run's metrics, and what a unit adds to its run.
+    pub fn counters(&self) -> Counters {
+        Counters::from([
+            (
+                "TrashPurged".to_string(),
+                self.count(|t| {
+                    matches!(
+                        t,
+                        SweepTarget::PurgeTrash { .. } | SweepTarget::ArchiveTrash { .. }
+                    )
+                }),
+            ),
+            (
+                "TrashArchived".into(),
+                self.count(|t| matches!(t, SweepTarget::ArchiveTrash { .. })),
+            ),
+            (
+                "OrphanDirectories".into(),
+                self.count(|t| matches!(t, SweepTarget::TrashOrphan { .. })),
+            ),
+            (
+                "OrphanAccessPoints".into(),
+                self.count(|t| matches!(t, SweepTarget::DeleteAccessPoint { .. })),
+            ),
+            (
+                "OrphanAccessPointsMarked".into(),
+                self.count(|t| matches!(t, SweepTarget::MarkAccessPoint { .. })),
+            ),
+            ("FilesFreed".into(), self.files_freed as i64),
+            ("BytesFreed".into(), self.bytes_freed as i64),
+            ("NotDone".into(), self.not_done.len() as i64),
+        ])
     }
 
     /// The run's metrics (one EMF line, inside Lambda only).
     pub fn emit_metrics(&self) {
-        emit_metrics(
-            "efs-sweeper",
-            &[
-                (
-                    "TrashPurged",
-                    self.count(|t| {
-                        matches!(
-                            t,
-                            SweepTarget::PurgeTrash { .. } | SweepTarget::ArchiveTrash { .. }
-                        )
-                    }),
-                    "Count",
-                ),
-                (
-                    "TrashArchived",
-                    self.count(|t| matches!(t, SweepTarget::ArchiveTrash { .. })),
-                    "Count",
-                ),
-                (
-                    "OrphanDirectories",
-                    self.count(|t| matches!(t, SweepTarget::TrashOrphan { .. })),
-                    "Count",
-                ),
-                (
-                    "OrphanAccessPoints",
-                    self.count(|t| matches!(t, SweepTarget::DeleteAccessPoint { .. })),
-                    "Count",
-                ),
-                (
-                    "OrphanAccessPointsMarked",
-                    self.count(|t| matches!(t, SweepTarget::MarkAccessPoint { .. })),
-                    "Count",
-                ),
-                ("FilesFreed", self.files_freed as f64, "Count"),
-                ("BytesFreed", self.bytes_freed as f64, "Bytes"),
-                (
-                    "CapExceeded",
-                    f64::from(u8::from(self.cap_exceeded.is_some())),
-                    "Count",
-                ),
-                ("NotDone", self.not_done.len() as f64, "Count"),
-                ("AccessPoints", self.access_points as f64, "Count"),
-                ("DurationMs", self.duration_ms as f64, "Milliseconds"),
-            ],
-        );
+        let counters = self.counters();
+        let mut metrics: Vec<(&str, f64, &str)> = counters
+            .iter()
+            .map(|(name, value)| {
+                let unit = if name == "BytesFreed" {
+                    "Bytes"
+                } else {
+                    "Count"
+                };
+                (name.as_str(), *value as f64, unit)
+            })
+            .collect();
+        metrics.extend([
+            (
+                "CapExceeded",
+                f64::from(u8::from(self.cap_exceeded.is_some())),
+                "Count",
+            ),
+            ("AccessPoints", self.access_points as f64, "Count"),
+            ("DurationMs", self.duration_ms as f64, "Milliseconds"),
+        ]);
+        emit_metrics("efs-sweeper", &metrics);
     }
 }

@@ -1,7 +1,7 @@
 //! efs-sweeper's own settings, beside the shared [`lifecycle_runtime::config::Config`].
 
 use lifecycle_domain::sweep::SweepRules;
-use lifecycle_runtime::config::{ArchiveConfig, Config, ConfigError, Env};
+use lifecycle_runtime::config::{ArchiveConfig, Config, ConfigError, Env, FanOutConfig};
 use tree_deleter::{DEFAULT_DELETE_WORKERS, MAX_DELETE_WORKERS};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,11 @@ pub struct Settings {
     pub delete_concurrency: usize,
     /// `ARCHIVE_BUCKET` and `ARCHIVE_POLICY`: `None` (unset) purges trash as before.
     pub archive: Option<ArchiveConfig>,
+    /// `WORK_QUEUE_URL` and `RUNS_TABLE`: the scheduled run plans and sends units, workers act.
+    /// `None`: one invocation plans and acts.
+    pub fan_out: Option<FanOutConfig>,
+    /// `UNIT_MAX_ACTIONS`: orphan moves (one tenant's) or access point actions in one unit.
+    pub unit_max_actions: usize,
 }
 
 /// A weekly run with a 7-day grace finds about half the trash due; all of it says the clock or
@@ -29,6 +34,10 @@ impl Settings {
         "DELETE_CONCURRENCY",
         "ARCHIVE_BUCKET",
         "ARCHIVE_POLICY",
+        "WORK_QUEUE_URL",
+        "RUNS_TABLE",
+        "RUN_VALID_HOURS",
+        "UNIT_MAX_ACTIONS",
     ];
 
     pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
@@ -47,6 +56,8 @@ impl Settings {
                 1..=MAX_DELETE_WORKERS,
             )?,
             archive: ArchiveConfig::from(env)?,
+            fan_out: FanOutConfig::from(env)?,
+            unit_max_actions: env.number("UNIT_MAX_ACTIONS", 50, 1..=1000)?,
         })
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use lifecycle_domain::access_point::{AccessPointInfo, AccessPointSpec};
 use lifecycle_domain::record::{attr, Attributes, Value};
-use lifecycle_domain::sweep::{SweepReason, SweepTarget};
+use lifecycle_domain::sweep::{Planned, SweepReason, SweepTarget};
 use lifecycle_domain::tasks::TaskSummary;
 use lifecycle_ports::fakes::{MemoryAccessPoints, MemoryTable, MemoryTasks};
 use lifecycle_ports::{AccessPoints, Failure, ServiceError};
@@ -96,6 +96,7 @@ impl World {
             fs: WorkspaceFs::new(self.root.path()),
             deleter: Arc::new(ParallelDeleter::new(2).unwrap().into()),
             archive: None,
+            fan_out: None,
             config,
             settings,
         }
@@ -335,17 +336,23 @@ async fn the_handler_plans_then_executes_and_a_dry_run_changes_nothing() {
         now: now(),
         deadline: None,
     };
-    let dry = w
-        .sweeper(&[("DRY_RUN", "true")])
-        .handle(serde_json::json!({}), invocation())
-        .await
-        .unwrap();
+    let whole_run = |output| match output {
+        crate::SweepOutput::Run(summary) => summary,
+        other => panic!("not a whole run: {other:?}"),
+    };
+    let dry = whole_run(
+        w.sweeper(&[("DRY_RUN", "true")])
+            .handle(serde_json::json!({}), invocation())
+            .await
+            .unwrap(),
+    );
     assert!(dry.dry_run && entry.exists() && w.has_access_point("fsap-1"));
-    let real = w
-        .sweeper(&[])
-        .handle(serde_json::json!({}), invocation())
-        .await
-        .unwrap();
+    let real = whole_run(
+        w.sweeper(&[])
+            .handle(serde_json::json!({}), invocation())
+            .await
+            .unwrap(),
+    );
     assert_eq!(described(&dry), described(&real));
     assert_eq!(real.actions.len(), 2, "{real:?}");
     assert!(!entry.exists() && within.exists() && !w.has_access_point("fsap-1"));
@@ -976,5 +983,399 @@ mod archiving {
             vec![format!(".trash/{name} trash_grace_elapsed")]
         );
         assert!(!entry.exists());
+    }
+}
+
+mod fanning_out {
+    //! The coordinator and its workers over the fakes: a run's units carried out exactly once,
+    //! and nothing the coordinator did not decide.
+
+    use super::*;
+    use lifecycle_domain::fanout::RunState;
+    use lifecycle_ports::fakes::fanout::{MemoryLedger, MemoryQueue};
+    use lifecycle_ports::fanout::RunLedger;
+    use lifecycle_runtime::fanout::FanOut;
+
+    struct Fleet {
+        world: World,
+        ledger: Arc<MemoryLedger>,
+        queue: Arc<MemoryQueue>,
+    }
+
+    impl Fleet {
+        fn new() -> Self {
+            Self {
+                world: World::new(),
+                ledger: Arc::default(),
+                queue: Arc::default(),
+            }
+        }
+
+        fn sweeper(&self, vars: &[(&str, &str)]) -> Sweeper {
+            let mut all = vec![("UNIT_MAX_ACTIONS", "2")];
+            all.extend_from_slice(vars);
+            let mut sweeper = self.world.sweeper(&all);
+            sweeper.fan_out = Some(FanOut {
+                ledger: self.ledger.clone(),
+                queue: self.queue.clone(),
+                function: "efs-sweeper",
+                run_valid_secs: DAY,
+            });
+            sweeper
+        }
+
+        async fn coordinate(&self, at: i64) -> Result<fanout::SweepCoordinated, SweepError> {
+            match self
+                .sweeper(&[])
+                .handle(json!({}), Invocation::at(at))
+                .await?
+            {
+                SweepOutput::Coordinated(c) => Ok(c),
+                other => panic!("not a coordinator's answer: {other:?}"),
+            }
+        }
+
+        /// Takes every message sent so far off the queue.
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.queue.sent.lock().unwrap())
+        }
+
+        /// Delivers `body` as SQS does; the ids SQS would deliver again.
+        async fn deliver(&self, body: &str, invocation: Invocation) -> Vec<String> {
+            let event = json!({"Records": [{
+                "messageId": "m-1",
+                "receiptHandle": "r-1",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sweep-work",
+                "awsRegion": "us-east-1",
+            }]});
+            match self.sweeper(&[]).handle(event, invocation).await.unwrap() {
+                SweepOutput::Units(r) => r
+                    .batch_item_failures
+                    .into_iter()
+                    .map(|f| f.item_identifier)
+                    .collect(),
+                other => panic!("not a worker's answer: {other:?}"),
+            }
+        }
+
+        /// Delivers every message until the queue is empty.
+        async fn drain(&self, at: i64) {
+            loop {
+                let bodies = self.take();
+                if bodies.is_empty() {
+                    return;
+                }
+                for body in bodies {
+                    assert!(self.deliver(&body, Invocation::at(at)).await.is_empty());
+                }
+            }
+        }
+
+        async fn run(&self, id: &str) -> RunState {
+            self.ledger.run(id).await.unwrap().unwrap()
+        }
+    }
+
+    use serde_json::json;
+
+    fn count(state: &RunState, name: &str) -> i64 {
+        state.counters.get(name).copied().unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn the_coordinator_acts_on_nothing_and_its_units_do_what_one_run_would() {
+        let f = Fleet::new();
+        let w = &f.world;
+        let due: Vec<_> = (0..3)
+            .map(|i| w.trash_entry(now() - 30 * DAY, "acme", &format!("ws-gone{i}")))
+            .collect();
+        let recent = w.trash_entry(now() - DAY, "acme", "ws-recent");
+        for i in 0..3 {
+            w.directory("acme", &format!("ws-orphan{i}"));
+        }
+        w.directory("beta", "ws-orphan-b");
+        w.directory("acme", "ws-owned");
+        w.record("acme", "ws-owned");
+        w.access_point("fsap-1", "acme", "ws-gone0");
+        let later = now() + 25 * H;
+
+        let coordinated = f.coordinate(later).await.unwrap();
+        // 3 purges alone, acme's 3 orphans in 2 units, beta's 1, the access point's 1.
+        assert_eq!((coordinated.actions, coordinated.run.units), (8, 7));
+        assert_eq!(coordinated.run.enqueued, 7);
+        assert!(
+            due.iter().all(|e| e.exists()),
+            "the coordinator acts on nothing"
+        );
+        assert!(w.has_access_point("fsap-1"));
+
+        f.drain(later).await;
+        let run = f.run(coordinated.run.run_id.as_deref().unwrap()).await;
+        assert_eq!(run.units_left, 0);
+        assert_eq!(
+            (
+                count(&run, "TrashPurged"),
+                count(&run, "OrphanDirectories"),
+                count(&run, "OrphanAccessPoints"),
+                count(&run, "UnitsDone"),
+                count(&run, "NotDone"),
+            ),
+            (3, 4, 1, 7, 0),
+            "{run:?}"
+        );
+        assert_eq!(
+            count(&run, "FilesFreed"),
+            6,
+            "data/f and record.json, 3 times"
+        );
+        assert!(due.iter().all(|e| !e.exists()) && recent.exists());
+        assert!(!w.has_access_point("fsap-1"));
+        assert!(w.root.path().join("acme/ws-owned").exists());
+        // The run ended and gave its lock back: the next run opens.
+        let next = f.coordinate(later).await.unwrap();
+        assert!(next.run.run_id.is_none() || next.run.units > 0);
+    }
+
+    #[tokio::test]
+    async fn a_unit_delivered_twice_is_done_and_counted_once() {
+        let f = Fleet::new();
+        let entry = f.world.trash_entry(now() - 30 * DAY, "acme", "ws-gone");
+        let id = f.coordinate(now()).await.unwrap().run.run_id.unwrap();
+        let body = f.take().pop().unwrap();
+        assert!(f.deliver(&body, Invocation::now()).await.is_empty());
+        assert!(!entry.exists());
+        // The same message again (SQS delivers at least once): acknowledged, nothing more.
+        f.world.trash_entry(now() - 30 * DAY, "acme", "ws-gone");
+        assert!(f.deliver(&body, Invocation::now()).await.is_empty());
+        assert!(entry.exists(), "a finished unit is not carried out again");
+        let run = f.run(&id).await;
+        assert_eq!(
+            (count(&run, "TrashPurged"), count(&run, "UnitsDone")),
+            (1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_unit_the_coordinator_did_not_decide_is_never_acted_on() {
+        let f = Fleet::new();
+        f.world.trash_entry(now() - 30 * DAY, "acme", "ws-gone");
+        let kept = f.world.trash_entry(now() - DAY, "acme", "ws-recent");
+        let name = kept.file_name().unwrap().to_str().unwrap().to_string();
+        let id = f.coordinate(now()).await.unwrap().run.run_id.unwrap();
+        let body = f.take().pop().unwrap();
+        let tampered = body.replace(
+            &body[body.find("\"entry\":\"").unwrap() + 9..body.find("\"}").unwrap()],
+            &name,
+        );
+        assert_ne!(tampered, body);
+        let forged_run = body.replace(&id, "efs-sweeper-1-0000000000000000");
+        let unknown_unit = body.replace("\"unit\":\"0\"", "\"unit\":\"9\"");
+        let other_version = body.replace("\"v\":1", "\"v\":2");
+        for hostile in [
+            tampered.as_str(),
+            forged_run.as_str(),
+            unknown_unit.as_str(),
+            other_version.as_str(),
+            "not json",
+            "{}",
+        ] {
+            assert_eq!(
+                f.deliver(hostile, Invocation::now()).await,
+                vec!["m-1"],
+                "{hostile}: left for the dead-letter queue"
+            );
+        }
+        assert!(kept.exists(), "an entry within its grace is never purged");
+        // The genuine unit is still the coordinator's, untouched by the forgeries.
+        assert!(f.deliver(&body, Invocation::now()).await.is_empty());
+        assert_eq!(f.run(&id).await.units_left, 0);
+        assert!(kept.exists());
+    }
+
+    #[tokio::test]
+    async fn a_unit_held_by_a_live_worker_waits_and_an_expired_run_acts_on_nothing() {
+        let f = Fleet::new();
+        let entry = f.world.trash_entry(now() - 30 * DAY, "acme", "ws-gone");
+        let id = f.coordinate(now()).await.unwrap().run.run_id.unwrap();
+        let body = f.take().pop().unwrap();
+        let digest = lifecycle_runtime::fanout::digest(&body);
+        let claim = f
+            .ledger
+            .claim(&id, "0", &digest, "another", now() + 600, now())
+            .await
+            .unwrap();
+        assert_eq!(claim, lifecycle_ports::fanout::Claim::Claimed);
+        assert_eq!(f.deliver(&body, Invocation::now()).await, vec!["m-1"]);
+        assert!(
+            entry.exists(),
+            "held by another worker: not done twice at once"
+        );
+        // Its lease ended, and so did the run's validity: counted, dropped, not acted on.
+        let after = now() + 2 * DAY;
+        assert!(f.deliver(&body, Invocation::at(after)).await.is_empty());
+        assert!(
+            entry.exists(),
+            "a plan past its validity is not carried out"
+        );
+        let run = f.run(&id).await;
+        assert_eq!((run.units_left, count(&run, "UnitsExpired")), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn one_run_at_a_time_and_a_unit_not_sent_still_ends_the_run() {
+        let f = Fleet::new();
+        for i in 0..3 {
+            f.world
+                .trash_entry(now() - 30 * DAY, "acme", &format!("ws-gone{i}"));
+        }
+        *f.queue.refuse_next.lock().unwrap() = 1;
+        let first = f.coordinate(now()).await.unwrap();
+        assert_eq!((first.run.enqueued, first.run.not_enqueued.len()), (2, 1));
+        let second = f.coordinate(now()).await.unwrap_err();
+        assert!(second.to_string().contains("still going"), "{second}");
+        f.drain(now()).await;
+        let run = f.run(first.run.run_id.as_deref().unwrap()).await;
+        assert_eq!(
+            (
+                run.units_left,
+                count(&run, "UnitsNotEnqueued"),
+                count(&run, "TrashPurged")
+            ),
+            (0, 1, 2)
+        );
+        // The run ended: the lock is free, and the entry not sent is planned again.
+        let third = f.coordinate(now()).await.unwrap();
+        assert_eq!(third.run.units, 1);
+    }
+
+    #[tokio::test]
+    async fn what_the_deadline_kept_from_starting_is_the_continuation() {
+        let f = Fleet::new();
+        let entry = f.world.trash_entry(now() - 30 * DAY, "acme", "ws-gone");
+        f.coordinate(now()).await.unwrap();
+        let body = f.take().pop().unwrap();
+        let past = Invocation {
+            now: now(),
+            deadline: Some(Instant::now()),
+        };
+        let done = f.sweeper(&[]).work_unit(body.clone(), past).await.unwrap();
+        assert!(entry.exists(), "nothing started past the deadline");
+        let unit: fanout::SweepUnit = serde_json::from_value(done.continuation.unwrap()).unwrap();
+        let sent: fanout::SweepUnit = serde_json::from_str(&body).unwrap();
+        assert_eq!(unit.actions, sent.actions, "the same action, as planned");
+        assert_eq!(done.counters["NotDone"], 0, "counted where it goes on");
+    }
+
+    #[tokio::test]
+    async fn a_directory_made_again_after_the_plan_is_young_and_kept() {
+        let f = Fleet::new();
+        let dir = f.world.directory("acme", "ws-again");
+        // Planned a day and more after the directory last changed: an old orphan.
+        let coordinated = f.coordinate(now() + 25 * H).await.unwrap();
+        assert_eq!(coordinated.actions, 1, "an old orphan is planned");
+        // Removed and made again (a workspace of that id being set up) before the unit runs;
+        // the worker runs an hour after that (the clock a unit acts at is its own).
+        fs::remove_dir_all(&dir).unwrap();
+        f.world.directory("acme", "ws-again");
+        f.drain(now() + H).await;
+        assert!(
+            dir.join("src/main.rs").exists(),
+            "young again, re-checked right before: kept"
+        );
+        let run = f.run(coordinated.run.run_id.as_deref().unwrap()).await;
+        assert_eq!(
+            (count(&run, "OrphanDirectories"), count(&run, "NotDone")),
+            (0, 1)
+        );
+    }
+
+    #[test]
+    fn units_too_big_for_a_message_are_halved_until_they_fit() {
+        let tags: BTreeMap<String, String> = (0..50)
+            .map(|i| (format!("{i:0>128}"), "v".repeat(256)))
+            .collect();
+        let deletion = |i: usize| Planned {
+            target: SweepTarget::DeleteAccessPoint {
+                id: format!("fsap-{i:08x}"),
+                workspace: format!("ws-{i}"),
+                listed: AccessPointInfo {
+                    id: format!("fsap-{i:08x}"),
+                    file_system_id: FS.into(),
+                    root_path: Some(format!("/acme/ws-{i}")),
+                    tags: tags.clone(),
+                },
+            },
+            reason: SweepReason::OrphanAccessPoint,
+        };
+        let actions: Vec<Planned> = (0..50).map(deletion).collect();
+        let works = fanout::fitted(vec![actions.clone()]);
+        assert!(works.len() > 1, "one unit of 50 would be about 1 MB");
+        let mut back = Vec::new();
+        for work in works {
+            let size = serde_json::to_string(&work).unwrap().len();
+            assert!(
+                size < lifecycle_domain::fanout::MAX_UNIT_BYTES - 1024,
+                "{size}"
+            );
+            let unit: fanout::SweepUnit = serde_json::from_value(work).unwrap();
+            back.extend(unit.actions.into_iter().map(|a| a.listed.unwrap().id));
+        }
+        let want: Vec<String> = (0..50).map(|i| format!("fsap-{i:08x}")).collect();
+        assert_eq!(back, want, "every action, in order, with what was listed");
+    }
+
+    #[test]
+    fn a_purge_stopped_at_the_deadline_goes_on_under_its_purging_name() {
+        let purge = |entry: &str| SweepTarget::PurgeTrash {
+            entry: entry.into(),
+        };
+        let archive = |entry: &str| SweepTarget::ArchiveTrash {
+            entry: entry.into(),
+            retention_days: 30,
+            archive_reason: lifecycle_domain::archive::ArchiveReason::PolicyArchive,
+        };
+        let not_done = |target, reason, files| NotDone {
+            target,
+            reason,
+            failure: None,
+            error: None,
+            files,
+            bytes: files,
+        };
+        let summary = SweepSummary {
+            not_done: vec![
+                not_done(purge("a"), Unfinished::StoppedAtDeadline, Some(5)),
+                not_done(purge(".purging+b"), Unfinished::StoppedAtDeadline, Some(0)),
+                // Stopped while archiving, before its purge began: waits for the next run.
+                not_done(archive("c"), Unfinished::StoppedAtDeadline, None),
+                not_done(archive("d"), Unfinished::StoppedAtDeadline, Some(3)),
+                not_done(purge("e"), Unfinished::Failed, None),
+                not_done(purge("f"), Unfinished::Recreated, None),
+            ],
+            ..SweepSummary::default()
+        };
+        let rest: Vec<String> = fanout::continuation(&[], &summary)
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    lifecycle_domain::sweep::describe(&p.target),
+                    p.reason
+                )
+            })
+            .collect();
+        assert_eq!(
+            rest,
+            [
+                ".trash/.purging+a purge_resumed",
+                ".trash/.purging+b purge_resumed",
+                ".trash/.purging+d purge_resumed"
+            ]
+        );
     }
 }

@@ -22,6 +22,9 @@ use lifecycle_domain::layout::{
 use lifecycle_domain::sweep::{LiveEntry, TrashEntry};
 use tree_deleter::{remove_tree_at, ParallelDeleter, RemovalReport};
 
+/// Tenants listed at once by [`WorkspaceFs::list_live`]: each stat on EFS is a round trip.
+pub const LISTING_THREADS: usize = 16;
+
 /// How every directory below the root is opened: never through a symlink.
 pub(crate) const DIR_NOFOLLOW: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
@@ -512,52 +515,103 @@ impl WorkspaceFs {
 
     /// Every `<tenant>/<workspace>` entry under the root (not `.trash`), with its age. A tenant
     /// entry that is not a directory, or cannot be listed, is returned without a workspace.
+    ///
+    /// Tenants are listed [`LISTING_THREADS`] at a time: on EFS each stat is a round trip, and a
+    /// fleet of a million workspaces is a million of them. The order is the root's, then each
+    /// tenant's; any failed read fails the whole listing.
     pub fn list_live(&self) -> Result<Vec<LiveEntry>, FsError> {
         let root = self.open_root()?;
+        let tenants: Vec<String> = read_names(&root)
+            .map_err(|e| FsError::new("list root", &self.root, e))?
+            .into_iter()
+            .filter(|t| t != TRASH_DIR)
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let listed: Vec<Vec<(usize, Result<Vec<LiveEntry>, FsError>)>> =
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..LISTING_THREADS.min(tenants.len()))
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut mine = Vec::new();
+                            loop {
+                                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(tenant) = tenants.get(i) else {
+                                    return mine;
+                                };
+                                mine.push((i, self.list_tenant(&root, tenant)));
+                            }
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| w.join().expect("a listing thread does not panic"))
+                    .collect()
+            });
+        let mut by_tenant: Vec<(usize, Result<Vec<LiveEntry>, FsError>)> =
+            listed.into_iter().flatten().collect();
+        by_tenant.sort_by_key(|(i, _)| *i);
         let mut out = Vec::new();
-        for tenant in read_names(&root).map_err(|e| FsError::new("list root", &self.root, e))? {
-            if tenant == TRASH_DIR {
-                continue;
-            }
-            // Not a tenant's name (lost+found, .snapshot, …): reported, never entered.
-            if TenantId::parse(tenant.as_str()).is_err() {
-                out.push(LiveEntry {
-                    tenant,
-                    workspace: None,
-                    changed_at: 0,
-                });
-                continue;
-            }
-            let tenant_fd = match rfs::openat(&root, tenant.as_str(), DIR_NOFOLLOW, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(_) => {
-                    out.push(LiveEntry {
-                        tenant,
-                        workspace: None,
-                        changed_at: 0,
-                    });
-                    continue;
-                }
-            };
-            let names = read_names(&tenant_fd)
-                .map_err(|e| FsError::new("list tenant", self.root.join(&tenant), e))?;
-            for ws in names {
-                let changed_at =
-                    match rfs::statat(&tenant_fd, ws.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-                        Ok(st) => st.st_mtime.max(st.st_ctime),
-                        Err(Errno::NOENT) => continue,
-                        Err(e) => {
-                            return Err(FsError::new("stat", self.root.join(&tenant).join(&ws), e))
-                        }
-                    };
-                out.push(LiveEntry {
-                    tenant: tenant.clone(),
-                    workspace: Some(ws),
-                    changed_at,
-                });
-            }
+        for (_, entries) in by_tenant {
+            out.extend(entries?);
         }
         Ok(out)
+    }
+
+    /// One tenant's workspaces, with their ages (see [`WorkspaceFs::list_live`]).
+    fn list_tenant(&self, root: &OwnedFd, tenant: &str) -> Result<Vec<LiveEntry>, FsError> {
+        let unlisted = || {
+            vec![LiveEntry {
+                tenant: tenant.to_string(),
+                workspace: None,
+                changed_at: 0,
+            }]
+        };
+        // Not a tenant's name (lost+found, .snapshot, …): reported, never entered.
+        if TenantId::parse(tenant).is_err() {
+            return Ok(unlisted());
+        }
+        let Ok(tenant_fd) = rfs::openat(root, tenant, DIR_NOFOLLOW, Mode::empty()) else {
+            return Ok(unlisted());
+        };
+        let names = read_names(&tenant_fd)
+            .map_err(|e| FsError::new("list tenant", self.root.join(tenant), e))?;
+        let mut out = Vec::with_capacity(names.len());
+        for ws in names {
+            let changed_at = match rfs::statat(&tenant_fd, ws.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st.st_mtime.max(st.st_ctime),
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(FsError::new("stat", self.root.join(tenant).join(&ws), e)),
+            };
+            out.push(LiveEntry {
+                tenant: tenant.to_string(),
+                workspace: Some(ws),
+                changed_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// When `<tenant>/<workspace>` last changed (the newest of its mtime and ctime, as
+    /// [`WorkspaceFs::list_live`] reports it), read now; `None` when it is not there.
+    pub fn live_changed_at(
+        &self,
+        tenant: &TenantId,
+        workspace: &WorkspaceId,
+    ) -> Result<Option<i64>, FsError> {
+        let root = self.open_root()?;
+        let Some(tenant_fd) = self.open_tenant(&root, tenant)? else {
+            return Ok(None);
+        };
+        match rfs::statat(&tenant_fd, workspace.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st.st_mtime.max(st.st_ctime))),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(FsError::new(
+                "stat workspace",
+                self.root.join(tenant.as_str()).join(workspace.as_str()),
+                e,
+            )),
+        }
     }
 
     /// The names in `.trash` (none when it does not exist yet).

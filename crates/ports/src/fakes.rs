@@ -13,6 +13,7 @@ use lifecycle_domain::record::{attr, Attributes, Observed, Value};
 use lifecycle_domain::tasks::TaskSummary;
 
 pub mod archive;
+pub mod fanout;
 pub mod posture;
 
 use crate::{AccessPoints, Deployments, Notices, Registry, ServiceError, Tasks, WorkspaceTable};

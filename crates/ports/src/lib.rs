@@ -11,9 +11,11 @@ use lifecycle_domain::tasks::{InUse, TaskSummary};
 
 pub mod archive;
 pub mod fakes;
+pub mod fanout;
 pub mod posture;
 
 pub use archive::{ArchiveStore, ArchivedObject, ObjectSpec, Readiness, UploadedPart};
+pub use fanout::{Claim, Finish, RunLedger, WorkQueue};
 
 /// How a call failed, which is what a caller decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

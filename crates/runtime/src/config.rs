@@ -741,3 +741,60 @@ mod tests {
         assert_eq!(edit_distance("", "ABC"), 3);
     }
 }
+
+/// Fan-out (`WORK_QUEUE_URL`, `RUNS_TABLE`, `RUN_VALID_HOURS`): a scheduled run plans and
+/// enqueues units; the same function on the queue's events carries them out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FanOutConfig {
+    pub queue_url: String,
+    pub runs_table: String,
+    /// A unit met this long after its run began is dropped, not acted on.
+    pub run_valid_secs: i64,
+}
+
+impl FanOutConfig {
+    pub const VARS: &'static [&'static str] = &["WORK_QUEUE_URL", "RUNS_TABLE", "RUN_VALID_HOURS"];
+
+    /// `None` when neither `WORK_QUEUE_URL` nor `RUNS_TABLE` is set (one invocation plans and
+    /// acts). One without the other is an error: units without a ledger could not be checked.
+    pub fn from<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Self>, ConfigError> {
+        let hours: i64 = env.number("RUN_VALID_HOURS", 24, 1..=168)?;
+        let (queue_url, runs_table) = match (env.get("WORK_QUEUE_URL")?, env.get("RUNS_TABLE")?) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                return Err(err(
+                    "RUNS_TABLE",
+                    "is not set but WORK_QUEUE_URL is: units need the run ledger",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "WORK_QUEUE_URL",
+                    "is not set but RUNS_TABLE is: the ledger has no queue to feed",
+                ))
+            }
+            (Some(q), Some(t)) => (q, t),
+        };
+        if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
+            return Err(err(
+                "WORK_QUEUE_URL",
+                format!("{queue_url:?} is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"),
+            ));
+        }
+        let table_ok = (3..=255).contains(&runs_table.len())
+            && runs_table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !table_ok {
+            return Err(err(
+                "RUNS_TABLE",
+                format!("{runs_table:?} is not a DynamoDB table name"),
+            ));
+        }
+        Ok(Some(Self {
+            queue_url,
+            runs_table,
+            run_valid_secs: hours * 3600,
+        }))
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod fanout;
 pub mod observe;
 pub mod progress;
 pub mod wiring;

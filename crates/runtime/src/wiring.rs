@@ -12,6 +12,8 @@ use lifecycle_aws::{
     CloudWatchLogGroups, DynamoTableSettings, EcrPolicies, EfsFileSystems, EventBridgeAuditReports,
     S3Buckets,
 };
+use lifecycle_aws::{DynamoRunLedger, SqsWorkQueue};
+use lifecycle_ports::fanout::{RunLedger, WorkQueue};
 use lifecycle_ports::posture::{
     AuditReports, Buckets, FileSystems, LogGroups, RegistryPolicies, TableSettings,
 };
@@ -128,6 +130,33 @@ impl Aws {
     }
 
     /// The archive bucket (`ARCHIVE_BUCKET`).
+    /// A run's ledger (`RUNS_TABLE`).
+    pub fn run_ledger(&self, table: &str) -> Arc<dyn RunLedger> {
+        Arc::new(DynamoRunLedger::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            table,
+        ))
+    }
+
+    /// A run's work queue (`WORK_QUEUE_URL`).
+    pub fn work_queue(&self, url: &str) -> Arc<dyn WorkQueue> {
+        Arc::new(SqsWorkQueue::new(aws_sdk_sqs::Client::new(&self.sdk), url))
+    }
+
+    /// Fan-out, from its configuration, for `function`.
+    pub fn fan_out(
+        &self,
+        function: &'static str,
+        config: &crate::config::FanOutConfig,
+    ) -> crate::fanout::FanOut {
+        crate::fanout::FanOut {
+            ledger: self.run_ledger(&config.runs_table),
+            queue: self.work_queue(&config.queue_url),
+            function,
+            run_valid_secs: config.run_valid_secs,
+        }
+    }
+
     pub fn archive(&self, bucket: &str) -> Arc<dyn ArchiveStore> {
         Arc::new(S3Archive::new(&self.sdk, bucket))
     }

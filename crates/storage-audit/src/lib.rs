@@ -66,6 +66,10 @@ impl Function for Auditor {
         "KEEP_TASK_DEFINITION_REVISIONS",
         "DRY_RUN",
         "ECS_CLUSTERS",
+        "WORK_QUEUE_URL",
+        "RUNS_TABLE",
+        "RUN_VALID_HOURS",
+        "UNIT_MAX_ACTIONS",
     ];
 
     type Output = AuditReport;

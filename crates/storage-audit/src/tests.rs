@@ -104,6 +104,7 @@ fn auditor(posture: Arc<MemoryPosture>, root: &std::path::Path, vars: &[(&str, &
             fs: WorkspaceFs::new(&config.efs_root),
             deleter: Arc::new(ParallelDeleter::new(1).unwrap().into()),
             archive: None,
+            fan_out: None,
             config: config.clone(),
             settings: efs_sweeper::Settings::from(&env).unwrap(),
         },

@@ -28,6 +28,7 @@ pub mod notices;
 pub mod records;
 pub mod s3;
 pub mod stream;
+pub mod work;
 
 pub use ecr::ecr_ref;
 pub use efs::{access_point_with, snapshot};

@@ -3,7 +3,9 @@
 
 use super::*;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum InUseKind {
     InUseTask,
@@ -70,7 +72,7 @@ pub fn in_use_in(
 }
 
 /// An image reference something (ECS, Lambda) depends on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ImageUse {
     /// As written: `registry/repo:tag` or `registry/repo@sha256:…`.
     pub image: String,
@@ -87,8 +89,9 @@ pub struct ImageUse {
 /// exactly as [`in_use_in`] does (a property test holds them equal).
 pub struct UseIndex<'a> {
     by_path: std::collections::HashMap<String, Vec<(&'a ImageUse, ImageRef)>>,
-    /// Unparseable references, matched by substring per repository as [`in_use_in`] does.
-    unparsed: Vec<String>,
+    /// Unparseable references (lowercased), matched by substring per repository as
+    /// [`in_use_in`] does.
+    unparsed: Vec<(String, &'a ImageUse)>,
 }
 
 impl<'a> UseIndex<'a> {
@@ -99,10 +102,23 @@ impl<'a> UseIndex<'a> {
         for u in uses {
             match ImageRef::parse(&u.image) {
                 Ok(r) => by_path.entry(r.path.clone()).or_default().push((u, r)),
-                Err(_) => unparsed.push(u.image.to_ascii_lowercase()),
+                Err(_) => unparsed.push((u.image.to_ascii_lowercase(), u)),
             }
         }
         Self { by_path, unparsed }
+    }
+
+    /// The uses that may name `repository`: all [`UseIndex::in_use_in`] reads for it, so an
+    /// index of these alone resolves it exactly as the whole index does (what a repository's
+    /// unit of work carries).
+    pub fn uses_for(&self, repository: &str) -> Vec<ImageUse> {
+        let named = self.by_path.get(repository).into_iter().flatten();
+        let unparsed = self
+            .unparsed
+            .iter()
+            .filter(|(lower, _)| lower.contains(repository))
+            .map(|(_, u)| *u);
+        named.map(|(u, _)| *u).chain(unparsed).cloned().collect()
     }
 
     /// What [`in_use_in`] returns for `repository`.
@@ -115,7 +131,11 @@ impl<'a> UseIndex<'a> {
             }
         };
         // Unparseable, yet it may name this repository: then any image may be it.
-        if self.unparsed.iter().any(|lower| lower.contains(repository)) {
+        if self
+            .unparsed
+            .iter()
+            .any(|(lower, _)| lower.contains(repository))
+        {
             for img in images {
                 mark(&img.digest, InUseKind::AmbiguousReference);
             }

@@ -863,6 +863,16 @@ proptest! {
                 in_use_in(repository, &images, &uses),
                 "{}", repository
             );
+            // What a repository's unit of work carries resolves it as every use does.
+            let carried = index.uses_for(repository);
+            prop_assert_eq!(
+                UseIndex::new(&carried).in_use_in(repository, &images),
+                in_use_in(repository, &images, &uses),
+                "carried for {}", repository
+            );
+            let back: Vec<crate::prune::ImageUse> =
+                serde_json::from_str(&serde_json::to_string(&carried).unwrap()).unwrap();
+            prop_assert_eq!(back, carried);
         }
     }
 }

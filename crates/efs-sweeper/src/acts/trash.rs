@@ -135,6 +135,17 @@ impl Sweeper {
                 .emit();
             return Ok(NotDone(Unfinished::SkippedInUse, Freed::default()));
         }
+        // Its age again, right before the move: a unit may run hours after its plan, and a
+        // directory removed and made again since (a workspace being set up) is young again.
+        let (fs, t, w) = (self.fs.clone(), tenant.clone(), ws.clone());
+        let changed_at = tokio::task::spawn_blocking(move || fs.live_changed_at(&t, &w)).await??;
+        let min_age = i64::from(self.settings.orphan_min_age_hours) * 3600;
+        if changed_at.is_some_and(|at| at > now.saturating_sub(min_age)) {
+            line(Action::Skip, SweepReason::SkippedTooYoung)
+                .error("changed since the plan (young again, re-check); kept")
+                .emit();
+            return Ok(NotDone(Unfinished::Changed, Freed::default()));
+        }
         if dry_run {
             line(Action::MoveToTrash, reason).emit();
             return Ok(Done(Freed::default()));
