@@ -531,6 +531,7 @@ def print_table(rows):
             notes.append(f"unitsLeft {r['units_left']}")
         if r.get("live_intact") is False:
             notes.append("A LIVE WORKSPACE WAS TOUCHED")
+        notes += r.get("bounds", [])
         print(f"{r['mode']:8} {r['workers']:>7}  {'':13}{fmt(c.get('moto'), '6.1f')} {fmt(c.get('latency_model'), '6.1f')} "
               f"{fmt(c.get('functions'), '9.1f')} {fmt(c.get('harness'), '7.1f')} {fmt(c.get('others'), '6.1f')} "
               f"{fmt(c.get('machine_cpu_s'), '7.1f')} of {fmt(c.get('capacity_cpu_s'), '8.1f')} "
@@ -695,6 +696,7 @@ def main():
             row["orphans_moved"] = orphans_moved(backing, layout)
             row["live_intact"] = live_intact(backing, layout)
             row["files_per_s"] = row["files_freed"] / row["wall_s"] if row.get("wall_s") else None
+            row["bounds"] = bounds(row)
             report["rows"].append(row)
             print(f"   {row['wall_s']:.1f} s, {row.get('actions')} actions, {row['files_freed']:,} files freed, "
                   f"{row['orphans_moved']} orphans moved" + (f"; {row['error']}" if row.get("error") else ""),
@@ -722,6 +724,27 @@ def main():
             print(f"\nwritten to {os.path.relpath(a.out, ROOT)}; function logs in .work/scale/")
 
 
+def bounds(row):
+    """What was saturated during a row: moto is one Python process (one core at most, whatever
+    the machine has), the model's daemon has two session threads, the machine its cores."""
+    c, wall = row.get("cpu") or {}, row.get("wall_s")
+    out = []
+    if not c or not wall:
+        return out
+    if c.get("moto") is not None:
+        row["moto_core_share"] = c["moto"] / wall
+        if row["moto_core_share"] > 0.75:
+            out.append(f"moto {100 * row['moto_core_share']:.0f}% of its one core")
+        if row.get("invocations"):
+            row["moto_cpu_ms_per_unit"] = 1000 * c["moto"] / row["invocations"]
+    if c.get("latency_model") is not None and c["latency_model"] / wall > 1.5:
+        out.append(f"model daemon {100 * c['latency_model'] / wall:.0f}% of its two threads' cores")
+    if c.get("machine_busy_percent", 0) > 90:
+        out.append(f"machine {c['machine_busy_percent']:.0f}% busy" +
+                   (f" ({c['others']:.0f} CPU-s by other processes)" if c.get("others", 0) > 0.2 * c["machine_cpu_s"] else ""))
+    return out
+
+
 def per_unit_figures(report, layout):
     """What the README's Scale table is derived from: the least contended fan-out row's units."""
     fan = [r for r in report["rows"] if r["mode"] == "fan-out" and not r.get("error")]
@@ -735,6 +758,7 @@ def per_unit_figures(report, layout):
             "orphan_unit_mean_s": base.get("orphan_unit_mean_s"),
             "orphan_move_mean_s": base.get("orphan_move_mean_s"),
             "coordinator_s_per_1000_workspaces": base["coordinator_s"] * 1000 / layout.workspaces,
+            "moto_cpu_ms_per_unit": base.get("moto_cpu_ms_per_unit"),
             "coordinator_s_per_1000_workspaces_by_row": {str(r["workers"]): r["coordinator_s"] * 1000 / layout.workspaces
                                                          for r in fan},
         })
@@ -752,6 +776,7 @@ def print_per_unit(p):
             ("purge unit: mean seconds", "purge_unit_mean_s", ".3f"),
             ("orphan-move unit: mean seconds", "orphan_unit_mean_s", ".3f"),
             ("orphan move: mean seconds (within a unit)", "orphan_move_mean_s", ".4f"),
+            ("moto CPU ms per unit (ceiling: 1000/this units/s)", "moto_cpu_ms_per_unit", ".1f"),
             ("coordinator: seconds per 1,000 workspaces", "coordinator_s_per_1000_workspaces", ".3f"),
             ("  of which moto's Scan: s per 1,000 records", "moto_scan_s_per_1000_records", ".3f"),
             ("  of which listing through the model: s per 1,000", "listing_s_per_1000_dirs", ".3f"),
