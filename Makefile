@@ -32,7 +32,7 @@ endif
 
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: help venv tools checkov-tools test unit e2e soak lint fmt clippy template-lint build build-arm64 release demo invoke bench bench-run bench-compare clean fuzz fuzz-replay bench-flat
+.PHONY: help venv tools checkov-tools test unit e2e soak lint fmt clippy template-lint build build-arm64 release demo invoke bench bench-run bench-compare clean fuzz fuzz-replay bench-flat scale
 
 help:
 	@echo "make test     unit + integration tests on moto, then an end-to-end run through the Runtime API"
@@ -44,6 +44,7 @@ help:
 	@echo "make invoke   FUNCTION=ttl-expiry EVENT=events/... through cargo lambda watch/invoke"
 	@echo "make bench    one table: deleter vs rmz/rm -rf (FUSE latency model, disk), archive vs tar|zstd, cold starts, planner, batch throughput, pruner calls"
 	@echo "make bench-compare  make bench again; flags any ratio that fell by more than 20% against bench/results.json"
+	@echo "make scale    the weekly sweep at fleet size: one invocation vs the fan-out with 1, 4, 16 workers (long; SCALE_ARGS=--quick)"
 	@echo "make fuzz     every cargo-fuzz target for FUZZ_SECONDS (nightly); make fuzz-replay: the corpus on stable"
 
 $(VENV)/.test-stamp: requirements-test.txt
@@ -164,6 +165,23 @@ bench: bench-run
 bench-compare: bench-run
 	$(VENV)/bin/python scripts/bench_table.py --rows $(BENCH_ROWS) --out .work/bench-latest.json \
 	  --compare bench/results.json
+
+# make scale (issue 14; README, "Scale"): the weekly sweep at fleet size on moto and the FUSE latency
+# model (scripts/scale.py): 1,000 tenants x 100 workspaces with real directories, 10% expired into
+# the trash with 200 files each; one invocation against the fan-out (coordinator, SQS, N warm
+# workers) with 1, 4 and 16 workers. Writes bench/scale.json. Long, so not part of make test:
+# SCALE_ARGS=--quick is a smoke run (.work/scale-quick.json); --seed-only times the seeding alone.
+# Its own moto port (5061 unless MOTO_PORT is given), so it never shares the tests' moto.
+SCALE_ARGS ?=
+SCALE_MOTO_PORT := $(if $(filter command line environment,$(origin MOTO_PORT)),$(MOTO_PORT),5061)
+SCALE_MOTO := http://127.0.0.1:$(SCALE_MOTO_PORT)
+scale: venv
+	cargo build --release --bin efs-sweeper
+	cargo build --release -p efs-latency
+	MOTO_PORT=$(SCALE_MOTO_PORT) scripts/moto.sh start >/dev/null
+	trap 'MOTO_PORT=$(SCALE_MOTO_PORT) scripts/moto.sh stop' EXIT; \
+	  AWS_ENDPOINT_URL=$(SCALE_MOTO) MOTO_ENDPOINT=$(SCALE_MOTO) $(VENV)/bin/python scripts/scale.py \
+	    --bin-dir target/release --efs-latency target/release/efs-latency $(SCALE_ARGS)
 
 # Hostile input (README, "Reliability"): each cargo-fuzz target for FUZZ_SECONDS on nightly, growing
 # its corpus in fuzz/corpus/<target>/ (commit what it adds; `cargo fuzz cmin` when it grows large).
