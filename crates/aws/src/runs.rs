@@ -66,6 +66,8 @@ fn state_of(item: &HashMap<String, AttributeValue>) -> RunState {
         started_at: number(item, "startedAt").unwrap_or(0),
         // An unreadable validity is no validity: its units are dropped.
         valid_until: number(item, "validUntil").unwrap_or(i64::MIN),
+        // An unreadable mode is a dry run's: a worker acting for real drops its units.
+        dry_run: !matches!(item.get("dryRun"), Some(AttributeValue::Bool(false))),
         units_left: number(item, "unitsLeft").unwrap_or(0),
         counters: item
             .iter()
@@ -256,6 +258,7 @@ impl RunLedger for DynamoRunLedger {
             ("function".to_string(), s(&run.function)),
             ("startedAt".to_string(), n(run.started_at)),
             ("validUntil".to_string(), n(run.valid_until)),
+            ("dryRun".to_string(), AttributeValue::Bool(run.dry_run)),
             ("unitsLeft".to_string(), n(units.len() as i64)),
             ("unitsTotal".to_string(), n(units.len() as i64)),
             ("expiresAt".to_string(), n(expires_at)),
@@ -301,6 +304,7 @@ impl RunLedger for DynamoRunLedger {
                     function: state.function,
                     started_at: state.started_at,
                     valid_until: state.valid_until,
+                    dry_run: state.dry_run,
                     units_total: number(item, "unitsTotal").unwrap_or(0),
                     units_left: state.units_left,
                     reported_at: number(item, "reportedAt"),

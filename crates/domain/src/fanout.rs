@@ -40,6 +40,8 @@ pub struct RunHeader {
     /// A unit of this run met after this (epoch seconds) is dropped, not acted on: its plan is
     /// too old to carry out.
     pub valid_until: i64,
+    /// Planned as a dry run: its units are carried out only by a worker in a dry run too.
+    pub dry_run: bool,
     /// What the coordinator decided (counts), which the run's report carries.
     pub counters: Counters,
 }
@@ -59,6 +61,7 @@ pub struct RunState {
     pub valid_until: i64,
     /// Units not yet finished (continuations add to it).
     pub units_left: i64,
+    pub dry_run: bool,
     pub counters: Counters,
 }
 
@@ -70,6 +73,7 @@ pub struct ListedRun {
     pub function: String,
     pub started_at: i64,
     pub valid_until: i64,
+    pub dry_run: bool,
     pub units_total: i64,
     pub units_left: i64,
     /// When its last unit finished and its report was written.

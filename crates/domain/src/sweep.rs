@@ -209,6 +209,46 @@ pub struct SweepPlan {
     pub access_points: usize,
 }
 
+impl SweepRules {
+    /// A trash entry's grace, never less than [`MIN_TRASH_AGE`].
+    pub fn grace(&self) -> i64 {
+        (i64::from(self.trash_grace_days) * SECONDS_PER_DAY).max(MIN_TRASH_AGE)
+    }
+}
+
+/// Whether `entry` may be purged (or archived, then purged) at `now`, from its name alone, as
+/// the planner decided it: a `.purging+` entry is committed already; any other must be a trash
+/// entry whose grace has elapsed. Checked again right before the act, so an action that did not
+/// come from this planner (a unit of work changed on its way) is not taken.
+pub fn purge_eligible(entry: &str, now: i64, rules: &SweepRules) -> Result<(), String> {
+    if entry.starts_with(PURGING_PREFIX) {
+        return Ok(());
+    }
+    let name: TrashName = entry
+        .parse()
+        .map_err(|e| format!("not a trash entry's name: {e}"))?;
+    if now.saturating_sub(name.deleted_at) < rules.grace() {
+        return Err(format!(
+            "within its grace ({} s old, grace {} s)",
+            now.saturating_sub(name.deleted_at),
+            rules.grace()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a half-move (`.staging+<entry>`, named here without its prefix) may be finished at
+/// `now`: only one abandoned long enough that no ttl-expiry is still moving it.
+pub fn finish_eligible(entry: &str, now: i64) -> Result<(), String> {
+    let name: TrashName = entry
+        .parse()
+        .map_err(|e| format!("not a trash entry's name: {e}"))?;
+    if now.saturating_sub(name.deleted_at) < STAGING_ABANDONED_AFTER {
+        return Err("its move may still be going on".into());
+    }
+    Ok(())
+}
+
 pub fn plan_sweep(
     live: &[LiveEntry],
     trash: &[TrashEntry],
@@ -227,7 +267,7 @@ pub fn plan_sweep(
     // wait that long in the stream (its retention) before ttl-expiry puts a held or in-use record
     // back, and until then the workspace's data may sit in the trash as an orphan the sweeper
     // moved. A purge before that could take data a record comes back to own (red team).
-    let grace = (i64::from(rules.trash_grace_days) * SECONDS_PER_DAY).max(MIN_TRASH_AGE);
+    let grace = rules.grace();
 
     let mut resumed = Vec::new();
     let mut purges = Vec::new();

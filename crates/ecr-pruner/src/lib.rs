@@ -75,7 +75,7 @@ impl Function for Pruner {
             .settings
             .fan_out
             .as_ref()
-            .map(|f| aws.fan_out("ecr-pruner", f));
+            .map(|f| aws.fan_out("ecr-pruner", f, pruner.settings.dry_run));
         Ok(pruner)
     }
 

@@ -807,6 +807,7 @@ mod fanning_out {
             queue: queue.clone(),
             function: "ecr-pruner",
             run_valid_secs: DAY,
+            dry_run: false,
         });
         pruner
     }

@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use lifecycle_domain::reasons::Action;
-use lifecycle_domain::sweep::{audit_subject, Planned, SweepReason, SweepTarget};
+use lifecycle_domain::sweep::{
+    audit_subject, describe, finish_eligible, purge_eligible, Planned, SweepReason, SweepTarget,
+};
 use lifecycle_fs::{FsError, MoveOutcome};
 use lifecycle_ports::{Failure, ServiceError};
 use lifecycle_runtime::observe::Audit;
@@ -113,6 +115,20 @@ fn done_if(present: bool) -> Outcome {
 }
 
 impl Sweeper {
+    /// An action whose reason does not hold now: audited as kept, not done.
+    fn not_eligible(&self, planned: &Planned, why: &str) -> Outcome {
+        audit(
+            &describe(&planned.target),
+            None,
+            Action::Skip,
+            planned.reason,
+            self.config.dry_run,
+        )
+        .error(format!("{why} (re-check); kept"))
+        .emit();
+        NotDone(Unfinished::NotEligible, Freed::default())
+    }
+
     /// One planned action, after the fresh re-checks its kind needs.
     pub(crate) async fn act(
         &self,
@@ -122,6 +138,16 @@ impl Sweeper {
     ) -> Result<Outcome, ActError> {
         let reason = planned.reason;
         match &planned.target {
+            SweepTarget::PurgeTrash { entry } | SweepTarget::ArchiveTrash { entry, .. }
+                if purge_eligible(entry, now, &self.rules()).is_err() =>
+            {
+                let why = purge_eligible(entry, now, &self.rules()).unwrap_err();
+                Ok(self.not_eligible(planned, &why))
+            }
+            SweepTarget::FinishStaged { entry } if finish_eligible(entry, now).is_err() => {
+                let why = finish_eligible(entry, now).unwrap_err();
+                Ok(self.not_eligible(planned, &why))
+            }
             SweepTarget::PurgeTrash { entry } => self.purge(entry, reason, deadline).await,
             SweepTarget::ArchiveTrash {
                 entry,
@@ -140,7 +166,7 @@ impl Sweeper {
                 workspace,
                 listed,
             } => {
-                self.delete_access_point(id, workspace, listed, reason)
+                self.delete_access_point(id, workspace, listed, reason, now)
                     .await
             }
             SweepTarget::MarkAccessPoint {

@@ -99,7 +99,7 @@ impl Function for Sweeper {
             fan_out: settings
                 .fan_out
                 .as_ref()
-                .map(|f| aws.fan_out("efs-sweeper", f)),
+                .map(|f| aws.fan_out("efs-sweeper", f, config.dry_run)),
             config,
             settings,
         })

@@ -42,6 +42,10 @@ pub enum Unfinished {
     SkippedInUse,
     /// It was gone already.
     AlreadyAbsent,
+    /// The plan's reason does not hold right before the act (a trash entry within its grace,
+    /// an access point that is not a workspace one of this file system): not done. A plan this
+    /// sweeper made never has one; a unit of work changed on its way may.
+    NotEligible,
     /// A re-check or the act itself failed (`failure` and `error` say how): nothing was done.
     Failed,
 }

@@ -1020,6 +1020,7 @@ mod fanning_out {
                 queue: self.queue.clone(),
                 function: "efs-sweeper",
                 run_valid_secs: DAY,
+                dry_run: sweeper.config.dry_run,
             });
             sweeper
         }
@@ -1291,6 +1292,112 @@ mod fanning_out {
         assert_eq!(
             (count(&run, "OrphanDirectories"), count(&run, "NotDone")),
             (0, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dry_runs_units_are_never_carried_out_for_real() {
+        let f = Fleet::new();
+        let entry = f.world.trash_entry(now() - 30 * DAY, "acme", "ws-gone");
+        let dry = f.sweeper(&[("DRY_RUN", "true")]);
+        let SweepOutput::Coordinated(run) = dry.handle(json!({}), Invocation::now()).await.unwrap()
+        else {
+            panic!("not a coordinator's answer");
+        };
+        assert!(run.dry_run);
+        // The operator flips DRY_RUN off while the dry run's units still wait.
+        f.drain(now()).await;
+        assert!(
+            entry.exists(),
+            "planned as a dry run: not purged by a real worker"
+        );
+        let state = f.run(run.run.run_id.as_deref().unwrap()).await;
+        assert_eq!(
+            (
+                count(&state, "UnitsModeChanged"),
+                count(&state, "TrashPurged"),
+                state.units_left
+            ),
+            (1, 0, 0)
+        );
+    }
+
+    /// Opens a run whose one unit is `actions`, as a writer of the ledger and the queue could.
+    async fn forged(f: &Fleet, actions: serde_json::Value) -> String {
+        use lifecycle_domain::fanout::{RunHeader, UnitEntry};
+        let id = format!("efs-sweeper-{}-forged", now());
+        let body = json!({"v": 1, "runId": id, "unit": "0", "kind": "sweep", "actions": actions})
+            .to_string();
+        let run = RunHeader {
+            run_id: id.clone(),
+            function: "efs-sweeper".into(),
+            started_at: now(),
+            valid_until: now() + DAY,
+            dry_run: false,
+            counters: Default::default(),
+        };
+        let unit = UnitEntry {
+            unit: "0".into(),
+            digest: lifecycle_runtime::fanout::digest(&body),
+        };
+        f.ledger.open(&run, &[unit]).await.unwrap();
+        body
+    }
+
+    #[tokio::test]
+    async fn a_forged_unit_gets_nothing_the_planner_would_not_give() {
+        let f = Fleet::new();
+        let w = &f.world;
+        let recent = w.trash_entry(now() - H, "acme", "ws-recent");
+        let staging = w.root.path().join(".trash").join(format!(
+            ".staging+{}+acme+ws-moving+0123456789abcdef",
+            now() - H
+        ));
+        fs::create_dir_all(staging.join("data")).unwrap();
+        w.access_point("fsap-2", "acme", "ws-x");
+        // A tenant-level access point, tagged as if it were a workspace's.
+        w.access_points.inner.points.lock().unwrap().insert(
+            "fsap-3".into(),
+            AccessPointInfo {
+                id: "fsap-3".into(),
+                file_system_id: FS.into(),
+                root_path: Some("/acme".into()),
+                tags: BTreeMap::from([("workspaceId".to_string(), "acme".to_string())]),
+            },
+        );
+        let listed = |id: &str| w.access_points.inner.points.lock().unwrap()[id].clone();
+        let entry = recent.file_name().unwrap().to_str().unwrap().to_string();
+        let staged = staging
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_start_matches(".staging+")
+            .to_string();
+        let actions = json!([
+            {"action": {"kind": "purge_trash", "entry": entry, "reason": "trash_grace_elapsed"}},
+            {"action": {"kind": "archive_trash", "entry": entry, "retentionDays": 1, "archiveReason": "policy_archive", "reason": "trash_grace_elapsed"}},
+            {"action": {"kind": "finish_staged", "entry": staged, "reason": "staging_abandoned"}},
+            {"action": {"kind": "delete_access_point", "id": "fsap-3", "workspace": "acme", "reason": "orphan_access_point"}, "listed": listed("fsap-3")},
+            {"action": {"kind": "delete_access_point", "id": "fsap-2", "workspace": "ws-other", "reason": "orphan_access_point"}, "listed": listed("fsap-2")},
+        ]);
+        let body = forged(&f, actions).await;
+        assert!(f.deliver(&body, Invocation::now()).await.is_empty());
+        assert!(
+            recent.exists(),
+            "within its grace: not purged, not archived"
+        );
+        assert!(
+            staging.join("data").exists(),
+            "a move that may still be going on: not finished"
+        );
+        assert!(
+            w.has_access_point("fsap-3"),
+            "not a workspace access point: not deleted"
+        );
+        assert!(
+            w.has_access_point("fsap-2"),
+            "not the named workspace's: not deleted"
         );
     }
 

@@ -201,6 +201,7 @@ async fn the_ledger_on_dynamodb_keeps_its_conditions() {
         function: "efs-sweeper".into(),
         started_at: at,
         valid_until: at + DAY,
+        dry_run: false,
         counters: Counters::from([("Actions".to_string(), 2)]),
     };
     let units = [

@@ -78,6 +78,9 @@ pub struct FanOut {
     /// The function whose runs these are (the metrics' and the lock's name).
     pub function: &'static str,
     pub run_valid_secs: i64,
+    /// The function's own `DRY_RUN`: its runs are planned so, and it carries out only units of
+    /// runs planned the same way.
+    pub dry_run: bool,
 }
 
 /// How one message ended, for the batch response.
@@ -157,6 +160,7 @@ impl FanOut {
             function: self.function.to_string(),
             started_at: now,
             valid_until: now.saturating_add(self.run_valid_secs),
+            dry_run: self.dry_run,
             counters,
         };
         let entries: Vec<UnitEntry> = bodies
@@ -345,6 +349,17 @@ impl FanOut {
                 "the run's validity ended: the unit is dropped, not acted on"
             );
             Counters::from([("UnitsExpired".to_string(), 1)])
+        } else if run.dry_run != self.dry_run {
+            // DRY_RUN changed since the plan: a dry run's units are never carried out for real
+            // (nor a real run's as a dry run, which would report what it did not do).
+            warn!(
+                run = run_id,
+                unit = unit_id,
+                runDryRun = run.dry_run,
+                dryRun = self.dry_run,
+                "planned in the other DRY_RUN mode: the unit is dropped, not acted on"
+            );
+            Counters::from([("UnitsModeChanged".to_string(), 1)])
         } else {
             match exec(body, invocation).await {
                 Ok(done) => {
@@ -469,6 +484,7 @@ mod tests {
             queue: queue.clone(),
             function: "efs-sweeper",
             run_valid_secs: 3600,
+            dry_run: false,
         }
     }
 

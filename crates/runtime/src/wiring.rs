@@ -148,12 +148,14 @@ impl Aws {
         &self,
         function: &'static str,
         config: &crate::config::FanOutConfig,
+        dry_run: bool,
     ) -> crate::fanout::FanOut {
         crate::fanout::FanOut {
             ledger: self.run_ledger(&config.runs_table),
             queue: self.work_queue(&config.queue_url),
             function,
             run_valid_secs: config.run_valid_secs,
+            dry_run,
         }
     }
 

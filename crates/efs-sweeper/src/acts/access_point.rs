@@ -1,7 +1,7 @@
 //! Acts on access points: delete an orphan one (after its re-checks), mark one of unknown
 //! age, remove a mark.
 
-use lifecycle_domain::access_point::{AccessPointInfo, ORPHAN_SINCE_TAG};
+use lifecycle_domain::access_point::{identify, AccessPointInfo, ORPHAN_SINCE_TAG};
 use lifecycle_domain::reasons::Action;
 use lifecycle_domain::sweep::SweepReason;
 use lifecycle_domain::WorkspaceId;
@@ -19,6 +19,7 @@ impl Sweeper {
         workspace: &str,
         listed: &AccessPointInfo,
         reason: SweepReason,
+        now: i64,
     ) -> Result<Outcome, ActError> {
         let dry_run = self.config.dry_run;
         let ws = WorkspaceId::parse(workspace).map_err(invalid)?;
@@ -42,7 +43,7 @@ impl Sweeper {
             );
         }
         // Fresh description: deleted only if it is still exactly what was judged an orphan.
-        match self.access_points.describe(id).await? {
+        let fresh = match self.access_points.describe(id).await? {
             None => return Ok(NotDone(Unfinished::AlreadyAbsent, Freed::default())),
             Some(fresh) if fresh != *listed => {
                 return keep(
@@ -50,7 +51,34 @@ impl Sweeper {
                     Unfinished::Changed,
                 );
             }
-            Some(_) => {}
+            Some(fresh) => fresh,
+        };
+        // Ours, as the planner decides it, from the fresh description: a workspace access point
+        // of this file system, of this workspace (whatever the action was handed).
+        let of_this_fs =
+            self.config.efs_file_system_id.as_deref() == Some(fresh.file_system_id.as_str());
+        let owner = identify(&fresh, &self.config.access_points);
+        if !of_this_fs || !owner.as_ref().is_ok_and(|o| o.workspace == ws) {
+            let why = match owner {
+                Err(why) => why,
+                Ok(_) if !of_this_fs => "not on this file system".into(),
+                Ok(o) => format!("serves {}, not {workspace}", o.workspace),
+            };
+            return keep(
+                &format!("not this workspace's access point: {why} (re-check); kept"),
+                Unfinished::NotEligible,
+            );
+        }
+        // Young by its `createdAt` tag, which the planner takes first for an access point's age.
+        let min_age = i64::from(self.settings.orphan_min_age_hours) * 3600;
+        if fresh
+            .created_at()
+            .is_some_and(|at| at > now.saturating_sub(min_age))
+        {
+            return keep(
+                "younger than ORPHAN_MIN_AGE_HOURS by its createdAt tag (re-check); kept",
+                Unfinished::NotEligible,
+            );
         }
         // A fresh listing of the cluster: a task that mounts it, or uses its workspace, keeps it.
         let users = self.access_point_users_now(id, &ws).await?;
