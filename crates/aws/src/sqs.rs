@@ -26,6 +26,28 @@ impl SqsWorkQueue {
 
 const OPERATION: &str = "SQS SendMessageBatch";
 
+/// What one SendMessageBatch may carry in all (SQS: 256 KiB for the whole batch, as for one
+/// message): ten messages of a unit's size together would be refused whole.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Consecutive index ranges of `bodies`, each at most ten messages and [`MAX_BATCH_BYTES`]
+/// together (a body alone over it is a batch of its own, which SQS refuses for that body only).
+fn batches(bodies: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, body) in bodies.iter().enumerate() {
+        if i > start && (i - start == 10 || bytes + body.len() > MAX_BATCH_BYTES) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += body.len();
+    }
+    if start < bodies.len() {
+        out.push(start..bodies.len());
+    }
+    out
+}
+
 #[async_trait]
 impl WorkQueue for SqsWorkQueue {
     async fn send(&self, bodies: &[String]) -> Vec<Result<(), ServiceError>> {
@@ -33,8 +55,9 @@ impl WorkQueue for SqsWorkQueue {
             .iter()
             .map(|_| Err(ServiceError::retryable(OPERATION, "not sent")))
             .collect();
-        for (chunk_index, chunk) in bodies.chunks(10).enumerate() {
-            let base = chunk_index * 10;
+        for range in batches(bodies) {
+            let base = range.start;
+            let chunk = &bodies[range];
             // Entries a batch answered `Failed` as the sender's fault are not asked again; the
             // others (throttled, internal) are, with backoff.
             let mut pending: Vec<usize> = (0..chunk.len()).collect();
@@ -100,5 +123,21 @@ impl WorkQueue for SqsWorkQueue {
             }
         }
         results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_holds_at_most_ten_messages_and_256_kib() {
+        let small = vec!["x".to_string(); 25];
+        assert_eq!(batches(&small), vec![0..10, 10..20, 20..25]);
+        let big = vec!["y".repeat(100 * 1024); 5];
+        assert_eq!(batches(&big), vec![0..2, 2..4, 4..5]);
+        let huge = vec!["z".repeat(300 * 1024), "a".into(), "b".into()];
+        assert_eq!(batches(&huge), vec![0..1, 1..3]);
+        assert!(batches(&[]).is_empty());
     }
 }

@@ -73,7 +73,17 @@ impl Pruner {
         // Every count a unit adds starts at zero, so the run's metric set is whole.
         let mut counters = PruneSummary::default().counters();
         counters.insert("Repositories".into(), names.len() as i64);
-        let run = fan_out.open_run(now, counters, works).await?;
+        let run = fan_out
+            .open_run(now, counters, works)
+            .await
+            .map_err(PruneError::Run)?;
+        if !run.not_enqueued.is_empty() {
+            return Err(PruneError::NotEnqueued {
+                run_id: run.run_id.clone().unwrap_or_default(),
+                count: run.not_enqueued.len(),
+                units: run.not_enqueued.join(","),
+            });
+        }
         Ok(PruneCoordinated {
             run,
             dry_run: self.settings.dry_run,

@@ -133,6 +133,16 @@ pub enum PruneError {
     },
     #[error("event refused, nothing was deleted: {0}")]
     Event(String),
+    /// The run's ledger could not be opened (another run still going, or a failed write).
+    #[error("no run opened, nothing was deleted: {0}")]
+    Run(ServiceError),
+    /// Some units' messages could not be sent: the others go on; these wait for the next run.
+    #[error("run {run_id}: {count} units could not be sent (the others go on): {units}")]
+    NotEnqueued {
+        run_id: String,
+        count: usize,
+        units: String,
+    },
 }
 
 impl From<PruneError> for lambda_runtime::Diagnostic {
@@ -181,7 +191,12 @@ impl Pruner {
             Err(PruneError::Recheck { summary, .. } | PruneError::Restore { summary, .. }) => {
                 summary.emit_metrics()
             }
-            Err(PruneError::Service(_) | PruneError::Event(_)) => {}
+            Err(
+                PruneError::Service(_)
+                | PruneError::Event(_)
+                | PruneError::Run(_)
+                | PruneError::NotEnqueued { .. },
+            ) => {}
         }
         result
     }

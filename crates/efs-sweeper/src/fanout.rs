@@ -167,7 +167,18 @@ impl Sweeper {
             ..SweepCoordinated::default()
         };
         let works = fitted(split_sweep(plan.actions, self.settings.unit_max_actions));
-        let run = fan_out.open_run(now, counters, works).await?;
+        let run = fan_out
+            .open_run(now, counters, works)
+            .await
+            .map_err(SweepError::Run)?;
+        if !run.not_enqueued.is_empty() {
+            // A failed invocation, so the Errors alarm says so; the units sent go on.
+            return Err(SweepError::NotEnqueued {
+                run_id: run.run_id.clone().unwrap_or_default(),
+                count: run.not_enqueued.len(),
+                units: run.not_enqueued.join(","),
+            });
+        }
         Ok(SweepCoordinated { run, ..coordinated })
     }
 

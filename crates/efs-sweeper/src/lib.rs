@@ -149,6 +149,17 @@ pub enum SweepError {
     Task(String),
     #[error("event refused, nothing was done: {0}")]
     Event(String),
+    /// The run's ledger could not be opened (another run still going, or a failed write):
+    /// no unit was sent.
+    #[error("no run opened, nothing was done: {0}")]
+    Run(ServiceError),
+    /// Some units' messages could not be sent: the others go on; these wait for the next run.
+    #[error("run {run_id}: {count} units could not be sent (the others go on): {units}")]
+    NotEnqueued {
+        run_id: String,
+        count: usize,
+        units: String,
+    },
 }
 
 impl From<SweepError> for lambda_runtime::Diagnostic {

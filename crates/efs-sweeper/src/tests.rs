@@ -327,6 +327,33 @@ async fn past_the_deadline_nothing_more_is_started() {
 }
 
 #[tokio::test]
+async fn an_access_point_whose_record_came_back_after_the_plan_is_not_marked() {
+    let w = World::new();
+    w.access_points.inner.points.lock().unwrap().insert(
+        "fsap-9".into(),
+        AccessPointInfo {
+            id: "fsap-9".into(),
+            file_system_id: FS.into(),
+            root_path: Some("/acme/ws-mark".into()),
+            tags: BTreeMap::from([("workspaceId".to_string(), "ws-mark".to_string())]),
+        },
+    );
+    let sweeper = w.sweeper(&[]);
+    let plan = sweeper.plan(now()).await.unwrap();
+    assert!(
+        matches!(&plan.actions[..], [p] if matches!(p.target, SweepTarget::MarkAccessPoint { .. })),
+        "{plan:?}"
+    );
+    w.record("acme", "ws-mark");
+    let summary = sweeper.execute(plan, now(), None).await;
+    assert_eq!(not_done(&summary).len(), 1, "{summary:?}");
+    let tags = w.access_points.inner.points.lock().unwrap()["fsap-9"]
+        .tags
+        .clone();
+    assert!(!tags.contains_key("lifecycle:orphanSince"), "{tags:?}");
+}
+
+#[tokio::test]
 async fn the_handler_plans_then_executes_and_a_dry_run_changes_nothing() {
     let w = World::new();
     let entry = w.trash_entry(now() - 30 * DAY, "acme", "ws-gone");
@@ -1235,12 +1262,19 @@ mod fanning_out {
                 .trash_entry(now() - 30 * DAY, "acme", &format!("ws-gone{i}"));
         }
         *f.queue.refuse_next.lock().unwrap() = 1;
-        let first = f.coordinate(now()).await.unwrap();
-        assert_eq!((first.run.enqueued, first.run.not_enqueued.len()), (2, 1));
+        // The invocation fails (the Errors alarm sees it); the units sent go on.
+        let Err(SweepError::NotEnqueued {
+            run_id, count: 1, ..
+        }) = f.coordinate(now()).await
+        else {
+            panic!("a unit not sent fails the coordinator's invocation");
+        };
+        assert_eq!(f.queue.sent.lock().unwrap().len(), 2);
         let second = f.coordinate(now()).await.unwrap_err();
         assert!(second.to_string().contains("still going"), "{second}");
+        assert!(second.to_string().starts_with("no run opened"), "{second}");
         f.drain(now()).await;
-        let run = f.run(first.run.run_id.as_deref().unwrap()).await;
+        let run = f.run(&run_id).await;
         assert_eq!(
             (
                 run.units_left,

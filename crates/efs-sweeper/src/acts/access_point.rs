@@ -93,8 +93,8 @@ impl Sweeper {
         Ok(done_if(deleted))
     }
 
-    /// Tags an orphan access point of unknown age with the time it was found. Harmless (a tag),
-    /// so no re-check: a later run re-checks before deleting.
+    /// Tags an orphan access point of unknown age with the time it was found, unless its
+    /// workspace has a record again (a later run re-checks everything before deleting).
     pub(super) async fn mark_access_point(
         &self,
         id: &str,
@@ -103,6 +103,14 @@ impl Sweeper {
         reason: SweepReason,
     ) -> Result<Outcome, ActError> {
         let dry_run = self.config.dry_run;
+        let ws = WorkspaceId::parse(workspace).map_err(invalid)?;
+        if self.has_record(&ws).await? {
+            audit(workspace, None, Action::Skip, reason, dry_run)
+                .resource(id)
+                .error("a record exists again (re-check); not marked")
+                .emit();
+            return Ok(NotDone(Unfinished::Recreated, Freed::default()));
+        }
         let present = dry_run
             || self
                 .access_points
