@@ -25,6 +25,9 @@ use tree_deleter::{remove_tree_at, ParallelDeleter, RemovalReport};
 /// Tenants listed at once by [`WorkspaceFs::list_live`]: each stat on EFS is a round trip.
 pub const LISTING_THREADS: usize = 16;
 
+/// One tenant's listing, with its place in the root's order.
+type TenantListing = (usize, Result<Vec<LiveEntry>, FsError>);
+
 /// How every directory below the root is opened: never through a symlink.
 pub(crate) const DIR_NOFOLLOW: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
@@ -527,29 +530,27 @@ impl WorkspaceFs {
             .filter(|t| t != TRASH_DIR)
             .collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let listed: Vec<Vec<(usize, Result<Vec<LiveEntry>, FsError>)>> =
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = (0..LISTING_THREADS.min(tenants.len()))
-                    .map(|_| {
-                        scope.spawn(|| {
-                            let mut mine = Vec::new();
-                            loop {
-                                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let Some(tenant) = tenants.get(i) else {
-                                    return mine;
-                                };
-                                mine.push((i, self.list_tenant(&root, tenant)));
-                            }
-                        })
+        let listed: Vec<Vec<TenantListing>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..LISTING_THREADS.min(tenants.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(tenant) = tenants.get(i) else {
+                                return mine;
+                            };
+                            mine.push((i, self.list_tenant(&root, tenant)));
+                        }
                     })
-                    .collect();
-                workers
-                    .into_iter()
-                    .map(|w| w.join().expect("a listing thread does not panic"))
-                    .collect()
-            });
-        let mut by_tenant: Vec<(usize, Result<Vec<LiveEntry>, FsError>)> =
-            listed.into_iter().flatten().collect();
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("a listing thread does not panic"))
+                .collect()
+        });
+        let mut by_tenant: Vec<TenantListing> = listed.into_iter().flatten().collect();
         by_tenant.sort_by_key(|(i, _)| *i);
         let mut out = Vec::new();
         for (_, entries) in by_tenant {
