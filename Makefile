@@ -176,12 +176,15 @@ SCALE_ARGS ?=
 SCALE_MOTO_PORT := $(if $(filter command line environment,$(origin MOTO_PORT)),$(MOTO_PORT),5061)
 SCALE_MOTO := http://127.0.0.1:$(SCALE_MOTO_PORT)
 scale: venv
-	cargo build --release --bin efs-sweeper
+	cargo build --release --bin efs-sweeper --bin ttl-expiry
 	cargo build --release -p efs-latency
 	MOTO_PORT=$(SCALE_MOTO_PORT) scripts/moto.sh start >/dev/null
 	trap 'MOTO_PORT=$(SCALE_MOTO_PORT) scripts/moto.sh stop' EXIT; \
 	  AWS_ENDPOINT_URL=$(SCALE_MOTO) MOTO_ENDPOINT=$(SCALE_MOTO) $(VENV)/bin/python scripts/scale.py \
-	    --bin-dir target/release --efs-latency target/release/efs-latency $(SCALE_ARGS)
+	    --bin-dir target/release --efs-latency target/release/efs-latency $(SCALE_ARGS) && \
+	  AWS_ENDPOINT_URL=$(SCALE_MOTO) MOTO_ENDPOINT=$(SCALE_MOTO) $(VENV)/bin/python scripts/bench_ttl_tuning.py \
+	    --bin-dir target/release && \
+	  $(VENV)/bin/python scripts/scale_table.py $(if $(findstring --quick,$(SCALE_ARGS)),--scale .work/scale-quick.json,)
 
 # Hostile input (README, "Reliability"): each cargo-fuzz target for FUZZ_SECONDS on nightly, growing
 # its corpus in fuzz/corpus/<target>/ (commit what it adds; `cargo fuzz cmin` when it grows large).
