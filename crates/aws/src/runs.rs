@@ -363,6 +363,42 @@ impl RunLedger for DynamoRunLedger {
         }
     }
 
+    async fn report_if_done(
+        &self,
+        run_id: &str,
+        now: i64,
+    ) -> Result<Option<RunState>, ServiceError> {
+        // The run's report goes to exactly one caller: the one whose conditional write marks it.
+        let reported = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(run_id))
+            .update_expression("SET reportedAt = :now")
+            .condition_expression("unitsLeft <= :zero AND attribute_not_exists(reportedAt)")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":zero", n(0))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match reported {
+            Ok(out) => {
+                let state = out.attributes.as_ref().map(state_of);
+                if let Some(state) = &state {
+                    self.unlock(&state.function, run_id).await;
+                }
+                Ok(state)
+            }
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(None),
+            Err(e) => {
+                // Only the run's report line is lost (a unit found done asks again), so the
+                // unit is not failed for it.
+                tracing::warn!(run = run_id, error = %service_error("DynamoDB UpdateItem", e), "the run's report could not be claimed");
+                Ok(None)
+            }
+        }
+    }
+
     async fn add_unit(&self, run_id: &str, unit: &UnitEntry) -> Result<(), ServiceError> {
         let expires_at = self.expires_at(run_id).await?;
         let put = Put::builder()
@@ -444,36 +480,6 @@ impl RunLedger for DynamoRunLedger {
             }
             return Err(service_error("DynamoDB TransactWriteItems", e));
         }
-        // The run's report goes to exactly one caller: the one whose conditional write marks it.
-        let reported = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(run_id))
-            .update_expression("SET reportedAt = :now")
-            .condition_expression("unitsLeft <= :zero AND attribute_not_exists(reportedAt)")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":zero", n(0))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match reported {
-            Ok(out) => {
-                let state = out.attributes.as_ref().map(state_of);
-                if let Some(state) = &state {
-                    self.unlock(&state.function, run_id).await;
-                }
-                Ok(Finish::Counted(state))
-            }
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
-                Ok(Finish::Counted(None))
-            }
-            Err(e) => {
-                // The unit is counted; only the run's report line is lost, so the unit is not
-                // failed for it (a retry would find it done and change nothing).
-                tracing::warn!(run = run_id, error = %service_error("DynamoDB UpdateItem", e), "the run's report could not be claimed");
-                Ok(Finish::Counted(None))
-            }
-        }
+        Ok(Finish::Counted(self.report_if_done(run_id, now).await?))
     }
 }

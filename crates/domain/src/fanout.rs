@@ -28,6 +28,9 @@ pub struct UnitHeader {
     pub v: u32,
     pub run_id: String,
     pub unit: String,
+    /// The run's `DRY_RUN`, in the message itself (which the ledger's digest covers) as well as
+    /// in the run's header.
+    pub dry_run: bool,
 }
 
 /// A run as its coordinator opens it.

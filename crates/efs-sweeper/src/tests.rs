@@ -1360,7 +1360,7 @@ mod fanning_out {
     async fn forged(f: &Fleet, actions: serde_json::Value) -> String {
         use lifecycle_domain::fanout::{RunHeader, UnitEntry};
         let id = format!("efs-sweeper-{}-forged", now());
-        let body = json!({"v": 1, "runId": id, "unit": "0", "kind": "sweep", "actions": actions})
+        let body = json!({"v": 1, "runId": id, "unit": "0", "dryRun": false, "kind": "sweep", "actions": actions})
             .to_string();
         let run = RunHeader {
             run_id: id.clone(),
@@ -1399,6 +1399,16 @@ mod fanning_out {
                 tags: BTreeMap::from([("workspaceId".to_string(), "acme".to_string())]),
             },
         );
+        // An orphan workspace's access point with nothing on it to date it.
+        w.access_points.inner.points.lock().unwrap().insert(
+            "fsap-4".into(),
+            AccessPointInfo {
+                id: "fsap-4".into(),
+                file_system_id: FS.into(),
+                root_path: Some("/acme/ws-undated".into()),
+                tags: BTreeMap::from([("workspaceId".to_string(), "ws-undated".to_string())]),
+            },
+        );
         let listed = |id: &str| w.access_points.inner.points.lock().unwrap()[id].clone();
         let entry = recent.file_name().unwrap().to_str().unwrap().to_string();
         let staged = staging
@@ -1414,6 +1424,7 @@ mod fanning_out {
             {"action": {"kind": "finish_staged", "entry": staged, "reason": "staging_abandoned"}},
             {"action": {"kind": "delete_access_point", "id": "fsap-3", "workspace": "acme", "reason": "orphan_access_point"}, "listed": listed("fsap-3")},
             {"action": {"kind": "delete_access_point", "id": "fsap-2", "workspace": "ws-other", "reason": "orphan_access_point"}, "listed": listed("fsap-2")},
+            {"action": {"kind": "delete_access_point", "id": "fsap-4", "workspace": "ws-undated", "reason": "orphan_access_point"}, "listed": listed("fsap-4")},
         ]);
         let body = forged(&f, actions).await;
         assert!(f.deliver(&body, Invocation::now()).await.is_empty());

@@ -61,6 +61,15 @@ pub trait RunLedger: Send + Sync {
         now: i64,
     ) -> Result<Claim, ServiceError>;
 
+    /// If no unit is left and nobody has reported the run, hands its totals to this one caller
+    /// and gives the lock back ([`RunLedger::finish`] ends with it; a unit found done already
+    /// asks again, as its finish may have landed with its answer lost).
+    async fn report_if_done(
+        &self,
+        run_id: &str,
+        now: i64,
+    ) -> Result<Option<RunState>, ServiceError>;
+
     /// Adds a unit to a running run (a continuation), claimable, and one more unit left.
     async fn add_unit(&self, run_id: &str, unit: &UnitEntry) -> Result<(), ServiceError>;
 

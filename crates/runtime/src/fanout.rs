@@ -93,7 +93,7 @@ enum Settled {
 
 impl FanOut {
     /// The message of `work` (a JSON object) as unit `unit` of `run_id`.
-    fn body(run_id: &str, unit: &str, work: Value) -> Result<String, String> {
+    fn body(&self, run_id: &str, unit: &str, work: Value) -> Result<String, String> {
         let Value::Object(mut fields) = work else {
             return Err("a unit's work must be a JSON object".into());
         };
@@ -101,6 +101,7 @@ impl FanOut {
             v: UNIT_VERSION,
             run_id: run_id.to_string(),
             unit: unit.to_string(),
+            dry_run: self.dry_run,
         };
         let Value::Object(head) = serde_json::to_value(header).map_err(|e| e.to_string())? else {
             unreachable!("a struct serializes to an object");
@@ -145,7 +146,7 @@ impl FanOut {
         let mut unsendable = Vec::new();
         for (i, work) in works.into_iter().enumerate() {
             let unit = i.to_string();
-            match Self::body(&run_id, &unit, work) {
+            match self.body(&run_id, &unit, work) {
                 Ok(body) => bodies.push((unit, body)),
                 Err(e) => {
                     error!(run = %run_id, unit = %unit, error = %e, "unit not enqueued");
@@ -316,6 +317,10 @@ impl FanOut {
         match claim {
             Ok(Claim::Claimed) => {}
             Ok(Claim::AlreadyDone) => {
+                // Its finish may have landed with the answer lost: the run's report may be due.
+                if let Ok(Some(state)) = self.ledger.report_if_done(run_id, now).await {
+                    report(self.function, Some(run_id), &state, now);
+                }
                 info!(
                     run = run_id,
                     unit = unit_id,
@@ -349,7 +354,7 @@ impl FanOut {
                 "the run's validity ended: the unit is dropped, not acted on"
             );
             Counters::from([("UnitsExpired".to_string(), 1)])
-        } else if run.dry_run != self.dry_run {
+        } else if run.dry_run != self.dry_run || unit.dry_run != self.dry_run {
             // DRY_RUN changed since the plan: a dry run's units are never carried out for real
             // (nor a real run's as a dry run, which would report what it did not do).
             warn!(
@@ -413,7 +418,7 @@ impl FanOut {
         // stop at 2 KB).
         let first = parent.split('+').next().unwrap_or(parent);
         let unit = format!("{first}+{}", fresh_nonce());
-        let body = match Self::body(run_id, &unit, work) {
+        let body = match self.body(run_id, &unit, work) {
             Ok(b) => b,
             Err(e) => {
                 error!(run = run_id, unit = %unit, error = %e, "continuation not enqueued");
@@ -587,6 +592,115 @@ mod tests {
         assert!(r.batch_item_failures.is_empty());
         let state = ledger.run(&run_id).await.unwrap().unwrap();
         assert_eq!((state.units_left, state.counters["UnitsDone"]), (0, 1));
+    }
+
+    /// A ledger whose finish lands but whose answer is lost (a dropped connection after the
+    /// write), once.
+    #[derive(Default)]
+    struct LostAnswer {
+        inner: MemoryLedger,
+        lost: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl RunLedger for LostAnswer {
+        async fn open(&self, run: &RunHeader, units: &[UnitEntry]) -> Result<(), ServiceError> {
+            self.inner.open(run, units).await
+        }
+        async fn runs(&self) -> Result<Vec<lifecycle_domain::fanout::ListedRun>, ServiceError> {
+            self.inner.runs().await
+        }
+        async fn run(&self, run_id: &str) -> Result<Option<RunState>, ServiceError> {
+            self.inner.run(run_id).await
+        }
+        async fn claim(
+            &self,
+            run_id: &str,
+            unit: &str,
+            digest: &str,
+            owner: &str,
+            lease_until: i64,
+            now: i64,
+        ) -> Result<Claim, ServiceError> {
+            self.inner
+                .claim(run_id, unit, digest, owner, lease_until, now)
+                .await
+        }
+        async fn report_if_done(
+            &self,
+            run_id: &str,
+            now: i64,
+        ) -> Result<Option<RunState>, ServiceError> {
+            self.inner.report_if_done(run_id, now).await
+        }
+        async fn add_unit(&self, run_id: &str, unit: &UnitEntry) -> Result<(), ServiceError> {
+            self.inner.add_unit(run_id, unit).await
+        }
+        async fn finish(
+            &self,
+            run_id: &str,
+            unit: &str,
+            owner: &str,
+            counters: &Counters,
+            now: i64,
+        ) -> Result<Finish, ServiceError> {
+            // The transaction lands; its answer never arrives.
+            self.inner
+                .finish(run_id, unit, owner, counters, now)
+                .await?;
+            if !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // Reported inside the write that landed: undo only the report, as a lost
+                // answer means nobody saw it.
+                self.inner
+                    .runs
+                    .lock()
+                    .unwrap()
+                    .get_mut(run_id)
+                    .unwrap()
+                    .reported = false;
+                return Err(ServiceError::retryable(
+                    "TransactWriteItems",
+                    "connection reset",
+                ));
+            }
+            Ok(Finish::Counted(None))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_finish_whose_answer_was_lost_still_gets_its_run_reported() {
+        let ledger = Arc::new(LostAnswer::default());
+        let queue = Arc::<MemoryQueue>::default();
+        let f = FanOut {
+            ledger: ledger.clone(),
+            queue: queue.clone(),
+            function: "efs-sweeper",
+            run_valid_secs: 3600,
+            dry_run: false,
+        };
+        let run_id = f
+            .open_run(100, Counters::new(), vec![json!({})])
+            .await
+            .unwrap()
+            .run_id
+            .unwrap();
+        let body = take(&queue).pop().unwrap();
+        let ok = |_: String, _| async { Ok(UnitDone::default()) };
+        let first = f.work(event(&body), Invocation::at(100), ok).await.unwrap();
+        assert_eq!(
+            first.batch_item_failures.len(),
+            1,
+            "its answer lost: delivered again"
+        );
+        assert!(!ledger.inner.runs.lock().unwrap()[&run_id].reported);
+        let again = f.work(event(&body), Invocation::at(101), ok).await.unwrap();
+        assert!(again.batch_item_failures.is_empty());
+        let runs = ledger.inner.runs.lock().unwrap();
+        assert!(
+            runs[&run_id].reported,
+            "the unit found done claims the run's report"
+        );
+        assert_eq!(runs[&run_id].state.counters["UnitsDone"], 1, "counted once");
     }
 
     #[tokio::test]

@@ -69,16 +69,34 @@ impl Sweeper {
                 Unfinished::NotEligible,
             );
         }
-        // Young by its `createdAt` tag, which the planner takes first for an access point's age.
+        // Orphaned long enough by its own tags (the older of `createdAt` and the sweeper's mark,
+        // as the planner combines them). Without either, its age came from the file system: it
+        // is marked now and deleted by a later run, so no deletion rests on evidence read
+        // minutes or hours before.
         let min_age = i64::from(self.settings.orphan_min_age_hours) * 3600;
-        if fresh
-            .created_at()
-            .is_some_and(|at| at > now.saturating_sub(min_age))
-        {
-            return keep(
-                "younger than ORPHAN_MIN_AGE_HOURS by its createdAt tag (re-check); kept",
-                Unfinished::NotEligible,
-            );
+        let since = match (fresh.created_at(), fresh.orphan_since()) {
+            (Some(created), Some(mark)) => Some(created.min(mark)),
+            (created, mark) => created.or(mark),
+        };
+        match since {
+            None => {
+                if !dry_run {
+                    self.access_points
+                        .tag(id, ORPHAN_SINCE_TAG, &now.to_string())
+                        .await?;
+                }
+                return keep(
+                    "no createdAt tag or mark to date it (re-check): marked now, a later run deletes it",
+                    Unfinished::NotEligible,
+                );
+            }
+            Some(at) if at > now.saturating_sub(min_age) => {
+                return keep(
+                    "orphaned less than ORPHAN_MIN_AGE_HOURS by its tags (re-check); kept",
+                    Unfinished::NotEligible,
+                );
+            }
+            Some(_) => {}
         }
         // A fresh listing of the cluster: a task that mounts it, or uses its workspace, keeps it.
         let users = self.access_point_users_now(id, &ws).await?;

@@ -160,32 +160,54 @@ impl RunLedger for MemoryLedger {
         counters: &Counters,
         now: i64,
     ) -> Result<Finish, ServiceError> {
+        if !self.count(run_id, unit, owner, counters, now) {
+            return Ok(Finish::NotOwner);
+        }
+        Ok(Finish::Counted(self.report_if_done(run_id, now).await?))
+    }
+
+    async fn report_if_done(
+        &self,
+        run_id: &str,
+        _now: i64,
+    ) -> Result<Option<RunState>, ServiceError> {
         let mut runs = self.runs.lock().unwrap();
         let Some(run) = runs.get_mut(run_id) else {
-            return Ok(Finish::NotOwner);
+            return Ok(None);
+        };
+        if run.state.units_left > 0 || run.reported {
+            return Ok(None);
+        }
+        run.reported = true;
+        let mut locks = self.locks.lock().unwrap();
+        if locks
+            .get(&run.state.function)
+            .is_some_and(|(r, _)| r == run_id)
+        {
+            locks.remove(&run.state.function);
+        }
+        Ok(Some(run.state.clone()))
+    }
+}
+
+impl MemoryLedger {
+    /// The finish's transaction: `unit` done by `owner`, its counts added, one unit fewer left.
+    fn count(&self, run_id: &str, unit: &str, owner: &str, counters: &Counters, now: i64) -> bool {
+        let mut runs = self.runs.lock().unwrap();
+        let Some(run) = runs.get_mut(run_id) else {
+            return false;
         };
         match run.units.get_mut(unit) {
             Some(row) if row.owner.as_deref() == Some(owner) && row.done_at.is_none() => {
                 row.done_at = Some(now);
             }
-            _ => return Ok(Finish::NotOwner),
+            _ => return false,
         }
         for (name, value) in counters {
             *run.state.counters.entry(name.clone()).or_default() += value;
         }
         run.state.units_left -= 1;
-        if run.state.units_left <= 0 && !run.reported {
-            run.reported = true;
-            let mut locks = self.locks.lock().unwrap();
-            if locks
-                .get(&run.state.function)
-                .is_some_and(|(r, _)| r == run_id)
-            {
-                locks.remove(&run.state.function);
-            }
-            return Ok(Finish::Counted(Some(run.state.clone())));
-        }
-        Ok(Finish::Counted(None))
+        true
     }
 }
 
