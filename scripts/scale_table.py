@@ -34,6 +34,13 @@ DDB_RRU = 0.125 / 1e6
 LEDGER_WRU_PER_UNIT = 6                # unit put 1, claim 1, finish transaction 2 items x 2
 LEDGER_RRU_PER_UNIT = 1                # the run, read consistently
 RECORD_BYTES = 400                     # a workspace record, for the coordinator's Scan
+# moto is one Python process: its time per call (tens of ms under load, and its one core the
+# ceiling of every fan-out row) is not AWS's. A unit's work is the single run's measured time per
+# action (the latency model's file system, the re-check's read included); its bookkeeping is
+# these calls at AWS's latency:
+AWS_CALL_S = 0.010                     # DynamoDB and SQS, one call, in-Region
+UNIT_CALLS = 6                         # run read, claim, finish transaction, report claim, receive, delete
+COORDINATOR_CALLS_PER_UNIT = 0.14      # BatchWriteItem of 25 units, SendMessageBatch of 10
 
 
 def load(path):
@@ -42,18 +49,20 @@ def load(path):
 
 
 def derive(per_unit, files_per_entry):
-    unit_s = per_unit["purge_unit_s_per_file"] * files_per_entry
-    orphan_unit_s = per_unit["orphan_unit_mean_s"]
-    coord_s_per_1000 = per_unit["coordinator_s_per_1000_workspaces"]
+    overhead = UNIT_CALLS * AWS_CALL_S
+    unit_s = per_unit["single_s_per_file"] * files_per_entry + overhead
+    orphan_unit_s = per_unit["orphan_move_mean_s"] + overhead
+    coord_s_per_1000 = per_unit["single_planning_s_per_1000_workspaces"]
     rows = []
     for n in (1_000, 10_000, 100_000, 1_000_000, 10_000_000):
         fs = math.ceil(n / WORKSPACES_PER_FS)
         per_fs = n / fs
         purges = EXPIRED_PER_WEEK * per_fs
-        orphan_units = math.ceil(ORPHAN_SHARE * per_fs / 50)
+        # A tenant rarely has several orphans at once: one move per unit.
+        orphan_units = math.ceil(ORPHAN_SHARE * per_fs)
         units = purges + orphan_units
         work_s = purges * unit_s + orphan_units * orphan_unit_s
-        coord_s = coord_s_per_1000 * per_fs / 1000
+        coord_s = coord_s_per_1000 * per_fs / 1000 + units * COORDINATOR_CALLS_PER_UNIT * AWS_CALL_S
         # Every stack's run starts at the same schedule: at most the account's concurrency at once.
         concurrent = fs * WORKERS_PER_FS
         waves = max(1.0, concurrent / LAMBDA_ACCOUNT_CONCURRENCY)
@@ -68,10 +77,30 @@ def derive(per_unit, files_per_entry):
         single_s = (per_unit["single_planning_s_per_1000_workspaces"] * per_fs / 1000
                     + purges * per_unit["single_s_per_file"] * files_per_entry
                     + ORPHAN_SHARE * per_fs * per_unit["orphan_move_mean_s"])
+        single_s *= max(1.0, fs / LAMBDA_ACCOUNT_CONCURRENCY)
         rows.append({"workspaces": n, "file_systems": fs, "single_s": single_s, "units": round(fs * units), "invocations": round(invocations),
                      "wall_s": wall_s, "concurrent_workers": concurrent, "lambda_usd": lambda_cost,
                      "requests_usd": sqs_cost + ddb_cost, "total_usd": lambda_cost + sqs_cost + ddb_cost})
     return unit_s, orphan_unit_s, coord_s_per_1000, rows
+
+
+def by_entry_size(per_unit, n=1_000_000):
+    """One file system's week at `n` workspaces for larger trash entries: fan-out against one
+    invocation, with the default 2 workers and with 24 (Elastic throughput)."""
+    fs = math.ceil(n / WORKSPACES_PER_FS)
+    per_fs = n / fs
+    purges = EXPIRED_PER_WEEK * per_fs
+    out = []
+    for files in (200, 2_000, 20_000):
+        unit_s = per_unit["single_s_per_file"] * files + UNIT_CALLS * AWS_CALL_S
+        plan_s = per_unit["single_planning_s_per_1000_workspaces"] * per_fs / 1000
+        single = plan_s + purges * per_unit["single_s_per_file"] * files
+        walls = {}
+        for workers in (2, 24):
+            waves = max(1.0, fs * workers / LAMBDA_ACCOUNT_CONCURRENCY)
+            walls[workers] = plan_s + purges * unit_s / workers * waves
+        out.append((files, single, walls))
+    return out
 
 
 def duration(s):
@@ -89,9 +118,9 @@ def main():
     data = load(a.scale)
     files = data["size"]["files_per_entry"]
     unit_s, orphan_unit_s, coord, rows = derive(data["per_unit"], files)
-    print(f"measured (bench/scale.json, {data['size']['workspaces']:,} workspaces): purge unit "
-          f"{unit_s:.2f} s ({files} files), orphan unit {orphan_unit_s:.2f} s, coordinator "
-          f"{coord:.2f} s per 1,000 workspaces")
+    print(f"from bench/scale.json ({data['size']['workspaces']:,} workspaces): purge unit "
+          f"{unit_s:.2f} s ({files} files, {UNIT_CALLS} calls of bookkeeping at {AWS_CALL_S * 1000:.0f} ms "
+          f"included), orphan unit {orphan_unit_s:.2f} s, planning {coord:.2f} s per 1,000 workspaces")
     print()
     print("| workspaces | file systems (stacks) | units / week | invocations / week | wall time of a run | "
           "one invocation would need | workers at once | Lambda $ / week | SQS + DynamoDB $ / week | total $ / week |")
@@ -100,6 +129,11 @@ def main():
         print(f"| {r['workspaces']:,} | {r['file_systems']:,} | {r['units']:,} | {r['invocations']:,} | "
               f"{duration(r['wall_s'])} | {duration(r['single_s'])} | {r['concurrent_workers']:,} | {r['lambda_usd']:.2f} | "
               f"{r['requests_usd']:.2f} | {r['total_usd']:.2f} |")
+    print()
+    print("| files per trash entry (1,000,000 workspaces) | one invocation would need | fan-out, 2 workers | fan-out, 24 workers (Elastic) |")
+    print("|---:|---:|---:|---:|")
+    for files, single, walls in by_entry_size(data["per_unit"]):
+        print(f"| {files:,} | {duration(single)} | {duration(walls[2])} | {duration(walls[24])} |")
 
 
 if __name__ == "__main__":
