@@ -402,8 +402,9 @@ impl FanOut {
                 )
             }
             Err(e) => {
-                // Done, not counted: a retry finds the unit leased until the lease ends, then
-                // does it again, every act re-checked (the counts are then the retry's).
+                // Done, perhaps not counted: a retry finds the unit done if the write landed
+                // (and claims the run's report), else leased until the lease ends, then does it
+                // again, every act re-checked (the counts are then the retry's).
                 warn!(run = run_id, unit = unit_id, error = %e, "the unit is done but could not be counted; delivered again later");
                 return Settled::Retry;
             }
