@@ -46,18 +46,7 @@ impl Pruner {
         fan_out: &FanOut,
         now: i64,
     ) -> Result<PruneCoordinated, PruneError> {
-        let uses = self
-            .deployments
-            .images_in_use(self.settings.keep_revisions)
-            .await?;
-        let mut names: Vec<String> = self
-            .registry
-            .repositories()
-            .await?
-            .into_iter()
-            .filter(|n| self.settings.selects(n))
-            .collect();
-        names.sort();
+        let (uses, names) = self.uses_and_repositories().await?;
         let index = UseIndex::new(&uses);
         let works = names
             .iter()

@@ -29,7 +29,7 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use lifecycle_domain::prune::{ManifestFacts, PrunePlan};
 use lifecycle_ports::{Deployments, Registry, ServiceError};
 use lifecycle_runtime::config::Env;
-use lifecycle_runtime::fanout::{is_sqs_event, FanOut};
+use lifecycle_runtime::fanout::{route, FanOut, Route};
 use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
 
 pub use execute::DELETE_ATTEMPTS;
@@ -86,8 +86,8 @@ impl Function for Pruner {
         event: serde_json::Value,
         invocation: Invocation,
     ) -> Result<PruneOutput, PruneError> {
-        match (&self.fan_out, is_sqs_event(&event)) {
-            (Some(fan_out), true) => {
+        match route(self.fan_out.as_ref(), &event).map_err(PruneError::Event)? {
+            Route::Work(fan_out) => {
                 let response = fan_out
                     .work(event, invocation, |body, invocation| {
                         self.work_unit(body, invocation)
@@ -96,15 +96,10 @@ impl Function for Pruner {
                     .map_err(|e| PruneError::Event(e.to_string()))?;
                 Ok(PruneOutput::Units(response))
             }
-            (None, true) => Err(PruneError::Event(
-                "an SQS event, and WORK_QUEUE_URL and RUNS_TABLE are not set: no unit can be \
-                 checked against its run, so none is acted on"
-                    .into(),
-            )),
-            (Some(fan_out), false) => Ok(PruneOutput::Coordinated(
+            Route::Coordinate(fan_out) => Ok(PruneOutput::Coordinated(
                 self.coordinate(fan_out, invocation.now).await?,
             )),
-            (None, false) => Ok(PruneOutput::Run(
+            Route::Run => Ok(PruneOutput::Run(
                 self.run_until(invocation.now, invocation.deadline).await?,
             )),
         }

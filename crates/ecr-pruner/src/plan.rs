@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lifecycle_domain::prune::{manifest_facts, plan_repository, replan_repository, UseIndex};
-use lifecycle_domain::prune::{Image, ManifestFacts, PrunePlan, RepoPlan, Subject};
+use lifecycle_domain::prune::{Image, ImageUse, ManifestFacts, PrunePlan, RepoPlan, Subject};
 use lifecycle_ports::ServiceError;
 
 use crate::{PruneError, Pruner};
@@ -15,6 +15,21 @@ impl Pruner {
     /// its caps; over them, its deletes are kept as `skipped_cap` and `cap_exceeded` says why).
     /// Reads only; a failed or partial read is an error, never "not in use".
     pub async fn plan(&self, now: i64) -> Result<PrunePlan, PruneError> {
+        let (uses, names) = self.uses_and_repositories().await?;
+        // Parsed once for every repository (linear in repositories + uses).
+        let uses = UseIndex::new(&uses);
+        let mut repositories = Vec::with_capacity(names.len());
+        for name in names {
+            repositories.push(self.plan_repository(&name, &uses, now, None).await?);
+        }
+        Ok(PrunePlan { repositories })
+    }
+
+    /// What is in use, and the selected repositories in name order: what a run (or its
+    /// coordinator) reads before planning any repository.
+    pub(crate) async fn uses_and_repositories(
+        &self,
+    ) -> Result<(Vec<ImageUse>, Vec<String>), ServiceError> {
         let uses = self
             .deployments
             .images_in_use(self.settings.keep_revisions)
@@ -27,13 +42,7 @@ impl Pruner {
             .filter(|n| self.settings.selects(n))
             .collect();
         names.sort();
-        // Parsed once for every repository (linear in repositories + uses).
-        let uses = UseIndex::new(&uses);
-        let mut repositories = Vec::with_capacity(names.len());
-        for name in names {
-            repositories.push(self.plan_repository(&name, &uses, now, None).await?);
-        }
-        Ok(PrunePlan { repositories })
+        Ok((uses, names))
     }
 
     /// Reads a repository and plans it within its caps (with `first`: the re-check of that plan,

@@ -33,7 +33,7 @@ use lifecycle_domain::sweep::SweepPlan;
 use lifecycle_fs::{FsError, WorkspaceFs};
 use lifecycle_ports::{AccessPoints, ArchiveStore, ServiceError, Tasks, WorkspaceTable};
 use lifecycle_runtime::config::{Config, Env};
-use lifecycle_runtime::fanout::{is_sqs_event, FanOut};
+use lifecycle_runtime::fanout::{route, FanOut, Route};
 use lifecycle_runtime::{Aws, BuildError, Function, Invocation};
 
 pub use deleter::LazyDeleter;
@@ -112,8 +112,8 @@ impl Function for Sweeper {
         event: serde_json::Value,
         invocation: Invocation,
     ) -> Result<SweepOutput, SweepError> {
-        match (&self.fan_out, is_sqs_event(&event)) {
-            (Some(fan_out), true) => {
+        match route(self.fan_out.as_ref(), &event).map_err(SweepError::Event)? {
+            Route::Work(fan_out) => {
                 let response = fan_out
                     .work(event, invocation, |body, invocation| {
                         self.work_unit(body, invocation)
@@ -122,15 +122,10 @@ impl Function for Sweeper {
                     .map_err(|e| SweepError::Event(e.to_string()))?;
                 Ok(SweepOutput::Units(response))
             }
-            (None, true) => Err(SweepError::Event(
-                "an SQS event, and WORK_QUEUE_URL and RUNS_TABLE are not set: no unit can be \
-                 checked against its run, so none is acted on"
-                    .into(),
-            )),
-            (Some(fan_out), false) => Ok(SweepOutput::Coordinated(
+            Route::Coordinate(fan_out) => Ok(SweepOutput::Coordinated(
                 self.coordinate(fan_out, invocation.now).await?,
             )),
-            (None, false) => Ok(SweepOutput::Run(
+            Route::Run => Ok(SweepOutput::Run(
                 self.run(invocation.now, invocation.deadline).await?,
             )),
         }

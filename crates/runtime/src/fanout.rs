@@ -42,6 +42,31 @@ pub fn is_sqs_event(event: &Value) -> bool {
         == Some("aws:sqs")
 }
 
+/// What an invocation of a function that can fan out is for.
+pub enum Route<'a> {
+    /// An SQS event: its units are worked.
+    Work(&'a FanOut),
+    /// Any other event, with fan-out: the run is planned and sent as units.
+    Coordinate(&'a FanOut),
+    /// Any other event, without fan-out: one invocation plans and acts.
+    Run,
+}
+
+/// Where `event` goes. An SQS event without fan-out is refused: no unit can be checked against
+/// its run.
+pub fn route<'a>(fan_out: Option<&'a FanOut>, event: &Value) -> Result<Route<'a>, String> {
+    match (fan_out, is_sqs_event(event)) {
+        (Some(f), true) => Ok(Route::Work(f)),
+        (None, true) => Err(
+            "an SQS event, and WORK_QUEUE_URL and RUNS_TABLE are not set: no \
+             unit can be checked against its run, so none is acted on"
+                .into(),
+        ),
+        (Some(f), false) => Ok(Route::Coordinate(f)),
+        (None, false) => Ok(Route::Run),
+    }
+}
+
 /// The SHA-256 of a unit's message, in hex: what the ledger records and a worker compares.
 pub fn digest(body: &str) -> String {
     Sha256::digest(body.as_bytes())
